@@ -1,0 +1,9 @@
+//! Shared pieces of the pages.
+
+mod backup_card;
+mod layout;
+mod overview_card;
+
+pub use backup_card::BackupCard;
+pub use layout::{AdminLayout, AdminsOnly, SignOutButton};
+pub use overview_card::OverviewCard;

@@ -1,0 +1,84 @@
+use leptos::prelude::*;
+use thaw::{
+    Card, CardHeader, MessageBar, MessageBarBody, MessageBarIntent, Table, TableBody, TableCell,
+    TableHeader, TableHeaderCell, TableRow,
+};
+
+use crate::functions::get_database_overview;
+use crate::models::human_bytes;
+
+/// The LMS database at a glance: name, size, server version and every table
+/// with its exact row count and size.
+#[component]
+pub fn OverviewCard() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| get_database_overview());
+    view! {
+        <Card class="panel">
+            <CardHeader>
+                <h2 id="overview-title">"Database overview"</h2>
+            </CardHeader>
+            <Suspense fallback=|| view! { <p class="muted">"Reading the database…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Ok(o) => {
+                            view! {
+                                <dl class="facts">
+                                    <div>
+                                        <dt>"Database"</dt>
+                                        <dd>{o.database.clone()}</dd>
+                                    </div>
+                                    <div>
+                                        <dt>"Size"</dt>
+                                        <dd>{human_bytes(o.size_bytes)}</dd>
+                                    </div>
+                                    <div>
+                                        <dt>"PostgreSQL"</dt>
+                                        <dd>{o.server_version.clone()}</dd>
+                                    </div>
+                                </dl>
+                                <Table attr:aria-labelledby="overview-title" class="stats-table">
+                                    <TableHeader>
+                                        <TableRow>
+                                            <TableHeaderCell>"Table"</TableHeaderCell>
+                                            <TableHeaderCell>"Rows"</TableHeaderCell>
+                                            <TableHeaderCell>"Size"</TableHeaderCell>
+                                        </TableRow>
+                                    </TableHeader>
+                                    <TableBody>
+                                        {o
+                                            .tables
+                                            .into_iter()
+                                            .map(|t| {
+                                                let name = if t.schema == "public" {
+                                                    t.name
+                                                } else {
+                                                    format!("{}.{}", t.schema, t.name)
+                                                };
+                                                view! {
+                                                    <TableRow>
+                                                        <TableCell>{name}</TableCell>
+                                                        <TableCell class="num">{t.rows.to_string()}</TableCell>
+                                                        <TableCell class="num">{human_bytes(t.size_bytes)}</TableCell>
+                                                    </TableRow>
+                                                }
+                                            })
+                                            .collect_view()}
+                                    </TableBody>
+                                </Table>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => {
+                            view! {
+                                <MessageBar intent=MessageBarIntent::Error>
+                                    <MessageBarBody>{e.to_string()}</MessageBarBody>
+                                </MessageBar>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </Card>
+    }
+}

@@ -1,0 +1,71 @@
+//! The LMS admin console's pages, components and server functions.
+//!
+//! - [`routes`]: one page per file (`/login`, `/admin`).
+//! - [`components`]: the pieces pages are built from (cards, layout).
+//! - [`functions`]: server functions, the browser's way into the engine.
+//! - [`models`]: the data both sides exchange.
+//! - [`error`]: the one error type and its HTTP mapping.
+//! - `ssr` (server only): state, sessions and the admin check.
+
+pub mod components;
+pub mod error;
+pub mod functions;
+pub mod models;
+pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+use thaw::{ConfigProvider, Theme};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <thaw::ssr::SSRMountStyleProvider>
+            <!DOCTYPE html>
+            <html lang="en">
+                <head>
+                    <meta charset="utf-8" />
+                    <meta name="viewport" content="width=device-width, initial-scale=1" />
+                    <link rel="icon" href="/favicon.ico" />
+                    <HydrationScripts options />
+                    <MetaTags />
+                </head>
+                <body>
+                    <App />
+                </body>
+            </html>
+        </thaw::ssr::SSRMountStyleProvider>
+    }
+}
+
+/// The application: theme, routes, and the hydration marker tests wait for.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser, after hydration: a reliable signal
+    // for end-to-end tests that the page is interactive.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+    let theme = RwSignal::new(Theme::light());
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/lms-admin.css" />
+        <Title text="LMS Admin — Backup & Restore" />
+        <ConfigProvider theme theme_id="lms-admin">
+            <Router>
+                <Routes fallback=routes::NotFound>
+                    <Route path=path!("/") view=routes::Home ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=routes::LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=routes::AdminPage ssr=SsrMode::Async />
+                </Routes>
+            </Router>
+        </ConfigProvider>
+    }
+}

@@ -1,0 +1,23 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use lms_backup::Databases;
+
+use super::LoginLimiter;
+
+/// Settings the web layer needs (the engine has its own).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Mark the session cookie `Secure` (when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Everything a request handler or server function can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub dbs: Databases,
+    pub login_limiter: Arc<LoginLimiter>,
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,154 @@
+# Shared by run.sh, test.sh and build.sh: install what is missing, build,
+# and bring up a private PostgreSQL cluster. Sourced, not run.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION="0.3.10"
+# Compiled artefacts live outside the checkout so that fresh clones (CI)
+# reuse them; override with CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lms-admin/target}"
+export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  command -v apt-get >/dev/null || die "please install: $*"
+  log "installing $* (Debian packages)"
+  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The wasm-bindgen CLI must equal the wasm-bindgen crate in Cargo.lock.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_build_tools() {
+  command -v cargo >/dev/null || die "Rust is not installed (https://rustup.rs)"
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 10 minutes, once)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+  local wbv; wbv="$(wasm_bindgen_version)"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbv" ]; then
+    log "installing wasm-bindgen-cli $wbv"
+    cargo install wasm-bindgen-cli --version "$wbv" --force
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ] || [ ! -x "$ROOT/node_modules/.bin/playwright" ] \
+     || [ "$ROOT/package.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+    log "installing npm packages (wasm-opt, Playwright)"
+    (cd "$ROOT" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+ensure_postgres_server() {
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+    apt_install postgresql
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  fi
+  export PG_BIN
+}
+
+# Runs a PostgreSQL server program as the cluster's owner (initdb and
+# postgres refuse to run as root).
+pg_as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_cluster DIR PORT: creates (first time) and starts a private cluster
+# listening on 127.0.0.1:PORT only, with a password-protected superuser
+# "postgres". Sets PG_SUPERUSER_URL.
+start_cluster() {
+  local dir="$1" port="$2"
+  ensure_postgres_server
+  mkdir -p "$dir"
+  local pwfile="$dir/superuser.password" data="$dir/data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "creating a PostgreSQL cluster in $data"
+    umask 077
+    head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$pwfile"
+    umask 022
+    mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then
+      chown postgres:postgres "$data"
+      chmod 700 "$data"
+      install -o postgres -m 600 "$pwfile" "$data.pw"
+    else
+      cp "$pwfile" "$data.pw"
+    fi
+    pg_as_owner "$PG_BIN/initdb" -D "$data" -U postgres --pwfile="$data.pw" \
+      --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$data.pw"
+  fi
+  if ! pg_as_owner "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    log "starting PostgreSQL on 127.0.0.1:$port"
+    local logfile="$dir/postgres.log"
+    touch "$logfile"; [ "$(id -u)" -eq 0 ] && chown postgres "$logfile"
+    pg_as_owner "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 60 start \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=''" >/dev/null \
+      || { tail -n 20 "$logfile" >&2; die "PostgreSQL did not start (log: $logfile)"; }
+  fi
+  PG_SUPERUSER_URL="postgres://postgres:$(cat "$pwfile")@127.0.0.1:$port/postgres"
+}
+
+stop_cluster() {
+  local dir="$1"
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# psql as the cluster superuser, with the password in the environment
+# rather than on the command line.
+su_psql() {
+  local url="$PG_SUPERUSER_URL"
+  PGPASSWORD="$(sed -E 's#^postgres://[^:]+:([^@]+)@.*#\1#' <<<"$url")" \
+    psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(sed -E 's#.*:([0-9]+)/.*#\1#' <<<"$url")" \
+    -U postgres -d postgres "$@"
+}
+
+# ensure_app_role ROLE PASSWORD DB: a non-superuser role that may create
+# databases and owns DB (what restores need, and no more).
+ensure_app_role() {
+  local role="$1" password="$2" db="$3"
+  su_psql -v role="$role" -v pw="$password" -v db="$db" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'role', :'pw')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER PASSWORD %L', :'role', :'pw') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
+SQL
+}
+
+# Release build with the site compiled into the binary. The site is built
+# first, then the server alone with `embed-site`, so the embedded files are
+# the ones just built.
+build_release() {
+  ensure_build_tools
+  cd "$ROOT"
+  log "building the site (wasm, CSS, assets)"
+  cargo leptos build --release
+  log "building the lms-admin binary with the site embedded"
+  cargo leptos build --release --server-only --bin-features embed-site
+  LMS_ADMIN_BIN="$CARGO_TARGET_DIR/release/lms-admin"
+  [ -x "$LMS_ADMIN_BIN" ] || die "the build did not produce $LMS_ADMIN_BIN"
+  export LMS_ADMIN_BIN
+}
+
+# wait_for_http URL SECONDS
+wait_for_http() {
+  local url="$1" deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.3
+  done
+}
+
+random_password() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20; }

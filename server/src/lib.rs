@@ -1,0 +1,53 @@
+//! The `lms-admin` binary's library: HTTP wiring, sessions, the REST API,
+//! embedded site assets and the command line.
+//!
+//! Where a request goes: [`router`] puts the session layer and the
+//! same-origin guard ([`csrf`]) in front of everything, then sends `/api/auth`
+//! and `/api/admin` to the REST handlers in [`api`], `/api/fn/*` to the
+//! server functions of the `app` crate, pages to Leptos, and anything else to
+//! the site assets ([`assets`]). Handlers check the session themselves and
+//! call the `lms_backup` engine.
+
+pub mod api;
+pub mod assets;
+pub mod cli;
+pub mod csrf;
+pub mod serve;
+pub mod sessions;
+
+use app::ssr::AppState;
+use app::{shell, App};
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::SessionManagerLayer;
+use tower_sessions_sqlx_store::PostgresStore;
+
+/// The whole HTTP application. Tests build it too, so everything the binary
+/// serves is reachable from them.
+pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .merge(api::router())
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(assets::fallback)
+        .layer(axum::middleware::from_fn(csrf::same_origin_only))
+        .layer(sessions)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

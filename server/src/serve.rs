@@ -1,0 +1,151 @@
+//! What each subcommand does.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use app::ssr::{AppState, Config, LoginLimiter};
+use lms_backup::db::DatabaseUrls;
+use lms_backup::demo::{self, SeedOutcome};
+use lms_backup::users::{self, NewUser};
+use lms_backup::{pgtools, Databases};
+
+use crate::cli::{Cli, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs, UserCommand};
+
+/// A failure to report to the operator and exit non-zero.
+pub type CliResult = Result<(), String>;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Migrate => {
+            connect(&cli.db).await?;
+            println!("Both databases are migrated.");
+            Ok(())
+        }
+        Command::User(UserCommand::Create(args)) => create_user(&cli.db, args).await,
+        Command::Demo(DemoCommand::Seed { scale }) => seed(&cli.db, scale).await,
+    }
+}
+
+/// Connects to both databases and migrates them.
+pub async fn connect(db: &DatabaseArgs) -> Result<Databases, String> {
+    let lms = db.database_url.clone().ok_or(
+        "DATABASE_URL is not set: point it at the LMS database, e.g. \
+         postgres://lms:PASSWORD@127.0.0.1:5432/lms (README.md shows how to run a local one)",
+    )?;
+    let urls = DatabaseUrls { lms, control: db.control_database_url.clone() };
+    let dbs = Databases::connect(&urls).await.map_err(describe)?;
+    dbs.migrate().await.map_err(describe)?;
+    Ok(dbs)
+}
+
+fn describe(err: lms_backup::Error) -> String {
+    match err {
+        lms_backup::Error::Database(e) => format!("database error: {e}"),
+        lms_backup::Error::Migrate(e) => format!("migration failed: {e}"),
+        other => other.to_string(),
+    }
+}
+
+async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
+    let dbs = connect(db).await?;
+    check_tools(db, &dbs).await?;
+
+    let conf = leptos::config::get_configuration(None).map_err(|e| format!("Leptos configuration: {e}"))?;
+    let mut leptos_options = conf.leptos_options;
+    leptos_options.site_addr = args.listen;
+    if crate::assets::embedded_site_status(&leptos_options.output_name) == Some(false) {
+        return Err("this binary was built without its site assets; rebuild with scripts/build.sh".into());
+    }
+
+    let store = crate::sessions::store(&dbs.control).await.map_err(|e| format!("session store: {e}"))?;
+    let state = AppState {
+        leptos_options,
+        dbs,
+        login_limiter: Arc::new(LoginLimiter::default()),
+        config: Arc::new(Config { secure_cookies: args.secure_cookies }),
+    };
+    let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!("LMS Admin is listening on http://{}", args.listen);
+    println!("LMS Admin is listening on http://{}", args.listen);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+/// Refuses to start without usable pg_dump / pg_restore.
+async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> CliResult {
+    let tools = pgtools::locate(db.postgres_bin_path.as_deref()).await.map_err(describe)?;
+    let (major, version) = pgtools::server_version(&dbs.lms).await.map_err(describe)?;
+    tools.check_against_server(major, &version).map_err(describe)?;
+    tracing::info!(pg_dump = %tools.pg_dump.display(), tools_major = tools.major, server = %version, "PostgreSQL tools found");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
+async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| format!("could not read the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let dbs = connect(db).await?;
+    let email = args.email.clone().unwrap_or_else(|| format!("{}@localhost", args.username));
+    let user = users::create(
+        &dbs.lms,
+        NewUser {
+            username: &args.username,
+            email: &email,
+            full_name: &args.full_name,
+            role: args.role.into(),
+            password,
+        },
+    )
+    .await
+    .map_err(describe)?;
+    println!("Created {} \"{}\" (id {}).", user.role.as_str(), user.username, user.id);
+    Ok(())
+}
+
+async fn seed(db: &DatabaseArgs, scale: u32) -> CliResult {
+    let dbs = connect(db).await?;
+    match demo::seed(&dbs.lms, scale).await.map_err(describe)? {
+        SeedOutcome::AlreadySeeded { courses, users } => {
+            println!(
+                "The LMS database already has data ({courses} courses, {users} users); \
+                 demo seed only fills an empty database. Nothing was changed."
+            );
+        }
+        SeedOutcome::Seeded { users, courses, lessons, enrollments, events, database_bytes } => {
+            println!(
+                "Seeded {users} users, {courses} courses, {lessons} lessons, {enrollments} \
+                 enrollments and {events} activity events; the database is now {}.",
+                app::models::human_bytes(database_bytes)
+            );
+        }
+    }
+    Ok(())
+}

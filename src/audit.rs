@@ -1,0 +1,96 @@
+//! The audit log: who did what, when, from where, and how it ended.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::Result;
+
+/// How an audited operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Refused by authorization, rate limiting or a gate.
+    Denied,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// Who performed an operation: a user id and a snapshot of the name, since
+/// the LMS users table may be replaced by a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: Option<i64>,
+    pub name: String,
+    pub client_ip: Option<String>,
+}
+
+/// One audited event to record.
+pub struct Event<'a> {
+    pub actor: &'a Actor,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub outcome: Outcome,
+    pub detail: Option<&'a str>,
+}
+
+/// One entry of the audit log as read back.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_name: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// Appends an event to the audit log.
+pub async fn record(control: &PgPool, event: Event<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor_id, actor_name, action, target, client_ip, outcome, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(event.actor.id)
+    .bind(&event.actor.name)
+    .bind(event.action)
+    .bind(event.target)
+    .bind(event.actor.client_ip.as_deref())
+    .bind(event.outcome.as_str())
+    .bind(event.detail)
+    .execute(control)
+    .await?;
+    Ok(())
+}
+
+/// Records an event, logging instead of failing: used where the audited
+/// operation itself has already happened and must still be reported.
+pub async fn record_or_log(control: &PgPool, event: Event<'_>) {
+    let action = event.action.to_owned();
+    if let Err(e) = record(control, event).await {
+        tracing::error!(error = %e, action, "could not write the audit log");
+    }
+}
+
+/// The most recent entries, newest first.
+pub async fn recent(control: &PgPool, limit: i64) -> Result<Vec<Entry>> {
+    Ok(sqlx::query_as(
+        "SELECT id, at, actor_name, action, target, client_ip, outcome, detail
+         FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(control)
+    .await?)
+}

@@ -1,0 +1,147 @@
+//! The two databases. The LMS database holds the data being protected; the
+//! control database (a sibling on the same server by default) holds the
+//! catalog, jobs, lock, audit log and sessions, so that a restore can never
+//! roll back the console's own memory.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::{Error, Result};
+
+static LMS_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/lms");
+static CONTROL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/control");
+
+/// Where the two databases are.
+#[derive(Clone)]
+pub struct DatabaseUrls {
+    pub lms: String,
+    /// `None`: a sibling of the LMS database named `<lms>_control`.
+    pub control: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseUrls {
+    // URLs may carry passwords: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrls { .. }")
+    }
+}
+
+/// Connection pools to both databases, plus the options they were made from
+/// (the PostgreSQL tools need host, port, user and password separately).
+#[derive(Clone)]
+pub struct Databases {
+    pub lms: PgPool,
+    pub control: PgPool,
+    pub lms_options: PgConnectOptions,
+    pub control_options: PgConnectOptions,
+}
+
+impl Databases {
+    /// Connects to both databases, creating the control database first if it
+    /// does not exist yet. Does not migrate.
+    pub async fn connect(urls: &DatabaseUrls) -> Result<Self> {
+        let lms_options = parse_url(&urls.lms, "DATABASE_URL")?;
+        let control_options = match &urls.control {
+            Some(url) => parse_url(url, "CONTROL_DATABASE_URL")?,
+            None => {
+                let lms_name = lms_options.get_database().ok_or_else(|| {
+                    Error::Config("DATABASE_URL must name a database".into())
+                })?;
+                lms_options.clone().database(&format!("{lms_name}_control"))
+            }
+        };
+        ensure_database_exists(&lms_options, &control_options).await?;
+        Ok(Self {
+            lms: pool(&lms_options),
+            control: pool(&control_options),
+            lms_options,
+            control_options,
+        })
+    }
+
+    /// Applies the migrations of both databases (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        LMS_MIGRATIONS.run(&self.lms).await?;
+        CONTROL_MIGRATIONS.run(&self.control).await?;
+        Ok(())
+    }
+
+    /// The LMS database's name.
+    pub fn lms_name(&self) -> &str {
+        self.lms_options.get_database().unwrap_or_default()
+    }
+}
+
+fn parse_url(url: &str, var: &str) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url)
+        .map(|o| o.log_statements(tracing::log::LevelFilter::Trace))
+        .map_err(|_| Error::Config(format!("{var} is not a valid postgres:// URL")))
+}
+
+fn pool(options: &PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options.clone())
+}
+
+/// Creates the control database when it is missing, connecting through the
+/// LMS database (the role needs CREATEDB, which restores need anyway).
+async fn ensure_database_exists(via: &PgConnectOptions, target: &PgConnectOptions) -> Result<()> {
+    let name = target
+        .get_database()
+        .ok_or_else(|| Error::Config("CONTROL_DATABASE_URL must name a database".into()))?;
+    if PgConnection::connect_with(target).await.is_ok() {
+        return Ok(());
+    }
+    let mut conn = PgConnection::connect_with(via).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        tracing::info!(database = name, "creating the control database");
+        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(name)))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "CREATE DATABASE failed");
+                Error::Config(format!(
+                    "the control database \"{name}\" does not exist and could not be created: \
+                     grant CREATEDB to the database role or create it yourself"
+                ))
+            })?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// Quotes an SQL identifier (for the few statements that cannot take
+/// parameters, such as CREATE DATABASE).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_ident_doubles_quotes() {
+        assert_eq!(quote_ident("lms"), "\"lms\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn database_urls_debug_hides_passwords() {
+        let urls = DatabaseUrls {
+            lms: "postgres://u:secret@localhost/lms".into(),
+            control: None,
+        };
+        assert!(!format!("{urls:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,48 @@
+use std::process::ExitStatus;
+
+/// Everything the engine can fail with. Messages are written for an
+/// administrator; internal detail (SQL, stderr, paths) stays in fields that
+/// callers log but never show.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("file system error")]
+    Io(#[from] std::io::Error),
+
+    /// A PostgreSQL client tool could not be found or is unusable.
+    #[error("{0}")]
+    Tool(String),
+
+    /// A PostgreSQL client tool ran and failed.
+    #[error("{tool} failed ({status})")]
+    ToolFailed {
+        tool: &'static str,
+        status: ExitStatus,
+        /// The last lines of the tool's stderr, for the log only.
+        stderr_tail: String,
+    },
+
+    /// The request cannot be carried out as given; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+
+    /// The thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// Configuration is missing or wrong; the message says what to set.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

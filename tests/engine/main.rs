@@ -1,0 +1,8 @@
+//! Engine integration tests against a real PostgreSQL (see `scripts/test.sh`).
+//! Each test gets its own databases, so they run in parallel.
+
+mod demo;
+mod migrations;
+mod overview;
+mod pgtools;
+mod users;
