@@ -18,7 +18,7 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::path;
 use thaw::{ConfigProvider, Theme};
 
 /// The HTML document around the app, rendered on the server.
@@ -61,9 +61,9 @@ pub fn App() -> impl IntoView {
         <ConfigProvider theme theme_id="lms-admin">
             <Router>
                 <Routes fallback=routes::NotFound>
-                    <Route path=path!("/") view=routes::Home ssr=SsrMode::Async />
-                    <Route path=path!("/login") view=routes::LoginPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin") view=routes::AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/") view=routes::Home />
+                    <Route path=path!("/login") view=routes::LoginPage />
+                    <Route path=path!("/admin") view=routes::AdminPage />
                 </Routes>
             </Router>
         </ConfigProvider>

@@ -1,8 +1,9 @@
 //! The `lms-admin` binary's library: HTTP wiring, sessions, the REST API,
 //! embedded site assets and the command line.
 //!
-//! Where a request goes: [`router`] puts the session layer and the
-//! same-origin guard ([`csrf`]) in front of everything, then sends `/api/auth`
+//! Where a request goes: [`router`] puts the session layer, the
+//! same-origin guard ([`csrf`]) and the admin gates ([`guard`]) in front of
+//! everything, then sends `/api/auth`
 //! and `/api/admin` to the REST handlers in [`api`], `/api/fn/*` to the
 //! server functions of the `app` crate, pages to Leptos, and anything else to
 //! the site assets ([`assets`]). Handlers check the session themselves and
@@ -12,6 +13,7 @@ pub mod api;
 pub mod assets;
 pub mod cli;
 pub mod csrf;
+pub mod guard;
 pub mod serve;
 pub mod sessions;
 
@@ -30,10 +32,13 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let gates = state.clone();
     Router::new()
         .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(assets::fallback)
+        .layer(axum::middleware::from_fn_with_state(gates.clone(), guard::pages))
+        .layer(axum::middleware::from_fn_with_state(gates, guard::admin_api))
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(sessions)
         .layer(SetResponseHeaderLayer::overriding(

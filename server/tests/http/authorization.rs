@@ -1,0 +1,128 @@
+//! Every admin endpoint refuses anonymous (401) and non-admin (403) callers.
+//! The endpoints come from the router's own tables, so a new route or server
+//! function is covered without touching this file.
+
+use lms_backup::users::Role;
+use reqwest::{Client, Method};
+
+use crate::support::{spawn_app, TestApp};
+
+/// Server functions anyone may call: signing in and out, and asking who is
+/// signed in (which reveals nothing but the caller's own account).
+use server::guard::PUBLIC_SERVER_FNS;
+
+fn admin_endpoints() -> Vec<(Method, String)> {
+    let mut endpoints: Vec<(Method, String)> = server::api::route_table()
+        .into_iter()
+        .filter(|(_, path)| path.starts_with("/api/admin/"))
+        .map(|(m, p)| (m, p.replace("{id}", "1")))
+        .collect();
+    let server_fns: Vec<(Method, String)> = leptos::server_fn::axum::server_fn_paths()
+        .filter(|(path, _)| !PUBLIC_SERVER_FNS.contains(path))
+        .map(|(p, m)| (m, p.to_owned()))
+        .collect();
+    assert!(!server_fns.is_empty(), "server functions are registered");
+    endpoints.extend(server_fns);
+    endpoints
+}
+
+async fn call(app: &TestApp, client: &Client, method: &Method, path: &str) -> u16 {
+    let mut req = client.request(method.clone(), app.url(path));
+    if method != Method::GET {
+        req = req.json(&serde_json::json!({}));
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_endpoint_tables_are_complete() {
+    let table = server::api::route_table();
+    for expected in ["/api/auth/login", "/api/auth/logout", "/api/auth/me", "/api/admin/backup/list"] {
+        assert!(table.iter().any(|(_, p)| *p == expected), "{expected} not in the route table");
+    }
+    let fns: Vec<_> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p).collect();
+    for public in PUBLIC_SERVER_FNS {
+        assert!(fns.contains(&public), "{public} is not a server function any more");
+    }
+    assert!(fns.iter().all(|p| p.starts_with("/api/fn/")), "{fns:?}");
+}
+
+#[tokio::test]
+async fn anonymous_callers_get_401_everywhere() {
+    let app = spawn_app().await;
+    let client = app.client();
+    for (method, path) in admin_endpoints() {
+        assert_eq!(call(&app, &client, &method, &path).await, 401, "{method} {path}");
+        // A forged forwarding header changes nothing.
+        let res = client
+            .request(method.clone(), app.url(&path))
+            .header("x-forwarded-for", "127.0.0.1")
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{method} {path} with X-Forwarded-For");
+    }
+}
+
+#[tokio::test]
+async fn instructors_and_students_get_403_everywhere() {
+    let app = spawn_app().await;
+    for (name, role) in [("ingrid", Role::Instructor), ("sam", Role::Student)] {
+        let client = app.signed_in(name, role).await;
+        for (method, path) in admin_endpoints() {
+            assert_eq!(call(&app, &client, &method, &path).await, 403, "{name}: {method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn admins_get_through() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    for (method, path) in admin_endpoints() {
+        let status = call(&app, &client, &method, &path).await;
+        assert!(status != 401 && status != 403, "{method} {path}: {status}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_admin_loses_access_at_once() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    assert_eq!(call(&app, &client, &Method::GET, "/api/admin/backup/list").await, 200);
+    sqlx::query("UPDATE users SET is_active = false WHERE username = 'alice'")
+        .execute(&app.dbs.lms)
+        .await
+        .unwrap();
+    assert_eq!(call(&app, &client, &Method::GET, "/api/admin/backup/list").await, 401);
+}
+
+#[tokio::test]
+async fn admin_api_answers_with_real_data() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let overview: serde_json::Value =
+        client.get(app.url("/api/admin/database/overview")).send().await.unwrap().json().await.unwrap();
+    let users = overview["tables"].as_array().unwrap().iter().find(|t| t["name"] == "users").unwrap();
+    assert_eq!(users["rows"], 211, "210 demo users and alice");
+
+    let list: serde_json::Value =
+        client.get(app.url("/api/admin/backup/list?skip=0&limit=5")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list, serde_json::json!({ "backups": [], "total": 0 }));
+    let bad = client.get(app.url("/api/admin/backup/list?skip=abc")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let via_fn: serde_json::Value = client
+        .post(app.url("/api/fn/database_overview"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via_fn, overview, "server function and REST route share one engine call");
+}
+

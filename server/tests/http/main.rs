@@ -1,0 +1,8 @@
+//! HTTP tests: the real router on a real port, against fresh databases on the
+//! test PostgreSQL server. One binary, one module per area.
+
+mod auth;
+mod authorization;
+mod csrf;
+mod pages;
+mod support;

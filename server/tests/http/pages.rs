@@ -1,0 +1,55 @@
+//! Server-rendered pages (before any JavaScript runs).
+
+use lms_backup::users::Role;
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn admin_page_sends_strangers_to_sign_in() {
+    let app = spawn_app().await;
+    let res = app.client().get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn admin_page_renders_the_overview_and_empty_backup_list() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let res = client.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    for text in ["Database overview", "activity_events", "20000", "Database Backup &amp; Restore", "No backups yet"] {
+        assert!(html.contains(text), "{text} missing from /admin");
+    }
+}
+
+#[tokio::test]
+async fn non_admins_see_administrators_only() {
+    let app = spawn_app().await;
+    let client = app.signed_in("ingrid", Role::Instructor).await;
+    let res = client.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Administrators only"));
+    assert!(!html.contains("Database overview"), "no admin data for non-admins");
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let app = spawn_app().await;
+    let res = app.client().get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app.client().get(app.url("/api/nothing-here")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn security_headers_are_set() {
+    let app = spawn_app().await;
+    let res = app.client().get(app.url("/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+}
