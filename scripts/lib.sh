@@ -134,7 +134,7 @@ build_release() {
   ensure_build_tools
   cd "$ROOT"
   log "building the site (wasm, CSS, assets)"
-  cargo leptos build --release
+  cargo leptos build --release --frontend-only
   log "building the lms-admin binary with the site embedded"
   cargo leptos build --release --server-only --bin-features embed-site
   LMS_ADMIN_BIN="$CARGO_TARGET_DIR/release/lms-admin"

@@ -55,7 +55,9 @@ E2E_CWD="$(mktemp -d)"
 (cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_PORT") > "$TEST_PG/server.log" 2>&1 &
 SERVER_PID=$!
 wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$TEST_PG/server.log" >&2; die "the server did not come up"; }
+set +e
 (cd end2end && npx playwright test)
 status=$?
+set -e
 echo "$cargo_summary"
 exit $status

@@ -40,8 +40,8 @@ pub fn OverviewCard() -> impl IntoView {
                                     <TableHeader>
                                         <TableRow>
                                             <TableHeaderCell>"Table"</TableHeaderCell>
-                                            <TableHeaderCell>"Rows"</TableHeaderCell>
-                                            <TableHeaderCell>"Size"</TableHeaderCell>
+                                            <TableHeaderCell class="num">"Rows"</TableHeaderCell>
+                                            <TableHeaderCell class="num">"Size"</TableHeaderCell>
                                         </TableRow>
                                     </TableHeader>
                                     <TableBody>
