@@ -47,9 +47,9 @@ impl Databases {
         let control_options = match &urls.control {
             Some(url) => parse_url(url, "CONTROL_DATABASE_URL")?,
             None => {
-                let lms_name = lms_options.get_database().ok_or_else(|| {
-                    Error::Config("DATABASE_URL must name a database".into())
-                })?;
+                let lms_name = lms_options
+                    .get_database()
+                    .ok_or_else(|| Error::Config("DATABASE_URL must name a database".into()))?;
                 lms_options.clone().database(&format!("{lms_name}_control"))
             }
         };

@@ -19,7 +19,14 @@ pub enum SeedOutcome {
     /// The database already held courses; nothing was changed.
     AlreadySeeded { courses: i64, users: i64 },
     /// Rows inserted, and the database size afterwards.
-    Seeded { users: i64, courses: i64, lessons: i64, enrollments: i64, events: i64, database_bytes: i64 },
+    Seeded {
+        users: i64,
+        courses: i64,
+        lessons: i64,
+        enrollments: i64,
+        events: i64,
+        database_bytes: i64,
+    },
 }
 
 /// Fills an LMS database that has no courses yet; leaves any other alone.
@@ -27,12 +34,16 @@ pub enum SeedOutcome {
 #[tracing::instrument(skip(lms))]
 pub async fn seed(lms: &PgPool, scale: u32) -> Result<SeedOutcome> {
     if scale == 0 || scale > MAX_SCALE {
-        return Err(Error::Invalid(format!("--scale must be between 1 and {MAX_SCALE}")));
+        return Err(Error::Invalid(format!(
+            "--scale must be between 1 and {MAX_SCALE}"
+        )));
     }
     let scale = i64::from(scale);
     let mut tx = lms.begin().await?;
     // Two seeders at once would otherwise both see an empty database.
-    sqlx::query("LOCK TABLE courses IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    sqlx::query("LOCK TABLE courses IN EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     let (courses, users): (i64, i64) =
         sqlx::query_as("SELECT (SELECT count(*) FROM courses), (SELECT count(*) FROM users)")
             .fetch_one(&mut *tx)
@@ -40,7 +51,9 @@ pub async fn seed(lms: &PgPool, scale: u32) -> Result<SeedOutcome> {
     if courses > 0 {
         return Ok(SeedOutcome::AlreadySeeded { courses, users });
     }
-    sqlx::query("SELECT setseed(0.42)").execute(&mut *tx).await?;
+    sqlx::query("SELECT setseed(0.42)")
+        .execute(&mut *tx)
+        .await?;
 
     let mut inserted = Vec::new();
     for statement in SEED_STATEMENTS {

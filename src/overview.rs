@@ -59,8 +59,18 @@ pub async fn database_overview(lms: &PgPool) -> Result<DatabaseOverview> {
         ))
         .fetch_one(&mut *tx)
         .await?;
-        tables.push(TableStats { schema, name, rows, size_bytes });
+        tables.push(TableStats {
+            schema,
+            name,
+            rows,
+            size_bytes,
+        });
     }
     tx.commit().await?;
-    Ok(DatabaseOverview { database, size_bytes, server_version, tables })
+    Ok(DatabaseOverview {
+        database,
+        size_bytes,
+        server_version,
+        tables,
+    })
 }

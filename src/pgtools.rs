@@ -20,10 +20,11 @@ pub struct PgTools {
 
 /// Version of the PostgreSQL server behind a pool, as (major, full text).
 pub async fn server_version(pool: &PgPool) -> Result<(u32, String)> {
-    let (num, text): (String, String) =
-        sqlx::query_as("SELECT current_setting('server_version_num'), current_setting('server_version')")
-            .fetch_one(pool)
-            .await?;
+    let (num, text): (String, String) = sqlx::query_as(
+        "SELECT current_setting('server_version_num'), current_setting('server_version')",
+    )
+    .fetch_one(pool)
+    .await?;
     let num: u32 = num
         .parse()
         .map_err(|_| Error::Tool(format!("unexpected server_version_num {num:?}")))?;
@@ -37,7 +38,11 @@ pub async fn locate(bin_dir: Option<&Path>) -> Result<PgTools> {
         Some(dir) => vec![dir.to_path_buf()],
         None => {
             let mut found = debian_bin_dirs();
-            found.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
+            found.extend(
+                std::env::var_os("PATH")
+                    .iter()
+                    .flat_map(std::env::split_paths),
+            );
             found
         }
     };
@@ -60,7 +65,11 @@ pub async fn locate(bin_dir: Option<&Path>) -> Result<PgTools> {
              point POSTGRES_BIN_PATH at one PostgreSQL installation"
         )));
     }
-    Ok(PgTools { pg_dump, pg_restore, major: dump_major })
+    Ok(PgTools {
+        pg_dump,
+        pg_restore,
+        major: dump_major,
+    })
 }
 
 impl PgTools {
@@ -95,9 +104,11 @@ fn debian_bin_dirs() -> Vec<PathBuf> {
 /// Runs `<tool> --version` and reads the major version from
 /// "pg_dump (PostgreSQL) 15.18 (Debian ...)".
 async fn tool_major(tool: &Path) -> Result<u32> {
-    let output = Command::new(tool).arg("--version").output().await.map_err(|e| {
-        Error::Tool(format!("{} could not be run: {e}", tool.display()))
-    })?;
+    let output = Command::new(tool)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| Error::Tool(format!("{} could not be run: {e}", tool.display())))?;
     let text = String::from_utf8_lossy(&output.stdout);
     parse_major(&text).ok_or_else(|| {
         Error::Tool(format!(
@@ -120,7 +131,10 @@ mod tests {
 
     #[test]
     fn parses_tool_versions() {
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"), Some(15));
+        assert_eq!(
+            parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_restore (PostgreSQL) 17.2\n"), Some(17));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("garbage"), None);
@@ -128,8 +142,15 @@ mod tests {
 
     #[test]
     fn older_tools_are_refused_with_both_versions() {
-        let tools = PgTools { pg_dump: "pg_dump".into(), pg_restore: "pg_restore".into(), major: 14 };
-        let err = tools.check_against_server(15, "15.18").unwrap_err().to_string();
+        let tools = PgTools {
+            pg_dump: "pg_dump".into(),
+            pg_restore: "pg_restore".into(),
+            major: 14,
+        };
+        let err = tools
+            .check_against_server(15, "15.18")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("14") && err.contains("15.18"), "{err}");
         assert!(tools.check_against_server(14, "14.1").is_ok());
         assert!(tools.check_against_server(13, "13.9").is_ok());

@@ -24,7 +24,9 @@ pub async fn fresh_database_url() -> String {
     let server = test_server_url();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let options = PgConnectOptions::from_str(&server).expect("TEST_DATABASE_URL is a URL");
-    let mut conn = PgConnection::connect_with(&options).await.expect("connect to the test server");
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .expect("connect to the test server");
     sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
         .execute(&mut conn)
         .await
@@ -35,8 +37,13 @@ pub async fn fresh_database_url() -> String {
 
 /// A fresh LMS database and its control database, both migrated.
 pub async fn spawn_db() -> Databases {
-    let urls = DatabaseUrls { lms: fresh_database_url().await, control: None };
-    let dbs = Databases::connect(&urls).await.expect("connect to the test databases");
+    let urls = DatabaseUrls {
+        lms: fresh_database_url().await,
+        control: None,
+    };
+    let dbs = Databases::connect(&urls)
+        .await
+        .expect("connect to the test databases");
     dbs.migrate().await.expect("migrate the test databases");
     dbs
 }

@@ -6,7 +6,9 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -145,11 +147,12 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
 /// same argon2 work as a wrong password, so timing does not reveal which.
 #[tracing::instrument(skip(pool, password))]
 pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Result<Option<User>> {
-    let row: Option<UserRow> =
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
     let hash = match &row {
         Some(r) if r.password_hash.starts_with("$argon2") => r.password_hash.clone(),
         _ => dummy_hash().to_owned(),
@@ -243,8 +246,14 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_only_their_password() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
-        assert!(verify_password("correct horse battery".into(), hash.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse battery".into(), hash.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong".into(), hash).await.unwrap());
-        assert!(!verify_password("x".into(), "not a hash".into()).await.unwrap());
+        assert!(!verify_password("x".into(), "not a hash".into())
+            .await
+            .unwrap());
     }
 }

@@ -26,7 +26,10 @@ pub enum AppError {
     Conflict(String),
     /// Too many attempts (429).
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: u64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The service cannot answer right now (503).
     #[error("{0}")]
     Unavailable(String),
@@ -125,7 +128,10 @@ mod server {
                 "error": { "code": self.code(), "message": self.to_string() }
             });
             let mut response = (status, axum::Json(body)).into_response();
-            if let AppError::RateLimited { retry_after_secs, .. } = &self {
+            if let AppError::RateLimited {
+                retry_after_secs, ..
+            } = &self
+            {
                 if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
                     response.headers_mut().insert(http::header::RETRY_AFTER, v);
                 }
@@ -145,7 +151,11 @@ mod tests {
         assert_eq!(AppError::admins_only().status(), 403);
         assert_eq!(AppError::Conflict("busy".into()).status(), 409);
         assert_eq!(
-            AppError::RateLimited { message: "slow down".into(), retry_after_secs: 3 }.status(),
+            AppError::RateLimited {
+                message: "slow down".into(),
+                retry_after_secs: 3
+            }
+            .status(),
             429
         );
         assert_eq!(AppError::Invalid("no".into()).status(), 422);

@@ -109,7 +109,12 @@ mod convert {
 
     impl From<users::User> for CurrentUser {
         fn from(u: users::User) -> Self {
-            CurrentUser { id: u.id, username: u.username, full_name: u.full_name, role: u.role.into() }
+            CurrentUser {
+                id: u.id,
+                username: u.username,
+                full_name: u.full_name,
+                role: u.role.into(),
+            }
         }
     }
 
@@ -122,7 +127,12 @@ mod convert {
                 tables: o
                     .tables
                     .into_iter()
-                    .map(|t| TableStats { schema: t.schema, name: t.name, rows: t.rows, size_bytes: t.size_bytes })
+                    .map(|t| TableStats {
+                        schema: t.schema,
+                        name: t.name,
+                        rows: t.rows,
+                        size_bytes: t.size_bytes,
+                    })
                     .collect(),
             }
         }

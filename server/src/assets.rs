@@ -3,8 +3,8 @@
 //! from any directory; other builds read them from the site directory that
 //! cargo-leptos writes.
 
-use app::ssr::AppState;
 use app::shell;
+use app::ssr::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Uri;

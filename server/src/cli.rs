@@ -28,7 +28,12 @@ pub struct DatabaseArgs {
 
     /// The control database (catalog, jobs, lock, audit, sessions). Defaults to
     /// `<lms database>_control` on the same server, created at start-up.
-    #[arg(long, env = "CONTROL_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "CONTROL_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub control_database_url: Option<String>,
 
     /// Directory holding pg_dump and pg_restore. Defaults to the newest
@@ -132,7 +137,11 @@ mod tests {
             assert!(help.contains(var), "{var} missing from --help");
         }
         let mut serve = Cli::command();
-        let serve = serve.find_subcommand_mut("serve").unwrap().render_long_help().to_string();
+        let serve = serve
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
         for var in ["LISTEN_ADDR", "SECURE_COOKIES"] {
             assert!(serve.contains(var), "{var} missing from serve --help");
         }

@@ -50,8 +50,16 @@ fn check(headers: &HeaderMap) -> Result<(), &'static str> {
         }
     }
     if let Some(content_type) = get(header::CONTENT_TYPE) {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if matches!(essence.as_str(), "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain") {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            essence.as_str(),
+            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+        ) {
             return Err("form-encoded body");
         }
     }
@@ -80,24 +88,61 @@ mod tests {
 
     #[test]
     fn same_origin_passes() {
-        assert!(check(&headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")])).is_ok());
-        assert!(check(&headers(&[("host", "a.example"), ("sec-fetch-site", "same-origin"), ("origin", "https://a.example")])).is_ok());
-        assert!(check(&headers(&[("host", "a.example"), ("content-type", "application/json")])).is_ok());
+        assert!(check(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000")
+        ]))
+        .is_ok());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://a.example")
+        ]))
+        .is_ok());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("content-type", "application/json")
+        ]))
+        .is_ok());
     }
 
     #[test]
     fn cross_site_is_refused() {
-        assert!(check(&headers(&[("host", "a.example"), ("origin", "https://evil.example")])).is_err());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("origin", "https://evil.example")
+        ]))
+        .is_err());
         assert!(check(&headers(&[("host", "a.example"), ("origin", "null")])).is_err());
-        assert!(check(&headers(&[("host", "a.example"), ("sec-fetch-site", "cross-site")])).is_err());
-        assert!(check(&headers(&[("host", "a.example"), ("sec-fetch-site", "same-site")])).is_err());
-        assert!(check(&headers(&[("host", "a.example"), ("referer", "https://evil.example/x")])).is_err());
-        assert!(check(&headers(&[("host", "a.example"), ("origin", "https://a.example.evil.example")])).is_err());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("sec-fetch-site", "cross-site")
+        ]))
+        .is_err());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("sec-fetch-site", "same-site")
+        ]))
+        .is_err());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("referer", "https://evil.example/x")
+        ]))
+        .is_err());
+        assert!(check(&headers(&[
+            ("host", "a.example"),
+            ("origin", "https://a.example.evil.example")
+        ]))
+        .is_err());
     }
 
     #[test]
     fn form_bodies_are_refused() {
-        for ct in ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8"] {
+        for ct in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain;charset=UTF-8",
+        ] {
             let mut h = headers(&[("host", "a.example")]);
             h.insert("content-type", HeaderValue::from_str(ct).unwrap());
             assert!(check(&h).is_err(), "{ct}");
@@ -106,7 +151,10 @@ mod tests {
 
     #[test]
     fn authorities_are_extracted() {
-        assert_eq!(authority_of("http://127.0.0.1:3000/admin"), Some("127.0.0.1:3000"));
+        assert_eq!(
+            authority_of("http://127.0.0.1:3000/admin"),
+            Some("127.0.0.1:3000")
+        );
         assert_eq!(authority_of("https://a.example"), Some("a.example"));
         assert_eq!(authority_of("null"), None);
     }

@@ -22,7 +22,13 @@ fn needs_admin(path: &str) -> bool {
 }
 
 /// Middleware: admin-only API paths refuse everyone else up front.
-pub async fn admin_api(State(state): State<AppState>, ip: ClientIp, session: Session, request: Request, next: Next) -> Response {
+pub async fn admin_api(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     if needs_admin(request.uri().path()) {
         if let Err(err) = require_admin(&state, &session, ip).await {
             return err.into_response();
@@ -34,7 +40,12 @@ pub async fn admin_api(State(state): State<AppState>, ip: ClientIp, session: Ses
 /// Middleware: `/` and `/admin` send strangers to `/login`, `/login` sends
 /// signed-in users on to `/admin`, and `/admin` answers non-admins with 403
 /// (the page itself explains).
-pub async fn pages(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+pub async fn pages(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::GET {
         return next.run(request).await;
     }

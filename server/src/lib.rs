@@ -37,8 +37,14 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
         .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(assets::fallback)
-        .layer(axum::middleware::from_fn_with_state(gates.clone(), guard::pages))
-        .layer(axum::middleware::from_fn_with_state(gates, guard::admin_api))
+        .layer(axum::middleware::from_fn_with_state(
+            gates.clone(),
+            guard::pages,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gates,
+            guard::admin_api,
+        ))
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(sessions)
         .layer(SetResponseHeaderLayer::overriding(

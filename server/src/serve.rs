@@ -35,7 +35,10 @@ pub async fn connect(db: &DatabaseArgs) -> Result<Databases, String> {
         "DATABASE_URL is not set: point it at the LMS database, e.g. \
          postgres://lms:PASSWORD@127.0.0.1:5432/lms (README.md shows how to run a local one)",
     )?;
-    let urls = DatabaseUrls { lms, control: db.control_database_url.clone() };
+    let urls = DatabaseUrls {
+        lms,
+        control: db.control_database_url.clone(),
+    };
     let dbs = Databases::connect(&urls).await.map_err(describe)?;
     dbs.migrate().await.map_err(describe)?;
     Ok(dbs)
@@ -53,19 +56,26 @@ async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
     let dbs = connect(db).await?;
     check_tools(db, &dbs).await?;
 
-    let conf = leptos::config::get_configuration(None).map_err(|e| format!("Leptos configuration: {e}"))?;
+    let conf = leptos::config::get_configuration(None)
+        .map_err(|e| format!("Leptos configuration: {e}"))?;
     let mut leptos_options = conf.leptos_options;
     leptos_options.site_addr = args.listen;
     if crate::assets::embedded_site_status(&leptos_options.output_name) == Some(false) {
-        return Err("this binary was built without its site assets; rebuild with scripts/build.sh".into());
+        return Err(
+            "this binary was built without its site assets; rebuild with scripts/build.sh".into(),
+        );
     }
 
-    let store = crate::sessions::store(&dbs.control).await.map_err(|e| format!("session store: {e}"))?;
+    let store = crate::sessions::store(&dbs.control)
+        .await
+        .map_err(|e| format!("session store: {e}"))?;
     let state = AppState {
         leptos_options,
         dbs,
         login_limiter: Arc::new(LoginLimiter::default()),
-        config: Arc::new(Config { secure_cookies: args.secure_cookies }),
+        config: Arc::new(Config {
+            secure_cookies: args.secure_cookies,
+        }),
     };
     let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));
 
@@ -74,17 +84,24 @@ async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!("LMS Admin is listening on http://{}", args.listen);
     println!("LMS Admin is listening on http://{}", args.listen);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"))
 }
 
 /// Refuses to start without usable pg_dump / pg_restore.
 async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> CliResult {
-    let tools = pgtools::locate(db.postgres_bin_path.as_deref()).await.map_err(describe)?;
+    let tools = pgtools::locate(db.postgres_bin_path.as_deref())
+        .await
+        .map_err(describe)?;
     let (major, version) = pgtools::server_version(&dbs.lms).await.map_err(describe)?;
-    tools.check_against_server(major, &version).map_err(describe)?;
+    tools
+        .check_against_server(major, &version)
+        .map_err(describe)?;
     tracing::info!(pg_dump = %tools.pg_dump.display(), tools_major = tools.major, server = %version, "PostgreSQL tools found");
     Ok(())
 }
@@ -95,7 +112,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -113,7 +131,10 @@ async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
         .map_err(|e| format!("could not read the password from standard input: {e}"))?;
     let password = password.trim_end_matches(['\r', '\n']);
     let dbs = connect(db).await?;
-    let email = args.email.clone().unwrap_or_else(|| format!("{}@localhost", args.username));
+    let email = args
+        .email
+        .clone()
+        .unwrap_or_else(|| format!("{}@localhost", args.username));
     let user = users::create(
         &dbs.lms,
         NewUser {
@@ -126,7 +147,12 @@ async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
     )
     .await
     .map_err(describe)?;
-    println!("Created {} \"{}\" (id {}).", user.role.as_str(), user.username, user.id);
+    println!(
+        "Created {} \"{}\" (id {}).",
+        user.role.as_str(),
+        user.username,
+        user.id
+    );
     Ok(())
 }
 
@@ -139,7 +165,14 @@ async fn seed(db: &DatabaseArgs, scale: u32) -> CliResult {
                  demo seed only fills an empty database. Nothing was changed."
             );
         }
-        SeedOutcome::Seeded { users, courses, lessons, enrollments, events, database_bytes } => {
+        SeedOutcome::Seeded {
+            users,
+            courses,
+            lessons,
+            enrollments,
+            events,
+            database_bytes,
+        } => {
             println!(
                 "Seeded {users} users, {courses} courses, {lessons} lessons, {enrollments} \
                  enrollments and {events} activity events; the database is now {}.",

@@ -20,7 +20,10 @@ pub async fn store(control: &PgPool) -> Result<PostgresStore, sqlx::Error> {
     let cleaner = store.clone();
     tokio::spawn(async move {
         use tower_sessions::ExpiredDeletion;
-        if let Err(e) = cleaner.continuously_delete_expired(Duration::from_secs(600)).await {
+        if let Err(e) = cleaner
+            .continuously_delete_expired(Duration::from_secs(600))
+            .await
+        {
             tracing::error!(error = %e, "expired-session cleanup stopped");
         }
     });

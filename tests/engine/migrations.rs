@@ -14,12 +14,30 @@ async fn tables(pool: &sqlx::PgPool) -> Vec<String> {
 async fn migrations_create_both_schemas_on_empty_databases() {
     let dbs = spawn_db().await;
     let lms = tables(&dbs.lms).await;
-    for t in ["users", "courses", "lessons", "enrollments", "activity_events"] {
-        assert!(lms.contains(&t.to_string()), "LMS table {t} missing: {lms:?}");
+    for t in [
+        "users",
+        "courses",
+        "lessons",
+        "enrollments",
+        "activity_events",
+    ] {
+        assert!(
+            lms.contains(&t.to_string()),
+            "LMS table {t} missing: {lms:?}"
+        );
     }
     let control = tables(&dbs.control).await;
-    for t in ["audit_log", "jobs", "backup_history", "operation_lock", "settings"] {
-        assert!(control.contains(&t.to_string()), "control table {t} missing: {control:?}");
+    for t in [
+        "audit_log",
+        "jobs",
+        "backup_history",
+        "operation_lock",
+        "settings",
+    ] {
+        assert!(
+            control.contains(&t.to_string()),
+            "control table {t} missing: {control:?}"
+        );
     }
     // Nothing of the control schema leaks into the LMS database (it would end up in backups).
     assert!(!lms.contains(&"backup_history".to_string()));

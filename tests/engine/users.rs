@@ -3,19 +3,37 @@ use lms_backup::users::{self, NewUser, Role};
 use lms_backup::Error;
 
 fn alice(password: &str) -> NewUser<'_> {
-    NewUser { username: "alice", email: "alice@example.edu", full_name: "Alice Admin", role: Role::Admin, password }
+    NewUser {
+        username: "alice",
+        email: "alice@example.edu",
+        full_name: "Alice Admin",
+        role: Role::Admin,
+        password,
+    }
 }
 
 #[tokio::test]
 async fn created_users_sign_in_with_their_password_only() {
     let dbs = spawn_db().await;
-    let created = users::create(&dbs.lms, alice("a long enough password")).await.unwrap();
+    let created = users::create(&dbs.lms, alice("a long enough password"))
+        .await
+        .unwrap();
     assert_eq!(created.role, Role::Admin);
 
-    let signed_in = users::authenticate(&dbs.lms, "alice", "a long enough password").await.unwrap();
+    let signed_in = users::authenticate(&dbs.lms, "alice", "a long enough password")
+        .await
+        .unwrap();
     assert_eq!(signed_in.as_ref().map(|u| u.id), Some(created.id));
-    assert!(users::authenticate(&dbs.lms, "alice", "wrong password!!").await.unwrap().is_none());
-    assert!(users::authenticate(&dbs.lms, "nobody", "a long enough password").await.unwrap().is_none());
+    assert!(users::authenticate(&dbs.lms, "alice", "wrong password!!")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        users::authenticate(&dbs.lms, "nobody", "a long enough password")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(created.id)
@@ -29,25 +47,47 @@ async fn created_users_sign_in_with_their_password_only() {
 #[tokio::test]
 async fn inactive_and_passwordless_accounts_cannot_sign_in() {
     let dbs = spawn_db().await;
-    let user = users::create(&dbs.lms, alice("a long enough password")).await.unwrap();
-    sqlx::query("UPDATE users SET is_active = false WHERE id = $1").bind(user.id).execute(&dbs.lms).await.unwrap();
-    assert!(users::authenticate(&dbs.lms, "alice", "a long enough password").await.unwrap().is_none());
+    let user = users::create(&dbs.lms, alice("a long enough password"))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
+        .bind(user.id)
+        .execute(&dbs.lms)
+        .await
+        .unwrap();
+    assert!(
+        users::authenticate(&dbs.lms, "alice", "a long enough password")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     sqlx::query("INSERT INTO users (username, email, password_hash, role) VALUES ('demo', 'd@x', '!', 'student')")
         .execute(&dbs.lms)
         .await
         .unwrap();
-    assert!(users::authenticate(&dbs.lms, "demo", "!").await.unwrap().is_none());
+    assert!(users::authenticate(&dbs.lms, "demo", "!")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_clearly() {
     let dbs = spawn_db().await;
-    assert!(matches!(users::create(&dbs.lms, alice("short")).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        users::create(&dbs.lms, alice("short")).await,
+        Err(Error::Invalid(_))
+    ));
     let mut bad_name = alice("a long enough password");
     bad_name.username = "robert'); DROP TABLE users;--";
-    assert!(matches!(users::create(&dbs.lms, bad_name).await, Err(Error::Invalid(_))));
-    users::create(&dbs.lms, alice("a long enough password")).await.unwrap();
+    assert!(matches!(
+        users::create(&dbs.lms, bad_name).await,
+        Err(Error::Invalid(_))
+    ));
+    users::create(&dbs.lms, alice("a long enough password"))
+        .await
+        .unwrap();
     let again = users::create(&dbs.lms, alice("another long password")).await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
 }

@@ -11,7 +11,9 @@ pub async fn get_database_overview() -> Result<DatabaseOverview, AppError> {
     with_status(
         async {
             let (state, _admin) = admin_from_context().await?;
-            Ok(lms_backup::overview::database_overview(&state.dbs.lms).await?.into())
+            Ok(lms_backup::overview::database_overview(&state.dbs.lms)
+                .await?
+                .into())
         }
         .await,
     )
@@ -24,7 +26,9 @@ pub async fn list_backups(skip: i64, limit: i64) -> Result<BackupList, AppError>
     with_status(
         async {
             let (state, _admin) = admin_from_context().await?;
-            Ok(lms_backup::catalog::list(&state.dbs.control, skip, limit).await?.into())
+            Ok(lms_backup::catalog::list(&state.dbs.control, skip, limit)
+                .await?
+                .into())
         }
         .await,
     )

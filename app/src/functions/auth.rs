@@ -11,7 +11,9 @@ pub async fn login(username: String, password: String) -> Result<CurrentUser, Ap
     with_status(
         async {
             let (state, session, ip) = request_context().await?;
-            sign_in(&state, &session, ip, &username, &password).await.map(CurrentUser::from)
+            sign_in(&state, &session, ip, &username, &password)
+                .await
+                .map(CurrentUser::from)
         }
         .await,
     )

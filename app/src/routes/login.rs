@@ -1,6 +1,9 @@
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
-use thaw::{Button, ButtonAppearance, ButtonType, Field, Input, InputType, MessageBar, MessageBarBody, MessageBarIntent};
+use thaw::{
+    Button, ButtonAppearance, ButtonType, Field, Input, InputType, MessageBar, MessageBarBody,
+    MessageBarIntent,
+};
 
 use crate::functions::{whoami, Login};
 
@@ -38,7 +41,10 @@ fn LoginForm() -> impl IntoView {
     });
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        login.dispatch(Login { username: username.get_untracked(), password: password.get_untracked() });
+        login.dispatch(Login {
+            username: username.get_untracked(),
+            password: password.get_untracked(),
+        });
     };
 
     view! {

@@ -25,7 +25,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()),
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
         ))
     }
 }
@@ -66,8 +69,14 @@ pub async fn current_user(state: &AppState, session: &Session) -> Result<Option<
 }
 
 /// 401 without a signed-in user, 403 for anyone but an administrator.
-pub async fn require_admin(state: &AppState, session: &Session, ip: ClientIp) -> Result<SessionUser, AppError> {
-    let user = current_user(state, session).await?.ok_or_else(AppError::unauthorized)?;
+pub async fn require_admin(
+    state: &AppState,
+    session: &Session,
+    ip: ClientIp,
+) -> Result<SessionUser, AppError> {
+    let user = current_user(state, session)
+        .await?
+        .ok_or_else(AppError::unauthorized)?;
     if user.role != Role::Admin {
         return Err(AppError::admins_only());
     }
@@ -89,7 +98,9 @@ where
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| AppError::internal())?;
-        let ip = ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(None));
+        let ip = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientIp(None));
         require_admin(&app, &session, ip).await.map(AdminUser)
     }
 }
@@ -131,7 +142,13 @@ pub async fn sign_in(
     if let Err(wait) = state.login_limiter.check(ip.0, username) {
         audit::record_or_log(
             &state.dbs.control,
-            Event { actor: &attempt, action: "login", target: None, outcome: Outcome::Denied, detail: Some("rate limited") },
+            Event {
+                actor: &attempt,
+                action: "login",
+                target: None,
+                outcome: Outcome::Denied,
+                detail: Some("rate limited"),
+            },
         )
         .await;
         let secs = wait.as_secs().max(1);
@@ -143,18 +160,38 @@ pub async fn sign_in(
     let Some(user) = users::authenticate(&state.dbs.lms, username, password).await? else {
         audit::record_or_log(
             &state.dbs.control,
-            Event { actor: &attempt, action: "login", target: None, outcome: Outcome::Failure, detail: None },
+            Event {
+                actor: &attempt,
+                action: "login",
+                target: None,
+                outcome: Outcome::Failure,
+                detail: None,
+            },
         )
         .await;
-        return Err(AppError::Unauthorized("Invalid username or password.".into()));
+        return Err(AppError::Unauthorized(
+            "Invalid username or password.".into(),
+        ));
     };
     // A new id at sign-in, so a session id planted before it is worthless.
     session.cycle_id().await.map_err(|_| AppError::internal())?;
-    session.insert(USER_ID_KEY, user.id).await.map_err(|_| AppError::internal())?;
-    let actor = Actor { id: Some(user.id), ..attempt };
+    session
+        .insert(USER_ID_KEY, user.id)
+        .await
+        .map_err(|_| AppError::internal())?;
+    let actor = Actor {
+        id: Some(user.id),
+        ..attempt
+    };
     audit::record_or_log(
         &state.dbs.control,
-        Event { actor: &actor, action: "login", target: None, outcome: Outcome::Success, detail: None },
+        Event {
+            actor: &actor,
+            action: "login",
+            target: None,
+            outcome: Outcome::Success,
+            detail: None,
+        },
     )
     .await;
     Ok(user)
@@ -166,7 +203,13 @@ pub async fn sign_out(state: &AppState, session: &Session, ip: ClientIp) -> Resu
         let actor = SessionUser { user, ip: ip.0 }.actor();
         audit::record_or_log(
             &state.dbs.control,
-            Event { actor: &actor, action: "logout", target: None, outcome: Outcome::Success, detail: None },
+            Event {
+                actor: &actor,
+                action: "logout",
+                target: None,
+                outcome: Outcome::Success,
+                detail: None,
+            },
         )
         .await;
     }

@@ -30,7 +30,9 @@ impl LoginLimiter {
     pub fn check(&self, ip: Option<IpAddr>, username: &str) -> Result<(), Duration> {
         let now = DefaultClock::default().now();
         if let Some(ip) = ip {
-            self.per_ip.check_key(&ip).map_err(|n| n.wait_time_from(now))?;
+            self.per_ip
+                .check_key(&ip)
+                .map_err(|n| n.wait_time_from(now))?;
         }
         self.per_username
             .check_key(&username.to_lowercase())

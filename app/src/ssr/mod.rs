@@ -5,7 +5,10 @@ mod auth;
 mod limiter;
 mod state;
 
-pub use auth::{admin_from_context, current_user, request_context, require_admin, sign_in, sign_out, AdminUser, ClientIp, SessionUser};
+pub use auth::{
+    admin_from_context, current_user, request_context, require_admin, sign_in, sign_out, AdminUser,
+    ClientIp, SessionUser,
+};
 pub use limiter::LoginLimiter;
 pub use state::{AppState, Config};
 

@@ -16,8 +16,15 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
 }
 
 /// `GET /api/admin/database/overview`: the LMS database right now.
-async fn overview(_admin: AdminUser, State(state): State<AppState>) -> Result<Json<DatabaseOverview>, AppError> {
-    Ok(Json(lms_backup::overview::database_overview(&state.dbs.lms).await?.into()))
+async fn overview(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+) -> Result<Json<DatabaseOverview>, AppError> {
+    Ok(Json(
+        lms_backup::overview::database_overview(&state.dbs.lms)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -38,6 +45,11 @@ async fn list_backups(
     State(state): State<AppState>,
     paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<BackupList>, AppError> {
-    let Query(paging) = paging.map_err(|_| AppError::BadRequest("skip and limit must be whole numbers".into()))?;
-    Ok(Json(lms_backup::catalog::list(&state.dbs.control, paging.skip, paging.limit).await?.into()))
+    let Query(paging) =
+        paging.map_err(|_| AppError::BadRequest("skip and limit must be whole numbers".into()))?;
+    Ok(Json(
+        lms_backup::catalog::list(&state.dbs.control, paging.skip, paging.limit)
+            .await?
+            .into(),
+    ))
 }

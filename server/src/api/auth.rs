@@ -39,13 +39,20 @@ async fn login(
 }
 
 /// `POST /api/auth/logout` → 204; the session is deleted on the server.
-async fn logout(State(state): State<AppState>, session: Session, ip: ClientIp) -> Result<StatusCode, AppError> {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    ip: ClientIp,
+) -> Result<StatusCode, AppError> {
     sign_out(&state, &session, ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/auth/me` → the signed-in user, or 401.
-async fn me(State(state): State<AppState>, session: Session) -> Result<Json<CurrentUser>, AppError> {
+async fn me(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<CurrentUser>, AppError> {
     current_user(&state, &session)
         .await?
         .map(|u| Json(u.into()))

@@ -21,7 +21,10 @@ pub struct ApiRoutes {
 
 impl ApiRoutes {
     fn new() -> Self {
-        Self { router: Router::new(), table: Vec::new() }
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+        }
     }
 
     fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
@@ -35,11 +38,19 @@ impl ApiRoutes {
         self
     }
 
-    fn get<H: axum::handler::Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+    fn get<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+    ) -> Self {
         self.add(Method::GET, path, h)
     }
 
-    fn post<H: axum::handler::Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Self {
+    fn post<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+    ) -> Self {
         self.add(Method::POST, path, h)
     }
 }
@@ -66,5 +77,6 @@ async fn unknown_api_path() -> AppError {
 
 /// Turns a JSON body rejection into the API's error shape.
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    body.map(|Json(v)| v).map_err(|e| AppError::BadRequest(format!("Invalid request body: {}", e.body_text())))
+    body.map(|Json(v)| v)
+        .map_err(|e| AppError::BadRequest(format!("Invalid request body: {}", e.body_text())))
 }

@@ -16,18 +16,34 @@ async fn sign_in_round_trip_sets_a_strict_http_only_cookie() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.starts_with("lms_admin_session="), "{cookie}");
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(flag), "{flag} missing from {cookie}");
     }
-    assert!(!cookie.contains("Secure"), "no Secure flag on plain HTTP: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure flag on plain HTTP: {cookie}"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["username"], "alice");
     assert_eq!(body["role"], "admin");
     assert!(body.get("password_hash").is_none());
 
-    let me: Value = client.get(app.url("/api/auth/me")).send().await.unwrap().json().await.unwrap();
+    let me: Value = client
+        .get(app.url("/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["username"], "alice");
 
     // The session is in the control database, not in the cookie.
@@ -37,9 +53,21 @@ async fn sign_in_round_trip_sets_a_strict_http_only_cookie() {
         .unwrap();
     assert_eq!(stored, 1);
 
-    let res = client.post(app.url("/api/auth/logout")).send().await.unwrap();
+    let res = client
+        .post(app.url("/api/auth/logout"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(client.get(app.url("/api/auth/me")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
         .fetch_one(&app.dbs.control)
         .await
@@ -57,11 +85,22 @@ async fn a_logged_out_cookie_cannot_be_replayed() {
         .send()
         .await
         .unwrap();
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let raw = reqwest::Client::new();
     let me = |c: String| raw.get(app.url("/api/auth/me")).header("cookie", c).send();
     assert_eq!(me(cookie.clone()).await.unwrap().status(), 200);
-    let res = raw.post(app.url("/api/auth/logout")).header("cookie", cookie.clone()).send().await.unwrap();
+    let res = raw
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(me(cookie).await.unwrap().status(), 401);
 }
@@ -81,16 +120,25 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
     let wrong: Value = wrong.json().await.unwrap();
-    let unknown: Value = attempt("mallory", "not the password").await.unwrap().json().await.unwrap();
-    assert_eq!(wrong, unknown, "the error must not reveal whether the user exists");
+    let unknown: Value = attempt("mallory", "not the password")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong, unknown,
+        "the error must not reveal whether the user exists"
+    );
     assert_eq!(wrong["error"]["code"], "unauthorized");
     assert_eq!(wrong["error"]["message"], "Invalid username or password.");
 
-    let audited: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'failure'")
-            .fetch_one(&app.dbs.control)
-            .await
-            .unwrap();
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'failure'",
+    )
+    .fetch_one(&app.dbs.control)
+    .await
+    .unwrap();
     assert_eq!(audited, 2);
 }
 
@@ -139,7 +187,10 @@ async fn the_session_id_changes_at_sign_in() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let issued = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(!issued.starts_with(planted), "a planted id must not be kept: {issued}");
+    assert!(
+        !issued.starts_with(planted),
+        "a planted id must not be kept: {issued}"
+    );
 }
 
 #[tokio::test]

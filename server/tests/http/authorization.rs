@@ -37,12 +37,25 @@ async fn call(app: &TestApp, client: &Client, method: &Method, path: &str) -> u1
 #[tokio::test]
 async fn the_endpoint_tables_are_complete() {
     let table = server::api::route_table();
-    for expected in ["/api/auth/login", "/api/auth/logout", "/api/auth/me", "/api/admin/backup/list"] {
-        assert!(table.iter().any(|(_, p)| *p == expected), "{expected} not in the route table");
+    for expected in [
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/auth/me",
+        "/api/admin/backup/list",
+    ] {
+        assert!(
+            table.iter().any(|(_, p)| *p == expected),
+            "{expected} not in the route table"
+        );
     }
-    let fns: Vec<_> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p).collect();
+    let fns: Vec<_> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(p, _)| p)
+        .collect();
     for public in PUBLIC_SERVER_FNS {
-        assert!(fns.contains(&public), "{public} is not a server function any more");
+        assert!(
+            fns.contains(&public),
+            "{public} is not a server function any more"
+        );
     }
     assert!(fns.iter().all(|p| p.starts_with("/api/fn/")), "{fns:?}");
 }
@@ -52,7 +65,11 @@ async fn anonymous_callers_get_401_everywhere() {
     let app = spawn_app().await;
     let client = app.client();
     for (method, path) in admin_endpoints() {
-        assert_eq!(call(&app, &client, &method, &path).await, 401, "{method} {path}");
+        assert_eq!(
+            call(&app, &client, &method, &path).await,
+            401,
+            "{method} {path}"
+        );
         // A forged forwarding header changes nothing.
         let res = client
             .request(method.clone(), app.url(&path))
@@ -71,7 +88,11 @@ async fn instructors_and_students_get_403_everywhere() {
     for (name, role) in [("ingrid", Role::Instructor), ("sam", Role::Student)] {
         let client = app.signed_in(name, role).await;
         for (method, path) in admin_endpoints() {
-            assert_eq!(call(&app, &client, &method, &path).await, 403, "{name}: {method} {path}");
+            assert_eq!(
+                call(&app, &client, &method, &path).await,
+                403,
+                "{name}: {method} {path}"
+            );
         }
     }
 }
@@ -90,12 +111,18 @@ async fn admins_get_through() {
 async fn a_disabled_admin_loses_access_at_once() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    assert_eq!(call(&app, &client, &Method::GET, "/api/admin/backup/list").await, 200);
+    assert_eq!(
+        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
+        200
+    );
     sqlx::query("UPDATE users SET is_active = false WHERE username = 'alice'")
         .execute(&app.dbs.lms)
         .await
         .unwrap();
-    assert_eq!(call(&app, &client, &Method::GET, "/api/admin/backup/list").await, 401);
+    assert_eq!(
+        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
+        401
+    );
 }
 
 #[tokio::test]
@@ -103,15 +130,36 @@ async fn admin_api_answers_with_real_data() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let overview: serde_json::Value =
-        client.get(app.url("/api/admin/database/overview")).send().await.unwrap().json().await.unwrap();
-    let users = overview["tables"].as_array().unwrap().iter().find(|t| t["name"] == "users").unwrap();
+    let overview: serde_json::Value = client
+        .get(app.url("/api/admin/database/overview"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = overview["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "users")
+        .unwrap();
     assert_eq!(users["rows"], 211, "210 demo users and alice");
 
-    let list: serde_json::Value =
-        client.get(app.url("/api/admin/backup/list?skip=0&limit=5")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = client
+        .get(app.url("/api/admin/backup/list?skip=0&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, serde_json::json!({ "backups": [], "total": 0 }));
-    let bad = client.get(app.url("/api/admin/backup/list?skip=abc")).send().await.unwrap();
+    let bad = client
+        .get(app.url("/api/admin/backup/list?skip=abc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
 
     let via_fn: serde_json::Value = client
@@ -123,6 +171,8 @@ async fn admin_api_answers_with_real_data() {
         .json()
         .await
         .unwrap();
-    assert_eq!(via_fn, overview, "server function and REST route share one engine call");
+    assert_eq!(
+        via_fn, overview,
+        "server function and REST route share one engine call"
+    );
 }
-

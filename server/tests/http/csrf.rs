@@ -27,9 +27,23 @@ async fn cross_origin_posts_with_a_valid_admin_cookie_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    let res = client.post(app.url("/api/auth/logout")).header("referer", "https://evil.example/page").send().await.unwrap();
+    let res = client
+        .post(app.url("/api/auth/logout"))
+        .header("referer", "https://evil.example/page")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
-    assert_eq!(client.get(app.url("/api/auth/me")).send().await.unwrap().status(), 200, "still signed in");
+    assert_eq!(
+        client
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still signed in"
+    );
 
     // A form post (what a cross-site <form> can send without a preflight).
     let form = client

@@ -20,7 +20,13 @@ async fn admin_page_renders_the_overview_and_empty_backup_list() {
     let res = client.get(app.url("/admin")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    for text in ["Database overview", "activity_events", "20000", "Database Backup &amp; Restore", "No backups yet"] {
+    for text in [
+        "Database overview",
+        "activity_events",
+        "20000",
+        "Database Backup &amp; Restore",
+        "No backups yet",
+    ] {
         assert!(html.contains(text), "{text} missing from /admin");
     }
 }
@@ -33,15 +39,28 @@ async fn non_admins_see_administrators_only() {
     assert_eq!(res.status(), 403);
     let html = res.text().await.unwrap();
     assert!(html.contains("Administrators only"));
-    assert!(!html.contains("Database overview"), "no admin data for non-admins");
+    assert!(
+        !html.contains("Database overview"),
+        "no admin data for non-admins"
+    );
 }
 
 #[tokio::test]
 async fn unknown_pages_are_404() {
     let app = spawn_app().await;
-    let res = app.client().get(app.url("/no/such/page")).send().await.unwrap();
+    let res = app
+        .client()
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
-    let res = app.client().get(app.url("/api/nothing-here")).send().await.unwrap();
+    let res = app
+        .client()
+        .get(app.url("/api/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 }
 

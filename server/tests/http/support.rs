@@ -67,15 +67,23 @@ pub async fn spawn_app() -> TestApp {
         leptos_options: LeptosOptions::builder().output_name("lms-admin").build(),
         dbs: dbs.clone(),
         login_limiter: Arc::new(LoginLimiter::default()),
-        config: Arc::new(Config { secure_cookies: false }),
+        config: Arc::new(Config {
+            secure_cookies: false,
+        }),
     };
     let router = server::router(state, server::sessions::layer(store, false));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
-    TestApp { base: format!("http://{addr}"), dbs }
+    TestApp {
+        base: format!("http://{addr}"),
+        dbs,
+    }
 }
