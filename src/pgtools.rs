@@ -97,7 +97,7 @@ fn debian_bin_dirs() -> Vec<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     versioned.into_iter().map(|(_, p)| p).collect()
 }
 

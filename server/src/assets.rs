@@ -14,7 +14,7 @@ use axum::response::Response;
 /// answers unknown paths with a 404 page).
 pub async fn fallback(uri: Uri, State(state): State<AppState>, request: Request<Body>) -> Response {
     #[cfg(feature = "embed-site")]
-    if let Some(response) = embedded::serve(uri.path()) {
+    if let Some(response) = embedded::serve(uri.path(), request.headers()) {
         return response;
     }
     leptos_axum::file_and_error_handler(shell)(uri, State(state), request).await
@@ -22,27 +22,33 @@ pub async fn fallback(uri: Uri, State(state): State<AppState>, request: Request<
 
 #[cfg(feature = "embed-site")]
 mod embedded {
-    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
     use axum::response::{IntoResponse, Response};
 
     #[derive(rust_embed::Embed)]
     #[folder = "../target/site"]
     struct Site;
 
-    pub fn serve(path: &str) -> Option<Response> {
+    /// Serves an embedded file. Browsers revalidate on every load (the
+    /// bundle's name does not change between releases) and get 304 when
+    /// their copy is current.
+    pub fn serve(path: &str, request: &HeaderMap) -> Option<Response> {
         let file = Site::get(path.trim_start_matches('/'))?;
         let mime = HeaderValue::from_str(file.metadata.mimetype()).ok()?;
-        Some(
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                ],
-                file.data.into_owned(),
-            )
-                .into_response(),
-        )
+        let hash: String = file.metadata.sha256_hash()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let etag = HeaderValue::from_str(&format!("\"{hash}\"")).ok()?;
+        let headers = [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::ETAG, etag.clone()),
+        ];
+        if request.get(header::IF_NONE_MATCH) == Some(&etag) {
+            return Some((StatusCode::NOT_MODIFIED, headers).into_response());
+        }
+        Some((StatusCode::OK, headers, file.data.into_owned()).into_response())
     }
 
     /// True when the build embedded a complete site (used by start-up checks).

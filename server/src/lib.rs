@@ -22,6 +22,8 @@ use app::{shell, App};
 use axum::http::{header, HeaderValue};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
@@ -59,6 +61,14 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        .layer(
+            // Backup archives are compressed already; everything else (HTML,
+            // JS, the wasm bundle, JSON) shrinks well.
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("application/octet-stream")),
+            ),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
