@@ -1,13 +1,19 @@
-//! The backup catalog (`backup_history` in the control database).
+//! The backup catalog (`backup_history` in the control database). A row is
+//! `running` while its archive is written, `completed` once the archive has
+//! been verified and its manifest written, `failed` otherwise, and `missing`
+//! when start-up recovery finds its file gone.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
 
-use crate::Result;
+use crate::audit::Actor;
+use crate::storage::Manifest;
+use crate::{Error, Result};
 
 /// One catalog entry.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Backup {
     pub id: i64,
     pub filename: String,
@@ -16,9 +22,19 @@ pub struct Backup {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
+    pub created_by_id: Option<i64>,
     pub created_by_name: String,
+    pub job_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A catalog entry with its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupDetail {
+    #[serde(flatten)]
+    pub backup: Backup,
+    pub manifest: Option<Manifest>,
 }
 
 /// A page of the catalog, newest first, with the total count.
@@ -31,15 +47,16 @@ pub struct BackupPage {
 /// Largest page a caller may ask for.
 pub const MAX_PAGE: i64 = 200;
 
+const COLUMNS: &str = "id, filename, kind, status, size_bytes, sha256, notes, created_by_id,
+    created_by_name, job_id, created_at, completed_at";
+
 /// Lists backups newest first. `limit` is clamped to 1..=[`MAX_PAGE`].
 pub async fn list(control: &PgPool, skip: i64, limit: i64) -> Result<BackupPage> {
     let limit = limit.clamp(1, MAX_PAGE);
     let skip = skip.max(0);
-    let backups = sqlx::query_as(
-        "SELECT id, filename, kind, status, size_bytes, sha256, notes, created_by_name,
-                created_at, completed_at
-         FROM backup_history ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2",
-    )
+    let backups = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2"
+    ))
     .bind(skip)
     .bind(limit)
     .fetch_all(control)
@@ -48,4 +65,136 @@ pub async fn list(control: &PgPool, skip: i64, limit: i64) -> Result<BackupPage>
         .fetch_one(control)
         .await?;
     Ok(BackupPage { backups, total })
+}
+
+/// One backup with its manifest; [`Error::NotFound`] if there is none.
+pub async fn get(control: &PgPool, id: i64) -> Result<BackupDetail> {
+    let row: Option<(sqlx::types::Json<Option<Manifest>>,)> = sqlx::query_as(
+        "SELECT coalesce(manifest, 'null'::jsonb) FROM backup_history WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(control)
+    .await?;
+    let Some((manifest,)) = row else {
+        return Err(Error::NotFound("backup".into()));
+    };
+    let backup = get_row(control, id).await?;
+    Ok(BackupDetail {
+        backup,
+        manifest: manifest.0,
+    })
+}
+
+/// One catalog row.
+pub async fn get_row<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Backup> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| Error::NotFound("backup".into()))
+}
+
+/// Whether a file name is already in the catalog.
+pub async fn name_taken<'e>(db: impl PgExecutor<'e>, filename: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backup_history WHERE filename = $1)")
+            .bind(filename)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// What a new, still running entry records.
+pub struct NewEntry<'a> {
+    pub filename: &'a str,
+    pub kind: &'a str,
+    pub notes: Option<&'a str>,
+    pub actor: &'a Actor,
+    pub job_id: Uuid,
+}
+
+/// Inserts a `running` entry.
+pub async fn insert_running<'e>(db: impl PgExecutor<'e>, entry: NewEntry<'_>) -> Result<Backup> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO backup_history (filename, kind, status, notes, created_by_id, created_by_name, job_id)
+         VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(entry.filename)
+    .bind(entry.kind)
+    .bind(entry.notes)
+    .bind(entry.actor.id)
+    .bind(&entry.actor.name)
+    .bind(entry.job_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Marks an entry completed with its manifest (the last step of a backup).
+pub async fn mark_completed(control: &PgPool, id: i64, manifest: &Manifest) -> Result<()> {
+    sqlx::query(
+        "UPDATE backup_history SET status = 'completed', size_bytes = $2, sha256 = $3,
+                manifest = $4, completed_at = $5
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(manifest.size_bytes as i64)
+    .bind(&manifest.sha256)
+    .bind(sqlx::types::Json(manifest))
+    .bind(manifest.completed_at)
+    .execute(control)
+    .await?;
+    Ok(())
+}
+
+/// Sets an entry's status (`failed`, `missing`).
+pub async fn set_status<'e>(db: impl PgExecutor<'e>, id: i64, status: &str) -> Result<()> {
+    sqlx::query("UPDATE backup_history SET status = $2 WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes an entry.
+pub async fn delete_row<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM backup_history WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Every entry with the given status, newest first.
+pub async fn with_status(control: &PgPool, status: &str) -> Result<Vec<Backup>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history WHERE status = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(status)
+    .fetch_all(control)
+    .await?)
+}
+
+/// Re-creates a completed entry from a sidecar manifest (catalog rebuilt
+/// from disk).
+pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO backup_history (filename, kind, status, size_bytes, sha256, manifest, notes,
+                                     created_by_id, created_by_name, created_at, completed_at)
+         VALUES ($1, $2, 'completed', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&manifest.filename)
+    .bind(&manifest.kind)
+    .bind(manifest.size_bytes as i64)
+    .bind(&manifest.sha256)
+    .bind(sqlx::types::Json(manifest))
+    .bind(&manifest.notes)
+    .bind(manifest.created_by_id)
+    .bind(&manifest.created_by_name)
+    .bind(manifest.created_at)
+    .bind(manifest.completed_at)
+    .fetch_one(control)
+    .await?)
 }

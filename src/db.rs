@@ -37,6 +37,8 @@ pub struct Databases {
     pub control: PgPool,
     pub lms_options: PgConnectOptions,
     pub control_options: PgConnectOptions,
+    /// The LMS role's password, for the tools' private password file.
+    pub(crate) lms_password: Option<String>,
 }
 
 impl Databases {
@@ -59,6 +61,7 @@ impl Databases {
             control: pool(&control_options),
             lms_options,
             control_options,
+            lms_password: url_password(&urls.lms),
         })
     }
 
@@ -79,6 +82,17 @@ fn parse_url(url: &str, var: &str) -> Result<PgConnectOptions> {
     PgConnectOptions::from_str(url)
         .map(|o| o.log_statements(tracing::log::LevelFilter::Trace))
         .map_err(|_| Error::Config(format!("{var} is not a valid postgres:// URL")))
+}
+
+/// The password in a postgres:// URL, percent-decoded.
+fn url_password(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let raw = parsed.password()?;
+    Some(
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 fn pool(options: &PgConnectOptions) -> PgPool {
@@ -134,6 +148,15 @@ mod tests {
     fn quote_ident_doubles_quotes() {
         assert_eq!(quote_ident("lms"), "\"lms\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn passwords_are_read_from_urls() {
+        assert_eq!(
+            url_password("postgres://u:p%40ss%3Aw@h/db").as_deref(),
+            Some("p@ss:w")
+        );
+        assert_eq!(url_password("postgres://u@h/db"), None);
     }
 
     #[test]

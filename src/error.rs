@@ -42,6 +42,30 @@ pub enum Error {
     /// Configuration is missing or wrong; the message says what to set.
     #[error("{0}")]
     Config(String),
+
+    /// Another operation holds the operation lock.
+    #[error("{}", busy_message(.0))]
+    Busy(Box<crate::lock::LockInfo>),
+
+    /// Too many requests of this kind; the next is allowed at `retry_at`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_at: chrono::DateTime<chrono::Utc>,
+    },
+
+    /// The operation was cancelled (its lease was lost or it was stopped).
+    #[error("{0}")]
+    Cancelled(String),
+}
+
+fn busy_message(info: &crate::lock::LockInfo) -> String {
+    format!(
+        "Another operation is running: a {} started by {} at {} UTC. Wait for it to finish.",
+        info.operation_type,
+        info.locked_by,
+        info.locked_at.format("%H:%M:%S")
+    )
 }
 
 /// The engine's result type.

@@ -12,19 +12,41 @@
 //! - [`overview`]: what the LMS database holds right now.
 //! - [`pgtools`]: finding `pg_dump` / `pg_restore` and checking their versions.
 //! - [`audit`]: the audit log in the control database.
-//! - [`catalog`]: the backup catalog as stored in the control database.
+//! - [`Engine`]: the handle everything else holds; backups
+//!   ([`backup`]), delete/retention/download, start-up recovery.
+//! - [`lock`] and [`jobs`]: one operation at a time across instances, each
+//!   followed as a job with real progress.
+//! - [`archive`], [`process`], [`fingerprint`], [`storage`]: pg_dump and
+//!   pg_restore runs, content fingerprints, the backup directory.
+//! - [`catalog`]: the backup catalog in the control database.
 //! - [`demo`]: realistic demo data for the LMS database.
 
+pub mod archive;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
+pub mod config;
 pub mod db;
 pub mod demo;
+mod engine;
 mod error;
+pub mod fingerprint;
+pub mod jobs;
+mod lease;
+pub mod lock;
+mod maintenance;
 pub mod overview;
 pub mod pgtools;
+pub mod process;
+mod recovery;
+pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
 
+pub use config::EngineConfig;
 pub use db::Databases;
+pub use engine::Engine;
 pub use error::{Error, Result};
+pub use maintenance::Download;
+pub use recovery::RecoveryReport;

@@ -47,3 +47,60 @@ pub async fn spawn_db() -> Databases {
     dbs.migrate().await.expect("migrate the test databases");
     dbs
 }
+
+/// An engine on fresh databases with its own backup directory and no rate
+/// limit. The directory is under the system temp dir.
+pub async fn spawn_engine() -> crate::Engine {
+    spawn_engine_with(|_| {}).await
+}
+
+/// Like [`spawn_engine`], with the configuration adjusted first.
+pub async fn spawn_engine_with(adjust: impl FnOnce(&mut crate::EngineConfig)) -> crate::Engine {
+    let dbs = spawn_db().await;
+    let dir = std::env::temp_dir().join(format!("lms-backups-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = crate::EngineConfig::new(dir);
+    config.backup_rate_limit = 0;
+    adjust(&mut config);
+    let tools = crate::pgtools::locate(config_tools_dir().as_deref())
+        .await
+        .expect("pg_dump and pg_restore");
+    crate::Engine::new(dbs, tools, config).expect("engine")
+}
+
+fn config_tools_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("POSTGRES_BIN_PATH").map(Into::into)
+}
+
+/// Replaces the password the PostgreSQL tools are given (the pools keep
+/// theirs), to test what a tool's failed sign-in looks like.
+pub fn set_tool_password(dbs: &mut Databases, password: &str) {
+    dbs.lms_password = Some(password.to_owned());
+}
+
+/// Waits until a job has ended and returns it (panics after 120 s).
+pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs::Job {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let job = crate::jobs::get(&engine.dbs().control, id)
+            .await
+            .expect("read job")
+            .expect("job exists");
+        if !matches!(job.status.as_str(), "queued" | "running") {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} did not finish: {job:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An actor for tests.
+pub fn actor(name: &str) -> crate::audit::Actor {
+    crate::audit::Actor {
+        id: Some(1),
+        name: name.to_owned(),
+        client_ip: Some("127.0.0.1".into()),
+    }
+}

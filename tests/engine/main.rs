@@ -1,6 +1,7 @@
 //! Engine integration tests against a real PostgreSQL (see `scripts/test.sh`).
 //! Each test gets its own databases, so they run in parallel.
 
+mod backup;
 mod demo;
 mod migrations;
 mod overview;

@@ -1,0 +1,44 @@
+//! What the engine needs to know beyond the databases.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Engine settings (the binary fills them from the environment).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where archives and their manifests live (`BACKUP_DIR`).
+    pub backup_dir: PathBuf,
+    /// Largest archive accepted, created or uploaded (`MAX_BACKUP_SIZE`).
+    pub max_backup_size: u64,
+    /// Completed backups kept by retention (`MAX_BACKUPS_TO_KEEP`).
+    pub max_backups_to_keep: u32,
+    /// Manual backups a user may start per hour; 0 disables the limit
+    /// (`BACKUP_RATE_LIMIT`).
+    pub backup_rate_limit: u32,
+    /// Longest note an administrator may attach to a backup, in characters.
+    pub max_notes_len: usize,
+    /// A lease not renewed for this long may be taken over.
+    pub lease_timeout: Duration,
+    /// How often a running operation renews its lease.
+    pub heartbeat_interval: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults for everything but the backup directory.
+    pub fn new(backup_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            backup_dir: backup_dir.into(),
+            max_backup_size: 1 << 30,
+            max_backups_to_keep: 10,
+            backup_rate_limit: 1,
+            max_notes_len: 500,
+            lease_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Where manifests (sidecar JSON) live.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.backup_dir.join("metadata")
+    }
+}

@@ -1,0 +1,86 @@
+//! [`Engine`]: the one handle the web layer and the CLI hold. It owns the
+//! databases, the located PostgreSQL tools, the settings and this process's
+//! identity in the operation lock.
+
+use std::sync::Arc;
+
+use crate::config::EngineConfig;
+use crate::pgtools::PgTools;
+use crate::{lock, storage, Databases, Result};
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dbs: Databases,
+    tools: PgTools,
+    config: EngineConfig,
+    instance_id: String,
+}
+
+impl Engine {
+    /// Prepares the backup directory; the databases must be migrated.
+    pub fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
+        storage::ensure_dirs(&config.backup_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dbs,
+                tools,
+                config,
+                instance_id: lock::new_instance_id(),
+            }),
+        })
+    }
+
+    pub fn dbs(&self) -> &Databases {
+        &self.inner.dbs
+    }
+
+    /// A copy of this engine with other databases (tests use it to break
+    /// the tools' password).
+    #[cfg(feature = "testing")]
+    pub fn with_dbs(&self, dbs: Databases) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dbs,
+                tools: self.inner.tools.clone(),
+                config: self.inner.config.clone(),
+                instance_id: self.inner.instance_id.clone(),
+            }),
+        }
+    }
+
+    /// A copy of this engine with other tools (tests use old or wrapped ones).
+    #[cfg(feature = "testing")]
+    pub fn with_tools(&self, tools: PgTools) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dbs: self.inner.dbs.clone(),
+                tools,
+                config: self.inner.config.clone(),
+                instance_id: self.inner.instance_id.clone(),
+            }),
+        }
+    }
+
+    pub fn tools(&self) -> &PgTools {
+        &self.inner.tools
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// This process's identity in the operation lock.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// Who holds the operation lock, if anyone.
+    pub async fn lock_status(&self) -> Result<Option<lock::LockInfo>> {
+        lock::status(&self.dbs().control, self.config().lease_timeout).await
+    }
+}

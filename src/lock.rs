@@ -1,0 +1,252 @@
+//! The operation lock: one backup, restore, delete or cleanup at a time
+//! across every instance.
+//!
+//! It is a lease, a single row in the control database. The holder renews
+//! `heartbeat_at` every few seconds; a lease whose heartbeat is older than
+//! the timeout belongs to a dead holder and is taken over, and the job it
+//! guarded is marked interrupted. Times come from the database server's
+//! clock, so an application host whose clock jumps cannot break expiry.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::audit::Actor;
+use crate::{Error, Result};
+
+/// Who holds the lock, for what, since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct LockInfo {
+    pub operation_type: String,
+    pub locked_by: String,
+    pub locked_by_id: Option<i64>,
+    pub locked_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub holder_instance: String,
+    pub job_id: Option<Uuid>,
+    /// True when the heartbeat is older than the lease timeout.
+    pub stale: bool,
+}
+
+const SELECT_LOCK: &str =
+    "SELECT operation_type, locked_by_name AS locked_by, locked_by_id, locked_at,
+        heartbeat_at, holder_instance, job_id,
+        heartbeat_at < now() - make_interval(secs => $1) AS stale
+ FROM operation_lock WHERE id = 1";
+
+/// The current holder, if any.
+pub async fn status(control: &PgPool, lease_timeout: Duration) -> Result<Option<LockInfo>> {
+    Ok(sqlx::query_as(SELECT_LOCK)
+        .bind(lease_timeout.as_secs_f64())
+        .fetch_optional(control)
+        .await?)
+}
+
+/// What a new holder needs to say about itself.
+pub struct LockRequest<'a> {
+    pub instance_id: &'a str,
+    pub job_id: Option<Uuid>,
+    pub operation_type: &'a str,
+    pub actor: &'a Actor,
+    pub lease_timeout: Duration,
+}
+
+/// Takes the lock inside `tx`, which the caller commits together with
+/// whatever else it creates (the job row), so a refused caller leaves
+/// nothing behind. A stale lease is taken over and its job marked
+/// interrupted. Fails with [`Error::Busy`] naming the current holder.
+pub async fn acquire_in(
+    tx: &mut Transaction<'_, Postgres>,
+    request: &LockRequest<'_>,
+) -> Result<()> {
+    let current: Option<LockInfo> = sqlx::query_as(&format!("{SELECT_LOCK} FOR UPDATE"))
+        .bind(request.lease_timeout.as_secs_f64())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(current) = current {
+        if !current.stale && !holder_is_dead(&current.holder_instance, request.instance_id) {
+            return Err(Error::Busy(Box::new(current)));
+        }
+        tracing::warn!(
+            holder = %current.holder_instance,
+            operation = %current.operation_type,
+            "taking over an abandoned operation lock"
+        );
+        if let Some(job) = current.job_id {
+            interrupt_job(
+                tx,
+                job,
+                "Interrupted: the server running it stopped responding.",
+            )
+            .await?;
+        }
+        sqlx::query("DELETE FROM operation_lock WHERE id = 1")
+            .execute(&mut **tx)
+            .await?;
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO operation_lock (id, holder_instance, job_id, operation_type, locked_by_id, locked_by_name)
+         VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(request.instance_id)
+    .bind(request.job_id)
+    .bind(request.operation_type)
+    .bind(request.actor.id)
+    .bind(&request.actor.name)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        // Someone inserted between our read and our insert.
+        let holder: Option<LockInfo> = sqlx::query_as(SELECT_LOCK)
+            .bind(request.lease_timeout.as_secs_f64())
+            .fetch_optional(&mut **tx)
+            .await?;
+        return Err(holder.map(|h| Error::Busy(Box::new(h))).unwrap_or_else(|| {
+            Error::Conflict("the operation lock is contended; try again".into())
+        }));
+    }
+    Ok(())
+}
+
+/// Renews the lease. `false` means it is no longer ours (taken over or
+/// force-released): the operation must stop.
+pub async fn heartbeat(control: &PgPool, instance_id: &str, job_id: Option<Uuid>) -> Result<bool> {
+    let renewed = sqlx::query(
+        "UPDATE operation_lock SET heartbeat_at = now()
+         WHERE id = 1 AND holder_instance = $1 AND job_id IS NOT DISTINCT FROM $2",
+    )
+    .bind(instance_id)
+    .bind(job_id)
+    .execute(control)
+    .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
+/// Releases the lease if it is still ours.
+pub async fn release(control: &PgPool, instance_id: &str, job_id: Option<Uuid>) -> Result<()> {
+    sqlx::query("DELETE FROM operation_lock WHERE id = 1 AND holder_instance = $1 AND job_id IS NOT DISTINCT FROM $2")
+        .bind(instance_id)
+        .bind(job_id)
+        .execute(control)
+        .await?;
+    Ok(())
+}
+
+/// Removes the lock whoever holds it, marking its job interrupted. Returns
+/// what was released. The caller audits.
+pub async fn force_release(control: &PgPool, lease_timeout: Duration) -> Result<Option<LockInfo>> {
+    let mut tx = control.begin().await?;
+    let current: Option<LockInfo> = sqlx::query_as(&format!("{SELECT_LOCK} FOR UPDATE"))
+        .bind(lease_timeout.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(current) = &current {
+        if let Some(job) = current.job_id {
+            interrupt_job(
+                &mut tx,
+                job,
+                "Interrupted: an administrator released the operation lock.",
+            )
+            .await?;
+        }
+        sqlx::query("DELETE FROM operation_lock WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(current)
+}
+
+async fn interrupt_job(tx: &mut Transaction<'_, Postgres>, job: Uuid, message: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'interrupted', message = $2, finished_at = now()
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(job)
+    .bind(message)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE backup_history SET status = 'failed' WHERE job_id = $1 AND status = 'running'",
+    )
+    .bind(job)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// This process's identity in the lock: host, process id and a random part
+/// (a restarted process never reuses an identity).
+pub fn new_instance_id() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// A holder on this same host whose process no longer exists is dead for
+/// sure: its lease can be taken over at once instead of after the timeout
+/// (this is what lets a restarted server work immediately).
+fn holder_is_dead(holder: &str, ours: &str) -> bool {
+    if holder == ours {
+        return false;
+    }
+    let mut theirs = holder.split(':');
+    let mut mine = ours.split(':');
+    let (Some(host), Some(pid)) = (theirs.next(), theirs.next()) else {
+        return false;
+    };
+    if mine.next() != Some(host) {
+        return false;
+    }
+    if mine.next() == Some(pid) {
+        // Same host and pid, different identity: an earlier process that
+        // died and whose pid we were given.
+        return true;
+    }
+    pid.parse::<u32>()
+        .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_name_host_and_process() {
+        let id = new_instance_id();
+        let parts: Vec<_> = id.split(':').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1], std::process::id().to_string());
+        assert_ne!(id, new_instance_id());
+    }
+
+    #[test]
+    fn dead_local_holders_are_recognised() {
+        let ours = new_instance_id();
+        let host = ours.split(':').next().unwrap().to_owned();
+        assert!(!holder_is_dead(&ours, &ours));
+        // No process has pid 2147483646.
+        assert!(holder_is_dead(&format!("{host}:2147483646:abcd"), &ours));
+        assert!(
+            !holder_is_dead("some-other-host:2147483646:abcd", &ours),
+            "other hosts wait for the timeout"
+        );
+        assert!(
+            !holder_is_dead(&format!("{host}:1:abcd"), &ours),
+            "pid 1 is alive"
+        );
+        assert!(
+            holder_is_dead(&format!("{host}:{}:0000", std::process::id()), &ours),
+            "our pid, earlier life"
+        );
+    }
+}

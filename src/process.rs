@@ -1,0 +1,231 @@
+//! Running PostgreSQL client tools safely.
+//!
+//! - The connection comes through the environment (`PGHOST`, `PGPORT`,
+//!   `PGUSER`, `PGDATABASE`) and the password through a 0600 `PGPASSFILE`
+//!   that is deleted afterwards: nothing secret is ever in a process's argv.
+//! - Each tool runs in its own process group; dropping its [`ToolProcess`]
+//!   kills the whole group, so a cancelled job leaves no tool running.
+//! - stderr is kept (a tail, for the log) and can be followed line by line
+//!   for progress.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
+
+use crate::{Error, Result};
+
+/// Connection settings for a tool run, with the password in a private file.
+pub struct ToolConnection {
+    host: String,
+    port: u16,
+    user: String,
+    database: String,
+    passfile: Option<tempfile::NamedTempFile>,
+}
+
+impl ToolConnection {
+    /// Prepares a connection to `database` (defaults to the options' own).
+    pub fn new(
+        options: &PgConnectOptions,
+        password: Option<&str>,
+        database: Option<&str>,
+    ) -> Result<Self> {
+        let passfile = match password {
+            Some(pw) => {
+                // tempfile creates the file with mode 0600.
+                let mut file = tempfile::Builder::new()
+                    .prefix("lms-admin-pgpass-")
+                    .tempfile()?;
+                writeln!(
+                    file,
+                    "*:*:*:{}:{}",
+                    pgpass_escape(options.get_username()),
+                    pgpass_escape(pw)
+                )?;
+                file.flush()?;
+                Some(file)
+            }
+            None => None,
+        };
+        let host = match options.get_socket() {
+            Some(dir) => dir.display().to_string(),
+            None => options.get_host().to_owned(),
+        };
+        Ok(Self {
+            host,
+            port: options.get_port(),
+            user: options.get_username().to_owned(),
+            database: database
+                .or(options.get_database())
+                .unwrap_or_default()
+                .to_owned(),
+            passfile,
+        })
+    }
+
+    /// A command for `tool` with the connection in its environment.
+    pub fn command(&self, tool: &Path) -> Command {
+        let mut cmd = Command::new(tool);
+        cmd.env("PGHOST", &self.host)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.user)
+            .env("PGDATABASE", &self.database)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGAPPNAME", "lms-admin")
+            .env_remove("PGSERVICE");
+        if let Some(file) = &self.passfile {
+            cmd.env("PGPASSFILE", file.path()).env_remove("PGPASSWORD");
+        }
+        cmd
+    }
+}
+
+/// In a pgpass line, `:` and `\` are escaped with a backslash.
+fn pgpass_escape(field: &str) -> String {
+    field.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// A running tool; dropping it kills its process group.
+pub struct ToolProcess {
+    pub name: &'static str,
+    child: Child,
+    pgid: Option<nix::unistd::Pid>,
+    finished: bool,
+}
+
+impl ToolProcess {
+    /// Starts `cmd` in a new process group with stdin closed and stderr piped.
+    pub fn spawn(name: &'static str, mut cmd: Command, stdout: Stdio) -> Result<Self> {
+        cmd.stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::Tool(format!("{name} could not be started: {e}")))?;
+        let pgid = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
+        Ok(Self {
+            name,
+            child,
+            pgid,
+            finished: false,
+        })
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The process id (for tests and logs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the tool to exit; a non-zero exit becomes
+    /// [`Error::ToolFailed`] with the stderr tail.
+    pub async fn wait(mut self, stderr_tail: String) -> Result<()> {
+        let status = self.child.wait().await?;
+        self.finished = true;
+        check_status(self.name, status, stderr_tail)
+    }
+}
+
+impl Drop for ToolProcess {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(pgid) = self.pgid {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn check_status(tool: &'static str, status: ExitStatus, stderr_tail: String) -> Result<()> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::ToolFailed {
+            tool,
+            status,
+            stderr_tail,
+        })
+    }
+}
+
+/// Reads a tool's stderr line by line, calling `on_line` for each and
+/// returning the last lines (for the log) when the stream ends.
+pub async fn follow_stderr(stderr: ChildStderr, mut on_line: impl FnMut(&str)) -> String {
+    const KEEP: usize = 20;
+    let mut tail = VecDeque::with_capacity(KEEP);
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        on_line(&line);
+        if tail.len() == KEEP {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgpass_fields_are_escaped() {
+        assert_eq!(pgpass_escape(r"a:b\c"), r"a\:b\\c");
+    }
+
+    #[tokio::test]
+    async fn passwords_go_to_a_private_file_not_argv() {
+        use std::os::unix::fs::PermissionsExt;
+        let options: PgConnectOptions = "postgres://u@127.0.0.1:5432/db".parse().unwrap();
+        let conn = ToolConnection::new(&options, Some("s3cr:et"), None).unwrap();
+        let file = conn.passfile.as_ref().unwrap();
+        let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(file.path()).unwrap(),
+            "*:*:*:u:s3cr\\:et\n"
+        );
+        let cmd = conn.command(Path::new("/bin/true"));
+        let argv: Vec<_> = cmd.as_std().get_args().collect();
+        assert!(argv.is_empty());
+        let path = file.path().to_owned();
+        drop(conn);
+        assert!(
+            !path.exists(),
+            "the password file is deleted with the connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_tool_kills_its_process_group() {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("sleep 30 & echo $! ; wait");
+        let mut tool = ToolProcess::spawn("sh", cmd, Stdio::piped()).unwrap();
+        let mut out = BufReader::new(tool.child().stdout.take().unwrap()).lines();
+        let grandchild: i32 = out
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        drop(tool);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(grandchild), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "the grandchild was killed with its group");
+    }
+}
