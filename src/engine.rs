@@ -6,7 +6,14 @@ use std::sync::Arc;
 
 use crate::config::EngineConfig;
 use crate::pgtools::PgTools;
-use crate::{lock, storage, Databases, Result};
+use crate::{jobs, lock, storage, Databases, Result};
+
+/// What is running right now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperationStatus {
+    pub lock: Option<lock::LockInfo>,
+    pub job: Option<jobs::Job>,
+}
 
 /// Shared, cheap to clone.
 #[derive(Clone)]
@@ -82,5 +89,23 @@ impl Engine {
     /// Who holds the operation lock, if anyone.
     pub async fn lock_status(&self) -> Result<Option<lock::LockInfo>> {
         lock::status(&self.dbs().control, self.config().lease_timeout).await
+    }
+
+    /// What is running: the lock and its job, or (when nothing runs) the
+    /// most recent job, so a finished operation's outcome stays visible.
+    pub async fn operation_status(&self) -> Result<OperationStatus> {
+        let lock = self.lock_status().await?;
+        let job = match lock.as_ref().and_then(|l| l.job_id) {
+            Some(id) => jobs::get(&self.dbs().control, id).await?,
+            None => jobs::recent(&self.dbs().control, 1).await?.pop(),
+        };
+        Ok(OperationStatus { lock, job })
+    }
+
+    /// One job; [`crate::Error::NotFound`] if there is none.
+    pub async fn job(&self, id: uuid::Uuid) -> Result<jobs::Job> {
+        jobs::get(&self.dbs().control, id)
+            .await?
+            .ok_or_else(|| crate::Error::NotFound("job".into()))
     }
 }

@@ -46,7 +46,7 @@ pub mod users;
 
 pub use config::EngineConfig;
 pub use db::Databases;
-pub use engine::Engine;
+pub use engine::{Engine, OperationStatus};
 pub use error::{Error, Result};
 pub use maintenance::Download;
 pub use recovery::RecoveryReport;

@@ -107,7 +107,12 @@ mod server {
             match err {
                 Error::Invalid(m) => AppError::Invalid(m),
                 Error::NotFound(what) => AppError::NotFound(format!("{what} not found")),
-                Error::Conflict(m) => AppError::Conflict(m),
+                Error::Conflict(m) | Error::Cancelled(m) => AppError::Conflict(m),
+                busy @ Error::Busy(_) => AppError::Conflict(busy.to_string()),
+                Error::RateLimited { message, retry_at } => AppError::RateLimited {
+                    message,
+                    retry_after_secs: (retry_at - chrono::Utc::now()).num_seconds().max(1) as u64,
+                },
                 Error::Tool(m) | Error::Config(m) => {
                     tracing::error!(error = %m, "configuration or tool problem");
                     AppError::Unavailable(m)

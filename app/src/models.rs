@@ -60,13 +60,82 @@ pub struct TableStats {
 pub struct BackupSummary {
     pub id: i64,
     pub filename: String,
+    /// manual, scheduled, uploaded, pre_restore
     pub kind: String,
+    /// running, completed, failed, missing
     pub status: String,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub job_id: Option<String>,
+}
+
+/// A backup with what its manifest says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupDetail {
+    #[serde(flatten)]
+    pub summary: BackupSummary,
+    pub manifest: Option<ManifestSummary>,
+}
+
+/// The parts of a manifest a person reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSummary {
+    pub database: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    pub archive_version: String,
+    pub duration_ms: u64,
+    /// `None` until known (uploaded archives before their first restore).
+    pub tables: Option<Vec<TableRows>>,
+}
+
+/// A table and its row count in a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    pub schema: String,
+    pub name: String,
+    pub rows: i64,
+}
+
+/// A long operation and how far it has got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub id: String,
+    /// backup, restore, undo, upload, cleanup, delete
+    pub kind: String,
+    /// queued, running, succeeded, failed, interrupted
+    pub status: String,
+    pub phase: String,
+    /// 0..=1
+    pub progress: f64,
+    /// Why it failed, in words a person can act on.
+    pub message: Option<String>,
+    pub started_by: String,
+    pub backup_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A backup that has just started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartedBackup {
+    pub job: JobInfo,
+    pub backup: BackupSummary,
+}
+
+/// What is running right now (`GET /api/admin/backup/status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationStatus {
+    pub is_locked: bool,
+    pub operation_type: Option<String>,
+    pub locked_by: Option<String>,
+    pub locked_at: Option<DateTime<Utc>>,
+    /// The locked operation's job, or else the most recent job.
+    pub job: Option<JobInfo>,
 }
 
 /// A page of backups, newest first.
@@ -95,7 +164,7 @@ pub fn human_bytes(bytes: i64) -> String {
 #[cfg(feature = "ssr")]
 mod convert {
     use super::*;
-    use lms_backup::{catalog, overview, users};
+    use lms_backup::{catalog, jobs, overview, users};
 
     impl From<users::Role> for Role {
         fn from(r: users::Role) -> Self {
@@ -138,25 +207,91 @@ mod convert {
         }
     }
 
+    impl From<catalog::Backup> for BackupSummary {
+        fn from(b: catalog::Backup) -> Self {
+            BackupSummary {
+                id: b.id,
+                filename: b.filename,
+                kind: b.kind,
+                status: b.status,
+                size_bytes: b.size_bytes,
+                sha256: b.sha256,
+                notes: b.notes,
+                created_by: b.created_by_name,
+                created_at: b.created_at,
+                completed_at: b.completed_at,
+                job_id: b.job_id.map(|j| j.to_string()),
+            }
+        }
+    }
+
     impl From<catalog::BackupPage> for BackupList {
         fn from(p: catalog::BackupPage) -> Self {
             BackupList {
                 total: p.total,
-                backups: p
-                    .backups
-                    .into_iter()
-                    .map(|b| BackupSummary {
-                        id: b.id,
-                        filename: b.filename,
-                        kind: b.kind,
-                        status: b.status,
-                        size_bytes: b.size_bytes,
-                        sha256: b.sha256,
-                        notes: b.notes,
-                        created_by: b.created_by_name,
-                        created_at: b.created_at,
-                    })
-                    .collect(),
+                backups: p.backups.into_iter().map(Into::into).collect(),
+            }
+        }
+    }
+
+    impl From<catalog::BackupDetail> for BackupDetail {
+        fn from(d: catalog::BackupDetail) -> Self {
+            BackupDetail {
+                summary: d.backup.into(),
+                manifest: d.manifest.map(|m| ManifestSummary {
+                    database: m.database,
+                    server_version: m.server_version,
+                    pg_dump_version: m.pg_dump_version,
+                    archive_version: m.archive_version,
+                    duration_ms: m.duration_ms,
+                    tables: m.tables.map(|ts| {
+                        ts.into_iter()
+                            .map(|t| TableRows {
+                                schema: t.schema,
+                                name: t.name,
+                                rows: t.rows,
+                            })
+                            .collect()
+                    }),
+                }),
+            }
+        }
+    }
+
+    impl From<jobs::Job> for JobInfo {
+        fn from(j: jobs::Job) -> Self {
+            JobInfo {
+                id: j.id.to_string(),
+                kind: j.kind,
+                status: j.status,
+                phase: j.phase,
+                progress: j.progress,
+                message: j.message,
+                started_by: j.started_by_name,
+                backup_id: j.backup_id,
+                created_at: j.created_at,
+                finished_at: j.finished_at,
+            }
+        }
+    }
+
+    impl From<lms_backup::backup::StartedBackup> for StartedBackup {
+        fn from(s: lms_backup::backup::StartedBackup) -> Self {
+            StartedBackup {
+                job: s.job.into(),
+                backup: s.backup.into(),
+            }
+        }
+    }
+
+    impl From<lms_backup::OperationStatus> for OperationStatus {
+        fn from(s: lms_backup::OperationStatus) -> Self {
+            OperationStatus {
+                is_locked: s.lock.is_some(),
+                operation_type: s.lock.as_ref().map(|l| l.operation_type.clone()),
+                locked_by: s.lock.as_ref().map(|l| l.locked_by.clone()),
+                locked_at: s.lock.as_ref().map(|l| l.locked_at),
+                job: s.job.map(Into::into),
             }
         }
     }

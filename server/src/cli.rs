@@ -15,6 +15,9 @@ pub struct Cli {
     #[command(flatten)]
     pub db: DatabaseArgs,
 
+    #[command(flatten)]
+    pub backups: BackupArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +43,66 @@ pub struct DatabaseArgs {
     /// /usr/lib/postgresql/<version>/bin, then PATH.
     #[arg(long, env = "POSTGRES_BIN_PATH", global = true)]
     pub postgres_bin_path: Option<PathBuf>,
+}
+
+/// Where backups go and the limits they live by.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Directory for backup archives and their manifests.
+    #[arg(long, env = "BACKUP_DIR", default_value = "./backups", global = true)]
+    pub backup_dir: PathBuf,
+
+    /// Largest backup created or uploaded, in bytes or with a unit
+    /// (500MiB, 2GiB).
+    #[arg(long, env = "MAX_BACKUP_SIZE", default_value = "1GiB", value_parser = parse_size, global = true)]
+    pub max_backup_size: u64,
+
+    /// Completed backups kept; older ones are deleted after each backup
+    /// (the newest good one is always kept).
+    #[arg(long, env = "MAX_BACKUPS_TO_KEEP", default_value_t = 10, global = true)]
+    pub max_backups_to_keep: u32,
+
+    /// Manual backups each administrator may start per hour (0: no limit).
+    #[arg(long, env = "BACKUP_RATE_LIMIT", default_value_t = 1, global = true)]
+    pub backup_rate_limit: u32,
+}
+
+impl BackupArgs {
+    pub fn engine_config(&self) -> lms_backup::EngineConfig {
+        let mut config = lms_backup::EngineConfig::new(&self.backup_dir);
+        config.max_backup_size = self.max_backup_size;
+        config.max_backups_to_keep = self.max_backups_to_keep;
+        config.backup_rate_limit = self.backup_rate_limit;
+        config
+    }
+}
+
+/// "1073741824", "512MiB", "1G", "2 GB" (units are powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 1GiB or 500MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}: use KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a usable size"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,9 +194,28 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_parsed() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1 PB").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
     fn help_names_every_variable() {
         let help = Cli::command().render_long_help().to_string();
-        for var in ["DATABASE_URL", "CONTROL_DATABASE_URL", "POSTGRES_BIN_PATH"] {
+        for var in [
+            "DATABASE_URL",
+            "CONTROL_DATABASE_URL",
+            "POSTGRES_BIN_PATH",
+            "BACKUP_DIR",
+            "MAX_BACKUP_SIZE",
+            "MAX_BACKUPS_TO_KEEP",
+            "BACKUP_RATE_LIMIT",
+        ] {
             assert!(help.contains(var), "{var} missing from --help");
         }
         let mut serve = Cli::command();

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use app::ssr::{AppState, Config, LoginLimiter};
 use lms_backup::db::DatabaseUrls;
 use lms_backup::demo::{self, SeedOutcome};
+use lms_backup::pgtools::{self, PgTools};
 use lms_backup::users::{self, NewUser};
-use lms_backup::{pgtools, Databases};
+use lms_backup::{Databases, Engine};
 
-use crate::cli::{Cli, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs, UserCommand};
+use crate::cli::{
+    BackupArgs, Cli, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs, UserCommand,
+};
 
 /// A failure to report to the operator and exit non-zero.
 pub type CliResult = Result<(), String>;
@@ -18,7 +21,7 @@ pub type CliResult = Result<(), String>;
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
-        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Serve(args) => serve(&cli.db, &cli.backups, args).await,
         Command::Migrate => {
             connect(&cli.db).await?;
             println!("Both databases are migrated.");
@@ -52,9 +55,20 @@ fn describe(err: lms_backup::Error) -> String {
     }
 }
 
-async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
+/// Connects, migrates, checks the PostgreSQL tools and prepares the backup
+/// directory.
+pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, String> {
     let dbs = connect(db).await?;
-    check_tools(db, &dbs).await?;
+    let tools = check_tools(db, &dbs).await?;
+    Engine::new(dbs, tools, backups.engine_config()).map_err(describe)
+}
+
+async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliResult {
+    let engine = engine(db, backups).await?;
+    engine
+        .recover()
+        .await
+        .map_err(|e| format!("start-up recovery failed: {}", describe(e)))?;
 
     let conf = leptos::config::get_configuration(None)
         .map_err(|e| format!("Leptos configuration: {e}"))?;
@@ -62,16 +76,16 @@ async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
     leptos_options.site_addr = args.listen;
     if crate::assets::embedded_site_status(&leptos_options.output_name) == Some(false) {
         return Err(
-            "this binary was built without its site assets; rebuild with scripts/build.sh".into(),
+            "this binary was built without its site assets; build it with scripts/run.sh".into(),
         );
     }
 
-    let store = crate::sessions::store(&dbs.control)
+    let store = crate::sessions::store(&engine.dbs().control)
         .await
         .map_err(|e| format!("session store: {e}"))?;
     let state = AppState {
         leptos_options,
-        dbs,
+        engine,
         login_limiter: Arc::new(LoginLimiter::default()),
         config: Arc::new(Config {
             secure_cookies: args.secure_cookies,
@@ -94,7 +108,7 @@ async fn serve(db: &DatabaseArgs, args: ServeArgs) -> CliResult {
 }
 
 /// Refuses to start without usable pg_dump / pg_restore.
-async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> CliResult {
+async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> Result<PgTools, String> {
     let tools = pgtools::locate(db.postgres_bin_path.as_deref())
         .await
         .map_err(describe)?;
@@ -103,7 +117,7 @@ async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> CliResult {
         .check_against_server(major, &version)
         .map_err(describe)?;
     tracing::info!(pg_dump = %tools.pg_dump.display(), tools_major = tools.major, server = %version, "PostgreSQL tools found");
-    Ok(())
+    Ok(tools)
 }
 
 async fn shutdown_signal() {

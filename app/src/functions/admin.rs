@@ -11,7 +11,7 @@ pub async fn get_database_overview() -> Result<DatabaseOverview, AppError> {
     with_status(
         async {
             let (state, _admin) = admin_from_context().await?;
-            Ok(lms_backup::overview::database_overview(&state.dbs.lms)
+            Ok(lms_backup::overview::database_overview(&state.dbs().lms)
                 .await?
                 .into())
         }
@@ -26,7 +26,7 @@ pub async fn list_backups(skip: i64, limit: i64) -> Result<BackupList, AppError>
     with_status(
         async {
             let (state, _admin) = admin_from_context().await?;
-            Ok(lms_backup::catalog::list(&state.dbs.control, skip, limit)
+            Ok(lms_backup::catalog::list(&state.dbs().control, skip, limit)
                 .await?
                 .into())
         }

@@ -4,6 +4,8 @@
 
 mod admin;
 mod auth;
+mod backups;
 
 pub use admin::*;
 pub use auth::*;
+pub use backups::*;

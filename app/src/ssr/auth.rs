@@ -58,7 +58,7 @@ pub async fn current_user(state: &AppState, session: &Session) -> Result<Option<
         AppError::internal()
     })?;
     let Some(id) = id else { return Ok(None) };
-    match users::get(&state.dbs.lms, id).await? {
+    match users::get(&state.dbs().lms, id).await? {
         Some(user) if user.is_active => Ok(Some(user)),
         _ => {
             // The account was removed or disabled since sign-in.
@@ -141,7 +141,7 @@ pub async fn sign_in(
     };
     if let Err(wait) = state.login_limiter.check(ip.0, username) {
         audit::record_or_log(
-            &state.dbs.control,
+            &state.dbs().control,
             Event {
                 actor: &attempt,
                 action: "login",
@@ -157,9 +157,9 @@ pub async fn sign_in(
             retry_after_secs: secs,
         });
     }
-    let Some(user) = users::authenticate(&state.dbs.lms, username, password).await? else {
+    let Some(user) = users::authenticate(&state.dbs().lms, username, password).await? else {
         audit::record_or_log(
-            &state.dbs.control,
+            &state.dbs().control,
             Event {
                 actor: &attempt,
                 action: "login",
@@ -184,7 +184,7 @@ pub async fn sign_in(
         ..attempt
     };
     audit::record_or_log(
-        &state.dbs.control,
+        &state.dbs().control,
         Event {
             actor: &actor,
             action: "login",
@@ -202,7 +202,7 @@ pub async fn sign_out(state: &AppState, session: &Session, ip: ClientIp) -> Resu
     if let Some(user) = current_user(state, session).await? {
         let actor = SessionUser { user, ip: ip.0 }.actor();
         audit::record_or_log(
-            &state.dbs.control,
+            &state.dbs().control,
             Event {
                 actor: &actor,
                 action: "logout",

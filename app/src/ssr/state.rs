@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
-use lms_backup::Databases;
+use lms_backup::{Databases, Engine};
 
 use super::LoginLimiter;
 
@@ -17,7 +17,14 @@ pub struct Config {
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub dbs: Databases,
+    pub engine: Engine,
     pub login_limiter: Arc<LoginLimiter>,
     pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// The two databases.
+    pub fn dbs(&self) -> &Databases {
+        self.engine.dbs()
+    }
 }

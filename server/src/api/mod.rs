@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod backups;
 
 use app::error::AppError;
 use app::ssr::AppState;
@@ -53,10 +54,18 @@ impl ApiRoutes {
     ) -> Self {
         self.add(Method::POST, path, h)
     }
+
+    fn delete<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        self.add(Method::DELETE, path, h)
+    }
 }
 
 fn routes() -> ApiRoutes {
-    admin::routes(auth::routes(ApiRoutes::new()))
+    backups::routes(admin::routes(auth::routes(ApiRoutes::new())))
 }
 
 /// The REST routes, ready to merge into the application.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod authorization;
+mod backups;
 mod csrf;
 mod pages;
 mod support;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use app::ssr::{AppState, Config, LoginLimiter};
 use leptos::config::LeptosOptions;
 use lms_backup::users::{self, NewUser, Role};
-use lms_backup::Databases;
+use lms_backup::{Databases, Engine};
 use reqwest::Client;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -14,6 +14,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub base: String,
     pub dbs: Databases,
+    pub engine: Engine,
 }
 
 impl TestApp {
@@ -61,11 +62,17 @@ impl TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dbs = lms_backup::testing::spawn_db().await;
+    spawn_app_with(|_| {}).await
+}
+
+/// The application with its engine configuration adjusted.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> TestApp {
+    let engine = lms_backup::testing::spawn_engine_with(adjust).await;
+    let dbs = engine.dbs().clone();
     let store = server::sessions::store(&dbs.control).await.unwrap();
     let state = AppState {
         leptos_options: LeptosOptions::builder().output_name("lms-admin").build(),
-        dbs: dbs.clone(),
+        engine: engine.clone(),
         login_limiter: Arc::new(LoginLimiter::default()),
         config: Arc::new(Config {
             secure_cookies: false,
@@ -85,5 +92,25 @@ pub async fn spawn_app() -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         dbs,
+        engine,
     }
+}
+
+/// Polls a job through the API until it ends.
+pub async fn wait_for_job(app: &TestApp, client: &Client, job_id: &str) -> serde_json::Value {
+    for _ in 0..1200 {
+        let job: serde_json::Value = client
+            .get(app.url(&format!("/api/admin/backup/jobs/{job_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("job {job_id} did not finish in 120 s");
 }

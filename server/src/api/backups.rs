@@ -1,0 +1,308 @@
+//! `/api/admin/backup/*`: the backup catalog, downloads, the operation lock
+//! and jobs. Administrators only ([`AdminUser`] answers 401/403 first).
+
+use app::error::AppError;
+use app::models::{BackupDetail, BackupList, JobInfo, OperationStatus, StartedBackup};
+use app::ssr::{AdminUser, AppState};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lms_backup::backup::{BackupKind, BackupRequest};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::ApiRoutes;
+
+pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
+    r.post("/api/admin/backup/create", create)
+        .get("/api/admin/backup/list", list)
+        .get("/api/admin/backup/status", status)
+        .get("/api/admin/backup/download/{id}", download)
+        .get("/api/admin/backup/jobs/{id}", job)
+        .post("/api/admin/backup/lock/release", release_lock)
+        .get("/api/admin/backup/{id}", get)
+        .delete("/api/admin/backup/{id}", delete)
+}
+
+/// A catalog id from the path: a positive integer, else 400.
+fn backup_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::BadRequest("A backup id is a positive whole number.".into()))
+}
+
+#[derive(Deserialize, Default)]
+struct CreateRequest {
+    notes: Option<String>,
+}
+
+/// `POST /api/admin/backup/create {notes?}` → 202 `{job, backup}`; 409 while
+/// another operation runs; 429 past the rate limit; 422 for bad notes.
+async fn create(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<StartedBackup>), AppError> {
+    // The body is optional: no body means no notes.
+    let request: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?
+    };
+    let actor = admin.actor();
+    let started = state
+        .engine
+        .start_backup(BackupRequest {
+            actor: &actor,
+            notes: request.notes.as_deref(),
+            kind: BackupKind::Manual,
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(started.into())))
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    skip: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    20
+}
+
+/// `GET /api/admin/backup/list?skip=&limit=` → `{backups, total}`, newest first.
+async fn list(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Result<Json<BackupList>, AppError> {
+    let Query(paging) =
+        paging.map_err(|_| AppError::BadRequest("skip and limit must be whole numbers".into()))?;
+    Ok(Json(
+        lms_backup::catalog::list(&state.dbs().control, paging.skip, paging.limit)
+            .await?
+            .into(),
+    ))
+}
+
+/// `GET /api/admin/backup/{id}` → the backup and its manifest.
+async fn get(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BackupDetail>, AppError> {
+    let id = backup_id(&id)?;
+    Ok(Json(
+        lms_backup::catalog::get(&state.dbs().control, id)
+            .await?
+            .into(),
+    ))
+}
+
+/// `DELETE /api/admin/backup/{id}` → 204; 404 unknown; 409 while in use.
+async fn delete(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = backup_id(&id)?;
+    state.engine.delete_backup(id, &admin.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.
+async fn status(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+) -> Result<Json<OperationStatus>, AppError> {
+    Ok(Json(state.engine.operation_status().await?.into()))
+}
+
+/// `GET /api/admin/backup/jobs/{id}` → the job with phase, progress, message.
+async fn job(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobInfo>, AppError> {
+    let id = id
+        .parse()
+        .map_err(|_| AppError::NotFound("job not found".into()))?;
+    Ok(Json(state.engine.job(id).await?.into()))
+}
+
+/// `POST /api/admin/backup/lock/release` → 200 with what was released (audited).
+async fn release_lock(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let released = state.engine.force_release_lock(&admin.actor()).await?;
+    Ok(Json(serde_json::json!({
+        "released": released.is_some(),
+        "operation_type": released.as_ref().map(|l| l.operation_type.clone()),
+        "locked_by": released.as_ref().map(|l| l.locked_by.clone()),
+    })))
+}
+
+/// `GET /api/admin/backup/download/{id}` → the archive, streamed in constant
+/// memory, after checking it against its manifest. Supports one `Range`.
+async fn download(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = backup_id(&id)?;
+    let dl = state.engine.open_download(id, &admin.actor()).await?;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) => match parse_range(spec, dl.size) {
+            RangeRequest::Satisfiable(start, end) => Some((start, end)),
+            RangeRequest::Ignored => None,
+            RangeRequest::Unsatisfiable => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{}", dl.size))],
+                )
+                    .into_response())
+            }
+        },
+        None => None,
+    };
+    let (status, start, len) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, dl.size),
+    };
+    let mut file = tokio::fs::File::from_std(dl.file);
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "seek failed");
+            AppError::internal()
+        })?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file.take(len),
+        256 * 1024,
+    ));
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", dl.filename)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&dl.sha256) {
+        h.insert("x-backup-sha256", v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{}", start, start + len - 1, dl.size))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Inclusive byte positions.
+    Satisfiable(u64, u64),
+    /// Not a single byte range we serve: send the whole file.
+    Ignored,
+    Unsatisfiable,
+}
+
+fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.is_empty(), last.is_empty()) {
+        (false, true) => first
+            .parse::<u64>()
+            .ok()
+            .map(|s| (s, size.saturating_sub(1))),
+        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(size.saturating_sub(1)))),
+            _ => None,
+        },
+        (true, false) => last
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| (size.saturating_sub(n), size.saturating_sub(1))),
+        (true, true) => None,
+    };
+    match parsed {
+        Some((start, end)) if start < size && start <= end => RangeRequest::Satisfiable(start, end),
+        Some(_) => RangeRequest::Unsatisfiable,
+        None => RangeRequest::Ignored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed() {
+        assert_eq!(
+            parse_range("bytes=0-99", 1000),
+            RangeRequest::Satisfiable(0, 99)
+        );
+        assert_eq!(
+            parse_range("bytes=900-", 1000),
+            RangeRequest::Satisfiable(900, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=-100", 1000),
+            RangeRequest::Satisfiable(900, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=990-2000", 1000),
+            RangeRequest::Satisfiable(990, 999)
+        );
+        assert_eq!(
+            parse_range("bytes=1000-", 1000),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeRequest::Ignored);
+        assert_eq!(parse_range("items=0-1", 1000), RangeRequest::Ignored);
+        assert_eq!(parse_range("bytes=5-1", 1000), RangeRequest::Ignored);
+    }
+
+    #[test]
+    fn ids_must_be_positive_integers() {
+        assert_eq!(backup_id("42"), Ok(42));
+        for bad in [
+            "../x",
+            "%2e%2e%2f",
+            "1;rm",
+            "-1",
+            "0",
+            "99999999999999999999999",
+            "",
+            "1.0",
+        ] {
+            assert!(backup_id(bad).is_err(), "{bad}");
+        }
+    }
+}
