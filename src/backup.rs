@@ -193,24 +193,19 @@ impl Engine {
             )),
         };
         let control = &self.dbs().control;
-        let (audit_outcome, detail) = match &outcome {
+        let (job_outcome, message) = match &outcome {
             Ok(manifest) => {
                 if let Err(e) = self.apply_retention().await {
                     tracing::error!(error = ?e, "retention after a backup failed");
                 }
-                log_failure(jobs::finish(control, job.id, jobs::Outcome::Succeeded, None).await);
                 tracing::info!(backup = %backup.filename, size = manifest.size_bytes, "backup completed");
-                (Outcome::Success, None)
+                (jobs::Outcome::Succeeded, None)
             }
             Err(err) => {
                 self.discard_archive(&backup, &partial).await;
-                let message = failure_message(err);
                 tracing::error!(error = ?err, backup = %backup.filename, "backup failed");
                 log_failure(catalog::set_status(control, backup.id, "failed").await);
-                log_failure(
-                    jobs::finish(control, job.id, jobs::Outcome::Failed, Some(&message)).await,
-                );
-                (Outcome::Failure, Some(message))
+                (jobs::Outcome::Failed, Some(failure_message(err)))
             }
         };
         audit::record_or_log(
@@ -219,12 +214,18 @@ impl Engine {
                 actor: &actor,
                 action: "backup.create",
                 target: Some(&backup.filename),
-                outcome: audit_outcome,
-                detail: detail.as_deref(),
+                outcome: if message.is_none() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
+                detail: message.as_deref(),
             },
         )
         .await;
-        lease.release().await;
+        // The job ends and the lock frees in one step: whoever sees the job
+        // finished can start the next operation.
+        lease.finish(job_outcome, message.as_deref()).await;
     }
 
     /// Removes whatever a failed backup wrote.

@@ -96,8 +96,8 @@ pub async fn progress(control: &PgPool, id: Uuid, phase: &str, progress: f64) ->
 
 /// Ends a running job. A job already ended (interrupted by a takeover) is
 /// left as it is.
-pub async fn finish(
-    control: &PgPool,
+pub async fn finish<'e>(
+    db: impl PgExecutor<'e>,
     id: Uuid,
     outcome: Outcome,
     message: Option<&str>,
@@ -111,7 +111,7 @@ pub async fn finish(
     .bind(id)
     .bind(outcome.as_str())
     .bind(message)
-    .execute(control)
+    .execute(db)
     .await?;
     Ok(())
 }

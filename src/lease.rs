@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::engine::Engine;
-use crate::lock;
+use crate::{jobs, lock};
 
 /// The lock held for one job.
 pub struct Lease {
@@ -60,17 +60,22 @@ impl Lease {
         self.lost.cancelled().await
     }
 
-    /// Stops the heartbeat and releases the lock (if it is still ours).
-    pub async fn release(self) {
+    /// Ends the job and releases the lock (if it is still ours) in one
+    /// transaction, then stops the heartbeat.
+    pub async fn finish(self, outcome: jobs::Outcome, message: Option<&str>) {
         self.stop.cancel();
-        if let Err(err) = lock::release(
-            &self.engine.dbs().control,
-            self.engine.instance_id(),
-            self.job_id,
-        )
-        .await
-        {
-            tracing::error!(error = %err, "could not release the operation lock; it will expire");
+        let result = async {
+            let mut tx = self.engine.dbs().control.begin().await?;
+            if let Some(job) = self.job_id {
+                jobs::finish(&mut *tx, job, outcome, message).await?;
+            }
+            lock::release(&mut *tx, self.engine.instance_id(), self.job_id).await?;
+            tx.commit().await?;
+            Ok::<_, crate::Error>(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, "could not end the job and release the lock; the lease will expire");
         }
     }
 }

@@ -126,11 +126,15 @@ pub async fn heartbeat(control: &PgPool, instance_id: &str, job_id: Option<Uuid>
 }
 
 /// Releases the lease if it is still ours.
-pub async fn release(control: &PgPool, instance_id: &str, job_id: Option<Uuid>) -> Result<()> {
+pub async fn release<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    instance_id: &str,
+    job_id: Option<Uuid>,
+) -> Result<()> {
     sqlx::query("DELETE FROM operation_lock WHERE id = 1 AND holder_instance = $1 AND job_id IS NOT DISTINCT FROM $2")
         .bind(instance_id)
         .bind(job_id)
-        .execute(control)
+        .execute(db)
         .await?;
     Ok(())
 }

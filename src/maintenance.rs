@@ -52,11 +52,17 @@ impl Engine {
                 Some(crate::backup::failure_message(e)),
             ),
         };
-        if let Err(e) = jobs::finish(control, job_id, outcome, message.as_deref()).await {
-            tracing::error!(error = ?e, "could not finish a job");
+        // End the job and free the lock together.
+        let finished = async {
+            let mut tx = control.begin().await?;
+            jobs::finish(&mut *tx, job_id, outcome, message.as_deref()).await?;
+            lock::release(&mut *tx, self.instance_id(), Some(job_id)).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
         }
-        if let Err(e) = lock::release(control, self.instance_id(), Some(job_id)).await {
-            tracing::error!(error = ?e, "could not release the operation lock; it will expire");
+        .await;
+        if let Err(e) = finished {
+            tracing::error!(error = ?e, "could not end a job and release the lock; the lease will expire");
         }
         result
     }

@@ -53,6 +53,8 @@ impl Engine {
                         .await?;
                     tx.commit().await?;
                     report.released_lock = true;
+                    // Taking the lease over interrupted its job.
+                    report.interrupted_jobs += u64::from(info.job_id.is_some());
                 }
                 Err(crate::Error::Busy(_)) => live_job = info.job_id,
                 Err(other) => return Err(other),
@@ -68,7 +70,7 @@ impl Engine {
         .bind(live_job)
         .execute(control)
         .await?;
-        report.interrupted_jobs = interrupted.rows_affected();
+        report.interrupted_jobs += interrupted.rows_affected();
         sqlx::query(
             "UPDATE backup_history SET status = 'failed'
              WHERE status = 'running' AND job_id IS DISTINCT FROM $1",

@@ -3,7 +3,9 @@
 
 mod backup;
 mod demo;
+mod full_disk;
 mod migrations;
 mod overview;
 mod pgtools;
+mod recovery;
 mod users;

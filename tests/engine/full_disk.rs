@@ -1,0 +1,138 @@
+//! A backup directory that is (or becomes) full. Mounting a small tmpfs needs
+//! root, which CI has; elsewhere these tests fail with that explanation.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::testing::{actor, spawn_engine_with, wait_for_job};
+use lms_backup::{catalog, pgtools};
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(megabytes: u32) -> Self {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "mounting a tmpfs needs root; run the suite as root (CI does)"
+        );
+        let dir = std::env::temp_dir().join(format!("full-disk-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn too_little_space_is_refused_before_writing() {
+    let disk = Tmpfs::mount(4);
+    let engine = spawn_engine_with(|c| c.backup_dir = disk.0.join("backups")).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, started.job.id).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message
+            .as_deref()
+            .unwrap()
+            .contains("Not enough free space"),
+        "{job:?}"
+    );
+    assert!(files(&engine.config().backup_dir).is_empty());
+    assert!(engine.lock_status().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn running_out_of_space_mid_write_leaves_nothing_behind() {
+    let disk = Tmpfs::mount(40);
+    let base = spawn_engine_with(|c| c.backup_dir = disk.0.join("backups")).await;
+    lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
+    let dir = base.config().backup_dir.clone();
+    // pg_dump fills the disk just after the free-space check passed.
+    let filler = disk.0.join("filler");
+    let bin = std::env::temp_dir().join(format!("pg-fill-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec '{real}' --version; fi\n\
+             avail=$(df -k --output=avail '{disk}' | tail -n 1)\n\
+             dd if=/dev/zero of='{filler}' bs=1k count=$((avail - 64)) 2>/dev/null\n\
+             exec '{real}' \"$@\"\n",
+            real = base.tools().pg_dump.display(),
+            disk = disk.0.display(),
+            filler = filler.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&base.tools().pg_restore, bin.join("pg_restore")).unwrap();
+    let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
+
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, started.job.id).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("ran out of space"),
+        "{job:?}"
+    );
+    assert!(files(&dir).is_empty(), "no partial file: {:?}", files(&dir));
+    assert!(catalog::with_status(&engine.dbs().control, "completed")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(engine.lock_status().await.unwrap().is_none());
+
+    // With the space back, the next backup succeeds.
+    std::fs::remove_file(&filler).unwrap();
+    let started = base
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_job(&base, started.job.id).await.status,
+        "succeeded"
+    );
+}

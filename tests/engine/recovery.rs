@@ -1,0 +1,171 @@
+//! Start-up recovery after a crash.
+
+use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::testing::{actor, spawn_engine, wait_for_job};
+use lms_backup::{catalog, storage, Engine};
+
+async fn completed_backup(engine: &Engine) -> catalog::Backup {
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_job(engine, started.job.id).await.status,
+        "succeeded"
+    );
+    catalog::get_row(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap()
+}
+
+fn host() -> String {
+    nix::unistd::gethostname().unwrap().into_string().unwrap()
+}
+
+/// Leaves the state a server killed mid-backup leaves: a running job and
+/// catalog row, the lock held by the dead process, a .partial file.
+async fn simulate_crash(engine: &Engine, holder: &str, name: &str) -> uuid::Uuid {
+    let control = &engine.dbs().control;
+    let job = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, phase, started_by_name, instance_id, started_at)
+         VALUES ($1, 'backup', 'running', 'dumping', 'alice', $2, now())",
+    )
+    .bind(job)
+    .bind(holder)
+    .execute(control)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO backup_history (filename, kind, status, created_by_name, job_id) VALUES ($1, 'manual', 'running', 'alice', $2)",
+    )
+    .bind(name)
+    .bind(job)
+    .execute(control)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO operation_lock (id, holder_instance, job_id, operation_type, locked_by_name) VALUES (1, $1, $2, 'backup', 'alice')",
+    )
+    .bind(holder)
+    .bind(job)
+    .execute(control)
+    .await
+    .unwrap();
+    std::fs::write(
+        engine.config().backup_dir.join(format!("{name}.partial")),
+        b"half an archive",
+    )
+    .unwrap();
+    job
+}
+
+#[tokio::test]
+async fn recovery_repairs_what_a_crash_left() {
+    let engine = spawn_engine().await;
+    let dir = engine.config().backup_dir.clone();
+    let kept = completed_backup(&engine).await;
+    let vanished = completed_backup(&engine).await;
+    std::fs::remove_file(dir.join(&vanished.filename)).unwrap();
+
+    // An archive with a sidecar but no catalog row (catalog lost, disk kept).
+    let orphan = "backup_20200101_000000.dump";
+    std::fs::copy(dir.join(&kept.filename), dir.join(orphan)).unwrap();
+    let mut manifest = storage::read_manifest(&dir, &kept.filename).unwrap();
+    manifest.filename = orphan.into();
+    storage::write_manifest(&dir, &manifest).unwrap();
+
+    let crashed = simulate_crash(
+        &engine,
+        &format!("{}:2147483646:dead", host()),
+        "backup_20991231_235959.dump",
+    )
+    .await;
+    let report = engine.recover().await.unwrap();
+
+    assert!(report.released_lock);
+    assert_eq!(report.interrupted_jobs, 1);
+    assert_eq!(
+        report.removed_partials,
+        ["backup_20991231_235959.dump.partial"]
+    );
+    assert_eq!(report.marked_missing, vec![vanished.filename.clone()]);
+    assert_eq!(report.reimported, [orphan]);
+
+    let job = lms_backup::jobs::get(&engine.dbs().control, crashed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, "interrupted");
+    assert!(job.message.unwrap().contains("Interrupted"));
+    assert!(engine.lock_status().await.unwrap().is_none());
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT filename, status FROM backup_history ORDER BY filename")
+            .fetch_all(&engine.dbs().control)
+            .await
+            .unwrap();
+    assert!(statuses.contains(&(vanished.filename.clone(), "missing".into())));
+    assert!(statuses.contains(&("backup_20991231_235959.dump".into(), "failed".into())));
+    assert!(statuses.contains(&(orphan.into(), "completed".into())));
+    assert!(statuses.contains(&(kept.filename.clone(), "completed".into())));
+
+    // Recovery is idempotent, and the next backup starts at once.
+    assert_eq!(engine.recover().await.unwrap(), Default::default());
+    completed_backup(&engine).await;
+}
+
+#[tokio::test]
+async fn recovery_leaves_a_live_operation_of_another_instance_alone() {
+    let engine = spawn_engine().await;
+    let live = simulate_crash(
+        &engine,
+        "other-host:4242:alive",
+        "backup_20991231_235958.dump",
+    )
+    .await;
+    let report = engine.recover().await.unwrap();
+    assert!(!report.released_lock);
+    assert_eq!(report.interrupted_jobs, 0);
+    assert!(report.removed_partials.is_empty());
+    let job = lms_backup::jobs::get(&engine.dbs().control, live)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, "running");
+    assert!(engine
+        .config()
+        .backup_dir
+        .join("backup_20991231_235958.dump.partial")
+        .exists());
+    assert_eq!(
+        engine.lock_status().await.unwrap().unwrap().holder_instance,
+        "other-host:4242:alive"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_lease_is_taken_over_and_its_job_interrupted() {
+    let engine = spawn_engine().await;
+    let stuck = simulate_crash(
+        &engine,
+        "other-host:4242:stalled",
+        "backup_20991231_235957.dump",
+    )
+    .await;
+    sqlx::query("UPDATE operation_lock SET heartbeat_at = now() - interval '5 minutes'")
+        .execute(&engine.dbs().control)
+        .await
+        .unwrap();
+    // A new backup takes the abandoned lease over.
+    completed_backup(&engine).await;
+    let job = lms_backup::jobs::get(&engine.dbs().control, stuck)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, "interrupted");
+}
