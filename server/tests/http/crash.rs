@@ -1,0 +1,213 @@
+//! The real `lms-admin` binary killed with SIGKILL in the middle of a backup,
+//! then started again.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::PASSWORD;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lms_admin(env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lms-admin"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LEPTOS_OUTPUT_NAME", "lms-admin");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn start(env: &[(&str, String)]) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = lms_admin(env)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if reqwest::get(format!("{base}/api/auth/me")).await.is_ok() {
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("lms-admin did not start");
+}
+
+/// pg_dump that waits two seconds before dumping: long enough to kill the
+/// server in the middle of the backup.
+async fn slow_tools(dir: &Path) -> PathBuf {
+    let real = lms_backup::pgtools::locate(None).await.unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec '{real}' --version; fi\nsleep 2\nexec '{real}' \"$@\"\n",
+            real = real.pg_dump.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&real.pg_restore, bin.join("pg_restore")).unwrap();
+    bin
+}
+
+async fn json(res: reqwest::Response) -> Value {
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_backup_recovers_on_restart() {
+    let dir = std::env::temp_dir().join(format!("crash-{}", uuid::Uuid::new_v4().simple()));
+    let backups = dir.join("backups");
+    let env = [
+        (
+            "DATABASE_URL",
+            lms_backup::testing::fresh_database_url().await,
+        ),
+        ("BACKUP_DIR", backups.display().to_string()),
+        (
+            "POSTGRES_BIN_PATH",
+            slow_tools(&dir).await.display().to_string(),
+        ),
+        ("BACKUP_RATE_LIMIT", "0".to_string()),
+    ];
+    let mut create = lms_admin(&env)
+        .args([
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(create.wait().unwrap().success());
+
+    let mut server = start(&env).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = client
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&serde_json::json!({ "username": "alice", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let started = json(
+        client
+            .post(format!("{}/api/admin/backup/create", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let job_id = started["job"]["id"].as_str().unwrap().to_owned();
+    let partial = backups.join(format!(
+        "{}.partial",
+        started["backup"]["filename"].as_str().unwrap()
+    ));
+    for _ in 0..100 {
+        if partial.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(partial.exists(), "the backup is under way");
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+
+    let server = start(&env).await;
+    // Sessions live in the control database: the same cookie still works.
+    let job = json(
+        client
+            .get(format!("{}/api/admin/backup/jobs/{job_id}", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(job["status"], "interrupted", "{job}");
+    assert!(!partial.exists(), "the partial file was removed");
+    let status = json(
+        client
+            .get(format!("{}/api/admin/backup/status", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status["is_locked"], false, "{status}");
+
+    let res = client
+        .post(format!("{}/api/admin/backup/create", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "a new backup starts at once");
+    let again = json(res).await;
+    let id = again["job"]["id"].as_str().unwrap();
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = json(
+            client
+                .get(format!("{}/api/admin/backup/jobs/{id}", server.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if last["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["status"], "succeeded", "{last}");
+    let list = json(
+        client
+            .get(format!("{}/api/admin/backup/list", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let statuses: Vec<&str> = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["completed", "failed"]);
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}
