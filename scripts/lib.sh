@@ -151,4 +151,26 @@ wait_for_http() {
   done
 }
 
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# throwaway_cluster: a PostgreSQL cluster in a new temporary directory,
+# stopped and deleted when the calling script exits. Sets THROWAWAY (its
+# directory), PG_PORT, PG_SUPERUSER_URL, and APP_URL_BASE
+# (postgres://lms_test:…@127.0.0.1:PORT) for a non-superuser role with
+# CREATEDB. Processes listed in CLEANUP_PIDS are killed first.
+CLEANUP_PIDS=""
+throwaway_cluster() {
+  THROWAWAY="$(mktemp -d "${TMPDIR:-/tmp}/lms-admin-pg.XXXXXX")"
+  chmod 755 "$THROWAWAY"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$THROWAWAY"; fi
+  trap 'for p in $CLEANUP_PIDS; do kill "$p" 2>/dev/null || true; done; stop_cluster "$THROWAWAY"; rm -rf "$THROWAWAY"' EXIT
+  PG_PORT="$(free_port)"
+  start_cluster "$THROWAWAY" "$PG_PORT"
+  local password; password="$(random_password)"
+  ensure_app_role lms_test "$password" lms_e2e
+  APP_URL_BASE="postgres://lms_test:$password@127.0.0.1:$PG_PORT"
+}
+
 random_password() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20; }

@@ -18,43 +18,31 @@ log "clippy (browser build)"
 cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 # A throwaway cluster for this run only.
-TEST_PG="$(mktemp -d "${TMPDIR:-/tmp}/lms-admin-test-pg.XXXXXX")"
-chmod 755 "$TEST_PG"
-[ "$(id -u)" -eq 0 ] && chown postgres "$TEST_PG"
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-  stop_cluster "$TEST_PG"
-  rm -rf "$TEST_PG"
-}
-trap cleanup EXIT
-PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-start_cluster "$TEST_PG" "$PG_PORT"
-APP_PASSWORD="$(random_password)"
-ensure_app_role lms_test "$APP_PASSWORD" lms_e2e
-export TEST_DATABASE_URL="postgres://lms_test:$APP_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+throwaway_cluster
+export TEST_DATABASE_URL="$APP_URL_BASE/postgres"
 
 log "unit and integration tests"
-cargo test --workspace --exclude frontend --features lms-backup/testing 2>&1 | tee "$TEST_PG/cargo-test.log"
-cargo_summary="$(grep -E '^test result:' "$TEST_PG/cargo-test.log" \
+cargo test --workspace --exclude frontend --features lms-backup/testing 2>&1 | tee "$THROWAWAY/cargo-test.log"
+cargo_summary="$(grep -E '^test result:' "$THROWAWAY/cargo-test.log" \
   | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed", p, f}')"
 
 build_release
 
 log "end-to-end tests (Playwright, Chromium)"
-export DATABASE_URL="postgres://lms_test:$APP_PASSWORD@127.0.0.1:$PG_PORT/lms_e2e"
+export DATABASE_URL="$APP_URL_BASE/lms_e2e"
+export BACKUP_DIR="$THROWAWAY/backups" BACKUP_RATE_LIMIT=0
 export E2E_ADMIN_PASSWORD="$(random_password)" E2E_INSTRUCTOR_PASSWORD="$(random_password)"
 "$LMS_ADMIN_BIN" migrate
 "$LMS_ADMIN_BIN" demo seed --scale 1
 printf '%s\n' "$E2E_ADMIN_PASSWORD" | "$LMS_ADMIN_BIN" user create --username e2e-admin --role admin --full-name "E2E Admin" --password-stdin
 printf '%s\n' "$E2E_INSTRUCTOR_PASSWORD" | "$LMS_ADMIN_BIN" user create --username e2e-instructor --role instructor --password-stdin
-E2E_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+E2E_PORT="$(free_port)"
 export E2E_BASE_URL="http://127.0.0.1:$E2E_PORT"
 # Run the binary from an empty directory: it must need nothing beside itself.
 E2E_CWD="$(mktemp -d)"
-(cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_PORT") > "$TEST_PG/server.log" 2>&1 &
-SERVER_PID=$!
-wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$TEST_PG/server.log" >&2; die "the server did not come up"; }
+(cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_PORT") > "$THROWAWAY/server.log" 2>&1 &
+CLEANUP_PIDS="$!"
+wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$THROWAWAY/server.log" >&2; die "the server did not come up"; }
 set +e
 (cd end2end && npx playwright test)
 status=$?

@@ -23,6 +23,7 @@ pub enum SeedOutcome {
         users: i64,
         courses: i64,
         lessons: i64,
+        attachments: i64,
         enrollments: i64,
         events: i64,
         database_bytes: i64,
@@ -68,14 +69,22 @@ pub async fn seed(lms: &PgPool, scale: u32) -> Result<SeedOutcome> {
         users: inserted[0] + inserted[1],
         courses: inserted[2],
         lessons: inserted[3],
-        enrollments: inserted[4],
-        events: inserted[5],
+        attachments: inserted[4],
+        enrollments: inserted[5],
+        events: inserted[6],
         database_bytes,
     })
 }
 
+/// Inserts `$1 * 20` attachments of 64 KiB of incompressible bytes.
+pub const ATTACHMENTS_SQL: &str = "WITH ls AS (SELECT array_agg(id ORDER BY id) AS a FROM lessons)
+     INSERT INTO lesson_attachments (lesson_id, filename, content_type, content)
+     SELECT ls.a[1 + (g * 31) % cardinality(ls.a)], format('slides-%s.pdf', g), 'application/pdf',
+            decode((SELECT string_agg(md5(g || ':' || s || ':' || random()), '') FROM generate_series(1, 4096) AS s), 'hex')
+     FROM generate_series(1, $1 * 20) AS g, ls";
+
 /// Each statement takes the scale as `$1`.
-const SEED_STATEMENTS: [&str; 6] = [
+const SEED_STATEMENTS: [&str; 7] = [
     // Instructors.
     "INSERT INTO users (username, email, full_name, password_hash, role, created_at)
      SELECT format('instructor%s', lpad(g::text, 4, '0')),
@@ -109,6 +118,9 @@ const SEED_STATEMENTS: [&str; 6] = [
             (SELECT string_agg(md5(c.code || ':' || p || ':' || s), ' ') FROM generate_series(1, 60) AS s),
             5 + (c.id * p) % 55
      FROM courses c, generate_series(1, 15) AS p",
+    // Twenty 64 KiB attachments per scale unit; random bytes, so they do not
+    // compress (like the PDFs and images of a real LMS).
+    ATTACHMENTS_SQL,
     // Five enrollments per student.
     "WITH cs AS (SELECT array_agg(id ORDER BY id) AS a FROM courses),
           st AS (SELECT id, row_number() OVER (ORDER BY id) AS i FROM users WHERE role = 'student')

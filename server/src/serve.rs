@@ -183,13 +183,15 @@ async fn seed(db: &DatabaseArgs, scale: u32) -> CliResult {
             users,
             courses,
             lessons,
+            attachments,
             enrollments,
             events,
             database_bytes,
         } => {
             println!(
-                "Seeded {users} users, {courses} courses, {lessons} lessons, {enrollments} \
-                 enrollments and {events} activity events; the database is now {}.",
+                "Seeded {users} users, {courses} courses, {lessons} lessons, {attachments} \
+                 attachments, {enrollments} enrollments and {events} activity events; the \
+                 database is now {}.",
                 app::models::human_bytes(database_bytes)
             );
         }

@@ -8,6 +8,7 @@ async fn seeding_fills_an_empty_database_once() {
         users,
         courses,
         lessons,
+        attachments,
         enrollments,
         events,
         database_bytes,
@@ -15,7 +16,10 @@ async fn seeding_fills_an_empty_database_once() {
     else {
         panic!("an empty database is seeded");
     };
-    assert_eq!((users, courses, lessons, events), (210, 20, 300, 20_000));
+    assert_eq!(
+        (users, courses, lessons, attachments, events),
+        (210, 20, 300, 20, 20_000)
+    );
     assert_eq!(enrollments, 1000);
     assert!(
         database_bytes > 2 * 1024 * 1024,

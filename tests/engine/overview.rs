@@ -26,6 +26,7 @@ async fn overview_counts_every_lms_table_exactly() {
             "activity_events",
             "courses",
             "enrollments",
+            "lesson_attachments",
             "lessons",
             "users"
         ]

@@ -2,6 +2,7 @@
 
 mod backup_card;
 mod layout;
+mod operation_panel;
 mod overview_card;
 
 pub use backup_card::BackupCard;

@@ -39,16 +39,21 @@ async fn start(env: &[(&str, String)]) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let child = lms_admin(env)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: lms_admin(env)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..300 {
-        if reqwest::get(format!("{base}/api/auth/me")).await.is_ok() {
-            return Server { child, base };
+        if reqwest::get(format!("{}/api/auth/me", server.base))
+            .await
+            .is_ok()
+        {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,0 +1,177 @@
+"""Backup benchmark: our full backup job against a bare `pg_dump -Fc`, and a
+large download through the HTTP route with the server's memory watched.
+
+Run through scripts/bench.sh, which builds the release binary and provides a
+throwaway PostgreSQL. Prints figures and ratios; it passes or fails nothing.
+"""
+
+import http.cookiejar
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+BIN = os.environ["LMS_ADMIN_BIN"]
+DB = os.environ["DATABASE_URL"]
+PG_DUMP = os.environ["BENCH_PG_DUMP"]
+SCALE = int(os.environ.get("BENCH_SCALE", "40"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DOWNLOAD_MB = int(os.environ.get("BENCH_DOWNLOAD_MB", "520"))
+
+work = tempfile.mkdtemp(prefix="lms-bench-")
+env = dict(os.environ, BACKUP_DIR=os.path.join(work, "backups"), BACKUP_RATE_LIMIT="0",
+           MAX_BACKUP_SIZE="8GiB", MAX_BACKUPS_TO_KEEP="2", RUST_LOG="warn")
+url = urllib.parse.urlparse(DB)
+pg_env = dict(os.environ, PGHOST=url.hostname, PGPORT=str(url.port), PGUSER=url.username,
+              PGPASSWORD=urllib.parse.unquote(url.password or ""), PGDATABASE=url.path.lstrip("/"))
+
+
+def run(*args, stdin=None):
+    return subprocess.run([BIN, *args], env=env, input=stdin, text=True, check=True,
+                          capture_output=True).stdout.strip()
+
+
+def psql(sql):
+    return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-c", sql], env=pg_env, text=True,
+                          check=True, capture_output=True).stdout.strip()
+
+
+def mb(n):
+    return f"{n / 1048576:.1f} MB"
+
+
+print(f"seeding demo data at scale {SCALE} ...", flush=True)
+print(run("demo", "seed", "--scale", str(SCALE)))
+db_bytes = int(psql("SELECT pg_database_size(current_database())"))
+print(f"database size: {mb(db_bytes)}")
+
+password = secrets.token_urlsafe(18)
+run("user", "create", "--username", "bench", "--role", "admin", "--password-stdin", stdin=password + "\n")
+port = int(subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"],
+                          capture_output=True, text=True).stdout)
+server = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+base = f"http://127.0.0.1:{port}"
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+
+def call(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"content-type": "application/json"} if data else {})
+    with opener.open(req) as res:
+        return json.loads(res.read() or b"null")
+
+
+for _ in range(200):
+    try:
+        urllib.request.urlopen(base + "/login")
+        break
+    except OSError:
+        time.sleep(0.1)
+call("POST", "/api/auth/login", {"username": "bench", "password": password})
+
+
+def our_backup():
+    start = time.monotonic()
+    job = call("POST", "/api/admin/backup/create")["job"]
+    while job["status"] == "running":
+        time.sleep(0.05)
+        job = call("GET", f"/api/admin/backup/jobs/{job['id']}")
+    assert job["status"] == "succeeded", job
+    return time.monotonic() - start, job
+
+
+def bare_pg_dump():
+    out = os.path.join(work, "bare.dump")
+    start = time.monotonic()
+    subprocess.run([PG_DUMP, "-Fc", "-f", out], env=pg_env, check=True)
+    elapsed = time.monotonic() - start
+    size = os.path.getsize(out)
+    os.remove(out)
+    return elapsed, size
+
+
+ours, bare = [], []
+for i in range(RUNS):
+    # Alternate the order so neither side always meets a warmer cache.
+    for side in (("bare", "ours") if i % 2 == 0 else ("ours", "bare")):
+        if side == "bare":
+            t, size = bare_pg_dump()
+            bare.append(t)
+            print(f"run {i + 1}: bare pg_dump -Fc   {t:6.2f} s  ({mb(size)})", flush=True)
+        else:
+            t, job = our_backup()
+            ours.append(t)
+            print(f"run {i + 1}: backup job (verified) {t:6.2f} s", flush=True)
+
+m_ours, m_bare = statistics.median(ours), statistics.median(bare)
+print()
+print(f"database {mb(db_bytes)}, {RUNS} runs each")
+print(f"median bare pg_dump -Fc:                 {m_bare:6.2f} s")
+print(f"median backup job (fingerprint, sha256, full-read verify, fsync): {m_ours:6.2f} s")
+print(f"ratio backup job / bare pg_dump:         {m_ours / m_bare:6.2f}  (target <= 1.30)")
+
+# A large download: add incompressible attachments until the archive passes
+# DOWNLOAD_MB, back it up, then stream it through the HTTP route.
+count = DOWNLOAD_MB * 1024 // 64
+print(f"\nadding {count} attachments of 64 KiB for the download test ...", flush=True)
+batch = 500
+for offset in range(0, count, batch):
+    n = min(batch, count - offset)
+    psql(f"""WITH ls AS (SELECT array_agg(id ORDER BY id) AS a FROM lessons)
+             INSERT INTO lesson_attachments (lesson_id, filename, content_type, content)
+             SELECT ls.a[1 + (g * 31) % cardinality(ls.a)], format('bench-%s.bin', g), 'application/octet-stream',
+                    decode((SELECT string_agg(md5(g || ':' || s || ':' || random()), '') FROM generate_series(1, 4096) AS s), 'hex')
+             FROM generate_series({offset + 1}, {offset + n}) AS g, ls""")
+t, job = our_backup()
+backup = call("GET", f"/api/admin/backup/{job['backup_id']}")
+size = backup["size_bytes"]
+print(f"backup of {mb(size)} took {t:.2f} s")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+peak = [0]
+stop = threading.Event()
+
+
+def watch():
+    while not stop.is_set():
+        peak[0] = max(peak[0], rss_kb(server.pid))
+        time.sleep(0.02)
+
+
+before = rss_kb(server.pid)
+watcher = threading.Thread(target=watch)
+watcher.start()
+start = time.monotonic()
+received = 0
+with opener.open(base + f"/api/admin/backup/download/{backup['id']}") as res:
+    while chunk := res.read(1 << 20):
+        received += len(chunk)
+elapsed = time.monotonic() - start
+stop.set()
+watcher.join()
+assert received == size, (received, size)
+print(f"download of {mb(received)}: {elapsed:.2f} s, {received / 1048576 / elapsed:.0f} MB/s "
+      f"(includes the SHA-256 check of the whole file before sending)")
+print(f"server RSS before {before / 1024:.1f} MB, peak during {peak[0] / 1024:.1f} MB, "
+      f"growth {(peak[0] - before) / 1024:.1f} MB  (target <= 32 MB)")
+
+server.terminate()
+server.wait()
+subprocess.run(["rm", "-rf", work])
