@@ -104,3 +104,46 @@ pub fn actor(name: &str) -> crate::audit::Actor {
         client_ip: Some("127.0.0.1".into()),
     }
 }
+
+/// A bin directory whose `pg_dump` runs the shell `script` (with `$REAL` set
+/// to the real pg_dump; `--version` is answered by the real one) and whose
+/// `pg_restore` is the real one. For tests that slow, kill or sabotage a dump.
+pub fn wrapped_pg_dump(real: &crate::pgtools::PgTools, script: &str) -> std::path::PathBuf {
+    let dir = scratch_dir("pg-wrap");
+    write_script(
+        &dir.join("pg_dump"),
+        &format!(
+            "REAL='{}'\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{script}",
+            real.pg_dump.display()
+        ),
+    );
+    std::os::unix::fs::symlink(&real.pg_restore, dir.join("pg_restore")).expect("link pg_restore");
+    dir
+}
+
+/// A bin directory whose tools report `version` (e.g. "9.6.24") and, when
+/// run for anything else, only leave a `<tool>.ran` marker beside themselves.
+pub fn fake_tools(version: &str) -> std::path::PathBuf {
+    let dir = scratch_dir("pg-fake");
+    for tool in ["pg_dump", "pg_restore"] {
+        write_script(
+            &dir.join(tool),
+            &format!("if [ \"$1\" = --version ]; then echo '{tool} (PostgreSQL) {version}'; exit 0; fi\ntouch \"$0.ran\""),
+        );
+    }
+    dir
+}
+
+/// A new empty directory under the system temp dir.
+pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+fn write_script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write a script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+}

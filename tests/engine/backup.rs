@@ -1,7 +1,6 @@
 //! The backup pipeline against a real PostgreSQL and real pg_dump.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lms_backup::backup::{BackupKind, BackupRequest};
@@ -40,25 +39,6 @@ async fn backup_ok(engine: &Engine, notes: Option<&str>) -> catalog::BackupDetai
     catalog::get(&engine.dbs().control, started.backup.id)
         .await
         .unwrap()
-}
-
-/// A bin directory whose pg_dump runs `script` (with $REAL set to the real
-/// pg_dump) and whose pg_restore is the real one.
-fn wrapped_tools(real: &pgtools::PgTools, script: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pg-wrap-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let dump = dir.join("pg_dump");
-    std::fs::write(
-        &dump,
-        format!(
-            "#!/bin/sh\nREAL='{}'\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{script}\n",
-            real.pg_dump.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::symlink(&real.pg_restore, dir.join("pg_restore")).unwrap();
-    dir
 }
 
 async fn assert_clean_failure(engine: &Engine, job_id: uuid::Uuid, before: &[String]) -> String {
@@ -255,7 +235,7 @@ async fn pg_dump_killed_mid_run_leaves_nothing_behind() {
     let before = files(&base);
     let pid_file =
         std::env::temp_dir().join(format!("pgdump-pid-{}", uuid::Uuid::new_v4().simple()));
-    let dir = wrapped_tools(
+    let dir = lms_backup::testing::wrapped_pg_dump(
         base.tools(),
         &format!("echo $$ > '{}'\nexec \"$REAL\" \"$@\"", pid_file.display()),
     );
@@ -318,17 +298,7 @@ async fn a_wrong_database_password_fails_clearly() {
 #[tokio::test]
 async fn an_older_pg_dump_is_refused_before_anything_is_written() {
     let base = spawn_engine().await;
-    let dir = std::env::temp_dir().join(format!("old-pg-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for tool in ["pg_dump", "pg_restore"] {
-        let path = dir.join(tool);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\nif [ \"$1\" = --version ]; then echo '{tool} (PostgreSQL) 9.6.24'; exit 0; fi\ntouch \"$0.ran\"\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let dir = lms_backup::testing::fake_tools("9.6.24");
     let engine = base.with_tools(pgtools::locate(Some(&dir)).await.unwrap());
     let who = actor("alice");
     let started = engine.start_backup(manual(&who, None)).await.unwrap();

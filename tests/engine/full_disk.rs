@@ -1,7 +1,6 @@
 //! A backup directory that is (or becomes) full. Mounting a small tmpfs needs
 //! root, which CI has; elsewhere these tests fail with that explanation.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use lms_backup::backup::{BackupKind, BackupRequest};
@@ -80,23 +79,16 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     let dir = base.config().backup_dir.clone();
     // pg_dump fills the disk just after the free-space check passed.
     let filler = disk.0.join("filler");
-    let bin = std::env::temp_dir().join(format!("pg-fill-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(
-        bin.join("pg_dump"),
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec '{real}' --version; fi\n\
-             avail=$(df -k --output=avail '{disk}' | tail -n 1)\n\
+    let bin = lms_backup::testing::wrapped_pg_dump(
+        base.tools(),
+        &format!(
+            "avail=$(df -k --output=avail '{disk}' | tail -n 1)\n\
              dd if=/dev/zero of='{filler}' bs=1k count=$((avail - 64)) 2>/dev/null\n\
-             exec '{real}' \"$@\"\n",
-            real = base.tools().pg_dump.display(),
+             exec \"$REAL\" \"$@\"",
             disk = disk.0.display(),
             filler = filler.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::symlink(&base.tools().pg_restore, bin.join("pg_restore")).unwrap();
+    );
     let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
 
     let who = actor("alice");

@@ -1,5 +1,3 @@
-use std::os::unix::fs::PermissionsExt;
-
 use lms_backup::pgtools;
 use lms_backup::testing::spawn_db;
 
@@ -21,17 +19,7 @@ async fn installed_tools_are_found_and_fit_the_server() {
 #[tokio::test]
 async fn old_tools_are_refused_naming_both_versions() {
     let dbs = spawn_db().await;
-    let dir = std::env::temp_dir().join(format!("old-pg-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for tool in ["pg_dump", "pg_restore"] {
-        let path = dir.join(tool);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\necho '{tool} (PostgreSQL) 9.6.24'\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let dir = lms_backup::testing::fake_tools("9.6.24");
     let tools = pgtools::locate(Some(&dir)).await.unwrap();
     assert_eq!(tools.major, 9);
     let (major, version) = pgtools::server_version(&dbs.lms).await.unwrap();
@@ -41,8 +29,7 @@ async fn old_tools_are_refused_naming_both_versions() {
         .to_string();
     assert!(err.contains("9") && err.contains(&version), "{err}");
 
-    let empty = std::env::temp_dir().join(format!("no-pg-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = lms_backup::testing::scratch_dir("no-pg");
     let missing = pgtools::locate(Some(&empty)).await.unwrap_err().to_string();
     assert!(missing.contains("POSTGRES_BIN_PATH"), "{missing}");
     std::fs::remove_dir_all(dir).ok();

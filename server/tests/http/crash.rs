@@ -1,8 +1,7 @@
 //! The real `lms-admin` binary killed with SIGKILL in the middle of a backup,
 //! then started again.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -62,21 +61,9 @@ async fn start(env: &[(&str, String)]) -> Server {
 
 /// pg_dump that waits two seconds before dumping: long enough to kill the
 /// server in the middle of the backup.
-async fn slow_tools(dir: &Path) -> PathBuf {
+async fn slow_tools() -> PathBuf {
     let real = lms_backup::pgtools::locate(None).await.unwrap();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(
-        bin.join("pg_dump"),
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec '{real}' --version; fi\nsleep 2\nexec '{real}' \"$@\"\n",
-            real = real.pg_dump.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::symlink(&real.pg_restore, bin.join("pg_restore")).unwrap();
-    bin
+    lms_backup::testing::wrapped_pg_dump(&real, "sleep 2\nexec \"$REAL\" \"$@\"")
 }
 
 async fn json(res: reqwest::Response) -> Value {
@@ -95,7 +82,7 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
         ("BACKUP_DIR", backups.display().to_string()),
         (
             "POSTGRES_BIN_PATH",
-            slow_tools(&dir).await.display().to_string(),
+            slow_tools().await.display().to_string(),
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
