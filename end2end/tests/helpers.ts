@@ -1,4 +1,4 @@
-import { expect, test as base, type Page } from '@playwright/test';
+import { expect, test as base, type APIRequestContext, type Page } from '@playwright/test';
 import { Client } from 'pg';
 
 export const admin = { username: 'e2e-admin', password: env('E2E_ADMIN_PASSWORD') };
@@ -62,5 +62,19 @@ export async function tableCounts(): Promise<Map<string, number>> {
     return counts;
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * Deletes every backup through the API, with the session of a signed-in
+ * page, so a test can start from an empty catalog.
+ */
+export async function deleteAllBackups(request: APIRequestContext) {
+  const res = await request.get('/api/admin/backup/list?limit=200');
+  expect(res.ok()).toBeTruthy();
+  const list: { backups: { id: number }[] } = await res.json();
+  for (const backup of list.backups) {
+    const deleted = await request.delete(`/api/admin/backup/${backup.id}`);
+    expect(deleted.status()).toBe(204);
   }
 }

@@ -1,8 +1,10 @@
-import { admin, expect, hydrated, instructor, signIn, tableCounts, test } from './helpers';
+import { admin, deleteAllBackups, expect, hydrated, instructor, signIn, tableCounts, test } from './helpers';
 
 test('an administrator signs in and sees the database overview', async ({ page }) => {
   await signIn(page, admin);
   await expect(page).toHaveURL(/\/admin$/);
+  await deleteAllBackups(page.request);
+  await page.reload();
   await hydrated(page);
   await expect(page.getByRole('heading', { name: 'Database overview' })).toBeVisible();
   await expect(page.getByText('E2E Admin')).toBeVisible();

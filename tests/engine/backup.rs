@@ -285,12 +285,14 @@ async fn wait_until<T>(mut probe: impl FnMut() -> Option<T>) -> T {
 #[tokio::test]
 async fn a_wrong_database_password_fails_clearly() {
     let base = spawn_engine().await;
+    backup_ok(&base, None).await;
+    let before = files(&base);
     let mut dbs = base.dbs().clone();
     lms_backup::testing::set_tool_password(&mut dbs, "definitely-not-the-password");
     let engine = base.with_dbs(dbs);
     let who = actor("alice");
     let started = engine.start_backup(manual(&who, None)).await.unwrap();
-    let message = assert_clean_failure(&engine, started.job.id, &[]).await;
+    let message = assert_clean_failure(&engine, started.job.id, &before).await;
     assert!(message.contains("could not sign in"), "{message}");
     assert!(!message.contains("definitely-not-the-password"));
 }

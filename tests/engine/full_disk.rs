@@ -77,6 +77,17 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     let base = spawn_engine_with(|c| c.backup_dir = disk.0.join("backups")).await;
     lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
     let dir = base.config().backup_dir.clone();
+    let who = actor("alice");
+    let older = base
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    assert_eq!(wait_for_job(&base, older.job.id).await.status, "succeeded");
+    let before = files(&dir);
     // pg_dump fills the disk just after the free-space check passed.
     let filler = disk.0.join("filler");
     let bin = lms_backup::testing::wrapped_pg_dump(
@@ -91,7 +102,6 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     );
     let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
 
-    let who = actor("alice");
     let started = engine
         .start_backup(BackupRequest {
             actor: &who,
@@ -106,11 +116,15 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
         job.message.as_deref().unwrap().contains("ran out of space"),
         "{job:?}"
     );
-    assert!(files(&dir).is_empty(), "no partial file: {:?}", files(&dir));
-    assert!(catalog::with_status(&engine.dbs().control, "completed")
+    assert_eq!(
+        files(&dir),
+        before,
+        "no partial file, the older backup untouched"
+    );
+    let completed = catalog::with_status(&engine.dbs().control, "completed")
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(completed.len(), 1);
     assert!(engine.lock_status().await.unwrap().is_none());
 
     // With the space back, the next backup succeeds.
