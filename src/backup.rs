@@ -364,7 +364,7 @@ impl Engine {
 
 /// Runs `work` while writing its progress to the job twice a second, mapped
 /// into `[start, start + span]`.
-async fn report_while<T>(
+pub(crate) async fn report_while<T>(
     work: impl std::future::Future<Output = T>,
     control: &sqlx::PgPool,
     job: Uuid,

@@ -21,6 +21,11 @@ pub struct EngineConfig {
     pub lease_timeout: Duration,
     /// How often a running operation renews its lease.
     pub heartbeat_interval: Duration,
+    /// Databases kept from before restores, for undo (`RESTORE_KEEP_PREVIOUS`).
+    pub restore_keep_previous: u32,
+    /// The session table (in the control database) that a restore empties,
+    /// so everyone signs in again; `None` when there is none.
+    pub sessions_table: Option<String>,
 }
 
 impl EngineConfig {
@@ -34,6 +39,8 @@ impl EngineConfig {
             max_notes_len: 500,
             lease_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
+            restore_keep_previous: 1,
+            sessions_table: None,
         }
     }
 

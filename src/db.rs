@@ -65,11 +65,119 @@ impl Databases {
         })
     }
 
+    /// Repairs what a crash in the middle of a restore's swap can leave,
+    /// before anything connects to the LMS database: the live database
+    /// closed to connections, or (if renames were ever split) missing while
+    /// a previous one exists. Skipped while another instance holds a fresh
+    /// operation lock (it may be swapping right now).
+    pub async fn repair_interrupted_swap(&self) -> Result<()> {
+        let mut admin = PgConnection::connect_with(&self.maintenance_options()).await?;
+        let fresh_lock = match PgConnection::connect_with(&self.control_options).await {
+            Ok(mut control) => {
+                let has_lock_table: bool =
+                    sqlx::query_scalar("SELECT to_regclass('operation_lock') IS NOT NULL")
+                        .fetch_one(&mut control)
+                        .await?;
+                has_lock_table
+                    && sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM operation_lock WHERE heartbeat_at > now() - interval '30 seconds')",
+                    )
+                    .fetch_one(&mut control)
+                    .await?
+            }
+            Err(_) => false,
+        };
+        if fresh_lock {
+            return Ok(());
+        }
+        let live = self.lms_name().to_owned();
+        let state: Option<bool> =
+            sqlx::query_scalar("SELECT datallowconn FROM pg_database WHERE datname = $1")
+                .bind(&live)
+                .fetch_optional(&mut admin)
+                .await?;
+        match state {
+            Some(true) => {}
+            Some(false) => {
+                tracing::warn!(database = %live, "re-opening the LMS database closed by an interrupted restore");
+                sqlx::query(&format!(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                    quote_ident(&live)
+                ))
+                .execute(&mut admin)
+                .await?;
+            }
+            None => {
+                let pattern = format!("{}\\_pre\\_restore\\_%", live.replace('_', "\\_"));
+                let previous: Option<String> = sqlx::query_scalar(
+                    "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY datname DESC LIMIT 1",
+                )
+                .bind(pattern)
+                .fetch_optional(&mut admin)
+                .await?;
+                if let Some(previous) = previous {
+                    tracing::warn!(database = %live, from = %previous, "the LMS database was missing; putting the previous one back");
+                    sqlx::query(&format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(&previous),
+                        quote_ident(&live)
+                    ))
+                    .execute(&mut admin)
+                    .await?;
+                    sqlx::query(&format!(
+                        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                        quote_ident(&live)
+                    ))
+                    .execute(&mut admin)
+                    .await?;
+                }
+            }
+        }
+        admin.close().await?;
+        Ok(())
+    }
+
     /// Applies the migrations of both databases (idempotent).
     pub async fn migrate(&self) -> Result<()> {
         LMS_MIGRATIONS.run(&self.lms).await?;
         CONTROL_MIGRATIONS.run(&self.control).await?;
         Ok(())
+    }
+
+    /// Applies the LMS migrations to another database of the same schema
+    /// (a freshly restored copy, so an older backup comes back up to date).
+    pub async fn migrate_lms_copy(&self, pool: &PgPool) -> Result<()> {
+        LMS_MIGRATIONS.run(pool).await?;
+        Ok(())
+    }
+
+    /// Options for a database beside the LMS one (same server and role).
+    pub fn sibling_options(&self, database: &str) -> PgConnectOptions {
+        self.lms_options.clone().database(database)
+    }
+
+    /// A database on the LMS server that is neither the LMS database nor one
+    /// being renamed: the control database when it lives on the same server,
+    /// else `postgres`. Renames and drops are issued from there.
+    pub fn maintenance_options(&self) -> PgConnectOptions {
+        let same_server = self.control_options.get_host() == self.lms_options.get_host()
+            && self.control_options.get_port() == self.lms_options.get_port();
+        match self.control_options.get_database().filter(|_| same_server) {
+            Some(control) => self.sibling_options(control),
+            None => self.sibling_options("postgres"),
+        }
+    }
+
+    /// A pool on the LMS server that is not the LMS database itself when
+    /// possible (catalog queries about databases work from any of them).
+    pub fn control_or_lms(&self) -> PgPool {
+        if self.control_options.get_host() == self.lms_options.get_host()
+            && self.control_options.get_port() == self.lms_options.get_port()
+        {
+            self.control.clone()
+        } else {
+            self.lms.clone()
+        }
     }
 
     /// The LMS database's name.

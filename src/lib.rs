@@ -39,6 +39,8 @@ pub mod overview;
 pub mod pgtools;
 pub mod process;
 mod recovery;
+pub mod restore;
+pub mod settings;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -61,6 +61,12 @@ impl Engine {
             }
         }
 
+        // Nothing is swapping: no maintenance mode, no shadow databases.
+        if live_job.is_none() {
+            crate::settings::maintenance_off(control).await?;
+            self.drop_shadows(None).await;
+        }
+
         // Jobs still marked running whose lease is gone were interrupted.
         let interrupted = sqlx::query(
             "UPDATE jobs SET status = 'interrupted', finished_at = now(),

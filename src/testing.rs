@@ -22,7 +22,8 @@ pub fn test_server_url() -> String {
 /// Creates an empty database with a unique name and returns its URL.
 pub async fn fresh_database_url() -> String {
     let server = test_server_url();
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    // Short enough that "<name>_pre_restore_<timestamp>" fits in 63 bytes.
+    let name = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
     let options = PgConnectOptions::from_str(&server).expect("TEST_DATABASE_URL is a URL");
     let mut conn = PgConnection::connect_with(&options)
         .await

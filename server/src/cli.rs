@@ -65,6 +65,15 @@ pub struct BackupArgs {
     /// Manual backups each administrator may start per hour (0: no limit).
     #[arg(long, env = "BACKUP_RATE_LIMIT", default_value_t = 1, global = true)]
     pub backup_rate_limit: u32,
+
+    /// Databases kept from before restores, for undo.
+    #[arg(
+        long,
+        env = "RESTORE_KEEP_PREVIOUS",
+        default_value_t = 1,
+        global = true
+    )]
+    pub restore_keep_previous: u32,
 }
 
 impl BackupArgs {
@@ -73,6 +82,8 @@ impl BackupArgs {
         config.max_backup_size = self.max_backup_size;
         config.max_backups_to_keep = self.max_backups_to_keep;
         config.backup_rate_limit = self.backup_rate_limit;
+        config.restore_keep_previous = self.restore_keep_previous;
+        config.sessions_table = Some(crate::sessions::TABLE.into());
         config
     }
 }
@@ -215,6 +226,7 @@ mod tests {
             "MAX_BACKUP_SIZE",
             "MAX_BACKUPS_TO_KEEP",
             "BACKUP_RATE_LIMIT",
+            "RESTORE_KEEP_PREVIOUS",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

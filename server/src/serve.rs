@@ -43,6 +43,7 @@ pub async fn connect(db: &DatabaseArgs) -> Result<Databases, String> {
         control: db.control_database_url.clone(),
     };
     let dbs = Databases::connect(&urls).await.map_err(describe)?;
+    dbs.repair_interrupted_swap().await.map_err(describe)?;
     dbs.migrate().await.map_err(describe)?;
     Ok(dbs)
 }

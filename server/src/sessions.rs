@@ -9,6 +9,10 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 
+/// Where the sessions are (the sqlx store's default schema and table); a
+/// restore empties it so everyone signs in again.
+pub const TABLE: &str = "tower_sessions.session";
+
 /// Name of the session cookie.
 pub const COOKIE_NAME: &str = "lms_admin_session";
 

@@ -8,4 +8,5 @@ mod migrations;
 mod overview;
 mod pgtools;
 mod recovery;
+mod restore;
 mod users;

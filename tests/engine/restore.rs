@@ -1,0 +1,222 @@
+//! Shadow restore, swap and undo against a real PostgreSQL.
+
+use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::fingerprint::{self, Fingerprint};
+use lms_backup::testing::{actor, spawn_engine, wait_for_job};
+use lms_backup::{catalog, settings, Engine};
+use sqlx::Connection;
+
+async fn backup(engine: &Engine) -> catalog::BackupDetail {
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_job(engine, started.job.id).await.status,
+        "succeeded"
+    );
+    catalog::get(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap()
+}
+
+/// The live database's fingerprint, through a fresh connection.
+async fn live(engine: &Engine) -> Fingerprint {
+    let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+        .await
+        .unwrap();
+    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
+    fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
+}
+
+fn recorded(detail: &catalog::BackupDetail) -> Fingerprint {
+    let m = detail.manifest.as_ref().unwrap();
+    Fingerprint {
+        tables: m.tables.clone().unwrap(),
+        sequences: m.sequences.clone().unwrap(),
+    }
+}
+
+async fn change_data(engine: &Engine) {
+    for sql in [
+        "DELETE FROM activity_events WHERE id % 2 = 0",
+        "UPDATE users SET full_name = 'changed' WHERE id < 50",
+        "INSERT INTO courses (code, title) VALUES ('NEW-1', 'written after the backup')",
+        "SELECT setval('lessons_id_seq', 99999)",
+    ] {
+        sqlx::query(sql).execute(&engine.dbs().lms).await.unwrap();
+    }
+}
+
+async fn databases(engine: &Engine) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 || '%' ORDER BY 1",
+    )
+    .bind(engine.dbs().lms_name())
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    change_data(&engine).await;
+    let changed = live(&engine).await;
+    assert!(
+        !recorded(&detail).differences(&changed).is_empty(),
+        "the data did change"
+    );
+
+    let who = actor("alice");
+    let job = engine
+        .start_restore(detail.backup.id, true, &who)
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert!(
+        job.message.as_deref().unwrap().contains("maintenance for"),
+        "{job:?}"
+    );
+
+    let restored = live(&engine).await;
+    assert!(
+        recorded(&detail).differences(&restored).is_empty(),
+        "{:?}",
+        recorded(&detail).differences(&restored)
+    );
+    // The engine's own pool reconnects to the restored database.
+    let courses: i64 = sqlx::query_scalar("SELECT count(*) FROM courses")
+        .fetch_one(&engine.dbs().lms)
+        .await
+        .unwrap();
+    assert_eq!(courses, 20);
+    let previous = engine.previous_databases().await.unwrap();
+    assert_eq!(previous.len(), 1, "the replaced database is kept for undo");
+    assert!(settings::maintenance(&engine.dbs().control)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(engine.lock_status().await.unwrap().is_none());
+    let names = databases(&engine).await;
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("_restore_") && !n.contains("_pre_restore_")),
+        "no shadow left: {names:?}"
+    );
+
+    let undo = engine.start_undo(true, &who).await.unwrap();
+    assert_eq!(wait_for_job(&engine, undo.id).await.status, "succeeded");
+    let undone = live(&engine).await;
+    assert!(
+        changed.differences(&undone).is_empty(),
+        "{:?}",
+        changed.differences(&undone)
+    );
+    assert_eq!(
+        engine.previous_databases().await.unwrap().len(),
+        1,
+        "undo keeps one previous database (the restored one)"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_or_truncated_archive_changes_nothing() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    change_data(&engine).await;
+    let before = live(&engine).await;
+    let path = engine.config().backup_dir.join(&detail.backup.filename);
+    let who = actor("alice");
+
+    // One flipped byte: the checksum gate refuses.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let original = bytes.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let job = engine
+        .start_restore(detail.backup.id, true, &who)
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("checksum"),
+        "{job:?}"
+    );
+
+    // Truncated, with a catalog that agrees (as if the damage happened
+    // before hashing): pg_restore fails in the shadow, the live database is
+    // untouched and the shadow is dropped.
+    let truncated = &original[..original.len() * 2 / 3];
+    std::fs::write(&path, truncated).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(truncated));
+    sqlx::query("UPDATE backup_history SET sha256 = $2, size_bytes = $3 WHERE id = $1")
+        .bind(detail.backup.id)
+        .bind(&sha)
+        .bind(truncated.len() as i64)
+        .execute(&engine.dbs().control)
+        .await
+        .unwrap();
+    let job = engine
+        .start_restore(detail.backup.id, true, &who)
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed", "{job:?}");
+
+    assert!(
+        before.differences(&live(&engine).await).is_empty(),
+        "the live database is exactly as it was"
+    );
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(&engine).await,
+        [lms.clone(), format!("{lms}_control")],
+        "no shadow, no previous"
+    );
+    assert!(engine.lock_status().await.unwrap().is_none());
+    assert!(settings::maintenance(&engine.dbs().control)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn restore_requires_confirmation_and_a_completed_backup() {
+    let engine = spawn_engine().await;
+    let detail = backup(&engine).await;
+    let who = actor("alice");
+    assert!(matches!(
+        engine.start_restore(detail.backup.id, false, &who).await,
+        Err(lms_backup::Error::Invalid(_))
+    ));
+    assert!(matches!(
+        engine.start_restore(987_654, true, &who).await,
+        Err(lms_backup::Error::NotFound(_))
+    ));
+    assert!(
+        matches!(
+            engine.start_undo(true, &who).await,
+            Err(lms_backup::Error::Invalid(_))
+        ),
+        "nothing to undo yet"
+    );
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind IN ('restore', 'undo')")
+            .fetch_one(&engine.dbs().control)
+            .await
+            .unwrap();
+    assert_eq!(jobs, 0);
+}
