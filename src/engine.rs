@@ -13,6 +13,10 @@ use crate::{jobs, lock, storage, Databases, Result};
 pub struct OperationStatus {
     pub lock: Option<lock::LockInfo>,
     pub job: Option<jobs::Job>,
+    /// Maintenance mode is on (a restore is swapping databases).
+    pub maintenance: bool,
+    /// A previous database is kept, so the last restore can be undone.
+    pub undo_available: bool,
 }
 
 /// Shared, cheap to clone.
@@ -99,7 +103,16 @@ impl Engine {
             Some(id) => jobs::get(&self.dbs().control, id).await?,
             None => jobs::recent(&self.dbs().control, 1).await?.pop(),
         };
-        Ok(OperationStatus { lock, job })
+        let maintenance = crate::settings::maintenance(&self.dbs().control)
+            .await?
+            .is_some();
+        let undo_available = !self.previous_databases().await?.is_empty();
+        Ok(OperationStatus {
+            lock,
+            job,
+            maintenance,
+            undo_available,
+        })
     }
 
     /// One job; [`crate::Error::NotFound`] if there is none.

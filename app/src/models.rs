@@ -136,6 +136,10 @@ pub struct OperationStatus {
     pub locked_at: Option<DateTime<Utc>>,
     /// The locked operation's job, or else the most recent job.
     pub job: Option<JobInfo>,
+    /// Maintenance mode is on (a restore is swapping databases).
+    pub maintenance: bool,
+    /// The last restore can be undone.
+    pub undo_available: bool,
 }
 
 /// A page of backups, newest first.
@@ -292,6 +296,8 @@ mod convert {
                 locked_by: s.lock.as_ref().map(|l| l.locked_by.clone()),
                 locked_at: s.lock.as_ref().map(|l| l.locked_at),
                 job: s.job.map(Into::into),
+                maintenance: s.maintenance,
+                undo_available: s.undo_available,
             }
         }
     }

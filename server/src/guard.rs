@@ -5,6 +5,7 @@
 //! - the console's pages redirect or refuse before they render, so the
 //!   status code is right even though pages stream.
 
+use app::error::AppError;
 use app::ssr::{current_user, require_admin, AppState, ClientIp};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -36,6 +37,45 @@ pub async fn admin_api(
     }
     next.run(request).await
 }
+
+/// Middleware: while a restore swaps databases (maintenance mode, shared
+/// by every instance through the control database), everything but the
+/// status endpoint and static assets answers 503 with Retry-After.
+pub async fn maintenance(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let exempt =
+        path == "/api/admin/backup/status" || path.starts_with("/pkg/") || path == "/favicon.ico";
+    if !exempt {
+        if let Ok(Some(_)) = lms_backup::settings::maintenance(&state.dbs().control).await {
+            let wants_json = path.starts_with("/api/");
+            let mut response = if wants_json {
+                AppError::Unavailable(
+                    "The database is being restored. Try again in a few seconds.".into(),
+                )
+                .into_response()
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::response::Html(MAINTENANCE_PAGE),
+                )
+                    .into_response()
+            };
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"refresh\" content=\"5\"><title>Back in a moment</title></head>\
+<body style=\"font-family:system-ui,sans-serif;display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0\">\
+<main style=\"max-width:28rem;padding:1rem;text-align:center\"><h1>Back in a moment</h1>\
+<p>The LMS database is being restored. This page reloads by itself in a few seconds.</p></main></body></html>";
 
 /// Middleware: `/` and `/admin` send strangers to `/login`, `/login` sends
 /// signed-in users on to `/admin`, and `/admin` answers non-admins with 403

@@ -44,8 +44,12 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
             guard::pages,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            gates,
+            gates.clone(),
             guard::admin_api,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gates,
+            guard::maintenance,
         ))
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(sessions)

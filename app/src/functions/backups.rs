@@ -95,3 +95,37 @@ pub async fn release_lock() -> Result<(), AppError> {
         .await,
     )
 }
+
+/// Starts restoring a backup over the LMS database. `confirm` must be true.
+#[server(prefix = "/api/fn", endpoint = "restore_backup", input = Json)]
+pub async fn restore_backup(id: i64, confirm: bool) -> Result<JobInfo, AppError> {
+    use crate::ssr::*;
+    with_status(
+        async {
+            let (state, admin) = admin_from_context().await?;
+            Ok(state
+                .engine
+                .start_restore(id, confirm, &admin.actor())
+                .await?
+                .into())
+        }
+        .await,
+    )
+}
+
+/// Swaps the database from before the last restore back in. `confirm` must be true.
+#[server(prefix = "/api/fn", endpoint = "undo_restore", input = Json)]
+pub async fn undo_restore(confirm: bool) -> Result<JobInfo, AppError> {
+    use crate::ssr::*;
+    with_status(
+        async {
+            let (state, admin) = admin_from_context().await?;
+            Ok(state
+                .engine
+                .start_undo(confirm, &admin.actor())
+                .await?
+                .into())
+        }
+        .await,
+    )
+}

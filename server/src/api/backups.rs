@@ -23,6 +23,8 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .get("/api/admin/backup/download/{id}", download)
         .get("/api/admin/backup/jobs/{id}", job)
         .post("/api/admin/backup/lock/release", release_lock)
+        .post("/api/admin/backup/restore/undo", undo)
+        .post("/api/admin/backup/restore/{id}", restore)
         .get("/api/admin/backup/{id}", get)
         .delete("/api/admin/backup/{id}", delete)
 }
@@ -116,6 +118,49 @@ async fn delete(
     let id = backup_id(&id)?;
     state.engine.delete_backup(id, &admin.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct Confirmation {
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// The `{"confirm": true}` a destructive request must carry, else 400.
+fn confirmed(body: &[u8]) -> Result<(), AppError> {
+    let parsed: Confirmation = serde_json::from_slice(body).unwrap_or_default();
+    if parsed.confirm {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "Send {\"confirm\": true}: this replaces all current data.".into(),
+        ))
+    }
+}
+
+/// `POST /api/admin/backup/restore/{id} {"confirm": true}` → 202 job; 400
+/// without confirmation; 404 unknown; 409 busy; 422 when a gate refuses.
+async fn restore(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<JobInfo>), AppError> {
+    let id = backup_id(&id)?;
+    confirmed(&body)?;
+    let job = state.engine.start_restore(id, true, &admin.actor()).await?;
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
+}
+
+/// `POST /api/admin/backup/restore/undo {"confirm": true}` → 202 job.
+async fn undo(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<JobInfo>), AppError> {
+    confirmed(&body)?;
+    let job = state.engine.start_undo(true, &admin.actor()).await?;
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 
 /// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.

@@ -7,4 +7,5 @@ mod backups;
 mod crash;
 mod csrf;
 mod pages;
+mod restore;
 mod support;

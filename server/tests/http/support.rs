@@ -67,7 +67,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// The application with its engine configuration adjusted.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> TestApp {
-    let engine = lms_backup::testing::spawn_engine_with(adjust).await;
+    let engine = lms_backup::testing::spawn_engine_with(|c| {
+        c.sessions_table = Some(server::sessions::TABLE.into());
+        adjust(c)
+    })
+    .await;
     let dbs = engine.dbs().clone();
     let store = server::sessions::store(&dbs.control).await.unwrap();
     let state = AppState {

@@ -1,0 +1,225 @@
+//! Restore and undo over HTTP, sessions after a restore, maintenance mode.
+
+use lms_backup::users::Role;
+use serde_json::{json, Value};
+
+use crate::support::{spawn_app, wait_for_job, PASSWORD};
+
+async fn courses(app: &crate::support::TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM courses")
+        .fetch_one(&app.dbs.lms)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started: Value = client
+        .post(app.url("/api/admin/backup/create"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await["status"],
+        "succeeded"
+    );
+    let id = started["backup"]["id"].as_i64().unwrap();
+    sqlx::query("DELETE FROM courses WHERE id > 10")
+        .execute(&app.dbs.lms)
+        .await
+        .unwrap();
+    assert_eq!(courses(&app).await, 10);
+
+    let unconfirmed = client
+        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unconfirmed.status(), 400);
+    let unknown = client
+        .post(app.url("/api/admin/backup/restore/424242"))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let res = client
+        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    // The job's own session ends with the restore: follow it from a fresh one afterwards.
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..600 {
+        status = serde_json::to_value(
+            lms_backup::jobs::get(&app.dbs.control, job_id.parse().unwrap())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert_eq!(courses(&app).await, 20, "the backup's data is back");
+
+    // Everyone signs in again.
+    assert_eq!(
+        client
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let res = client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "username": "alice", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the restored users table has alice");
+    let state: Value = client
+        .get(app.url("/api/admin/backup/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["undo_available"], true);
+    assert_eq!(state["maintenance"], false);
+
+    let res = client
+        .post(app.url("/api/admin/backup/restore/undo"))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let undo: Value = res.json().await.unwrap();
+    for _ in 0..600 {
+        let j = lms_backup::jobs::get(
+            &app.dbs.control,
+            undo["id"].as_str().unwrap().parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        if j.status != "running" {
+            assert_eq!(j.status, "succeeded", "{j:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        courses(&app).await,
+        10,
+        "undo brings back what was there before the restore"
+    );
+}
+
+#[tokio::test]
+async fn maintenance_mode_answers_503_except_the_status() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    lms_backup::settings::maintenance_on(&app.dbs.control, "test")
+        .await
+        .unwrap();
+    let page = client.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert_eq!(page.headers()["retry-after"], "5");
+    assert!(page.text().await.unwrap().contains("Back in a moment"));
+    let api = client
+        .get(app.url("/api/admin/backup/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 503);
+    let status: Value = client
+        .get(app.url("/api/admin/backup/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["maintenance"], true);
+    lms_backup::settings::maintenance_off(&app.dbs.control)
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get(app.url("/api/admin/backup/list"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn restore_while_a_backup_runs_and_delete_while_restoring_get_409() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 2).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let first: Value = client
+        .post(app.url("/api/admin/backup/create"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    wait_for_job(&app, &client, first["job"]["id"].as_str().unwrap()).await;
+    let id = first["backup"]["id"].as_i64().unwrap();
+    let second: Value = client
+        .post(app.url("/api/admin/backup/create"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = client
+        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409, "a backup is running");
+    wait_for_job(&app, &client, second["job"]["id"].as_str().unwrap()).await;
+
+    let res = client
+        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let deleting = client
+        .delete(app.url(&format!("/api/admin/backup/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleting.status(),
+        409,
+        "the backup being restored cannot be deleted"
+    );
+}
