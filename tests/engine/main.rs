@@ -3,6 +3,7 @@
 
 mod backup;
 mod demo;
+mod fidelity;
 mod full_disk;
 mod migrations;
 mod overview;
