@@ -128,6 +128,37 @@ pub enum Command {
     /// Demo data for trying the console out and for benchmarks.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Backups from the command line, for the day the web console is down
+    /// (same engine, lock and checks as the console).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List backups, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Make a verified backup now and wait for it.
+    Create {
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Restore a backup (by id) over the LMS database and wait for it.
+    Restore {
+        id: i64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Swap the database from before the last restore back in.
+    Undo {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod assets;
+mod backup_cli;
 pub mod cli;
 pub mod csrf;
 pub mod guard;

@@ -29,6 +29,10 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::User(UserCommand::Create(args)) => create_user(&cli.db, args).await,
         Command::Demo(DemoCommand::Seed { scale }) => seed(&cli.db, scale).await,
+        Command::Backup(command) => {
+            let engine = engine(&cli.db, &cli.backups).await?;
+            crate::backup_cli::run(&engine, command).await
+        }
     }
 }
 

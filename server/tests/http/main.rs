@@ -4,6 +4,7 @@
 mod auth;
 mod authorization;
 mod backups;
+mod cli;
 mod crash;
 mod csrf;
 mod pages;

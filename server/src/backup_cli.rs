@@ -1,0 +1,148 @@
+//! `lms-admin backup …`: the engine's backup, restore and undo from a
+//! terminal, with progress bars, for when the web console is unavailable.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lms_backup::audit::Actor;
+use lms_backup::backup::{failure_message, BackupKind, BackupRequest};
+use lms_backup::jobs::Job;
+use lms_backup::{catalog, Engine};
+
+use crate::cli::BackupCommand;
+use crate::serve::CliResult;
+
+/// Runs one `backup` subcommand.
+pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
+    let actor = cli_actor();
+    let fail = |e: lms_backup::Error| failure_message(&e);
+    match command {
+        BackupCommand::List { limit } => {
+            let page = catalog::list(&engine.dbs().control, 0, limit)
+                .await
+                .map_err(fail)?;
+            println!("   ID  NAME                               KIND        STATUS           SIZE  CREATED");
+            for b in &page.backups {
+                println!(
+                    "{:>5}  {:<34} {:<11} {:<10} {:>10}  {} by {}",
+                    b.id,
+                    b.filename,
+                    b.kind,
+                    b.status,
+                    b.size_bytes
+                        .map(app::models::human_bytes)
+                        .unwrap_or_default(),
+                    b.created_at.format("%Y-%m-%d %H:%M UTC"),
+                    b.created_by_name
+                );
+            }
+            println!("{} of {} backups", page.backups.len(), page.total);
+            Ok(())
+        }
+        BackupCommand::Create { notes } => {
+            let started = engine
+                .start_backup(BackupRequest {
+                    actor: &actor,
+                    notes: notes.as_deref(),
+                    kind: BackupKind::Manual,
+                })
+                .await
+                .map_err(fail)?;
+            let job = follow(engine, started.job).await?;
+            println!("{}: {}", started.backup.filename, job.status);
+            Ok(())
+        }
+        BackupCommand::Restore { id, yes } => {
+            let backup = catalog::get_row(&engine.dbs().control, id)
+                .await
+                .map_err(fail)?;
+            confirm(
+                yes,
+                &format!(
+                    "This replaces ALL current data in the LMS database with {} ({}), and signs everyone out.\n\
+                     The current database is kept for undo. Type the backup's name to go on: ",
+                    backup.filename,
+                    backup.created_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                &backup.filename,
+            )?;
+            let job = engine.start_restore(id, true, &actor).await.map_err(fail)?;
+            follow(engine, job).await.map(|_| ())
+        }
+        BackupCommand::Undo { yes } => {
+            confirm(
+                yes,
+                "This swaps the database from before the last restore back in; what was written since\n\
+                 the restore is set aside with the current database. Type \"undo\" to go on: ",
+                "undo",
+            )?;
+            let job = engine.start_undo(true, &actor).await.map_err(fail)?;
+            follow(engine, job).await.map(|_| ())
+        }
+    }
+}
+
+/// The actor for audit and jobs: the operating-system user at the terminal.
+fn cli_actor() -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Actor {
+        id: None,
+        name: format!("cli:{user}"),
+        client_ip: None,
+    }
+}
+
+fn confirm(yes: bool, prompt: &str, expected: &str) -> CliResult {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("refusing without confirmation: run it in a terminal or pass --yes".into());
+    }
+    print!("{prompt}");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.trim() == expected {
+        Ok(())
+    } else {
+        Err("not confirmed; nothing was changed".into())
+    }
+}
+
+/// Shows a job's progress until it ends; a failed job is an error.
+async fn follow(engine: &Engine, job: Job) -> Result<Job, String> {
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {percent:>3}%  {elapsed}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    loop {
+        let current = engine.job(job.id).await.map_err(|e| failure_message(&e))?;
+        bar.set_message(current.phase.clone());
+        bar.set_position((current.progress * 1000.0) as u64);
+        match current.status.as_str() {
+            "running" | "queued" => tokio::time::sleep(Duration::from_millis(250)).await,
+            "succeeded" => {
+                bar.finish_with_message("done");
+                if let Some(message) = &current.message {
+                    println!("{message}");
+                }
+                return Ok(current);
+            }
+            other => {
+                bar.abandon_with_message(other.to_owned());
+                return Err(current
+                    .message
+                    .unwrap_or_else(|| format!("the job ended {other}")));
+            }
+        }
+    }
+}
