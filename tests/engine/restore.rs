@@ -220,3 +220,67 @@ async fn restore_requires_confirmation_and_a_completed_backup() {
             .unwrap();
     assert_eq!(jobs, 0);
 }
+
+#[tokio::test]
+async fn pg_restore_killed_mid_run_changes_nothing() {
+    let base = spawn_engine().await;
+    lms_backup::demo::seed(&base.dbs().lms, 2).await.unwrap();
+    let detail = backup(&base).await;
+    change_data(&base).await;
+    let before = live(&base).await;
+
+    // pg_restore that records its pid (and keeps it through exec) when restoring into a database.
+    let pid_file = lms_backup::testing::scratch_dir("pgrestore-pid").join("pid");
+    let bin = lms_backup::testing::scratch_dir("pg-wrap-restore");
+    std::os::unix::fs::symlink(&base.tools().pg_dump, bin.join("pg_dump")).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in *--dbname=*) echo $$ > '{}';; esac\nexec '{}' \"$@\"\n",
+        pid_file.display(),
+        base.tools().pg_restore.display()
+    );
+    std::fs::write(bin.join("pg_restore"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("pg_restore"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let engine = base.with_tools(lms_backup::pgtools::locate(Some(&bin)).await.unwrap());
+
+    let who = actor("alice");
+    let job = engine
+        .start_restore(detail.backup.id, true, &who)
+        .await
+        .unwrap();
+    let mut pid = None;
+    for _ in 0..2000 {
+        if let Some(p) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            pid = Some(p);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = pid.expect("pg_restore started");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed", "{job:?}");
+    assert!(
+        before.differences(&live(&engine).await).is_empty(),
+        "the live database is as it was"
+    );
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(&engine).await,
+        [lms.clone(), format!("{lms}_control")],
+        "the shadow was dropped"
+    );
+    assert!(engine.lock_status().await.unwrap().is_none());
+}
