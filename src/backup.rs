@@ -437,7 +437,7 @@ pub fn failure_message(err: &Error) -> String {
             "The backup directory disappeared while writing; nothing was kept. Check BACKUP_DIR.".into()
         }
         Error::Database(_) => "The database could not be read. Check that PostgreSQL is running; the server log has the details.".into(),
-        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) => m.clone(),
+        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) => m.clone(),
         other => format!("The operation failed ({other}); the server log has the details."),
     }
 }

@@ -54,6 +54,10 @@ pub enum Error {
         retry_at: chrono::DateTime<chrono::Utc>,
     },
 
+    /// The input is over a size limit.
+    #[error("{0}")]
+    TooLarge(String),
+
     /// The operation was cancelled (its lease was lost or it was stopped).
     #[error("{0}")]
     Cancelled(String),

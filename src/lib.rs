@@ -44,6 +44,7 @@ pub mod settings;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod upload;
 pub mod users;
 
 pub use config::EngineConfig;

@@ -321,29 +321,52 @@ impl Engine {
             .max_connections(2)
             .connect_with(dbs.sibling_options(&shadow))
             .await?;
-        if let Some(expected) = manifest.as_ref().and_then(|m| {
+        let expected = manifest.as_ref().and_then(|m| {
             Some(Fingerprint {
                 tables: m.tables.clone()?,
                 sequences: m.sequences.clone()?,
             })
-        }) {
+        });
+        let actual = {
             let mut conn = shadow_pool.acquire().await?;
             let tables = fingerprint::list_tables(&mut conn).await?;
-            let actual = fingerprint::fingerprint(&mut conn, &tables).await?;
-            let diffs = expected.differences(&actual);
-            if !diffs.is_empty() {
-                tracing::error!(?diffs, "restored copy differs from the backup");
-                return Err(Error::Invalid(format!(
-                    "The restored copy does not match the backup ({}); nothing was changed.",
-                    diffs.first().cloned().unwrap_or_default()
-                )));
+            fingerprint::fingerprint(&mut conn, &tables).await?
+        };
+        match expected {
+            Some(expected) => {
+                let diffs = expected.differences(&actual);
+                if !diffs.is_empty() {
+                    tracing::error!(?diffs, "restored copy differs from the backup");
+                    return Err(Error::Invalid(format!(
+                        "The restored copy does not match the backup ({}); nothing was changed.",
+                        diffs.first().cloned().unwrap_or_default()
+                    )));
+                }
             }
+            // An uploaded archive: its fingerprint is what its first restore produced.
+            None => self.record_fingerprint(backup, &actual).await?,
         }
         dbs.migrate_lms_copy(&shadow_pool).await?;
         shadow_pool.close().await;
 
         jobs::progress(control, job.id, "switching", 0.95).await?;
         self.swap_in(&shadow).await
+    }
+
+    /// Stores a fingerprint in a backup's manifest (catalog and sidecar).
+    async fn record_fingerprint(&self, backup: &Backup, fingerprint: &Fingerprint) -> Result<()> {
+        let detail = catalog::get(&self.dbs().control, backup.id).await?;
+        let Some(mut manifest) = detail.manifest else {
+            return Ok(());
+        };
+        manifest.tables = Some(fingerprint.tables.clone());
+        manifest.sequences = Some(fingerprint.sequences.clone());
+        let dir = self.config().backup_dir.clone();
+        let m = manifest.clone();
+        tokio::task::spawn_blocking(move || storage::write_manifest(&dir, &m))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        catalog::mark_completed(&self.dbs().control, backup.id, &manifest).await
     }
 
     /// The role may create databases and owns the LMS database; uploaded

@@ -24,6 +24,9 @@ pub enum AppError {
     /// Another operation is in the way (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request is too large (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many attempts (429).
     #[error("{message}")]
     RateLimited {
@@ -51,6 +54,7 @@ impl AppError {
             AppError::BadRequest(_) => 400,
             AppError::Invalid(_) => 422,
             AppError::Conflict(_) => 409,
+            AppError::TooLarge(_) => 413,
             AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) | AppError::Transport(_) => 500,
@@ -66,6 +70,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Invalid(_) => "invalid",
             AppError::Conflict(_) => "conflict",
+            AppError::TooLarge(_) => "too_large",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -106,6 +111,7 @@ mod server {
         fn from(err: Error) -> Self {
             match err {
                 Error::Invalid(m) => AppError::Invalid(m),
+                Error::TooLarge(m) => AppError::TooLarge(m),
                 Error::NotFound(what) => AppError::NotFound(format!("{what} not found")),
                 Error::Conflict(m) | Error::Cancelled(m) => AppError::Conflict(m),
                 busy @ Error::Busy(_) => AppError::Conflict(busy.to_string()),

@@ -2,7 +2,9 @@
 //! and jobs. Administrators only ([`AdminUser`] answers 401/403 first).
 
 use app::error::AppError;
-use app::models::{BackupDetail, BackupList, JobInfo, OperationStatus, StartedBackup};
+use app::models::{
+    BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, StartedBackup,
+};
 use app::ssr::{AdminUser, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -24,6 +26,7 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .get("/api/admin/backup/jobs/{id}", job)
         .post("/api/admin/backup/lock/release", release_lock)
         .post("/api/admin/backup/restore/undo", undo)
+        .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/restore/{id}", restore)
         .get("/api/admin/backup/{id}", get)
         .delete("/api/admin/backup/{id}", delete)
@@ -161,6 +164,30 @@ async fn undo(
     confirmed(&body)?;
     let job = state.engine.start_undo(true, &admin.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(job.into())))
+}
+
+/// `POST /api/admin/backup/upload` with the archive as the body
+/// (`application/octet-stream`) → 201 with the new backup (kind `uploaded`);
+/// 413 over `MAX_BACKUP_SIZE`; 422 for anything but a whole custom-format
+/// archive this server can read. Streamed to disk in constant memory.
+async fn upload(
+    AdminUser(admin): AdminUser,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<BackupSummary>), AppError> {
+    use futures::TryStreamExt;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let backup = state
+        .engine
+        .import_upload(reader, declared, &admin.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(backup.into())))
 }
 
 /// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.

@@ -10,3 +10,4 @@ mod csrf;
 mod pages;
 mod restore;
 mod support;
+mod upload;

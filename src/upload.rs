@@ -1,0 +1,185 @@
+//! Archives made elsewhere, uploaded by an administrator: streamed to disk
+//! in constant memory under a size cap, hashed on the way, then proven to be
+//! a whole custom-format archive this server can read before they join the
+//! catalog as `uploaded`. Anything else is refused with a message that says
+//! what the file is and what is expected, and leaves nothing behind.
+
+use std::path::Path;
+
+use chrono::Utc;
+use tokio::io::AsyncRead;
+
+use crate::archive::{self, TableProgress};
+use crate::audit::{self, Actor, Event, Outcome};
+use crate::catalog::{self, Backup};
+use crate::engine::Engine;
+use crate::storage::{self, Manifest, PARTIAL_SUFFIX};
+use crate::{Error, Result};
+
+impl Engine {
+    /// Stores and verifies an uploaded archive. `declared_len` (the request's
+    /// Content-Length) is refused up front when over the cap; the stream is
+    /// cut off past it either way.
+    pub async fn import_upload(
+        &self,
+        body: impl AsyncRead + Unpin,
+        declared_len: Option<u64>,
+        actor: &Actor,
+    ) -> Result<Backup> {
+        let max = self.config().max_backup_size;
+        if declared_len.is_some_and(|len| len > max) {
+            return Err(too_large(max));
+        }
+        let dir = self.config().backup_dir.clone();
+        let name = {
+            let mut conn = self.dbs().control.acquire().await?;
+            self.new_archive_name(&mut conn, "upload").await?
+        };
+        let partial = dir.join(format!("{name}{PARTIAL_SUFFIX}"));
+        let result = self.verify_upload(body, &partial, &name, actor).await;
+        if result.is_err() {
+            let _ = storage::remove_if_exists(&partial);
+        }
+        let (outcome, detail) = match &result {
+            Ok(_) => (Outcome::Success, None),
+            Err(e) => (Outcome::Failure, Some(e.to_string())),
+        };
+        audit::record_or_log(
+            &self.dbs().control,
+            Event {
+                actor,
+                action: "backup.upload",
+                target: Some(&name),
+                outcome,
+                detail: detail.as_deref(),
+            },
+        )
+        .await;
+        result
+    }
+
+    async fn verify_upload(
+        &self,
+        body: impl AsyncRead + Unpin,
+        partial: &Path,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Backup> {
+        let started = std::time::Instant::now();
+        let max = self.config().max_backup_size;
+        let (size, sha256) =
+            archive::write_and_hash(body, partial, max)
+                .await
+                .map_err(|e| match e {
+                    Error::Invalid(_) => too_large(max),
+                    other => other,
+                })?;
+        describe_if_not_an_archive(partial, size)?;
+        let info = archive::list(&self.tools().pg_restore, partial).await.map_err(|_| {
+            let format = archive_format(partial).unwrap_or_else(|| "unknown".into());
+            Error::Invalid(format!(
+                "This archive (format {format}) cannot be read by this server's pg_restore {major}: it is \
+                 incomplete or damaged, or was made by a PostgreSQL newer than {major}.",
+                major = self.tools().major
+            ))
+        })?;
+        archive::read_all(&self.tools().pg_restore, partial, &TableProgress::new(&[]))
+            .await
+            .map_err(|_| {
+                Error::Invalid(
+                    "The archive is incomplete or damaged: it could not be read to the end.".into(),
+                )
+            })?;
+
+        let final_path = storage::archive_path(&self.config().backup_dir, name)?;
+        tokio::fs::rename(partial, &final_path).await?;
+        storage::sync_dir(&self.config().backup_dir)?;
+        let now = Utc::now();
+        let manifest = Manifest {
+            manifest_version: 1,
+            filename: name.to_owned(),
+            kind: "uploaded".into(),
+            size_bytes: size,
+            sha256,
+            created_at: now,
+            completed_at: now,
+            created_by_id: actor.id,
+            created_by_name: actor.name.clone(),
+            notes: None,
+            database: String::new(),
+            server_version: String::new(),
+            pg_dump_version: info.dumped_by,
+            archive_version: info.archive_version,
+            tables: None,
+            sequences: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let result = async {
+            let (dir, m) = (self.config().backup_dir.clone(), manifest.clone());
+            tokio::task::spawn_blocking(move || storage::write_manifest(&dir, &m))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let id = catalog::import(&self.dbs().control, &manifest).await?;
+            catalog::get_row(&self.dbs().control, id).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = storage::remove_if_exists(&final_path);
+            let _ = storage::manifest_path(&self.config().backup_dir, name)
+                .map(|p| storage::remove_if_exists(&p));
+        }
+        result
+    }
+}
+
+fn too_large(max: u64) -> Error {
+    Error::TooLarge(format!(
+        "The file is larger than the largest backup accepted ({} MiB, MAX_BACKUP_SIZE).",
+        max / (1024 * 1024)
+    ))
+}
+
+/// The custom-format version in an archive's header ("1.14.0").
+fn archive_format(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    head.starts_with(b"PGDMP")
+        .then(|| format!("{}.{}.{}", head[5], head[6], head[7]))
+}
+
+/// Says what a file is when it is not a custom-format archive.
+fn describe_if_not_an_archive(path: &Path, size: u64) -> Result<()> {
+    use std::io::Read;
+    if size == 0 {
+        return Err(Error::Invalid(
+            "The file is empty. Upload an archive made with pg_dump -Fc.".into(),
+        ));
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)?.read(&mut head)?;
+    let head = &head[..n];
+    if head.starts_with(b"PGDMP") {
+        return Ok(());
+    }
+    let what = if head.starts_with(&[0x1f, 0x8b]) {
+        "a gzip-compressed file (decompress it first if it holds an archive)"
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a zip file"
+    } else if std::str::from_utf8(head).is_ok_and(|t| {
+        let t = t.trim_start();
+        t.starts_with("--")
+            || t.starts_with("SET ")
+            || t.starts_with("CREATE ")
+            || t.starts_with("BEGIN")
+    }) {
+        "a plain SQL script (pg_dump without -Fc)"
+    } else if std::str::from_utf8(head).is_ok() {
+        "a text file"
+    } else {
+        "not a PostgreSQL archive"
+    };
+    Err(Error::Invalid(format!(
+        "This file is {what}. Upload a custom-format archive made with pg_dump -Fc (it starts with PGDMP)."
+    )))
+}
