@@ -19,7 +19,7 @@ cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-u
 
 # A throwaway cluster for this run only.
 throwaway_cluster
-export TEST_DATABASE_URL="$APP_URL_BASE/postgres"
+export TEST_DATABASE_URL="$APP_URL_BASE/postgres" TEST_SUPERUSER_URL="$PG_SUPERUSER_URL"
 
 log "unit and integration tests"
 cargo test --workspace --exclude frontend --features lms-backup/testing 2>&1 | tee "$THROWAWAY/cargo-test.log"

@@ -148,3 +148,10 @@ fn write_script(path: &std::path::Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .expect("make it executable");
 }
+
+/// A superuser URL on the test server (`TEST_SUPERUSER_URL`, set by
+/// `scripts/test.sh`), for tests that create roles with other privileges.
+pub fn superuser_url() -> String {
+    std::env::var("TEST_SUPERUSER_URL")
+        .expect("TEST_SUPERUSER_URL is not set: run scripts/test.sh, which starts a PostgreSQL server for the tests")
+}

@@ -284,3 +284,52 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
     );
     assert!(engine.lock_status().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_role_without_createdb_is_told_which_grant_is_missing() {
+    // A role that owns its databases but may not create new ones.
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let (role, db) = (format!("r_{suffix}"), format!("t_{suffix}"));
+    let superuser = lms_backup::testing::superuser_url();
+    let mut admin = sqlx::PgConnection::connect(&superuser).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{suffix}' NOCREATEDB"),
+        format!("CREATE DATABASE {db} OWNER {role}"),
+        format!("CREATE DATABASE {db}_control OWNER {role}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let base = superuser
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    let urls = lms_backup::db::DatabaseUrls {
+        lms: format!("postgres://{role}:pw-{suffix}@{base}/{db}"),
+        control: None,
+    };
+    let dbs = lms_backup::Databases::connect(&urls).await.unwrap();
+    dbs.migrate().await.unwrap();
+    let template = spawn_engine().await;
+    let engine = template.with_dbs(dbs);
+
+    let detail = backup(&engine).await;
+    let before = live(&engine).await;
+    let who = actor("alice");
+    let job = engine
+        .start_restore(detail.backup.id, true, &who)
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed");
+    let message = job.message.unwrap();
+    assert!(
+        message.contains("may not create databases")
+            && message.contains(&format!("ALTER ROLE \"{role}\" CREATEDB")),
+        "{message}"
+    );
+    assert!(before.differences(&live(&engine).await).is_empty());
+}
