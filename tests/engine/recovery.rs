@@ -3,6 +3,7 @@
 use lms_backup::backup::{BackupKind, BackupRequest};
 use lms_backup::testing::{actor, spawn_engine, wait_for_job};
 use lms_backup::{catalog, storage, Engine};
+use sqlx::Connection;
 
 async fn completed_backup(engine: &Engine) -> catalog::Backup {
     let who = actor("alice");
@@ -168,4 +169,47 @@ async fn a_stale_lease_is_taken_over_and_its_job_interrupted() {
         .unwrap()
         .unwrap();
     assert_eq!(job.status, "interrupted");
+}
+
+#[tokio::test]
+async fn a_live_database_left_closed_by_an_interrupted_swap_is_reopened() {
+    let engine = spawn_engine().await;
+    let control = &engine.dbs().control;
+    // What a crash after closing the live database and before the renames
+    // committed leaves behind.
+    lms_backup::settings::maintenance_on(control, "restore")
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect_with(&engine.dbs().maintenance_options())
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+        engine.dbs().lms_name()
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+            .await
+            .is_err(),
+        "closed"
+    );
+
+    engine.dbs().repair_interrupted_swap().await.unwrap();
+    engine.recover().await.unwrap();
+    assert!(
+        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+            .await
+            .is_ok(),
+        "open again"
+    );
+    assert!(
+        lms_backup::settings::maintenance(control)
+            .await
+            .unwrap()
+            .is_none(),
+        "maintenance off"
+    );
 }

@@ -203,3 +203,164 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// pg_restore that waits two seconds before restoring into a database: long
+/// enough to kill the server while the shadow copy is being built.
+async fn slow_restore_tools() -> PathBuf {
+    let real = lms_backup::pgtools::locate(None).await.unwrap();
+    let bin = lms_backup::testing::scratch_dir("pg-slow-restore");
+    std::os::unix::fs::symlink(&real.pg_dump, bin.join("pg_dump")).unwrap();
+    std::fs::write(
+        bin.join("pg_restore"),
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--dbname=*) sleep 2;; esac\nexec '{}' \"$@\"\n",
+            real.pg_restore.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("pg_restore"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    bin
+}
+
+#[tokio::test]
+async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
+    let dir = lms_backup::testing::scratch_dir("crash-restore");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    let env = [
+        ("DATABASE_URL", url.clone()),
+        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "POSTGRES_BIN_PATH",
+            slow_restore_tools().await.display().to_string(),
+        ),
+        ("BACKUP_RATE_LIMIT", "0".to_string()),
+    ];
+    let mut create = lms_admin(&env)
+        .args([
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(create.wait().unwrap().success());
+
+    let mut server = start(&env).await;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = serde_json::json!({ "username": "alice", "password": PASSWORD });
+    client
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    let started = json(
+        client
+            .post(format!("{}/api/admin/backup/create", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let backup_id = started["backup"]["id"].as_i64().unwrap();
+    for _ in 0..300 {
+        let job = json(
+            client
+                .get(format!(
+                    "{}/api/admin/backup/jobs/{}",
+                    server.base,
+                    started["job"]["id"].as_str().unwrap()
+                ))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if job["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let res = client
+        .post(format!(
+            "{}/api/admin/backup/restore/{backup_id}",
+            server.base
+        ))
+        .json(&serde_json::json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let shadows = |pool: sqlx::PgPool, db: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1 || '\\_restore\\_%'",
+        )
+        .bind(db)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    for _ in 0..100 {
+        if shadows(pool.clone(), db.clone()).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        shadows(pool.clone(), db.clone()).await,
+        1,
+        "the shadow copy is being built"
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = start(&env).await;
+    assert_eq!(
+        shadows(pool.clone(), db.clone()).await,
+        0,
+        "start-up dropped the orphan shadow"
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM courses WHERE code = 'AFTER'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        after, 1,
+        "the live database is the one from before the restore"
+    );
+    let status = json(
+        client
+            .get(format!("{}/api/admin/backup/status", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status["is_locked"], false, "{status}");
+    assert_eq!(status["maintenance"], false);
+    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+    pool.close().await;
+}
