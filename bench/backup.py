@@ -20,6 +20,7 @@ import urllib.request
 BIN = os.environ["LMS_ADMIN_BIN"]
 DB = os.environ["DATABASE_URL"]
 PG_DUMP = os.environ["BENCH_PG_DUMP"]
+PG_RESTORE = os.environ["BENCH_PG_RESTORE"]
 SCALE = int(os.environ.get("BENCH_SCALE", "40"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DOWNLOAD_MB = int(os.environ.get("BENCH_DOWNLOAD_MB", "520"))
@@ -40,6 +41,11 @@ def run(*args, stdin=None):
 def psql(sql):
     return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-c", sql], env=pg_env, text=True,
                           check=True, capture_output=True).stdout.strip()
+
+
+def control_sql(sql):
+    return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-d", url.path.lstrip("/") + "_control", "-c", sql],
+                          env=pg_env, text=True, check=True, capture_output=True).stdout.strip()
 
 
 def mb(n):
@@ -119,6 +125,60 @@ print(f"median bare pg_dump -Fc:                 {m_bare:6.2f} s")
 print(f"median backup job (fingerprint, sha256, full-read verify, fsync): {m_ours:6.2f} s")
 print(f"ratio backup job / bare pg_dump:         {m_ours / m_bare:6.2f}  (target <= 1.30)")
 
+# Restore: the whole job (checksum, shadow restore, fingerprint check,
+# migrations, swap) against a bare pg_restore of the same archive into an
+# empty database, with the same number of parallel jobs.
+RESTORE_JOBS = max(1, min(4, os.cpu_count() or 1))
+
+
+def bare_restore(archive):
+    name = "bench_bare_restore"
+    psql(f"DROP DATABASE IF EXISTS {name}")
+    psql(f"CREATE DATABASE {name}")
+    start = time.monotonic()
+    subprocess.run([PG_RESTORE, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={RESTORE_JOBS}",
+                    "-d", name, archive], env=pg_env, check=True)
+    elapsed = time.monotonic() - start
+    psql(f"DROP DATABASE {name}")
+    return elapsed
+
+
+def our_restore(backup_id):
+    start = time.monotonic()
+    job = call("POST", f"/api/admin/backup/restore/{backup_id}", {"confirm": True})
+    # The restore ends every session, so follow the job in the control database.
+    while True:
+        status, message = control_sql(f"SELECT status || '|' || coalesce(message, '') FROM jobs WHERE id = '{job['id']}'").split("|", 1)
+        if status != "running":
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    assert status == "succeeded", message
+    call("POST", "/api/auth/login", {"username": "bench", "password": password})
+    window = float(message.split("maintenance for ")[1].split(" s")[0])
+    return elapsed, window
+
+
+def restore_round(label, backup):
+    archive = os.path.join(env["BACKUP_DIR"], backup["filename"])
+    bare_runs, our_runs, windows = [], [], []
+    for i in range(RUNS):
+        bare_runs.append(bare_restore(archive))
+        t, w = our_restore(backup["id"])
+        our_runs.append(t)
+        windows.append(w)
+        print(f"{label} run {i + 1}: bare pg_restore {bare_runs[-1]:6.2f} s, restore job {t:6.2f} s, "
+              f"maintenance window {w:.2f} s", flush=True)
+    mb_, mo = statistics.median(bare_runs), statistics.median(our_runs)
+    print(f"{label}: median bare pg_restore {mb_:.2f} s, median restore job {mo:.2f} s, ratio {mo / mb_:.2f} "
+          f"(target <= 1.3), median maintenance window {statistics.median(windows):.2f} s (target <= 2 s)")
+
+
+latest = call("GET", "/api/admin/backup/list?limit=1")["backups"][0]
+print(f"\nrestore of {latest['filename']} ({mb(latest['size_bytes'])} archive, {mb(db_bytes)} database), "
+      f"--jobs={RESTORE_JOBS}")
+restore_round(f"{mb(db_bytes)} db", latest)
+
 # A large download: add incompressible attachments until the archive passes
 # DOWNLOAD_MB, back it up, then stream it through the HTTP route.
 count = DOWNLOAD_MB * 1024 // 64
@@ -135,6 +195,9 @@ t, job = our_backup()
 backup = call("GET", f"/api/admin/backup/{job['backup_id']}")
 size = backup["size_bytes"]
 print(f"backup of {mb(size)} took {t:.2f} s")
+big_db = int(psql("SELECT pg_database_size(current_database())"))
+t, window = our_restore(backup["id"])
+print(f"restore of the {mb(big_db)} database: {t:.2f} s, maintenance window {window:.2f} s")
 
 
 def rss_kb(pid):
