@@ -173,7 +173,7 @@ impl Engine {
                     tracing::error!(error = ?e, "could not end the sessions");
                 }
                 format!(
-                    "Done. The site was in maintenance for {:.1} s; the replaced database is kept as {} for undo.",
+                    "Done. The site was in maintenance for {:.3} s; the replaced database is kept as {} for undo.",
                     report.maintenance_window.as_secs_f64(),
                     report.previous
                 )
