@@ -333,3 +333,35 @@ async fn a_role_without_createdb_is_told_which_grant_is_missing() {
     );
     assert!(before.differences(&live(&engine).await).is_empty());
 }
+
+#[tokio::test]
+async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
+    let template = spawn_engine().await;
+    let db = template.dbs().lms_name().to_owned();
+    let superuser = lms_backup::testing::superuser_url();
+    let (base, _) = superuser.rsplit_once('/').unwrap();
+    let urls = lms_backup::db::DatabaseUrls {
+        lms: format!("{base}/{db}"),
+        control: None,
+    };
+    let dbs = lms_backup::Databases::connect(&urls).await.unwrap();
+    let engine = template.with_dbs(dbs);
+
+    let made = backup(&engine).await;
+    let bytes = std::fs::read(engine.config().backup_dir.join(&made.backup.filename)).unwrap();
+    let who = actor("alice");
+    let uploaded = engine
+        .import_upload(&bytes[..], Some(bytes.len() as u64), &who)
+        .await
+        .unwrap();
+    assert_eq!(uploaded.kind, "uploaded");
+    let before = live(&engine).await;
+    let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("superuser"),
+        "{job:?}"
+    );
+    assert!(before.differences(&live(&engine).await).is_empty());
+}
