@@ -5,7 +5,7 @@
 //! its position.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::db::quote_ident;
 use crate::Result;
@@ -69,21 +69,58 @@ pub async fn list_tables(conn: &mut PgConnection) -> Result<Vec<TableRef>> {
 pub async fn fingerprint(conn: &mut PgConnection, tables: &[TableRef]) -> Result<Fingerprint> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let (rows, hash): (i64, String) = sqlx::query_as(&format!(
-            "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {}.{} AS t",
-            quote_ident(&t.schema),
-            quote_ident(&t.name)
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        out.push(TableFingerprint {
-            schema: t.schema.clone(),
-            name: t.name.clone(),
-            rows,
-            hash,
-            size_bytes: t.size_bytes,
-        });
+        out.push(table_fingerprint(&mut *conn, t).await?);
     }
+    Ok(Fingerprint {
+        tables: out,
+        sequences: sequences(conn).await?,
+    })
+}
+
+/// Fingerprints a database that nothing writes to (a freshly restored
+/// copy), scanning up to `parallel` tables at once on separate connections.
+pub async fn fingerprint_quiescent(
+    pool: &PgPool,
+    tables: &[TableRef],
+    parallel: usize,
+) -> Result<Fingerprint> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let out: Vec<TableFingerprint> = stream::iter(tables.to_vec())
+        .map(|t| {
+            let pool = pool.clone();
+            async move {
+                let mut conn = pool.acquire().await?;
+                table_fingerprint(&mut conn, &t).await
+            }
+        })
+        .buffered(parallel.max(1))
+        .try_collect()
+        .await?;
+    let mut conn = pool.acquire().await?;
+    Ok(Fingerprint {
+        tables: out,
+        sequences: sequences(&mut conn).await?,
+    })
+}
+
+async fn table_fingerprint(conn: &mut PgConnection, t: &TableRef) -> Result<TableFingerprint> {
+    let (rows, hash): (i64, String) = sqlx::query_as(&format!(
+        "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {}.{} AS t",
+        quote_ident(&t.schema),
+        quote_ident(&t.name)
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(TableFingerprint {
+        schema: t.schema.clone(),
+        name: t.name.clone(),
+        rows,
+        hash,
+        size_bytes: t.size_bytes,
+    })
+}
+
+async fn sequences(conn: &mut PgConnection) -> Result<Vec<SequenceState>> {
     let names: Vec<(String, String)> = sqlx::query_as(
         "SELECT schemaname::text, sequencename::text FROM pg_sequences
          WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
@@ -106,10 +143,7 @@ pub async fn fingerprint(conn: &mut PgConnection, tables: &[TableRef]) -> Result
             is_called,
         });
     }
-    Ok(Fingerprint {
-        tables: out,
-        sequences,
-    })
+    Ok(sequences)
 }
 
 impl Fingerprint {

@@ -318,7 +318,7 @@ impl Engine {
         // Check the copy, then bring it up to date.
         jobs::progress(control, job.id, "checking", 0.82).await?;
         let shadow_pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(jobs_n as u32 + 1)
             .connect_with(dbs.sibling_options(&shadow))
             .await?;
         let expected = manifest.as_ref().and_then(|m| {
@@ -328,9 +328,8 @@ impl Engine {
             })
         });
         let actual = {
-            let mut conn = shadow_pool.acquire().await?;
-            let tables = fingerprint::list_tables(&mut conn).await?;
-            fingerprint::fingerprint(&mut conn, &tables).await?
+            let tables = fingerprint::list_tables(&mut *shadow_pool.acquire().await?).await?;
+            fingerprint::fingerprint_quiescent(&shadow_pool, &tables, jobs_n).await?
         };
         match expected {
             Some(expected) => {
