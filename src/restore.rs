@@ -166,6 +166,9 @@ impl Engine {
         self.drop_shadows(Some(job.id)).await;
         let message = match &result {
             Ok(report) => {
+                if let Err(e) = self.trim_previous_databases().await {
+                    tracing::error!(error = ?e, "could not drop old previous databases");
+                }
                 if let Err(e) = self.end_all_sessions().await {
                     tracing::error!(error = ?e, "could not end the sessions");
                 }
@@ -205,13 +208,6 @@ impl Engine {
             jobs::Outcome::Failed
         };
         lease.finish(outcome, Some(&message)).await;
-        // Dropping old databases can take a while for large ones; the
-        // restore is done and the site serving by now.
-        if result.is_ok() {
-            if let Err(e) = self.trim_previous_databases().await {
-                tracing::error!(error = ?e, "could not drop old previous databases");
-            }
-        }
         result
     }
 
