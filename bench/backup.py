@@ -61,8 +61,9 @@ password = secrets.token_urlsafe(18)
 run("user", "create", "--username", "bench", "--role", "admin", "--password-stdin", stdin=password + "\n")
 port = int(subprocess.run(["python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"],
                           capture_output=True, text=True).stdout)
+server_log = open(os.path.join(work, "server.log"), "w")
 server = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+                          stdout=subprocess.DEVNULL, stderr=server_log, cwd=work)
 base = f"http://127.0.0.1:{port}"
 jar = http.cookiejar.CookieJar()
 opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -153,7 +154,10 @@ def our_restore(backup_id):
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - start
-    assert status == "succeeded", message
+    if status != "succeeded":
+        with open(os.path.join(work, "server.log")) as log:
+            print("".join(log.readlines()[-30:]))
+        raise SystemExit(f"restore failed: {message}")
     call("POST", "/api/auth/login", {"username": "bench", "password": password})
     window = float(message.split("maintenance for ")[1].split(" s")[0])
     return elapsed, window
