@@ -108,7 +108,7 @@ impl Databases {
                 .await?;
             }
             None => {
-                let pattern = format!("{}\\_pre\\_restore\\_%", live.replace('_', "\\_"));
+                let pattern = previous_pattern(&live);
                 let previous: Option<String> = sqlx::query_scalar(
                     "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY datname DESC LIMIT 1",
                 )
@@ -240,6 +240,18 @@ async fn ensure_database_exists(via: &PgConnectOptions, target: &PgConnectOption
     }
     conn.close().await?;
     Ok(())
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+pub(crate) fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// LIKE pattern matching the databases kept from before restores of `live`.
+pub(crate) fn previous_pattern(live: &str) -> String {
+    format!("{}\\_pre\\_restore\\_%", like_escape(live))
 }
 
 /// Quotes an SQL identifier (for the few statements that cannot take

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::archive::{self, TableProgress};
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::catalog::{self, Backup};
-use crate::db::quote_ident;
+use crate::db::{like_escape, previous_pattern, quote_ident};
 use crate::engine::Engine;
 use crate::fingerprint::{self, Fingerprint, TableRef};
 use crate::jobs::{self, Job};
@@ -113,7 +113,7 @@ impl Engine {
 
     /// Databases kept from before restores, newest first.
     pub async fn previous_databases(&self) -> Result<Vec<String>> {
-        let pattern = format!("{}\\_pre\\_restore\\_%", like_escape(self.dbs().lms_name()));
+        let pattern = previous_pattern(self.dbs().lms_name());
         Ok(sqlx::query_scalar(
             "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY datname DESC",
         )
@@ -548,10 +548,4 @@ impl Engine {
 
 fn shadow_name(live: &str, job: Uuid) -> String {
     format!("{live}_restore_{}", &job.simple().to_string()[..12])
-}
-
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

@@ -4,7 +4,7 @@ use lms_backup::users::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::support::{spawn_app, spawn_app_with, wait_for_job};
+use crate::support::{spawn_app, spawn_app_with, start_backup, wait_for_job};
 
 #[tokio::test]
 async fn create_list_get_download_round_trip() {
@@ -159,14 +159,7 @@ async fn status_shows_who_holds_the_lock_and_a_second_backup_gets_409() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 2).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = start_backup(&app, &client).await;
 
     // A backup of this database takes well over a second; these requests take milliseconds.
     let status: Value = client
@@ -241,14 +234,7 @@ async fn twenty_concurrent_create_requests_start_one_job() {
 async fn the_rate_limit_answers_429_with_retry_after() {
     let app = spawn_app_with(|c| c.backup_rate_limit = 1).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = start_backup(&app, &client).await;
     wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
     let res = client
         .post(app.url("/api/admin/backup/create"))

@@ -66,6 +66,43 @@ async fn slow_tools() -> PathBuf {
     lms_backup::testing::wrapped_pg_dump(&real, "sleep 2\nexec \"$REAL\" \"$@\"")
 }
 
+/// Creates the administrator "alice" with the binary's own CLI.
+fn create_admin(env: &[(&str, String)]) {
+    use std::io::Write;
+    let mut create = lms_admin(env)
+        .args([
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(create.wait().unwrap().success());
+}
+
+/// A client signed in as alice (sessions outlive server restarts).
+async fn sign_in(server: &Server) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let res = client
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&serde_json::json!({ "username": "alice", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    client
+}
+
 async fn json(res: reqwest::Response) -> Value {
     res.json().await.unwrap()
 }
@@ -86,36 +123,10 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
-    let mut create = lms_admin(&env)
-        .args([
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(create.wait().unwrap().success());
+    create_admin(&env);
 
     let mut server = start(&env).await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let res = client
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&serde_json::json!({ "username": "alice", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let client = sign_in(&server).await;
     let started = json(
         client
             .post(format!("{}/api/admin/backup/create", server.base))
@@ -241,36 +252,10 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
-    let mut create = lms_admin(&env)
-        .args([
-            "user",
-            "create",
-            "--username",
-            "alice",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(create.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(create.wait().unwrap().success());
+    create_admin(&env);
 
     let mut server = start(&env).await;
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = serde_json::json!({ "username": "alice", "password": PASSWORD });
-    client
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
+    let client = sign_in(&server).await;
     let started = json(
         client
             .post(format!("{}/api/admin/backup/create", server.base))

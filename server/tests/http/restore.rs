@@ -3,7 +3,7 @@
 use lms_backup::users::Role;
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, wait_for_job, PASSWORD};
+use crate::support::{spawn_app, start_backup, wait_for_job, PASSWORD};
 
 async fn courses(app: &crate::support::TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM courses")
@@ -17,14 +17,7 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = start_backup(&app, &client).await;
     assert_eq!(
         wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await["status"],
         "succeeded"
@@ -178,24 +171,10 @@ async fn restore_while_a_backup_runs_and_delete_while_restoring_get_409() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 2).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let first: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = start_backup(&app, &client).await;
     wait_for_job(&app, &client, first["job"]["id"].as_str().unwrap()).await;
     let id = first["backup"]["id"].as_i64().unwrap();
-    let second: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: Value = start_backup(&app, &client).await;
     let res = client
         .post(app.url(&format!("/api/admin/backup/restore/{id}")))
         .json(&json!({ "confirm": true }))

@@ -100,6 +100,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) 
     }
 }
 
+/// `POST /api/admin/backup/create` without a body; the response as JSON.
+pub async fn start_backup(app: &TestApp, client: &Client) -> serde_json::Value {
+    client
+        .post(app.url("/api/admin/backup/create"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Polls a job through the API until it ends.
 pub async fn wait_for_job(app: &TestApp, client: &Client, job_id: &str) -> serde_json::Value {
     for _ in 0..1200 {

@@ -3,7 +3,7 @@
 use lms_backup::users::Role;
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, spawn_app_with, wait_for_job, TestApp};
+use crate::support::{spawn_app, spawn_app_with, start_backup, wait_for_job, TestApp};
 
 /// Files in the backup directory (archives, partials), sorted.
 fn files(app: &TestApp) -> Vec<String> {
@@ -32,14 +32,7 @@ async fn a_valid_archive_is_accepted_and_restorable() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = start_backup(&app, &client).await;
     wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
     let id = started["backup"]["id"].as_i64().unwrap();
     let archive = client
@@ -112,14 +105,7 @@ async fn a_valid_archive_is_accepted_and_restorable() {
 async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value = start_backup(&app, &client).await;
     wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
     let id = started["backup"]["id"].as_i64().unwrap();
     let archive = client
