@@ -299,7 +299,7 @@ impl Engine {
                 fingerprint::fingerprint(&mut snapshot_conn, &tables),
             )
         };
-        let ((written, stderr_tail, fingerprint), ()) =
+        let (written, stderr_tail, fingerprint) =
             report_while(work, control, job.id, "dumping", 0.02, 0.80, &progress).await;
         let (size, sha256) = written?;
         dump.wait(stderr_tail).await?;
@@ -318,8 +318,8 @@ impl Engine {
             )));
         }
         let verify = TableProgress::new(&tables);
-        let ((read,), ()) = report_while(
-            async { (archive::read_all(&self.tools().pg_restore, partial, &verify).await,) },
+        report_while(
+            archive::read_all(&self.tools().pg_restore, partial, &verify),
             control,
             job.id,
             "verifying",
@@ -327,8 +327,7 @@ impl Engine {
             0.15,
             &verify,
         )
-        .await;
-        read?;
+        .await?;
 
         jobs::progress(control, job.id, "saving", 0.98).await?;
         let final_path = storage::archive_path(dir, &backup.filename)?;
@@ -372,13 +371,13 @@ pub(crate) async fn report_while<T>(
     start: f64,
     span: f64,
     progress: &TableProgress,
-) -> (T, ()) {
+) -> T {
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last = -1.0;
     loop {
         tokio::select! {
-            out = &mut work => return (out, ()),
+            out = &mut work => return out,
             _ = tick.tick() => {
                 let now = start + span * progress.fraction();
                 if now > last {

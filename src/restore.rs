@@ -303,7 +303,7 @@ impl Engine {
             let progress = progress.clone();
             follow_stderr(stderr, move |line| progress.on_line(line))
         };
-        let (tail, ()) = crate::backup::report_while(
+        let tail = crate::backup::report_while(
             follower,
             control,
             job.id,
