@@ -27,7 +27,7 @@ DOWNLOAD_MB = int(os.environ.get("BENCH_DOWNLOAD_MB", "520"))
 
 work = tempfile.mkdtemp(prefix="lms-bench-")
 env = dict(os.environ, BACKUP_DIR=os.path.join(work, "backups"), BACKUP_RATE_LIMIT="0",
-           MAX_BACKUP_SIZE="8GiB", MAX_BACKUPS_TO_KEEP="2", RUST_LOG="warn")
+           MAX_BACKUP_SIZE="8GiB", MAX_BACKUPS_TO_KEEP="2", RUST_LOG=os.environ.get("BENCH_LOG", "warn"))
 url = urllib.parse.urlparse(DB)
 pg_env = dict(os.environ, PGHOST=url.hostname, PGPORT=str(url.port), PGUSER=url.username,
               PGPASSWORD=urllib.parse.unquote(url.password or ""), PGDATABASE=url.path.lstrip("/"))

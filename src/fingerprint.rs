@@ -3,6 +3,9 @@
 //! order-independent content hash, the sum of each row's 64-bit hash (a sum,
 //! not XOR, under which two identical rows would cancel out). Per sequence:
 //! its position.
+//!
+//! A row's hash comes from one of two [`HashMethod`]s, recorded per table so
+//! a restore recomputes exactly what the backup computed.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -20,7 +23,57 @@ pub struct TableFingerprint {
     pub hash: String,
     /// Size on disk when fingerprinted (for progress weights, not compared).
     pub size_bytes: i64,
+    /// How `hash` was computed (manifests written before there was a
+    /// choice used [`HashMethod::Text`]).
+    #[serde(default)]
+    pub method: HashMethod,
 }
+
+/// How a row is hashed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashMethod {
+    /// `hashtextextended(row::text, 0)`: the row's text form. Works for
+    /// every type, but converting every value to text is slow (bytea
+    /// becomes hex, jsonb is printed).
+    #[default]
+    Text,
+    /// `hash_record_extended(ROW(...), 0)` over the columns, each hashed
+    /// natively when its type is a built-in one whose hash depends only on
+    /// the value (integers, text, bytea, jsonb, timestamps, uuid, ...), and
+    /// through its text form otherwise (enums hash by OID, which a restore
+    /// changes; some types have no hash at all). Several times faster.
+    Columns,
+}
+
+/// Built-in types hashed natively by [`HashMethod::Columns`] (and arrays of
+/// them): their hash is a function of the value alone, so it survives a dump
+/// and restore.
+const NATIVE_HASH_TYPES: &[&str] = &[
+    "bool",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "varchar",
+    "bpchar",
+    "char",
+    "name",
+    "bytea",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "uuid",
+    "jsonb",
+    "inet",
+    "cidr",
+    "macaddr",
+];
 
 /// A sequence's position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +122,7 @@ pub async fn list_tables(conn: &mut PgConnection) -> Result<Vec<TableRef>> {
 pub async fn fingerprint(conn: &mut PgConnection, tables: &[TableRef]) -> Result<Fingerprint> {
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        out.push(table_fingerprint(&mut *conn, t).await?);
+        out.push(table_fingerprint(&mut *conn, t, HashMethod::Columns).await?);
     }
     Ok(Fingerprint {
         tables: out,
@@ -79,18 +132,34 @@ pub async fn fingerprint(conn: &mut PgConnection, tables: &[TableRef]) -> Result
 
 /// Fingerprints a database that nothing writes to (a freshly restored
 /// copy), scanning up to `parallel` tables at once on separate connections.
+/// Each table is hashed the way `expected` says it was (tables it does not
+/// list with [`HashMethod::Columns`]).
 pub async fn fingerprint_quiescent(
     pool: &PgPool,
     tables: &[TableRef],
+    expected: Option<&Fingerprint>,
     parallel: usize,
 ) -> Result<Fingerprint> {
     use futures::stream::{self, StreamExt, TryStreamExt};
-    let out: Vec<TableFingerprint> = stream::iter(tables.to_vec())
+    let work: Vec<(TableRef, HashMethod)> = tables
+        .iter()
         .map(|t| {
+            let method = expected
+                .and_then(|e| {
+                    e.tables
+                        .iter()
+                        .find(|x| x.schema == t.schema && x.name == t.name)
+                })
+                .map_or(HashMethod::Columns, |x| x.method);
+            (t.clone(), method)
+        })
+        .collect();
+    let out: Vec<TableFingerprint> = stream::iter(work)
+        .map(|(t, method)| {
             let pool = pool.clone();
             async move {
                 let mut conn = pool.acquire().await?;
-                table_fingerprint(&mut conn, &t).await
+                table_fingerprint(&mut conn, &t, method).await
             }
         })
         .buffered(parallel.max(1))
@@ -103,9 +172,20 @@ pub async fn fingerprint_quiescent(
     })
 }
 
-async fn table_fingerprint(conn: &mut PgConnection, t: &TableRef) -> Result<TableFingerprint> {
+async fn table_fingerprint(
+    conn: &mut PgConnection,
+    t: &TableRef,
+    method: HashMethod,
+) -> Result<TableFingerprint> {
+    let row_hash = match method {
+        HashMethod::Text => "hashtextextended(t::text, 0)".to_owned(),
+        HashMethod::Columns => {
+            let columns = columns_for_hashing(&mut *conn, t).await?;
+            format!("hash_record_extended(ROW({}), 0)", columns.join(", "))
+        }
+    };
     let (rows, hash): (i64, String) = sqlx::query_as(&format!(
-        "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {}.{} AS t",
+        "SELECT count(*), coalesce(sum({row_hash}), 0)::text FROM {}.{} AS t",
         quote_ident(&t.schema),
         quote_ident(&t.name)
     ))
@@ -117,7 +197,44 @@ async fn table_fingerprint(conn: &mut PgConnection, t: &TableRef) -> Result<Tabl
         rows,
         hash,
         size_bytes: t.size_bytes,
+        method,
     })
+}
+
+/// The table's columns in order as expressions for [`HashMethod::Columns`]:
+/// the column itself when its type hashes natively, its text form otherwise.
+async fn columns_for_hashing(conn: &mut PgConnection, t: &TableRef) -> Result<Vec<String>> {
+    let columns: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT a.attname::text,
+                ty.typnamespace = 'pg_catalog'::regnamespace
+                AND (ty.typname = ANY($3)
+                     OR (ty.typcategory = 'A' AND EXISTS (
+                         SELECT 1 FROM pg_type el
+                         WHERE el.oid = ty.typelem AND el.typnamespace = 'pg_catalog'::regnamespace
+                           AND el.typname = ANY($3))))
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_type ty ON ty.oid = a.atttypid
+         WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+    )
+    .bind(&t.schema)
+    .bind(&t.name)
+    .bind(NATIVE_HASH_TYPES)
+    .fetch_all(conn)
+    .await?;
+    Ok(columns
+        .into_iter()
+        .map(|(name, native)| {
+            let column = format!("t.{}", quote_ident(&name));
+            if native {
+                column
+            } else {
+                format!("{column}::text")
+            }
+        })
+        .collect())
 }
 
 async fn sequences(conn: &mut PgConnection) -> Result<Vec<SequenceState>> {
@@ -209,6 +326,7 @@ mod tests {
             rows,
             hash: hash.into(),
             size_bytes: 8192,
+            method: HashMethod::Columns,
         }
     }
 

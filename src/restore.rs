@@ -159,16 +159,19 @@ impl Engine {
             () = lease.lost() => Err(Error::Cancelled("The operation was stopped: its lock was released or taken over.".into())),
         };
         let control = &self.dbs().control;
+        let mut phases = PhaseTimer::new(job.id);
         // Whatever happened, nobody stays locked out.
         if let Err(e) = settings::maintenance_off(control).await {
             tracing::error!(error = ?e, "could not turn maintenance mode off");
         }
         self.drop_shadows(Some(job.id)).await;
+        phases.done("dropping the copy");
         let message = match &result {
             Ok(report) => {
                 if let Err(e) = self.trim_previous_databases().await {
                     tracing::error!(error = ?e, "could not drop old previous databases");
                 }
+                phases.done("dropping older previous databases");
                 if let Err(e) = self.end_all_sessions().await {
                     tracing::error!(error = ?e, "could not end the sessions");
                 }
@@ -208,12 +211,14 @@ impl Engine {
             jobs::Outcome::Failed
         };
         lease.finish(outcome, Some(&message)).await;
+        phases.done("finishing");
         result
     }
 
     async fn restore_pipeline(&self, job: &Job, backup: &Backup) -> Result<SwapReport> {
         let dbs = self.dbs();
         let control = &dbs.control;
+        let mut phases = PhaseTimer::new(job.id);
         jobs::progress(control, job.id, "verifying", 0.01).await?;
 
         // Gate: the file is the one the manifest describes.
@@ -254,6 +259,7 @@ impl Engine {
             })?;
         self.check_restore_privileges(&backup.kind).await?;
         let manifest = catalog::get(control, backup.id).await?.manifest;
+        phases.done("verifying");
 
         // Shadow restore.
         jobs::progress(control, job.id, "restoring", 0.05).await?;
@@ -266,6 +272,7 @@ impl Engine {
         .execute(&mut admin)
         .await?;
         admin.close().await?;
+        phases.done("creating the copy");
         let weights: Vec<TableRef> = manifest
             .as_ref()
             .and_then(|m| m.tables.as_ref())
@@ -314,6 +321,7 @@ impl Engine {
         )
         .await;
         tool.wait(tail).await?;
+        phases.done("restoring");
 
         // Check the copy, then bring it up to date.
         jobs::progress(control, job.id, "checking", 0.82).await?;
@@ -329,7 +337,8 @@ impl Engine {
         });
         let actual = {
             let tables = fingerprint::list_tables(&mut *shadow_pool.acquire().await?).await?;
-            fingerprint::fingerprint_quiescent(&shadow_pool, &tables, jobs_n).await?
+            fingerprint::fingerprint_quiescent(&shadow_pool, &tables, expected.as_ref(), jobs_n)
+                .await?
         };
         match expected {
             Some(expected) => {
@@ -345,11 +354,15 @@ impl Engine {
             // An uploaded archive: its fingerprint is what its first restore produced.
             None => self.record_fingerprint(backup, &actual).await?,
         }
+        phases.done("checking");
         dbs.migrate_lms_copy(&shadow_pool).await?;
         shadow_pool.close().await;
+        phases.done("migrating");
 
         jobs::progress(control, job.id, "switching", 0.95).await?;
-        self.swap_in(&shadow).await
+        let report = self.swap_in(&shadow).await;
+        phases.done("switching");
+        report
     }
 
     /// Stores a fingerprint in a backup's manifest (catalog and sidecar).
@@ -543,6 +556,28 @@ impl Engine {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Logs how long each phase of a job took (where the time of a slow restore
+/// went, for whoever reads the log).
+struct PhaseTimer {
+    job: Uuid,
+    last: Instant,
+}
+
+impl PhaseTimer {
+    fn new(job: Uuid) -> Self {
+        Self {
+            job,
+            last: Instant::now(),
+        }
+    }
+
+    fn done(&mut self, phase: &str) {
+        let now = Instant::now();
+        tracing::info!(job = %self.job, phase, ms = (now - self.last).as_millis() as u64, "phase done");
+        self.last = now;
     }
 }
 
