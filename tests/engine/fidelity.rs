@@ -217,7 +217,7 @@ async fn fingerprints_of_older_manifests_are_recomputed_their_way() {
         .await
         .unwrap();
     }
-    let tables = fingerprint::list_tables(&mut *engine.dbs().lms.acquire().await.unwrap())
+    let tables = fingerprint::list_tables(&mut engine.dbs().lms.acquire().await.unwrap())
         .await
         .unwrap();
     let again = fingerprint::fingerprint_quiescent(&engine.dbs().lms, &tables, Some(&old), 2)
