@@ -115,13 +115,15 @@ su_psql() {
 }
 
 # ensure_app_role ROLE PASSWORD DB: a non-superuser role that may create
-# databases and owns DB (what restores need, and no more).
+# databases and owns DB (what restores need), and may read the server's
+# settings (so a restore can check the data directory's free space).
 ensure_app_role() {
   local role="$1" password="$2" db="$3"
   su_psql -v role="$role" -v pw="$password" -v db="$db" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'role', :'pw')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER PASSWORD %L', :'role', :'pw') \gexec
+SELECT format('GRANT pg_read_all_settings TO %I', :'role') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 SQL

@@ -447,7 +447,7 @@ fn log_failure(result: Result<()>) {
     }
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     let mb = bytes as f64 / (1024.0 * 1024.0);
     if mb >= 1024.0 {
         format!("{:.1} GB", mb / 1024.0)

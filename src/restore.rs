@@ -259,6 +259,7 @@ impl Engine {
             })?;
         self.check_restore_privileges(&backup.kind).await?;
         let manifest = catalog::get(control, backup.id).await?.manifest;
+        self.check_room_for_copy(manifest.as_ref()).await?;
         phases.done("verifying");
 
         // Shadow restore.
@@ -412,6 +413,63 @@ impl Engine {
             ));
         }
         Ok(())
+    }
+
+    /// The copy is built beside the live database, so both must fit on the
+    /// database server's disk at once. The copy's size is estimated from the
+    /// manifest (tables with their indexes when backed up, plus a tenth), or
+    /// from the live database when the archive carries no such record. The
+    /// disk can only be seen when the server runs on this host and the role
+    /// may read `data_directory` (superuser or `pg_read_all_settings`);
+    /// otherwise the check is skipped and logged, and a full disk fails the
+    /// restore in the copy, before anything live changed.
+    async fn check_room_for_copy(&self, manifest: Option<&storage::Manifest>) -> Result<()> {
+        let lms = &self.dbs().lms;
+        let recorded: Option<i64> = manifest
+            .and_then(|m| m.tables.as_ref())
+            .map(|ts| ts.iter().map(|t| t.size_bytes).sum());
+        let estimate = match recorded {
+            Some(bytes) => bytes,
+            None => {
+                sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(lms)
+                    .await?
+            }
+        };
+        let needed = estimate.max(0) as u64 / 10 * 11;
+        let Some(free) = self.database_server_free_space().await else {
+            tracing::info!(
+                needed,
+                "free space on the database server cannot be seen from here; not checked"
+            );
+            return Ok(());
+        };
+        if free < needed {
+            return Err(Error::Invalid(format!(
+                "Not enough free space on the database server for the restored copy: about {} needed, \
+                 {} free. The live database stays in place until the copy is proven, so both must fit \
+                 at once. Free some space on the database server's disk and try again.",
+                crate::backup::human(needed),
+                crate::backup::human(free)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Free bytes on the disk holding the database server's data directory,
+    /// when that disk is this host's and the role may see where it is.
+    async fn database_server_free_space(&self) -> Option<u64> {
+        let host = self.dbs().lms_options.get_host();
+        let local = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
+        if !local {
+            return None;
+        }
+        let dir: String =
+            sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+                .fetch_optional(&self.dbs().lms)
+                .await
+                .ok()??;
+        storage::free_space(std::path::Path::new(&dir)).ok()
     }
 
     /// Puts `incoming` in place of the LMS database, keeping the current one

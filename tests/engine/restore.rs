@@ -365,3 +365,44 @@ async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
     );
     assert!(before.differences(&live(&engine).await).is_empty());
 }
+
+/// Both copies must fit on the database server's disk: a backup whose
+/// tables would not fit beside the live database is refused before anything
+/// is created, saying how much is needed and how much is free.
+#[tokio::test]
+async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    change_data(&engine).await;
+    let before = live(&engine).await;
+    // As if the backed-up tables had been a petabyte each.
+    let mut manifest = detail.manifest.clone().unwrap();
+    for t in manifest.tables.as_mut().unwrap() {
+        t.size_bytes = 1 << 50;
+    }
+    catalog::mark_completed(&engine.dbs().control, detail.backup.id, &manifest)
+        .await
+        .unwrap();
+
+    let job = engine
+        .start_restore(detail.backup.id, true, &actor("alice"))
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed", "{job:?}");
+    let message = job.message.unwrap();
+    assert!(
+        message.starts_with("Not enough free space on the database server")
+            && message.contains(" needed, ")
+            && message.contains(" free."),
+        "{message}"
+    );
+    assert!(before.differences(&live(&engine).await).is_empty());
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(&engine).await,
+        [lms.clone(), format!("{lms}_control")]
+    );
+    assert!(engine.lock_status().await.unwrap().is_none());
+}
