@@ -129,6 +129,37 @@ impl TableProgress {
     }
 }
 
+/// Follows a parallel `pg_restore --verbose` and names each table whose data
+/// has finished loading: it starts with `processing data for table
+/// "schema.name"` and ends with `finished item N TABLE DATA name` (the end
+/// line carries no schema, so a name shared by two schemas is left out).
+#[derive(Debug, Default)]
+pub struct DataLoadWatcher {
+    started: HashMap<String, Vec<String>>,
+}
+
+impl DataLoadWatcher {
+    /// Feeds one stderr line; returns "schema.name" when that table's data is
+    /// complete.
+    pub fn on_line(&mut self, line: &str) -> Option<String> {
+        if let Some((_, rest)) = line.split_once("processing data for table ") {
+            let qualified = rest.trim().trim_matches('"').to_owned();
+            let (_, name) = qualified.split_once('.')?;
+            let seen = self.started.entry(name.to_owned()).or_default();
+            if !seen.contains(&qualified) {
+                seen.push(qualified);
+            }
+            return None;
+        }
+        let (_, rest) = line.split_once("finished item ")?;
+        let (_, name) = rest.split_once(" TABLE DATA ")?;
+        match self.started.get(name.trim()).map(Vec::as_slice) {
+            Some([only]) => Some(only.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// What `pg_restore --list` says about an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveInfo {
@@ -217,6 +248,43 @@ pub fn start_dump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_tables_are_named_once_their_data_is_in() {
+        let mut w = DataLoadWatcher::default();
+        assert_eq!(
+            w.on_line("pg_restore: processing data for table \"public.users\""),
+            None
+        );
+        assert_eq!(
+            w.on_line("pg_restore: processing data for table \"extra.things\""),
+            None
+        );
+        assert_eq!(
+            w.on_line("pg_restore: launching item 3380 TABLE DATA users"),
+            None
+        );
+        assert_eq!(
+            w.on_line("pg_restore: finished item 3380 TABLE DATA users")
+                .as_deref(),
+            Some("public.users")
+        );
+        assert_eq!(
+            w.on_line("pg_restore: finished item 3381 TABLE DATA things")
+                .as_deref(),
+            Some("extra.things")
+        );
+        assert_eq!(
+            w.on_line("pg_restore: finished item 3390 INDEX users_pkey"),
+            None
+        );
+        // The same name in two schemas: the end line cannot say which.
+        w.on_line("pg_restore: processing data for table \"extra.users\"");
+        assert_eq!(
+            w.on_line("pg_restore: finished item 3391 TABLE DATA users"),
+            None
+        );
+    }
 
     #[test]
     fn listings_are_parsed() {

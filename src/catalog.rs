@@ -50,6 +50,37 @@ pub const MAX_PAGE: i64 = 200;
 const COLUMNS: &str = "id, filename, kind, status, size_bytes, sha256, notes, created_by_id,
     created_by_name, job_id, created_at, completed_at";
 
+/// The catalog at a glance: how many backups, how much they take, and the
+/// newest one that has finished (completed or failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogStats {
+    pub count: i64,
+    /// Bytes of the archives that are on disk (completed backups).
+    pub stored_bytes: i64,
+    pub last_finished: Option<Backup>,
+}
+
+/// Counts and sums the catalog.
+pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
+    let (count, stored_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(size_bytes) FILTER (WHERE status = 'completed'), 0)::bigint
+         FROM backup_history",
+    )
+    .fetch_one(control)
+    .await?;
+    let last_finished = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history WHERE status IN ('completed', 'failed')
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
+    .fetch_optional(control)
+    .await?;
+    Ok(CatalogStats {
+        count,
+        stored_bytes,
+        last_finished,
+    })
+}
+
 /// Lists backups newest first. `limit` is clamped to 1..=[`MAX_PAGE`].
 pub async fn list(control: &PgPool, skip: i64, limit: i64) -> Result<BackupPage> {
     let limit = limit.clamp(1, MAX_PAGE);

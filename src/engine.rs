@@ -19,6 +19,16 @@ pub struct OperationStatus {
     pub undo_available: bool,
 }
 
+/// The stored backups at a glance (the card's header).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StorageSummary {
+    pub catalog: crate::catalog::CatalogStats,
+    /// Free bytes on the backup directory's disk (None if it cannot be read).
+    pub free_bytes: Option<u64>,
+    /// The largest archive accepted (uploads are refused past it).
+    pub max_backup_size: u64,
+}
+
 /// Shared, cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -112,6 +122,21 @@ impl Engine {
             job,
             maintenance,
             undo_available,
+        })
+    }
+
+    /// The stored backups at a glance, with the room left for more.
+    pub async fn storage_summary(&self) -> Result<StorageSummary> {
+        let catalog = crate::catalog::stats(&self.dbs().control).await?;
+        let dir = self.config().backup_dir.clone();
+        let free_bytes = tokio::task::spawn_blocking(move || crate::storage::free_space(&dir).ok())
+            .await
+            .ok()
+            .flatten();
+        Ok(StorageSummary {
+            catalog,
+            free_bytes,
+            max_backup_size: self.config().max_backup_size,
         })
     }
 

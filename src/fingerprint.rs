@@ -172,7 +172,8 @@ pub async fn fingerprint_quiescent(
     })
 }
 
-async fn table_fingerprint(
+/// Fingerprints one table (see [`HashMethod`]).
+pub async fn table_fingerprint(
     conn: &mut PgConnection,
     t: &TableRef,
     method: HashMethod,

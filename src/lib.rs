@@ -49,7 +49,7 @@ pub mod users;
 
 pub use config::EngineConfig;
 pub use db::Databases;
-pub use engine::{Engine, OperationStatus};
+pub use engine::{Engine, OperationStatus, StorageSummary};
 pub use error::{Error, Result};
 pub use maintenance::Download;
 pub use recovery::RecoveryReport;

@@ -17,6 +17,7 @@
 //! Any failure before the swap drops the shadow; the live database is never
 //! touched until its rename.
 
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,12 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::archive::{self, TableProgress};
+use crate::archive::{self, DataLoadWatcher, TableProgress};
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::catalog::{self, Backup};
 use crate::db::{like_escape, previous_pattern, quote_ident};
 use crate::engine::Engine;
-use crate::fingerprint::{self, Fingerprint, TableRef};
+use crate::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::jobs::{self, Job};
 use crate::lease::Lease;
 use crate::lock::{self, LockRequest};
@@ -288,13 +289,30 @@ impl Engine {
             })
             .unwrap_or_default();
         let progress = TableProgress::new(&weights);
-        let connection =
-            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))?;
-        let mut cmd = connection.command(&self.tools().pg_restore);
+        let expected = manifest.as_ref().and_then(|m| {
+            Some(Fingerprint {
+                tables: m.tables.clone()?,
+                sequences: m.sequences.clone()?,
+            })
+        });
         let jobs_n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
+        let shadow_pool = PgPoolOptions::new()
+            .max_connections(jobs_n as u32 + 1)
+            .connect_lazy_with(dbs.sibling_options(&shadow));
+        // Each table is fingerprinted as soon as its data is in, while
+        // pg_restore goes on with the others and with the indexes.
+        let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
+        let early = tokio::spawn(fingerprint_as_loaded(
+            shadow_pool.clone(),
+            expected.clone(),
+            loaded_rx,
+        ));
+        let connection =
+            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))?;
+        let mut cmd = connection.command(&self.tools().pg_restore);
         cmd.args([
             "--no-owner",
             "--no-acl",
@@ -309,7 +327,13 @@ impl Engine {
         let stderr = tool.child().stderr.take().expect("stderr is piped");
         let follower = {
             let progress = progress.clone();
-            follow_stderr(stderr, move |line| progress.on_line(line))
+            let mut watcher = DataLoadWatcher::default();
+            follow_stderr(stderr, move |line| {
+                progress.on_line(line);
+                if let Some(table) = watcher.on_line(line) {
+                    let _ = loaded_tx.send(table);
+                }
+            })
         };
         let tail = crate::backup::report_while(
             follower,
@@ -324,22 +348,44 @@ impl Engine {
         tool.wait(tail).await?;
         phases.done("restoring");
 
-        // Check the copy, then bring it up to date.
+        // Check the copy (what was not fingerprinted during the restore),
+        // then bring it up to date.
         jobs::progress(control, job.id, "checking", 0.82).await?;
-        let shadow_pool = PgPoolOptions::new()
-            .max_connections(jobs_n as u32 + 1)
-            .connect_with(dbs.sibling_options(&shadow))
-            .await?;
-        let expected = manifest.as_ref().and_then(|m| {
-            Some(Fingerprint {
-                tables: m.tables.clone()?,
-                sequences: m.sequences.clone()?,
-            })
-        });
+        let mut early = early
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let actual = {
             let tables = fingerprint::list_tables(&mut *shadow_pool.acquire().await?).await?;
-            fingerprint::fingerprint_quiescent(&shadow_pool, &tables, expected.as_ref(), jobs_n)
-                .await?
+            let rest: Vec<TableRef> = tables
+                .iter()
+                .filter(|t| !early.contains_key(&qualified(&t.schema, &t.name)))
+                .cloned()
+                .collect();
+            tracing::info!(
+                during_restore = tables.len() - rest.len(),
+                after = rest.len(),
+                "fingerprinting the copy"
+            );
+            let mut late =
+                fingerprint::fingerprint_quiescent(&shadow_pool, &rest, expected.as_ref(), jobs_n)
+                    .await?;
+            let mut late_tables = late.tables.drain(..);
+            let all = tables
+                .iter()
+                .map(|t| match early.remove(&qualified(&t.schema, &t.name)) {
+                    Some(f) => Ok(TableFingerprint {
+                        size_bytes: t.size_bytes,
+                        ..f
+                    }),
+                    None => late_tables
+                        .next()
+                        .ok_or_else(|| Error::Io(std::io::Error::other("fingerprint out of step"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Fingerprint {
+                tables: all,
+                sequences: late.sequences,
+            }
         };
         match expected {
             Some(expected) => {
@@ -637,6 +683,57 @@ impl PhaseTimer {
         tracing::info!(job = %self.job, phase, ms = (now - self.last).as_millis() as u64, "phase done");
         self.last = now;
     }
+}
+
+fn qualified(schema: &str, name: &str) -> String {
+    format!("{schema}.{name}")
+}
+
+/// Fingerprints the tables named on `loaded` ("schema.name", data complete)
+/// until the channel closes. Tables the backup did not record are skipped
+/// (partitions, covered by their parent); a table that cannot be done here
+/// is simply left for the check after the restore.
+async fn fingerprint_as_loaded(
+    pool: sqlx::PgPool,
+    expected: Option<Fingerprint>,
+    mut loaded: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> HashMap<String, TableFingerprint> {
+    let methods: Option<HashMap<String, HashMethod>> = expected.map(|e| {
+        e.tables
+            .into_iter()
+            .map(|t| (qualified(&t.schema, &t.name), t.method))
+            .collect()
+    });
+    let mut done = HashMap::new();
+    while let Some(table) = loaded.recv().await {
+        let method = match &methods {
+            Some(methods) => match methods.get(&table) {
+                Some(&method) => method,
+                None => continue,
+            },
+            None => HashMethod::Columns,
+        };
+        let Some((schema, name)) = table.split_once('.').filter(|(_, n)| !n.contains('.')) else {
+            continue;
+        };
+        let t = TableRef {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+            size_bytes: 0,
+        };
+        let result = async {
+            let mut conn = pool.acquire().await?;
+            fingerprint::table_fingerprint(&mut conn, &t, method).await
+        }
+        .await;
+        match result {
+            Ok(f) => {
+                done.insert(table, f);
+            }
+            Err(e) => tracing::debug!(error = %e, %table, "left for the check after the restore"),
+        }
+    }
+    done
 }
 
 fn shadow_name(live: &str, job: Uuid) -> String {
