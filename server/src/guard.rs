@@ -30,12 +30,32 @@ pub async fn admin_api(
     request: Request,
     next: Next,
 ) -> Response {
-    if needs_admin(request.uri().path()) {
+    let path = request.uri().path();
+    if needs_admin(path) {
         if let Err(err) = require_admin(&state, &session, ip).await {
-            return err.into_response();
+            return refusal(path, err);
         }
     }
     next.run(request).await
+}
+
+/// An error answer in the form the caller decodes: server functions read
+/// their own encoding of [`AppError`] (so the browser can tell a 401 from a
+/// 503), everything else the JSON `{"error": {code, message}}`.
+fn refusal(path: &str, err: AppError) -> Response {
+    if !path.starts_with("/api/fn/") {
+        return err.into_response();
+    }
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match serde_json::to_string(&err) {
+        Ok(body) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(_) => err.into_response(),
+    }
 }
 
 /// Middleware: while a restore swaps databases (maintenance mode, shared
@@ -49,10 +69,12 @@ pub async fn maintenance(State(state): State<AppState>, request: Request, next: 
         if let Ok(Some(_)) = lms_backup::settings::maintenance(&state.dbs().control).await {
             let wants_json = path.starts_with("/api/");
             let mut response = if wants_json {
-                AppError::Unavailable(
-                    "The database is being restored. Try again in a few seconds.".into(),
+                refusal(
+                    path,
+                    AppError::Unavailable(
+                        "The database is being restored. Try again in a few seconds.".into(),
+                    ),
                 )
-                .into_response()
             } else {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -176,3 +176,23 @@ async fn admin_api_answers_with_real_data() {
         "server function and REST route share one engine call"
     );
 }
+
+/// A server function refused before it runs answers in its own encoding, so
+/// the browser can tell "signed out" (and go to the sign-in page) from other
+/// failures.
+#[tokio::test]
+async fn refused_server_functions_answer_in_their_own_encoding() {
+    let app = spawn_app().await;
+    let response = Client::new()
+        .post(app.url("/api/fn/operation_status"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let error: app::error::AppError = response.json().await.unwrap();
+    assert!(
+        matches!(error, app::error::AppError::Unauthorized(_)),
+        "{error:?}"
+    );
+}
