@@ -149,6 +149,33 @@ pub struct BackupList {
     pub total: i64,
 }
 
+/// The stored backups at a glance (the card's header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSummary {
+    pub backups: i64,
+    /// Bytes of the archives on disk.
+    pub stored_bytes: i64,
+    /// Free bytes on the backup directory's disk, if readable.
+    pub free_bytes: Option<u64>,
+    /// The largest archive accepted; uploads past it are refused.
+    pub max_backup_size: u64,
+    /// The newest backup that finished, completed or failed.
+    pub last_finished: Option<BackupSummary>,
+}
+
+/// One audited action, as the activity list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
 /// Formats a byte count for people ("1.5 MB").
 pub fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -284,6 +311,33 @@ mod convert {
             StartedBackup {
                 job: s.job.into(),
                 backup: s.backup.into(),
+            }
+        }
+    }
+
+    impl From<lms_backup::StorageSummary> for StorageSummary {
+        fn from(s: lms_backup::StorageSummary) -> Self {
+            StorageSummary {
+                backups: s.catalog.count,
+                stored_bytes: s.catalog.stored_bytes,
+                free_bytes: s.free_bytes,
+                max_backup_size: s.max_backup_size,
+                last_finished: s.catalog.last_finished.map(Into::into),
+            }
+        }
+    }
+
+    impl From<lms_backup::audit::Entry> for ActivityEntry {
+        fn from(e: lms_backup::audit::Entry) -> Self {
+            ActivityEntry {
+                id: e.id,
+                at: e.at,
+                actor: e.actor_name,
+                action: e.action,
+                target: e.target,
+                client_ip: e.client_ip,
+                outcome: e.outcome,
+                detail: e.detail,
             }
         }
     }
