@@ -33,7 +33,8 @@ export DATABASE_URL="$APP_URL_BASE/lms_e2e"
 export BACKUP_DIR="$THROWAWAY/backups" BACKUP_RATE_LIMIT=0
 export E2E_ADMIN_PASSWORD="$(random_password)" E2E_INSTRUCTOR_PASSWORD="$(random_password)"
 "$LMS_ADMIN_BIN" migrate
-"$LMS_ADMIN_BIN" demo seed --scale 1
+# Large enough (over 100 MB) for a backup whose progress can be watched.
+"$LMS_ADMIN_BIN" demo seed --scale 20
 printf '%s\n' "$E2E_ADMIN_PASSWORD" | "$LMS_ADMIN_BIN" user create --username e2e-admin --role admin --full-name "E2E Admin" --password-stdin
 printf '%s\n' "$E2E_INSTRUCTOR_PASSWORD" | "$LMS_ADMIN_BIN" user create --username e2e-instructor --role instructor --password-stdin
 E2E_PORT="$(free_port)"

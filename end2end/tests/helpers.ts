@@ -1,4 +1,7 @@
 import { expect, test as base, type APIRequestContext, type Page } from '@playwright/test';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
 import { Client } from 'pg';
 
 export const admin = { username: 'e2e-admin', password: env('E2E_ADMIN_PASSWORD') };
@@ -77,4 +80,75 @@ export async function deleteAllBackups(request: APIRequestContext) {
     const deleted = await request.delete(`/api/admin/backup/${backup.id}`);
     expect(deleted.status()).toBe(204);
   }
+}
+
+/** Where the administrator's session is kept between tests. */
+const ADMIN_STATE = path.join(__dirname, '..', 'test-results', 'admin-session.json');
+
+/**
+ * Opens the console as the administrator, reusing the session of earlier
+ * tests (each sign-in counts against the login limiter); signs in again when
+ * it has ended (a restore signs everyone out).
+ */
+export async function openConsole(page: Page) {
+  if (existsSync(ADMIN_STATE)) {
+    const state = JSON.parse(readFileSync(ADMIN_STATE, 'utf8'));
+    await page.context().addCookies(state.cookies);
+  }
+  await page.goto('/admin');
+  if (new URL(page.url()).pathname !== '/admin') {
+    await signIn(page, admin);
+    await expect(page).toHaveURL(/\/admin$/);
+    mkdirSync(path.dirname(ADMIN_STATE), { recursive: true });
+    await page.context().storageState({ path: ADMIN_STATE });
+  }
+  await hydrated(page);
+}
+
+/** Runs SQL in the LMS database, straight through PostgreSQL. */
+export async function lmsSql(sql: string, params: unknown[] = []) {
+  return withClient(env('DATABASE_URL'), (c) => c.query(sql, params));
+}
+
+/** Runs SQL in the control database (catalog, jobs, lock). */
+export async function controlSql(sql: string, params: unknown[] = []) {
+  return withClient(`${env('DATABASE_URL')}_control`, (c) => c.query(sql, params));
+}
+
+async function withClient<T>(url: string, f: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await f(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The backup list's table and one row of it. */
+export function backupTable(page: Page) {
+  return page.getByRole('table', { name: 'Database Backup & Restore' });
+}
+
+/** Creates a backup through the dialog and waits until it is listed as completed. */
+export async function createBackup(page: Page, notes: string) {
+  await page.getByRole('button', { name: 'Create backup' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create a backup' });
+  await dialog.getByLabel('Notes (optional)').fill(notes);
+  await dialog.getByRole('button', { name: 'Start backup' }).click();
+  await expect(dialog).toBeHidden();
+  const row = backupTable(page).getByRole('row').filter({ hasText: notes });
+  await expect(row.getByText('completed', { exact: true })).toBeVisible({ timeout: 90_000 });
+  const name = (await row.locator('.filename').textContent())?.trim() ?? '';
+  expect(name).toMatch(/^backup_\d{8}_\d{6}(_\d+)?\.dump$/);
+  return { row, name };
+}
+
+/** Waits until no operation holds the lock (the API's view). */
+export async function waitUntilIdle(request: APIRequestContext) {
+  await expect
+    .poll(async () => (await (await request.get('/api/admin/backup/status')).json()).is_locked, {
+      timeout: 90_000,
+    })
+    .toBe(false);
 }

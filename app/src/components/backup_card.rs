@@ -1,216 +1,414 @@
 use leptos::prelude::*;
 use thaw::{
-    Badge, BadgeColor, Button, ButtonAppearance, Card, CardHeader, Field, Input, MessageBar,
-    MessageBarBody, MessageBarIntent, Table, TableBody, TableCell, TableHeader, TableHeaderCell,
-    TableRow,
+    Button, ButtonAppearance, Card, CardHeader, Checkbox, Dialog, DialogActions, DialogBody,
+    DialogContent, DialogSurface, DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent,
+    Textarea, Toast, ToastBody, ToastIntent, ToastOptions, ToastTitle, ToasterInjection,
+    ToasterProvider,
 };
 
+use super::activity::ActivityList;
+use super::backup_list::BackupList;
 use super::operation_panel::{poll_status, OperationPanel};
-use crate::functions::{list_backups, CreateBackup, DeleteBackup};
-use crate::models::{human_bytes, BackupSummary, OperationStatus};
+use super::time::LocalTime;
+use super::upload::UploadDialog;
+use crate::error::AppError;
+use crate::functions::{get_storage_summary, CreateBackup, UndoRestore};
+use crate::models::{human_bytes, JobInfo, OperationStatus, StorageSummary};
 
-/// Backups of the LMS database: create one, follow it live, list, download
-/// and delete them.
+/// Longest note a backup may carry (the engine refuses longer ones too).
+pub const MAX_NOTES: usize = 500;
+
+/// What the pieces of the card share: the live operation status, the
+/// storage summary, a way to reload what is listed, and toasts.
+#[derive(Clone, Copy)]
+pub struct Console {
+    pub status: ReadSignal<Option<OperationStatus>>,
+    pub summary: Resource<Result<StorageSummary, AppError>>,
+    /// The job shown in the status (id and status): lists reload when it
+    /// changes, i.e. when an operation starts or ends.
+    pub operation: Memo<Option<(String, String)>>,
+    version: RwSignal<u64>,
+    /// The backup this tab is restoring (named on the sign-in page after).
+    pub restoring: RwSignal<Option<String>>,
+    /// The job this tab last saw running (or started): its outcome is
+    /// announced when it ends.
+    pub watched: StoredValue<Option<JobInfo>>,
+    toaster: ToasterInjection,
+}
+
+impl Console {
+    pub fn expect() -> Self {
+        expect_context()
+    }
+
+    /// Reloads the list, the summary and the activity.
+    pub fn refresh(&self) {
+        self.version.update(|v| *v += 1);
+    }
+
+    /// Tracks reloads (read it inside a resource's source).
+    pub fn version(&self) -> u64 {
+        self.version.get()
+    }
+
+    /// Why nothing can be started right now, in words, if so.
+    pub fn busy_reason(&self) -> Option<String> {
+        self.status.with(|s| {
+            let s = s.as_ref()?;
+            if s.maintenance {
+                return Some(
+                    "The site is in maintenance: a restore is switching databases.".into(),
+                );
+            }
+            s.is_locked.then(|| {
+                let what = s
+                    .operation_type
+                    .clone()
+                    .unwrap_or_else(|| "operation".into());
+                let who = s.locked_by.clone().unwrap_or_else(|| "someone".into());
+                let when = s
+                    .locked_at
+                    .map(|t| format!(" at {}", super::time::browser::local_string(t)))
+                    .unwrap_or_default();
+                format!("A {what} started by {who}{when} is running.")
+            })
+        })
+    }
+
+    /// Announces the outcome of `job` when it ends.
+    pub fn watch(&self, job: JobInfo) {
+        self.watched.set_value(Some(job));
+    }
+
+    pub fn toast_success(&self, message: String) {
+        self.toast(ToastIntent::Success, "Done", message);
+    }
+
+    pub fn toast_info(&self, title: &'static str, message: String) {
+        self.toast(ToastIntent::Info, title, message);
+    }
+
+    pub fn toast_error(&self, title: &'static str, message: String) {
+        self.toast(ToastIntent::Error, title, message);
+    }
+
+    fn toast(&self, intent: ToastIntent, title: &'static str, message: String) {
+        self.toaster.dispatch_toast(
+            move || {
+                view! {
+                    <Toast>
+                        <ToastTitle>{title}</ToastTitle>
+                        <ToastBody>{message}</ToastBody>
+                    </Toast>
+                }
+            },
+            ToastOptions::default()
+                .with_intent(intent)
+                .with_timeout(std::time::Duration::from_secs(8)),
+        );
+    }
+}
+
+/// Backups of the LMS database: everything an administrator does with them,
+/// with whatever is running shown live.
 #[component]
 pub fn BackupCard() -> impl IntoView {
+    view! {
+        <ToasterProvider>
+            <BackupConsole />
+        </ToasterProvider>
+    }
+}
+
+#[component]
+fn BackupConsole() -> impl IntoView {
     let (status, set_status) = signal(None::<OperationStatus>);
-    poll_status(set_status);
-    // The list reloads whenever an operation ends (or starts).
-    let list_version = Memo::new(move |_| {
+    let restoring = RwSignal::new(None::<String>);
+    let version = RwSignal::new(0u64);
+    // Everything listed reloads when an operation starts or ends.
+    let operation = Memo::new(move |_| {
         status.with(|s| {
             s.as_ref()
                 .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status.clone())))
         })
     });
-    let create = ServerAction::<CreateBackup>::new();
-    let delete = ServerAction::<DeleteBackup>::new();
-    let backups = Resource::new(
-        move || {
-            (
-                list_version.get(),
-                create.version().get(),
-                delete.version().get(),
-            )
-        },
-        |_| list_backups(0, 50),
+    let summary = Resource::new(
+        move || (version.get(), operation.get()),
+        |_| get_storage_summary(),
     );
-    let notes = RwSignal::new(String::new());
-    let busy_reason = move || {
-        status.with(|s| {
-            let s = s.as_ref()?;
-            s.is_locked.then(|| {
-                format!(
-                    "A {} started by {} at {} is running.",
-                    s.operation_type.clone().unwrap_or_default(),
-                    s.locked_by.clone().unwrap_or_default(),
-                    s.locked_at
-                        .map(|t| t.format("%H:%M UTC").to_string())
-                        .unwrap_or_default()
-                )
-            })
-        })
+    let console = Console {
+        status,
+        summary,
+        operation,
+        version,
+        restoring,
+        watched: StoredValue::new(None),
+        toaster: ToasterInjection::expect_context(),
     };
-    let action_error = move || {
-        let failed = |r: Option<Result<_, crate::error::AppError>>| r.and_then(|r| r.err());
-        failed(create.value().get().map(|r| r.map(|_| ()))).or_else(|| failed(delete.value().get()))
-    };
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = create.value().get() {
-            notes.set(String::new());
-        }
-    });
+    provide_context(console);
+    poll_status(set_status, console);
 
     view! {
-        <Card class="panel">
+        <Card class="panel backup-card" attr:aria-labelledby="backups-title">
             <CardHeader>
                 <h2 id="backups-title">"Database Backup & Restore"</h2>
             </CardHeader>
             <p class="muted">
-                "Verified PostgreSQL backups of the LMS database: every backup listed as \
-                completed has been read back in full before it was accepted."
+                "Verified PostgreSQL backups of the LMS database. A backup listed as completed \
+                has been read back in full; a restore is built beside the live database and \
+                switched in within a second, and can be undone."
             </p>
-            <form
-                class="backup-actions"
-                on:submit=move |ev: leptos::ev::SubmitEvent| {
-                    ev.prevent_default();
-                    let text = notes.get_untracked();
-                    create.dispatch(CreateBackup { notes: (!text.trim().is_empty()).then_some(text) });
-                }
-            >
-                <Field label="Notes for the new backup (optional)" class="notes-field">
-                    <Input value=notes attr:maxlength="500" placeholder="e.g. before the term starts" />
-                </Field>
-                <span title=move || busy_reason().unwrap_or_default()>
-                    <Button
-                        appearance=ButtonAppearance::Primary
-                        button_type=thaw::ButtonType::Submit
-                        loading=create.pending()
-                        disabled=Signal::derive(move || busy_reason().is_some())
-                    >
-                        "Create backup"
-                    </Button>
-                </span>
-            </form>
-            {move || {
-                action_error()
-                    .map(|e| {
-                        view! {
-                            <MessageBar intent=MessageBarIntent::Error attr:role="alert">
-                                <MessageBarBody>{e.to_string()}</MessageBarBody>
-                            </MessageBar>
-                        }
-                    })
-            }}
+            <SummaryLine />
+            <ActionBar />
             <OperationPanel status />
-            <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
-                {move || Suspend::new(async move {
-                    match backups.await {
-                        Ok(list) if list.backups.is_empty() => {
-                            view! {
-                                <div class="empty-state">
-                                    <p class="empty-title">"No backups yet"</p>
-                                    <p class="muted">
-                                        "Backups you create or upload will be listed here."
-                                    </p>
-                                </div>
-                            }
-                                .into_any()
-                        }
-                        Ok(list) => view! { <BackupTable backups=list.backups delete /> }.into_any(),
-                        Err(e) => {
-                            view! {
-                                <MessageBar intent=MessageBarIntent::Error>
-                                    <MessageBarBody>{e.to_string()}</MessageBarBody>
-                                </MessageBar>
-                            }
-                                .into_any()
-                        }
-                    }
-                })}
-            </Transition>
+            <BackupList />
+            <ActivityList />
         </Card>
     }
 }
 
+/// Last backup, stored total and free space.
 #[component]
-fn BackupTable(backups: Vec<BackupSummary>, delete: ServerAction<DeleteBackup>) -> impl IntoView {
+fn SummaryLine() -> impl IntoView {
+    let console = Console::expect();
     view! {
-        <div class="table-scroll">
-            <Table attr:aria-labelledby="backups-title">
-                <TableHeader>
-                    <TableRow>
-                        <TableHeaderCell>"Name"</TableHeaderCell>
-                        <TableHeaderCell>"Created"</TableHeaderCell>
-                        <TableHeaderCell>"Size"</TableHeaderCell>
-                        <TableHeaderCell>"Status"</TableHeaderCell>
-                        <TableHeaderCell>"By"</TableHeaderCell>
-                        <TableHeaderCell>"Notes"</TableHeaderCell>
-                        <TableHeaderCell>"Actions"</TableHeaderCell>
-                    </TableRow>
-                </TableHeader>
-                <TableBody>
-                    {backups.into_iter().map(|b| view! { <BackupRow backup=b delete /> }).collect_view()}
-                </TableBody>
-            </Table>
-        </div>
+        <Transition fallback=|| view! { <dl class="facts summary-facts" aria-busy="true"></dl> }>
+            {move || Suspend::new(async move {
+                let summary = console.summary.await.ok()?;
+                let last = match summary.last_finished {
+                    Some(b) => {
+                        let outcome = if b.status == "completed" { "completed" } else { "failed" };
+                        view! {
+                            <span class=format!("outcome-{outcome}")>{outcome}</span>
+                            " · "
+                            <LocalTime at=b.created_at relative=true />
+                        }
+                            .into_any()
+                    }
+                    None => view! { <span>"none yet"</span> }.into_any(),
+                };
+                Some(
+                    view! {
+                        <dl class="facts summary-facts">
+                            <div>
+                                <dt>"Last backup"</dt>
+                                <dd data-testid="last-backup">{last}</dd>
+                            </div>
+                            <div>
+                                <dt>"Stored backups"</dt>
+                                <dd data-testid="stored">
+                                    {format!(
+                                        "{} {} · {}",
+                                        summary.backups,
+                                        if summary.backups == 1 { "backup" } else { "backups" },
+                                        human_bytes(summary.stored_bytes),
+                                    )}
+                                </dd>
+                            </div>
+                            <div>
+                                <dt>"Free disk space"</dt>
+                                <dd data-testid="free-space">
+                                    {summary
+                                        .free_bytes
+                                        .map(|b| human_bytes(b as i64))
+                                        .unwrap_or_else(|| "unknown".into())}
+                                </dd>
+                            </div>
+                        </dl>
+                    },
+                )
+            })}
+        </Transition>
     }
 }
 
+/// Create, upload, refresh, undo: each disabled, with the reason, while
+/// something else runs.
 #[component]
-fn BackupRow(backup: BackupSummary, delete: ServerAction<DeleteBackup>) -> impl IntoView {
-    let color = match backup.status.as_str() {
-        "completed" => BadgeColor::Success,
-        "running" => BadgeColor::Informative,
-        "missing" => BadgeColor::Warning,
-        _ => BadgeColor::Danger,
-    };
-    let id = backup.id;
-    let name = backup.filename.clone();
-    let download = (backup.status == "completed").then(|| {
-        view! {
-            <a class="download" href=format!("/api/admin/backup/download/{id}") download=backup.filename.clone()>
-                "Download"
-            </a>
-        }
-    });
-    let checksum = backup.sha256.clone().map(|sha| {
-        view! {
-            <span class="checksum" title=format!("SHA-256 {sha}")>
-                {format!("✔ verified · sha256 {}…", &sha[..12])}
-            </span>
-        }
-    });
-    let on_delete = move |_| {
-        let sure = window()
-            .confirm_with_message(&format!(
-                "Delete {name}? The archive file is removed for good."
-            ))
-            .unwrap_or(false);
-        if sure {
-            delete.dispatch(DeleteBackup { id });
-        }
+fn ActionBar() -> impl IntoView {
+    let console = Console::expect();
+    let create_open = RwSignal::new(false);
+    let upload_open = RwSignal::new(false);
+    let undo_open = RwSignal::new(false);
+    let reason = Signal::derive(move || console.busy_reason());
+    let busy = Signal::derive(move || reason.get().is_some());
+    let undo_available = move || {
+        console
+            .status
+            .with(|s| s.as_ref().is_some_and(|s| s.undo_available))
     };
     view! {
-        <TableRow>
-            <TableCell>
-                <span class="filename">{backup.filename.clone()}</span>
-                {checksum}
-            </TableCell>
-            <TableCell>{backup.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}</TableCell>
-            <TableCell class="num">{backup.size_bytes.map(human_bytes)}</TableCell>
-            <TableCell>
-                <Badge color>{backup.status.clone()}</Badge>
-            </TableCell>
-            <TableCell>{backup.created_by.clone()}</TableCell>
-            <TableCell class="notes">{backup.notes.clone()}</TableCell>
-            <TableCell>
-                <div class="row-actions">
-                    {download}
-                    <Button appearance=ButtonAppearance::Subtle on_click=on_delete>
-                        "Delete"
+        <div class="backup-actions" role="toolbar" aria-label="Backup actions">
+            <span class="action" title=move || reason.get().unwrap_or_default()>
+                <Button
+                    appearance=ButtonAppearance::Primary
+                    disabled=busy
+                    on_click=move |_| create_open.set(true)
+                >
+                    "Create backup"
+                </Button>
+            </span>
+            <span class="action" title=move || reason.get().unwrap_or_default()>
+                <Button disabled=busy on_click=move |_| upload_open.set(true)>
+                    "Upload backup"
+                </Button>
+            </span>
+            <Button appearance=ButtonAppearance::Subtle on_click=move |_| console.refresh()>
+                "Refresh"
+            </Button>
+            <Show when=undo_available>
+                <span class="action undo-action" title=move || reason.get().unwrap_or_default()>
+                    <Button disabled=busy on_click=move |_| undo_open.set(true)>
+                        "Undo last restore"
                     </Button>
-                </div>
-            </TableCell>
-        </TableRow>
+                </span>
+            </Show>
+            {move || {
+                reason
+                    .get()
+                    .map(|r| view! { <span class="busy-reason muted" data-testid="busy-reason">{r}</span> })
+            }}
+        </div>
+        <CreateDialog open=create_open />
+        <UploadDialog open=upload_open />
+        <UndoDialog open=undo_open />
+    }
+}
+
+/// Optional notes, then the backup starts.
+#[component]
+fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
+    let console = Console::expect();
+    let notes = RwSignal::new(String::new());
+    let create = ServerAction::<CreateBackup>::new();
+    let too_long = move || notes.with(|n| n.chars().count() > MAX_NOTES);
+    Effect::new(move |_| {
+        if let Some(Ok(started)) = create.value().get() {
+            open.set(false);
+            notes.set(String::new());
+            console.watch(started.job.clone());
+            console.refresh();
+            console.toast_info(
+                "Backup started",
+                format!("{} is being written and verified.", started.backup.filename),
+            );
+        }
+    });
+    let error = move || create.value().get().and_then(|r| r.err());
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if too_long() {
+            return;
+        }
+        let text = notes.get_untracked();
+        create.dispatch(CreateBackup {
+            notes: (!text.trim().is_empty()).then_some(text),
+        });
+    };
+    view! {
+        <Dialog open>
+            <DialogSurface attr:aria-labelledby="create-title">
+                <form on:submit=on_submit>
+                    <DialogBody>
+                        <DialogTitle attr:id="create-title">"Create a backup"</DialogTitle>
+                        <DialogContent>
+                            <p>
+                                "A consistent snapshot of the whole LMS database. The site keeps \
+                                working while it runs; it is verified before it is listed."
+                            </p>
+                            <Field label="Notes (optional)">
+                                <Textarea
+                                    value=notes
+                                    placeholder="e.g. before the spring term opens"
+                                    attr:maxlength=MAX_NOTES.to_string()
+                                    attr:rows="3"
+                                />
+                            </Field>
+                            <p class=move || if too_long() { "notes-count over" } else { "notes-count muted" }>
+                                {move || format!("{} / {MAX_NOTES}", notes.with(|n| n.chars().count()))}
+                            </p>
+                            {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                        </DialogContent>
+                        <DialogActions>
+                            <Button appearance=ButtonAppearance::Secondary on_click=move |_| open.set(false)>
+                                "Cancel"
+                            </Button>
+                            <Button
+                                appearance=ButtonAppearance::Primary
+                                button_type=thaw::ButtonType::Submit
+                                loading=create.pending()
+                                disabled=Signal::derive(too_long)
+                            >
+                                "Start backup"
+                            </Button>
+                        </DialogActions>
+                    </DialogBody>
+                </form>
+            </DialogSurface>
+        </Dialog>
+    }
+}
+
+/// Swaps the database from before the last restore back in.
+#[component]
+fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
+    let console = Console::expect();
+    let understood = RwSignal::new(false);
+    let undo = ServerAction::<UndoRestore>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = undo.value().get() {
+            console.watch(job);
+            open.set(false);
+            understood.set(false);
+            console.restoring.set(Some(String::new()));
+            console.refresh();
+        }
+    });
+    let error = move || undo.value().get().and_then(|r| r.err());
+    view! {
+        <Dialog open>
+            <DialogSurface attr:aria-labelledby="undo-title">
+                <DialogBody>
+                    <DialogTitle attr:id="undo-title">"Undo the last restore?"</DialogTitle>
+                    <DialogContent>
+                        <MessageBar intent=MessageBarIntent::Warning>
+                            <MessageBarBody>
+                                "The database as it was just before the last restore comes back. \
+                                Everything written since that restore is set aside with the \
+                                current database (so this can be undone in turn)."
+                            </MessageBarBody>
+                        </MessageBar>
+                        <p>"Everyone, you included, is signed out and signs in again."</p>
+                        <Checkbox checked=understood label="I understand the data written since the restore is set aside" />
+                        {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                    </DialogContent>
+                    <DialogActions>
+                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| open.set(false)>
+                            "Cancel"
+                        </Button>
+                        <Button
+                            appearance=ButtonAppearance::Primary
+                            loading=undo.pending()
+                            disabled=Signal::derive(move || !understood.get())
+                            on_click=move |_| {
+                                undo.dispatch(UndoRestore { confirm: true });
+                            }
+                        >
+                            "Undo restore"
+                        </Button>
+                    </DialogActions>
+                </DialogBody>
+            </DialogSurface>
+        </Dialog>
+    }
+}
+
+/// An error in a dialog or card, announced to screen readers.
+#[component]
+pub fn ErrorBar(message: String) -> impl IntoView {
+    view! {
+        <MessageBar intent=MessageBarIntent::Error attr:role="alert">
+            <MessageBarBody>{message}</MessageBarBody>
+        </MessageBar>
     }
 }

@@ -1,9 +1,13 @@
 //! Shared pieces of the pages.
 
+mod activity;
 mod backup_card;
+mod backup_list;
 mod layout;
 mod operation_panel;
 mod overview_card;
+mod time;
+mod upload;
 
 pub use backup_card::BackupCard;
 pub use layout::{AdminLayout, AdminsOnly, SignOutButton};

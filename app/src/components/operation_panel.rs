@@ -1,10 +1,14 @@
 use leptos::prelude::*;
 use thaw::{MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
 
+use super::backup_card::Console;
+use super::time::{browser, duration_words, LocalTime};
+use crate::error::AppError;
 use crate::models::OperationStatus;
 
-/// What is running, for every admin in every tab: operation, who started it
-/// and when, the phase and a real progress bar. Fed by [`poll_status`].
+/// What is running, for every admin in every tab and on every server:
+/// operation, who started it and when, the phase, a real progress bar and
+/// the time elapsed. Fed by [`poll_status`].
 #[component]
 pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoView {
     move || {
@@ -13,20 +17,22 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
         let running = status.is_locked && job.status == "running";
         if running {
             let who = status.locked_by.clone().unwrap_or_default();
-            let since = status
-                .locked_at
-                .map(|t| t.format("%H:%M:%S UTC").to_string())
-                .unwrap_or_default();
+            let since = status.locked_at.unwrap_or(job.created_at);
             let percent = (job.progress * 100.0).round() as u32;
+            let elapsed = duration_words((browser::now() - job.created_at).num_seconds());
             Some(
                 view! {
-                    <section class="operation-panel" aria-live="polite" aria-label="Running operation">
+                    <section class="operation-panel" aria-label="Running operation" data-job-id=job.id.clone()>
                         <p>
                             <strong>{format!("{} in progress", title_case(&job.kind))}</strong>
-                            {format!(" — started by {who} at {since}")}
+                            {format!(" — started by {who} at ")}
+                            <LocalTime at=since />
                         </p>
                         <ProgressBar value=job.progress />
-                        <p class="muted">{format!("{}: {percent}%", title_case(&job.phase))}</p>
+                        <p class="muted" aria-live="polite">
+                            <span class="phase">{phase_words(&job.kind, &job.phase)}</span>
+                            {format!(": {percent}% · {elapsed} elapsed")}
+                        </p>
                     </section>
                 }
                     .into_any(),
@@ -34,7 +40,7 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
         } else if job.status == "failed" || job.status == "interrupted" {
             Some(
                 view! {
-                    <MessageBar intent=MessageBarIntent::Error attr:role="alert">
+                    <MessageBar intent=MessageBarIntent::Error attr:role="alert" class="last-failure">
                         <MessageBarBody>
                             {format!(
                                 "The last {} {}: {}",
@@ -61,18 +67,99 @@ fn title_case(word: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The phase as a sentence an administrator understands.
+fn phase_words(kind: &str, phase: &str) -> String {
+    match (kind, phase) {
+        (_, "starting") => "Starting".into(),
+        ("backup", "checking") => "Checking space and versions".into(),
+        ("backup", "dumping") => "Dumping the database".into(),
+        ("backup", "verifying") => "Reading the archive back to verify it".into(),
+        (_, "verifying") => "Checking the archive".into(),
+        (_, "restoring") => "Restoring into a copy beside the live database".into(),
+        (_, "checking") => "Comparing the copy with the backup".into(),
+        (_, "switching") => "Switching the copy in".into(),
+        (_, other) => title_case(other),
+    }
+}
+
 /// In the browser, asks the server every second what is running and writes
-/// it to `status`. Does nothing during server rendering.
-pub fn poll_status(status: WriteSignal<Option<OperationStatus>>) {
+/// it to `status`; toasts the outcome of an operation seen running; when the
+/// session ends (a restore signs everyone out) goes to the sign-in page,
+/// naming the restored backup if this tab started the restore. Does nothing
+/// during server rendering.
+pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Console) {
+    let seen_running = console.watched;
+    let restoring = console.restoring;
     Effect::new(move |_| {
         let refresh = move || {
             leptos::task::spawn_local(async move {
-                if let Ok(s) = crate::functions::get_operation_status().await {
-                    status.set(Some(s));
+                match crate::functions::get_operation_status().await {
+                    Ok(s) => {
+                        announce_outcome(&console, &s);
+                        status.set(Some(s));
+                    }
+                    Err(AppError::Unauthorized(_)) => {
+                        let after = match seen_running.get_value().map(|j| j.kind) {
+                            Some(kind) if kind == "undo" => "after=undo".to_owned(),
+                            Some(kind) if kind == "restore" => match restoring.get_untracked() {
+                                Some(name) if !name.is_empty() => {
+                                    format!("after=restore&backup={}", url_escape(&name))
+                                }
+                                _ => "after=restore".to_owned(),
+                            },
+                            _ => "after=expired".to_owned(),
+                        };
+                        let _ = window().location().set_href(&format!("/login?{after}"));
+                    }
+                    Err(_) => {}
                 }
             });
         };
         refresh();
-        let _ = set_interval_with_handle(refresh, std::time::Duration::from_secs(1));
+        if let Ok(handle) = set_interval_with_handle(refresh, std::time::Duration::from_secs(1)) {
+            on_cleanup(move || handle.clear());
+        }
     });
+}
+
+/// Toasts how an operation this tab saw running ended.
+fn announce_outcome(console: &Console, s: &OperationStatus) {
+    let seen = console.watched;
+    let Some(job) = s.job.clone() else { return };
+    if job.status == "running" {
+        seen.set_value(Some(job));
+        return;
+    }
+    let Some(was) = seen.get_value() else { return };
+    if was.id != job.id {
+        // Another job finished since; report nothing half-known.
+        seen.set_value(None);
+        return;
+    }
+    seen.set_value(None);
+    let message = job.message.clone().unwrap_or_default();
+    if job.status == "succeeded" {
+        let what = match job.kind.as_str() {
+            "backup" => "The backup is complete and verified.".to_owned(),
+            other => format!("The {other} finished."),
+        };
+        console.toast_success(format!("{what} {message}"));
+    } else {
+        console.toast_error(
+            "Operation failed",
+            format!("The {} {}: {message}", job.kind, job.status),
+        );
+    }
+}
+
+/// Percent-encodes a query value (generated backup names are plain, but be
+/// safe with anything).
+fn url_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

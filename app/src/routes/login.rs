@@ -23,8 +23,29 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// Why the visitor is here again, from `?after=…` (set by the console when
+/// a session ends under it).
+fn arrival_notice() -> Option<String> {
+    let query = leptos_router::hooks::use_query_map();
+    let (after, backup) = query.with_untracked(|q| (q.get("after"), q.get("backup")));
+    match after.as_deref()? {
+        "restore" => Some(match backup.filter(|b| !b.is_empty()) {
+            Some(name) => format!(
+                "The database was restored from {name}. Everyone was signed out: sign in again."
+            ),
+            None => "The database was restored. Everyone was signed out: sign in again.".into(),
+        }),
+        "undo" => {
+            Some("The last restore was undone. Everyone was signed out: sign in again.".into())
+        }
+        "expired" => Some("Your session ended. Sign in again to continue.".into()),
+        _ => None,
+    }
+}
+
 #[component]
 fn LoginForm() -> impl IntoView {
+    let notice = arrival_notice();
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let login = ServerAction::<Login>::new();
@@ -52,6 +73,16 @@ fn LoginForm() -> impl IntoView {
             <section class="login-panel" aria-labelledby="login-title">
                 <h1 id="login-title">"LMS Admin"</h1>
                 <p class="muted">"Sign in with an administrator account."</p>
+                {notice
+                    .map(|text| {
+                        view! {
+                            <div role="status">
+                                <MessageBar intent=MessageBarIntent::Info class="arrival-notice">
+                                    <MessageBarBody>{text}</MessageBarBody>
+                                </MessageBar>
+                            </div>
+                        }
+                    })}
                 <form on:submit=on_submit>
                     <Field label="Username">
                         <Input value=username autocomplete="username" autofocus=true />

@@ -1,0 +1,538 @@
+use leptos::prelude::*;
+use thaw::{
+    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, Checkbox, Dialog,
+    DialogActions, DialogBody, DialogContent, DialogSurface, DialogTitle, Field, Input, MessageBar,
+    MessageBarBody, MessageBarIntent, Pagination, Table, TableBody, TableCell, TableHeader,
+    TableHeaderCell, TableRow,
+};
+
+use super::backup_card::{Console, ErrorBar};
+use super::time::{duration_words, LocalTime};
+use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
+use crate::models::{human_bytes, BackupSummary};
+
+/// Rows per page of the list.
+const PAGE_SIZE: i64 = 20;
+
+/// The catalog, newest first, a page at a time, with what can be done to
+/// each backup.
+#[component]
+pub fn BackupList() -> impl IntoView {
+    let console = Console::expect();
+    let page = RwSignal::new(1usize);
+    let backups = Resource::new(
+        move || (console.version(), console.operation.get(), page.get()),
+        move |(_, _, page)| list_backups((page as i64 - 1) * PAGE_SIZE, PAGE_SIZE),
+    );
+    let restore = RwSignal::new(None::<BackupSummary>);
+    let delete = RwSignal::new(None::<BackupSummary>);
+    let details = RwSignal::new(None::<BackupSummary>);
+    let actions = RowActions {
+        restore,
+        delete,
+        details,
+    };
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
+            {move || Suspend::new(async move {
+                match backups.await {
+                    Ok(list) if list.backups.is_empty() && list.total == 0 => {
+                        view! {
+                            <div class="empty-state">
+                                <p class="empty-title">"No backups yet"</p>
+                                <p class="muted">
+                                    "Create one now, or upload an archive made elsewhere. \
+                                    Backups you create or upload are listed here."
+                                </p>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Ok(list) => {
+                        let pages = ((list.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1) as usize;
+                        view! {
+                            <BackupTable backups=list.backups actions />
+                            {(pages > 1)
+                                .then(|| {
+                                    view! {
+                                        <nav class="pager" aria-label="Backup list pages">
+                                            <span class="muted">{format!("{} backups", list.total)}</span>
+                                            <Pagination page page_count=pages />
+                                        </nav>
+                                    }
+                                })}
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <ErrorBar message=e.to_string() /> }.into_any(),
+                }
+            })}
+        </Transition>
+        <RestoreDialog target=restore />
+        <DeleteDialog target=delete />
+        <DetailsDialog target=details />
+    }
+}
+
+/// Which backup each dialog is about (None: closed).
+#[derive(Clone, Copy)]
+struct RowActions {
+    restore: RwSignal<Option<BackupSummary>>,
+    delete: RwSignal<Option<BackupSummary>>,
+    details: RwSignal<Option<BackupSummary>>,
+}
+
+#[component]
+fn BackupTable(backups: Vec<BackupSummary>, actions: RowActions) -> impl IntoView {
+    view! {
+        <div class="table-scroll">
+            <Table attr:aria-labelledby="backups-title" class="backup-table">
+                <TableHeader>
+                    <TableRow>
+                        <TableHeaderCell>"Name"</TableHeaderCell>
+                        <TableHeaderCell>"Created"</TableHeaderCell>
+                        <TableHeaderCell class="num">"Size"</TableHeaderCell>
+                        <TableHeaderCell>"Kind"</TableHeaderCell>
+                        <TableHeaderCell>"Status"</TableHeaderCell>
+                        <TableHeaderCell>"By"</TableHeaderCell>
+                        <TableHeaderCell>"Notes"</TableHeaderCell>
+                        <TableHeaderCell>"Actions"</TableHeaderCell>
+                    </TableRow>
+                </TableHeader>
+                <TableBody>
+                    {backups
+                        .into_iter()
+                        .map(|b| view! { <BackupRow backup=b actions /> })
+                        .collect_view()}
+                </TableBody>
+            </Table>
+        </div>
+    }
+}
+
+fn status_color(status: &str) -> BadgeColor {
+    match status {
+        "completed" => BadgeColor::Success,
+        "running" => BadgeColor::Informative,
+        "missing" => BadgeColor::Warning,
+        _ => BadgeColor::Danger,
+    }
+}
+
+/// "manual" → "Manual", "pre_restore" → "Pre-restore".
+fn kind_label(kind: &str) -> String {
+    let words = kind.replace('_', "-");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+#[component]
+fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
+    let console = Console::expect();
+    let completed = backup.status == "completed";
+    let id = backup.id;
+    let reason = Signal::derive(move || console.busy_reason());
+    let download = completed.then(|| {
+        view! {
+            <a
+                class="download"
+                href=format!("/api/admin/backup/download/{id}")
+                download=backup.filename.clone()
+                aria-label=format!("Download {}", backup.filename)
+            >
+                "Download"
+            </a>
+        }
+    });
+    let checksum = backup.sha256.clone().filter(|_| completed).map(|sha| {
+        view! {
+            <span class="checksum" title=format!("SHA-256 {sha}") data-sha256=sha.clone()>
+                {format!("✔ verified · sha256 {}…", &sha[..12])}
+            </span>
+        }
+    });
+    let (for_restore, for_delete, for_details) = (backup.clone(), backup.clone(), backup.clone());
+    let name = backup.filename.clone();
+    let (details_label, delete_label) = (format!("Details of {name}"), format!("Delete {name}"));
+    view! {
+        <TableRow attr:data-backup-id=id.to_string()>
+            <TableCell>
+                <span class="filename">{backup.filename.clone()}</span>
+                {checksum}
+            </TableCell>
+            <TableCell>
+                <LocalTime at=backup.created_at relative=true />
+            </TableCell>
+            <TableCell class="num">{backup.size_bytes.map(human_bytes)}</TableCell>
+            <TableCell>{kind_label(&backup.kind)}</TableCell>
+            <TableCell>
+                <Badge color=status_color(&backup.status) appearance=BadgeAppearance::Tint>
+                    {backup.status.clone()}
+                </Badge>
+            </TableCell>
+            <TableCell>{backup.created_by.clone()}</TableCell>
+            <TableCell class="notes">{backup.notes.clone()}</TableCell>
+            <TableCell>
+                <div class="row-actions">
+                    {download}
+                    {completed
+                        .then(|| {
+                            view! {
+                                <span title=move || reason.get().unwrap_or_default()>
+                                    <Button
+                                        size=ButtonSize::Small
+                                        disabled=Signal::derive(move || reason.get().is_some())
+                                        on_click=move |_| actions.restore.set(Some(for_restore.clone()))
+                                        attr:aria-label=format!("Restore {name}")
+                                    >
+                                        "Restore"
+                                    </Button>
+                                </span>
+                            }
+                        })}
+                    <Button
+                        size=ButtonSize::Small
+                        appearance=ButtonAppearance::Subtle
+                        on_click=move |_| actions.details.set(Some(for_details.clone()))
+                        attr:aria-label=details_label
+                    >
+                        "Details"
+                    </Button>
+                    <Button
+                        size=ButtonSize::Small
+                        appearance=ButtonAppearance::Subtle
+                        on_click=move |_| actions.delete.set(Some(for_delete.clone()))
+                        attr:aria-label=delete_label
+                    >
+                        "Delete"
+                    </Button>
+                </div>
+            </TableCell>
+        </TableRow>
+    }
+}
+
+/// An open flag for a dialog about `target` (closing clears the target).
+/// Each side is written only when it differs, so the two never chase each
+/// other.
+fn open_for<T: Clone + Send + Sync + 'static>(target: RwSignal<Option<T>>) -> RwSignal<bool> {
+    let open = RwSignal::new(false);
+    Effect::new(move |_| {
+        let wanted = target.with(Option::is_some);
+        if open.get_untracked() != wanted {
+            open.set(wanted);
+        }
+    });
+    Effect::new(move |_| {
+        if !open.get() && target.with_untracked(Option::is_some) {
+            target.set(None);
+        }
+    });
+    open
+}
+
+/// The restore confirmation: what will happen, then a checkbox and the
+/// backup's name typed out before the button works.
+#[component]
+fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
+    let console = Console::expect();
+    let open = open_for(target);
+    let understood = RwSignal::new(false);
+    let typed = RwSignal::new(String::new());
+    let restore = ServerAction::<RestoreBackup>::new();
+    let detail = Resource::new(
+        move || target.get().map(|b| b.id),
+        |id| async move {
+            match id {
+                Some(id) => get_backup(id).await.ok(),
+                None => None,
+            }
+        },
+    );
+    // A fresh start each time the dialog opens.
+    Effect::new(move |_| {
+        if target.with(Option::is_some) {
+            understood.set(false);
+            typed.set(String::new());
+            restore.clear();
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = restore.value().get() {
+            console.watch(job);
+            console
+                .restoring
+                .set(target.get_untracked().map(|b| b.filename));
+            target.set(None);
+            console.refresh();
+        }
+    });
+    let name = move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default());
+    let ready = Signal::derive(move || understood.get() && typed.with(|t| t.trim() == name()));
+    let error = move || restore.value().get().and_then(|r| r.err());
+    view! {
+        <Dialog open>
+            <DialogSurface attr:aria-labelledby="restore-title" class="restore-dialog">
+                <DialogBody>
+                    <DialogTitle attr:id="restore-title">"Restore this backup?"</DialogTitle>
+                    <DialogContent>
+                        <MessageBar intent=MessageBarIntent::Warning>
+                            <MessageBarBody>
+                                "All current data in the LMS database will be replaced by the \
+                                data in this backup."
+                            </MessageBarBody>
+                        </MessageBar>
+                        {move || {
+                            target
+                                .get()
+                                .map(|b| {
+                                    view! {
+                                        <dl class="facts restore-facts">
+                                            <div>
+                                                <dt>"Backup"</dt>
+                                                <dd class="filename">{b.filename.clone()}</dd>
+                                            </div>
+                                            <div>
+                                                <dt>"Taken"</dt>
+                                                <dd>
+                                                    <LocalTime at=b.created_at relative=true />
+                                                </dd>
+                                            </div>
+                                            <div>
+                                                <dt>"By"</dt>
+                                                <dd>{b.created_by.clone()}</dd>
+                                            </div>
+                                        </dl>
+                                    }
+                                })
+                        }}
+                        <Suspense fallback=|| view! { <p class="muted">"Reading what it holds…"</p> }>
+                            {move || Suspend::new(async move {
+                                let tables = detail.await?.manifest?.tables?;
+                                let rows: i64 = tables.iter().map(|t| t.rows).sum();
+                                Some(
+                                    view! {
+                                        <p data-testid="restore-summary">
+                                            {format!(
+                                                "It holds {} tables with {} rows in all.",
+                                                tables.len(),
+                                                rows,
+                                            )}
+                                        </p>
+                                    },
+                                )
+                            })}
+                        </Suspense>
+                        <ul class="restore-points">
+                            <li>"The site switches over in about a second; meanwhile pages show a short maintenance notice."</li>
+                            <li>"Everyone, you included, is signed out and signs in again."</li>
+                            <li>"The current database is kept, so this restore can be undone."</li>
+                        </ul>
+                        <Checkbox checked=understood label="I understand this will replace all current data" />
+                        <Field label=Signal::derive(move || format!("Type the backup's name ({}) to confirm", name()))>
+                            <Input value=typed placeholder=Signal::derive(name) attr:autocomplete="off" attr:spellcheck="false" />
+                        </Field>
+                        {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                    </DialogContent>
+                    <DialogActions>
+                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| target.set(None)>
+                            "Cancel"
+                        </Button>
+                        <Button
+                            appearance=ButtonAppearance::Primary
+                            disabled=Signal::derive(move || !ready.get())
+                            loading=restore.pending()
+                            on_click=move |_| {
+                                if let Some(b) = target.get_untracked() {
+                                    restore.dispatch(RestoreBackup { id: b.id, confirm: true });
+                                }
+                            }
+                        >
+                            "Restore"
+                        </Button>
+                    </DialogActions>
+                </DialogBody>
+            </DialogSurface>
+        </Dialog>
+    }
+}
+
+#[component]
+fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
+    let console = Console::expect();
+    let open = open_for(target);
+    let delete = ServerAction::<DeleteBackup>::new();
+    Effect::new(move |_| {
+        if target.with(Option::is_some) {
+            delete.clear();
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = delete.value().get() {
+            if let Some(b) = target.get_untracked() {
+                console.toast_success(format!("Deleted {}.", b.filename));
+            }
+            target.set(None);
+            console.refresh();
+        }
+    });
+    let name = move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default());
+    let error = move || delete.value().get().and_then(|r| r.err());
+    view! {
+        <Dialog open>
+            <DialogSurface attr:aria-labelledby="delete-title">
+                <DialogBody>
+                    <DialogTitle attr:id="delete-title">"Delete this backup?"</DialogTitle>
+                    <DialogContent>
+                        <p>
+                            <span class="filename">{name}</span>
+                            " and its manifest are removed from the backup directory for good."
+                        </p>
+                        {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                    </DialogContent>
+                    <DialogActions>
+                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| target.set(None)>
+                            "Cancel"
+                        </Button>
+                        <Button
+                            appearance=ButtonAppearance::Primary
+                            loading=delete.pending()
+                            on_click=move |_| {
+                                if let Some(b) = target.get_untracked() {
+                                    delete.dispatch(DeleteBackup { id: b.id });
+                                }
+                            }
+                        >
+                            "Delete backup"
+                        </Button>
+                    </DialogActions>
+                </DialogBody>
+            </DialogSurface>
+        </Dialog>
+    }
+}
+
+/// The manifest: versions, checksum, tables with row counts.
+#[component]
+fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
+    let open = open_for(target);
+    let detail = Resource::new(
+        move || target.get().map(|b| b.id),
+        |id| async move {
+            match id {
+                Some(id) => Some(get_backup(id).await),
+                None => None,
+            }
+        },
+    );
+    view! {
+        <Dialog open>
+            <DialogSurface attr:aria-labelledby="details-title" class="details-dialog">
+                <DialogBody>
+                    <DialogTitle attr:id="details-title">
+                        {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
+                    </DialogTitle>
+                    <DialogContent>
+                        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                            {move || Suspend::new(async move {
+                                match detail.await? {
+                                    Err(e) => Some(view! { <ErrorBar message=e.to_string() /> }.into_any()),
+                                    Ok(d) => Some(view! { <ManifestView detail=d /> }.into_any()),
+                                }
+                            })}
+                        </Suspense>
+                    </DialogContent>
+                    <DialogActions>
+                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| target.set(None)>
+                            "Close"
+                        </Button>
+                    </DialogActions>
+                </DialogBody>
+            </DialogSurface>
+        </Dialog>
+    }
+}
+
+#[component]
+fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
+    let b = detail.summary;
+    let facts = detail.manifest.as_ref().map(|m| {
+        view! {
+            <div>
+                <dt>"PostgreSQL"</dt>
+                <dd>{m.server_version.clone()}</dd>
+            </div>
+            <div>
+                <dt>"pg_dump"</dt>
+                <dd>{m.pg_dump_version.clone()}</dd>
+            </div>
+            <div>
+                <dt>"Archive format"</dt>
+                <dd>{m.archive_version.clone()}</dd>
+            </div>
+            <div>
+                <dt>"Took"</dt>
+                <dd>{duration_words((m.duration_ms / 1000) as i64)}</dd>
+            </div>
+        }
+    });
+    let tables = detail.manifest.and_then(|m| m.tables);
+    view! {
+        <dl class="facts manifest-facts">
+            <div>
+                <dt>"Status"</dt>
+                <dd>{b.status.clone()}</dd>
+            </div>
+            <div>
+                <dt>"Size"</dt>
+                <dd>{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</dd>
+            </div>
+            {facts}
+        </dl>
+        {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
+        {match tables {
+            Some(tables) => {
+                view! {
+                    <Table class="stats-table" attr:aria-label="Tables in this backup">
+                        <TableHeader>
+                            <TableRow>
+                                <TableHeaderCell>"Table"</TableHeaderCell>
+                                <TableHeaderCell class="num">"Rows"</TableHeaderCell>
+                            </TableRow>
+                        </TableHeader>
+                        <TableBody>
+                            {tables
+                                .into_iter()
+                                .map(|t| {
+                                    let name = if t.schema == "public" {
+                                        t.name
+                                    } else {
+                                        format!("{}.{}", t.schema, t.name)
+                                    };
+                                    view! {
+                                        <TableRow>
+                                            <TableCell>{name}</TableCell>
+                                            <TableCell class="num">{t.rows}</TableCell>
+                                        </TableRow>
+                                    }
+                                })
+                                .collect_view()}
+                        </TableBody>
+                    </Table>
+                }
+                    .into_any()
+            }
+            None => {
+                view! {
+                    <p class="muted">
+                        "No table record yet: an uploaded archive gets one at its first restore."
+                    </p>
+                }
+                    .into_any()
+            }
+        }}
+    }
+}
