@@ -61,10 +61,15 @@ impl Engine {
             }
         }
 
-        // Nothing is swapping: no maintenance mode, no shadow databases.
+        // Nothing is swapping: no maintenance mode, no shadow databases,
+        // and no more previous databases than are to be kept (a server
+        // stopped right after a restore may not have dropped the oldest).
         if live_job.is_none() {
             crate::settings::maintenance_off(control).await?;
             self.drop_shadows(None).await;
+            if let Err(e) = self.trim_previous_databases().await {
+                tracing::error!(error = ?e, "could not drop old previous databases");
+            }
         }
 
         // Jobs still marked running whose lease is gone were interrupted.

@@ -169,10 +169,6 @@ impl Engine {
         phases.done("dropping the copy");
         let message = match &result {
             Ok(report) => {
-                if let Err(e) = self.trim_previous_databases().await {
-                    tracing::error!(error = ?e, "could not drop old previous databases");
-                }
-                phases.done("dropping older previous databases");
                 if let Err(e) = self.end_all_sessions().await {
                     tracing::error!(error = ?e, "could not end the sessions");
                 }
@@ -213,6 +209,16 @@ impl Engine {
         };
         lease.finish(outcome, Some(&message)).await;
         phases.done("finishing");
+        if result.is_ok() {
+            // Housekeeping once the job has ended: dropping a large database
+            // takes time nobody needs to wait for. Only databases beyond the
+            // newest RESTORE_KEEP_PREVIOUS go, so an operation starting
+            // meanwhile (an undo takes the newest) is never in its way.
+            if let Err(e) = self.trim_previous_databases().await {
+                tracing::error!(error = ?e, "could not drop old previous databases");
+            }
+            phases.done("dropping older previous databases");
+        }
         result
     }
 
@@ -628,7 +634,7 @@ impl Engine {
     }
 
     /// Keeps `RESTORE_KEEP_PREVIOUS` previous databases, drops older ones.
-    async fn trim_previous_databases(&self) -> Result<()> {
+    pub(crate) async fn trim_previous_databases(&self) -> Result<()> {
         let keep = self.config().restore_keep_previous as usize;
         let old: Vec<String> = self
             .previous_databases()

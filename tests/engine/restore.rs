@@ -406,3 +406,38 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
     );
     assert!(engine.lock_status().await.unwrap().is_none());
 }
+
+/// RESTORE_KEEP_PREVIOUS databases from before restores are kept, newest
+/// first; older ones are dropped once the restore has ended.
+#[tokio::test]
+async fn only_the_newest_previous_databases_are_kept() {
+    let engine = lms_backup::testing::spawn_engine_with(|c| c.restore_keep_previous = 1).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    let who = actor("alice");
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let job = engine
+            .start_restore(detail.backup.id, true, &who)
+            .await
+            .unwrap();
+        assert_eq!(wait_for_job(&engine, job.id).await.status, "succeeded");
+        kept.push(engine.previous_databases().await.unwrap()[0].clone());
+    }
+    // The oldest go after each job (housekeeping, not waited for).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while engine.previous_databases().await.unwrap().len() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old previous databases were not dropped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        engine.previous_databases().await.unwrap(),
+        [kept[2].clone()]
+    );
+    // And the one kept is the one undo brings back.
+    let undo = engine.start_undo(true, &who).await.unwrap();
+    assert_eq!(wait_for_job(&engine, undo.id).await.status, "succeeded");
+}
