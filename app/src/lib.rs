@@ -59,6 +59,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/lms-admin.css" />
         <Title text="LMS Admin — Backup & Restore" />
         <ConfigProvider theme theme_id="lms-admin">
+            <components::StylePrimer />
             <Router>
                 <Routes fallback=routes::NotFound>
                     <Route path=path!("/") view=routes::Home />

@@ -60,11 +60,15 @@ fn refusal(path: &str, err: AppError) -> Response {
 
 /// Middleware: while a restore swaps databases (maintenance mode, shared
 /// by every instance through the control database), everything but the
-/// status endpoint and static assets answers 503 with Retry-After.
+/// operation status and static assets answers 503 with Retry-After.
 pub async fn maintenance(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let exempt =
-        path == "/api/admin/backup/status" || path.starts_with("/pkg/") || path == "/favicon.ico";
+    // The status (REST and the console's server function) stays readable so
+    // administrators can follow the switch.
+    let exempt = path == "/api/admin/backup/status"
+        || path == "/api/fn/operation_status"
+        || path.starts_with("/pkg/")
+        || path == "/favicon.ico";
     if !exempt {
         if let Ok(Some(_)) = lms_backup::settings::maintenance(&state.dbs().control).await {
             let wants_json = path.starts_with("/api/");

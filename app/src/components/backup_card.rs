@@ -8,6 +8,7 @@ use thaw::{
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
+use super::focus_scope::FocusScope;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
@@ -308,6 +309,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
     view! {
         <Dialog open>
             <DialogSurface attr:aria-labelledby="create-title">
+                <FocusScope open>
                 <form on:submit=on_submit>
                     <DialogBody>
                         <DialogTitle attr:id="create-title">"Create a backup"</DialogTitle>
@@ -344,6 +346,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                         </DialogActions>
                     </DialogBody>
                 </form>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }
@@ -368,6 +371,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
     view! {
         <Dialog open>
             <DialogSurface attr:aria-labelledby="undo-title">
+                <FocusScope open>
                 <DialogBody>
                     <DialogTitle attr:id="undo-title">"Undo the last restore?"</DialogTitle>
                     <DialogContent>
@@ -398,6 +402,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }

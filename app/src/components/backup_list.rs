@@ -7,6 +7,7 @@ use thaw::{
 };
 
 use super::backup_card::{Console, ErrorBar};
+use super::focus_scope::FocusScope;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
 use crate::models::{human_bytes, BackupSummary};
@@ -201,14 +202,19 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                     >
                         "Details"
                     </Button>
-                    <Button
-                        size=ButtonSize::Small
-                        appearance=ButtonAppearance::Subtle
-                        on_click=move |_| actions.delete.set(Some(for_delete.clone()))
-                        attr:aria-label=delete_label
-                    >
-                        "Delete"
-                    </Button>
+                    {(backup.status != "running")
+                        .then(|| {
+                            view! {
+                                <Button
+                                    size=ButtonSize::Small
+                                    appearance=ButtonAppearance::Subtle
+                                    on_click=move |_| actions.delete.set(Some(for_delete.clone()))
+                                    attr:aria-label=delete_label
+                                >
+                                    "Delete"
+                                </Button>
+                            }
+                        })}
                 </div>
             </TableCell>
         </TableRow>
@@ -276,6 +282,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     view! {
         <Dialog open>
             <DialogSurface attr:aria-labelledby="restore-title" class="restore-dialog">
+                <FocusScope open>
                 <DialogBody>
                     <DialogTitle attr:id="restore-title">"Restore this backup?"</DialogTitle>
                     <DialogContent>
@@ -355,6 +362,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }
@@ -384,6 +392,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     view! {
         <Dialog open>
             <DialogSurface attr:aria-labelledby="delete-title">
+                <FocusScope open>
                 <DialogBody>
                     <DialogTitle attr:id="delete-title">"Delete this backup?"</DialogTitle>
                     <DialogContent>
@@ -410,6 +419,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }
@@ -431,6 +441,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     view! {
         <Dialog open>
             <DialogSurface attr:aria-labelledby="details-title" class="details-dialog">
+                <FocusScope open>
                 <DialogBody>
                     <DialogTitle attr:id="details-title">
                         {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
@@ -451,6 +462,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }

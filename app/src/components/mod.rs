@@ -3,12 +3,15 @@
 mod activity;
 mod backup_card;
 mod backup_list;
+mod focus_scope;
 mod layout;
 mod operation_panel;
 mod overview_card;
+mod style_primer;
 mod time;
 mod upload;
 
 pub use backup_card::BackupCard;
 pub use layout::{AdminLayout, AdminsOnly, SignOutButton};
 pub use overview_card::OverviewCard;
+pub use style_primer::StylePrimer;

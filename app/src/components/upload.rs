@@ -5,6 +5,7 @@ use thaw::{
 };
 
 use super::backup_card::Console;
+use super::focus_scope::FocusScope;
 use crate::models::{human_bytes, BackupSummary};
 
 /// Where an upload stands (only the browser ever sends).
@@ -64,6 +65,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
     view! {
         <Dialog open mask_closeable=Signal::derive(move || !sending())>
             <DialogSurface attr:aria-labelledby="upload-title">
+                <FocusScope open>
                 <DialogBody>
                     <DialogTitle attr:id="upload-title">"Upload a backup"</DialogTitle>
                     <DialogContent>
@@ -75,9 +77,8 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                         </p>
                         <Upload custom_request=on_files accept=".dump,.backup,application/octet-stream">
                             <UploadDragger class="upload-drop">
-                                <span class="upload-drop-text">
-                                    "Drop the archive here, or click to choose a file"
-                                </span>
+                                <p class="upload-drop-text">"Drop the archive here, or"</p>
+                                <button type="button" class="choose-file">"Choose a file…"</button>
                             </UploadDragger>
                         </Upload>
                         {move || match state.get() {
@@ -135,6 +136,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
+                </FocusScope>
             </DialogSurface>
         </Dialog>
     }

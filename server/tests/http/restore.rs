@@ -152,6 +152,28 @@ async fn maintenance_mode_answers_503_except_the_status() {
         .await
         .unwrap();
     assert_eq!(status["maintenance"], true);
+    // The console follows the switch through its server function, which
+    // answers in its own encoding; other server functions wait.
+    let via_fn = client
+        .post(app.url("/api/fn/operation_status"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_fn.status(), 200);
+    assert_eq!(via_fn.json::<Value>().await.unwrap()["maintenance"], true);
+    let other_fn = client
+        .post(app.url("/api/fn/list_backups"))
+        .json(&serde_json::json!({"skip": 0, "limit": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_fn.status(), 503);
+    let error: app::error::AppError = other_fn.json().await.unwrap();
+    assert!(
+        matches!(error, app::error::AppError::Unavailable(_)),
+        "{error:?}"
+    );
     lms_backup::settings::maintenance_off(&app.dbs.control)
         .await
         .unwrap();

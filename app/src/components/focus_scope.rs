@@ -1,0 +1,86 @@
+use leptos::prelude::*;
+
+/// Keeps keyboard focus inside a dialog: its first control takes focus when
+/// it opens, and Tab / Shift+Tab wrap around within it. (Escape is handled
+/// by the dialog itself.)
+#[component]
+pub fn FocusScope(#[prop(into)] open: Signal<bool>, children: Children) -> impl IntoView {
+    let scope = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        if open.get() {
+            request_animation_frame(move || {
+                if let Some(el) = scope.get_untracked() {
+                    browser::focus_first(&el);
+                }
+            });
+        }
+    });
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Tab" {
+            if let Some(el) = scope.get_untracked() {
+                browser::wrap_tab(&el, &ev);
+            }
+        }
+    };
+    view! {
+        <div class="focus-scope" node_ref=scope on:keydown=on_keydown>
+            {children()}
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use wasm_bindgen::JsCast;
+    use web_sys::{HtmlElement, KeyboardEvent};
+
+    const FOCUSABLE: &str =
+        "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), \
+        textarea:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+    /// The controls a keyboard can reach, in order (hidden ones left out).
+    fn focusables(scope: &HtmlElement) -> Vec<HtmlElement> {
+        let Ok(list) = scope.query_selector_all(FOCUSABLE) else {
+            return Vec::new();
+        };
+        (0..list.length())
+            .filter_map(|i| list.item(i))
+            .filter_map(|n| n.dyn_into::<HtmlElement>().ok())
+            .filter(|e| e.offset_parent().is_some())
+            .collect()
+    }
+
+    pub fn focus_first(scope: &HtmlElement) {
+        if let Some(first) = focusables(scope).first() {
+            let _ = first.focus();
+        }
+    }
+
+    pub fn wrap_tab(scope: &HtmlElement, ev: &KeyboardEvent) {
+        let items = focusables(scope);
+        let (Some(first), Some(last)) = (items.first(), items.last()) else {
+            ev.prevent_default();
+            return;
+        };
+        let active = leptos::prelude::document().active_element();
+        let at = |e: &HtmlElement| {
+            active
+                .as_ref()
+                .is_some_and(|a| a == e.unchecked_ref::<web_sys::Element>())
+        };
+        let inside = active.as_ref().is_some_and(|a| scope.contains(Some(a)));
+        if ev.shift_key() && (at(first) || !inside) {
+            ev.prevent_default();
+            let _ = last.focus();
+        } else if !ev.shift_key() && (at(last) || !inside) {
+            ev.prevent_default();
+            let _ = first.focus();
+        }
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+mod browser {
+    pub fn focus_first<T>(_scope: &T) {}
+    pub fn wrap_tab<T, E>(_scope: &T, _ev: &E) {}
+}
