@@ -134,6 +134,7 @@ fn kind_label(kind: &str) -> String {
 fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
     let console = Console::expect();
     let completed = backup.status == "completed";
+    let deletable = backup.status != "running";
     let id = backup.id;
     let reason = Signal::derive(move || console.busy_reason());
     let download = completed.then(|| {
@@ -202,7 +203,7 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                     >
                         "Details"
                     </Button>
-                    {(backup.status != "running")
+                    {deletable
                         .then(|| {
                             view! {
                                 <Button
