@@ -54,6 +54,13 @@ test('create a backup, see it listed with its details, and download exactly it',
   expect(download.suggestedFilename()).toBe(name);
   const bytes = await readFile(await download.path());
   expect(createHash('sha256').update(bytes).digest('hex')).toBe(sha);
+
+  // The activity list names who did what.
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await page.getByText('Recent activity').click();
+  const activity = page.getByRole('list', { name: 'Recent activity' });
+  await expect(activity.getByRole('listitem').filter({ hasText: 'downloaded backup' }).first()).toContainText('e2e-admin');
+  await expect(activity.getByRole('listitem').filter({ hasText: 'created backup' }).first()).toContainText(name);
 });
 
 test('the list is newest first and paginated when long', async ({ page }) => {
