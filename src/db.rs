@@ -78,12 +78,21 @@ impl Databases {
                     sqlx::query_scalar("SELECT to_regclass('operation_lock') IS NOT NULL")
                         .fetch_one(&mut control)
                         .await?;
-                has_lock_table
-                    && sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM operation_lock WHERE heartbeat_at > now() - interval '30 seconds')",
+                // A fresh lease of a process on this host that no longer
+                // exists (the server killed mid-swap and started again) does
+                // not count: nobody is swapping.
+                let holder: Option<String> = if has_lock_table {
+                    sqlx::query_scalar(
+                        "SELECT holder_instance FROM operation_lock WHERE heartbeat_at > now() - interval '30 seconds'",
                     )
-                    .fetch_one(&mut control)
+                    .fetch_optional(&mut control)
                     .await?
+                } else {
+                    None
+                };
+                holder.is_some_and(|h| {
+                    !crate::lock::holder_is_dead(&h, &crate::lock::new_instance_id())
+                })
             }
             Err(_) => false,
         };

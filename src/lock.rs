@@ -165,10 +165,11 @@ pub async fn force_release(control: &PgPool, lease_timeout: Duration) -> Result<
 }
 
 async fn interrupt_job(tx: &mut Transaction<'_, Postgres>, job: Uuid, message: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'interrupted', message = $2, finished_at = now()
-         WHERE id = $1 AND status IN ('queued', 'running')",
-    )
+    sqlx::query(&format!(
+        "UPDATE jobs SET status = 'interrupted', finished_at = now(),
+                message = CASE WHEN kind IN ('restore', 'undo') THEN {SWITCH_INTERRUPTED} ELSE $2 END
+         WHERE id = $1 AND status IN ('queued', 'running')"
+    ))
     .bind(job)
     .bind(message)
     .execute(&mut **tx)
@@ -181,6 +182,13 @@ async fn interrupt_job(tx: &mut Transaction<'_, Postgres>, job: Uuid, message: &
     .await?;
     Ok(())
 }
+
+/// What an interrupted restore or undo says, as SQL over the job's `kind`:
+/// it may have stopped after its switch took effect (the two renames are one
+/// transaction, so all or nothing), so it tells how to see which.
+pub(crate) const SWITCH_INTERRUPTED: &str = "'Interrupted: the server stopped during this ' || kind || \
+    '. If it stopped while switching, the switch either fully happened (the database overview shows \
+    the restored data and Undo last restore is offered) or did not happen at all; nothing is half-done.'";
 
 /// This process's identity in the lock: host, process id and a random part
 /// (a restarted process never reuses an identity).
@@ -199,7 +207,7 @@ pub fn new_instance_id() -> String {
 /// A holder on this same host whose process no longer exists is dead for
 /// sure: its lease can be taken over at once instead of after the timeout
 /// (this is what lets a restarted server work immediately).
-fn holder_is_dead(holder: &str, ours: &str) -> bool {
+pub(crate) fn holder_is_dead(holder: &str, ours: &str) -> bool {
     if holder == ours {
         return false;
     }

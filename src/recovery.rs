@@ -73,10 +73,18 @@ impl Engine {
         }
 
         // Jobs still marked running whose lease is gone were interrupted.
+        // A restore or undo stopped after its switch has taken effect (the
+        // two renames are one transaction: all or nothing), so say how to
+        // tell which; a backup stopped anywhere has kept nothing.
         let interrupted = sqlx::query(
-            "UPDATE jobs SET status = 'interrupted', finished_at = now(),
-                    message = 'Interrupted: the server stopped while this job was running. Nothing was kept; start it again.'
-             WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1",
+            &format!(
+                "UPDATE jobs SET status = 'interrupted', finished_at = now(),
+                        message = CASE WHEN kind IN ('restore', 'undo') THEN {}
+                          ELSE 'Interrupted: the server stopped while this job was running. Nothing was kept; start it again.'
+                        END
+                 WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1",
+                crate::lock::SWITCH_INTERRUPTED
+            ),
         )
         .bind(live_job)
         .execute(control)

@@ -559,6 +559,8 @@ impl Engine {
                     sqlx::query(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(&live), quote_ident(&previous)))
                         .execute(&mut *tx)
                         .await?;
+                    #[cfg(feature = "testing")]
+                    crate::testing::pause_point("swap:between-renames").await;
                     sqlx::query(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(incoming), quote_ident(&live)))
                         .execute(&mut *tx)
                         .await?;
@@ -579,6 +581,10 @@ impl Engine {
             Ok::<_, Error>(())
         }
         .await;
+        #[cfg(feature = "testing")]
+        if swapped.is_ok() {
+            crate::testing::pause_point("swap:after-renames").await;
+        }
         if swapped.is_err() {
             // Still the old database under the live name: let it serve again.
             let _ = sqlx::query(&format!(

@@ -155,3 +155,17 @@ pub fn superuser_url() -> String {
     std::env::var("TEST_SUPERUSER_URL")
         .expect("TEST_SUPERUSER_URL is not set: run scripts/test.sh, which starts a PostgreSQL server for the tests")
 }
+
+/// Fault injection for crash tests: a process started with
+/// `LMS_TEST_PAUSE_AT=<point>` stops at that point for good (announcing it
+/// by writing the point's name to `LMS_TEST_PAUSE_FILE`), so a test can
+/// SIGKILL it exactly there. Compiled only with the `testing` feature.
+pub async fn pause_point(point: &str) {
+    if std::env::var("LMS_TEST_PAUSE_AT").as_deref() != Ok(point) {
+        return;
+    }
+    if let Ok(file) = std::env::var("LMS_TEST_PAUSE_FILE") {
+        let _ = std::fs::write(file, point);
+    }
+    std::future::pending::<()>().await;
+}

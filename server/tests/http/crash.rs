@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::support::PASSWORD;
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -32,7 +32,7 @@ fn lms_admin(env: &[(&str, String)]) -> Command {
     cmd
 }
 
-async fn start(env: &[(&str, String)]) -> Server {
+pub(crate) async fn start(env: &[(&str, String)]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -61,13 +61,13 @@ async fn start(env: &[(&str, String)]) -> Server {
 
 /// pg_dump that waits two seconds before dumping: long enough to kill the
 /// server in the middle of the backup.
-async fn slow_tools() -> PathBuf {
+pub(crate) async fn slow_tools() -> PathBuf {
     let real = lms_backup::pgtools::locate(None).await.unwrap();
     lms_backup::testing::wrapped_pg_dump(&real, "sleep 2\nexec \"$REAL\" \"$@\"")
 }
 
 /// Creates the administrator "alice" with the binary's own CLI.
-fn create_admin(env: &[(&str, String)]) {
+pub(crate) fn create_admin(env: &[(&str, String)]) {
     use std::io::Write;
     let mut create = lms_admin(env)
         .args([
@@ -88,7 +88,7 @@ fn create_admin(env: &[(&str, String)]) {
 }
 
 /// A client signed in as alice (sessions outlive server restarts).
-async fn sign_in(server: &Server) -> reqwest::Client {
+pub(crate) async fn sign_in(server: &Server) -> reqwest::Client {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -103,7 +103,7 @@ async fn sign_in(server: &Server) -> reqwest::Client {
     client
 }
 
-async fn json(res: reqwest::Response) -> Value {
+pub(crate) async fn json(res: reqwest::Response) -> Value {
     res.json().await.unwrap()
 }
 
@@ -348,4 +348,148 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
     assert_eq!(status["maintenance"], false);
     assert_eq!(status["job"]["status"], "interrupted", "{status}");
     pool.close().await;
+}
+
+/// Starts a restore on a server that stops for good at `point` of the swap,
+/// kills it there (SIGKILL), starts it again and returns what is left: the
+/// number of rows written after the backup that the live database still has,
+/// the status, and the databases named after the LMS one.
+async fn restore_killed_at(point: &str) -> (i64, Value, Vec<String>) {
+    let dir = lms_backup::testing::scratch_dir("crash-swap");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    let paused = dir.join("paused");
+    let env = vec![
+        ("DATABASE_URL", url.clone()),
+        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        ("BACKUP_RATE_LIMIT", "0".to_string()),
+    ];
+    create_admin(&env);
+    let mut pausing = env.clone();
+    pausing.push(("LMS_TEST_PAUSE_AT", point.to_owned()));
+    pausing.push(("LMS_TEST_PAUSE_FILE", paused.display().to_string()));
+
+    let mut server = start(&pausing).await;
+    let client = sign_in(&server).await;
+    let started = json(
+        client
+            .post(format!("{}/api/admin/backup/create", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let job = started["job"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..300 {
+        let j = json(
+            client
+                .get(format!("{}/api/admin/backup/jobs/{job}", server.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if j["status"] != "running" {
+            assert_eq!(j["status"], "succeeded", "{j}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let res = client
+        .post(format!(
+            "{}/api/admin/backup/restore/{}",
+            server.base, started["backup"]["id"]
+        ))
+        .json(&serde_json::json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    for _ in 0..600 {
+        if paused.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(paused.exists(), "the server reached {point}");
+    server.child.kill().unwrap(); // SIGKILL, in the middle of the swap
+    server.child.wait().unwrap();
+
+    let server = start(&env).await;
+    let client = sign_in(&server).await;
+    let status = json(
+        client
+            .get(format!("{}/api/admin/backup/status", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM courses WHERE code = 'AFTER'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let databases: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 || '%' AND datname <> $1 || '_control' ORDER BY 1",
+    )
+    .bind(&db)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+    let databases = databases
+        .into_iter()
+        .map(|d| d.replacen(&db, "<db>", 1))
+        .collect();
+    (after, status, databases)
+}
+
+#[tokio::test]
+async fn a_server_killed_between_the_two_renames_changes_nothing() {
+    let (after, status, databases) = restore_killed_at("swap:between-renames").await;
+    assert_eq!(
+        after, 1,
+        "the live database is the one from before the restore"
+    );
+    assert_eq!(
+        databases,
+        ["<db>"],
+        "one live database, no copy, nothing kept"
+    );
+    assert_eq!(status["is_locked"], false, "{status}");
+    assert_eq!(status["maintenance"], false, "{status}");
+    assert_eq!(status["undo_available"], false, "{status}");
+    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+}
+
+#[tokio::test]
+async fn a_server_killed_after_the_renames_has_switched_completely() {
+    let (after, status, databases) = restore_killed_at("swap:after-renames").await;
+    assert_eq!(after, 0, "the live database is the restored one");
+    assert_eq!(databases.len(), 2, "{databases:?}");
+    assert_eq!(databases[0], "<db>");
+    assert!(
+        databases[1].starts_with("<db>_pre_restore_"),
+        "{databases:?}"
+    );
+    assert_eq!(status["is_locked"], false, "{status}");
+    assert_eq!(status["maintenance"], false, "{status}");
+    assert_eq!(status["undo_available"], true, "{status}");
+    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+    assert!(
+        status["job"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is half-done"),
+        "{status}"
+    );
 }
