@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use sqlx::PgPool;
-use tokio::process::Command;
 
 use crate::{Error, Result};
 
@@ -104,7 +103,7 @@ fn debian_bin_dirs() -> Vec<PathBuf> {
 /// Runs `<tool> --version` and reads the major version from
 /// "pg_dump (PostgreSQL) 15.18 (Debian ...)".
 async fn tool_major(tool: &Path) -> Result<u32> {
-    let output = Command::new(tool)
+    let output = crate::process::tool_command(tool)
         .arg("--version")
         .output()
         .await

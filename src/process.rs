@@ -68,9 +68,10 @@ impl ToolConnection {
         })
     }
 
-    /// A command for `tool` with the connection in its environment.
+    /// A command for `tool` with the connection in its environment (see
+    /// [`tool_command`] for what else it gets).
     pub fn command(&self, tool: &Path) -> Command {
-        let mut cmd = Command::new(tool);
+        let mut cmd = tool_command(tool);
         cmd.env("PGHOST", &self.host)
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", &self.user)
@@ -83,6 +84,25 @@ impl ToolConnection {
         }
         cmd
     }
+}
+
+/// A command for a PostgreSQL tool with an environment that starts empty:
+/// the server's own holds `DATABASE_URL`, and a child's environment is as
+/// readable as its command line (`/proc/<pid>/environ`). Only the basics and
+/// libpq's own settings (TLS and the like, never a password) are passed on.
+pub fn tool_command(tool: &Path) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        let Some(name) = key.to_str() else { continue };
+        let basic =
+            matches!(name, "PATH" | "HOME" | "TMPDIR" | "TZ" | "LANG") || name.starts_with("LC_");
+        let libpq = name.starts_with("PG") && !matches!(name, "PGPASSWORD" | "PGSERVICE");
+        if basic || libpq {
+            cmd.env(&key, value);
+        }
+    }
+    cmd
 }
 
 /// In a pgpass line, `:` and `\` are escaped with a backslash.

@@ -97,7 +97,21 @@ impl leptos::server_fn::error::FromServerFnError for AppError {
     type Encoder = leptos::server_fn::codec::JsonEncoding;
 
     fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
-        AppError::Transport(value.to_string())
+        use leptos::server_fn::error::ServerFnErrorErr as E;
+        match value {
+            // The caller's arguments did not decode: its fault, and the
+            // decoder's wording stays out of the answer.
+            E::Args(_) | E::MissingArg(_) => {
+                AppError::BadRequest("The request is not what this call expects.".into())
+            }
+            // On the server this is a request body that did not decode (in
+            // the browser it would be an answer that did not).
+            #[cfg(feature = "ssr")]
+            E::Deserialization(_) => {
+                AppError::BadRequest("The request is not what this call expects.".into())
+            }
+            other => AppError::Transport(other.to_string()),
+        }
     }
 }
 

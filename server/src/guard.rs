@@ -36,7 +36,40 @@ pub async fn admin_api(
             return refusal(path, err);
         }
     }
-    next.run(request).await
+    // Server functions are called with POST and a JSON body, never through
+    // a GET that a link or an image could trigger.
+    if path.starts_with("/api/fn/") && request.method() != axum::http::Method::POST {
+        tracing::warn!(method = %request.method(), path, "refused a server function call that is not a POST");
+        return refusal(
+            path,
+            AppError::Forbidden("Server functions are called with POST from the console.".into()),
+        );
+    }
+    let server_fn = path.starts_with("/api/fn/");
+    let response = next.run(request).await;
+    if server_fn {
+        return with_error_status(response).await;
+    }
+    response
+}
+
+/// Server functions answer every error with 500; this gives the answer the
+/// status its [`AppError`] carries (a request that did not decode is a 400).
+async fn with_error_status(response: Response) -> Response {
+    const LIMIT: usize = 64 * 1024;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, LIMIT).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
+    };
+    if let Ok(err) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(err.status()) {
+            parts.status = status;
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// An error answer in the form the caller decodes: server functions read
@@ -58,15 +91,37 @@ fn refusal(path: &str, err: AppError) -> Response {
     }
 }
 
+/// Admin reads that touch only the control database (what is running, the
+/// catalog, the audit log) stay available while the LMS database is being
+/// switched, so administrators can follow it; the admin gate still applies.
+fn readable_in_maintenance(method: &axum::http::Method, path: &str) -> bool {
+    const SERVER_FNS: &[&str] = &[
+        "/api/fn/operation_status",
+        "/api/fn/get_job",
+        "/api/fn/list_backups",
+        "/api/fn/get_backup",
+        "/api/fn/storage_summary",
+        "/api/fn/recent_activity",
+    ];
+    if SERVER_FNS.contains(&path) {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/api/admin/backup/") else {
+        return false;
+    };
+    method == axum::http::Method::GET
+        && (matches!(rest, "status" | "list")
+            || rest.starts_with("jobs/")
+            || (!rest.contains('/') && rest.parse::<i64>().is_ok()))
+}
+
 /// Middleware: while a restore swaps databases (maintenance mode, shared
-/// by every instance through the control database), everything but the
-/// operation status and static assets answers 503 with Retry-After.
+/// by every instance through the control database), everything but admin
+/// reads of the control database and static assets answers 503 with
+/// Retry-After.
 pub async fn maintenance(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    // The status (REST and the console's server function) stays readable so
-    // administrators can follow the switch.
-    let exempt = path == "/api/admin/backup/status"
-        || path == "/api/fn/operation_status"
+    let exempt = readable_in_maintenance(request.method(), path)
         || path.starts_with("/pkg/")
         || path == "/favicon.ico";
     if !exempt {

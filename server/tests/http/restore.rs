@@ -127,7 +127,7 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
 }
 
 #[tokio::test]
-async fn maintenance_mode_answers_503_except_the_status() {
+async fn maintenance_mode_answers_503_except_admin_reads_of_the_control_database() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
     lms_backup::settings::maintenance_on(&app.dbs.control, "test")
@@ -138,11 +138,21 @@ async fn maintenance_mode_answers_503_except_the_status() {
     assert_eq!(page.headers()["retry-after"], "5");
     assert!(page.text().await.unwrap().contains("Back in a moment"));
     let api = client
+        .get(app.url("/api/admin/database/overview"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 503, "the LMS database is not readable");
+    let catalog = client
         .get(app.url("/api/admin/backup/list"))
         .send()
         .await
         .unwrap();
-    assert_eq!(api.status(), 503);
+    assert_eq!(
+        catalog.status(),
+        200,
+        "the catalog is in the control database"
+    );
     let status: Value = client
         .get(app.url("/api/admin/backup/status"))
         .send()
@@ -163,8 +173,8 @@ async fn maintenance_mode_answers_503_except_the_status() {
     assert_eq!(via_fn.status(), 200);
     assert_eq!(via_fn.json::<Value>().await.unwrap()["maintenance"], true);
     let other_fn = client
-        .post(app.url("/api/fn/list_backups"))
-        .json(&serde_json::json!({"skip": 0, "limit": 10}))
+        .post(app.url("/api/fn/database_overview"))
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
@@ -179,7 +189,7 @@ async fn maintenance_mode_answers_503_except_the_status() {
         .unwrap();
     assert_eq!(
         client
-            .get(app.url("/api/admin/backup/list"))
+            .get(app.url("/api/admin/database/overview"))
             .send()
             .await
             .unwrap()
