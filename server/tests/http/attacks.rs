@@ -165,3 +165,157 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Notes with markup, quotes, bidirectional marks and emoji are stored as
+/// written and rendered as text, on the page and in the data the page
+/// carries for hydration; control characters and overlong notes are refused
+/// with a message saying why.
+#[tokio::test]
+async fn hostile_notes_are_stored_as_written_and_rendered_inert() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("alice", Role::Admin).await;
+    let notes = "<script>alert('x')</script></script><img src=x onerror=alert(1)> \"q\" ' OR 1=1; -- \u{202E}txt.exe\u{202C} ☃";
+    let started = admin
+        .post(app.url("/api/admin/backup/create"))
+        .json(&json!({ "notes": notes }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let started: serde_json::Value = started.json().await.unwrap();
+    crate::support::wait_for_job(&app, &admin, started["job"]["id"].as_str().unwrap()).await;
+    let list: serde_json::Value = admin
+        .get(app.url("/api/admin/backup/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["backups"][0]["notes"], notes,
+        "stored exactly as written"
+    );
+
+    let page = admin
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("txt.exe"), "the notes are on the page");
+    for live in ["<script>alert", "<img src=x", "</script><img"] {
+        assert!(!page.contains(live), "{live:?} reached the page as markup");
+    }
+
+    for (bad, why) in [
+        ("bell\u{7}", "control characters"),
+        ("nul\u{0}", "control characters"),
+        (&"x".repeat(1 << 20) as &str, "at most 500 characters"),
+    ] {
+        let res = admin
+            .post(app.url("/api/admin/backup/create"))
+            .json(&json!({ "notes": bad }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    assert_eq!(jobs(&app).await, 1, "only the first backup ran");
+}
+
+/// Forwarding headers are not trusted: they open no door, and rotating them
+/// does not escape the per-address sign-in limit.
+#[tokio::test]
+async fn forged_forwarding_headers_change_nothing() {
+    let app = spawn_app().await;
+    for path in ["/api/admin/backup/list", "/api/admin/backup/status"] {
+        let res = app
+            .client()
+            .get(app.url(path))
+            .header("x-forwarded-for", "127.0.0.1")
+            .header("x-real-ip", "127.0.0.1")
+            .header("forwarded", "for=127.0.0.1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let res = app
+            .client()
+            .post(app.url("/api/auth/login"))
+            .header(
+                "x-forwarded-for",
+                format!("10.0.{}.{}", i / 250, i % 250 + 1),
+            )
+            .json(&json!({ "username": format!("nobody{i}"), "password": "wrong password" }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert!(
+        statuses.contains(&429),
+        "the limit holds whatever the headers say: {statuses:?}"
+    );
+}
+
+/// A symlink or a hard link planted in place of an archive is neither read
+/// nor followed when deleting.
+#[tokio::test]
+async fn planted_links_in_the_backup_directory_are_not_followed() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("alice", Role::Admin).await;
+    let outside = lms_backup::testing::scratch_dir("outside").join("secret.txt");
+    std::fs::write(&outside, "not for download").unwrap();
+    for link in ["symlink", "hardlink"] {
+        let started = crate::support::start_backup(&app, &admin).await;
+        let job =
+            crate::support::wait_for_job(&app, &admin, started["job"]["id"].as_str().unwrap())
+                .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let id = started["backup"]["id"].as_i64().unwrap();
+        let file = app
+            .engine
+            .config()
+            .backup_dir
+            .join(started["backup"]["filename"].as_str().unwrap());
+        std::fs::remove_file(&file).unwrap();
+        match link {
+            "symlink" => std::os::unix::fs::symlink(&outside, &file).unwrap(),
+            _ => std::fs::hard_link(&outside, &file).unwrap(),
+        }
+        let res = admin
+            .get(app.url(&format!("/api/admin/backup/download/{id}")))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap();
+        assert!(matches!(status, 404 | 409), "{link}: {status}");
+        assert!(
+            !body.contains("not for download"),
+            "{link}: the target was read"
+        );
+        let _ = admin
+            .delete(app.url(&format!("/api/admin/backup/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "not for download",
+            "{link}: the target is untouched"
+        );
+        std::fs::remove_file(&file).ok();
+    }
+}
