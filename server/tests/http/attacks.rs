@@ -319,3 +319,63 @@ async fn planted_links_in_the_backup_directory_are_not_followed() {
         std::fs::remove_file(&file).ok();
     }
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A burst of 1,000 anonymous requests (100 at a time) against the real
+/// binary: every one refused with 401, and the server's memory stays flat.
+#[tokio::test]
+async fn a_burst_of_anonymous_requests_is_refused_without_growing() {
+    use futures::StreamExt;
+    let dir = lms_backup::testing::scratch_dir("burst");
+    let env = [
+        (
+            "DATABASE_URL",
+            lms_backup::testing::fresh_database_url().await,
+        ),
+        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+    ];
+    let server = start(&env).await;
+    let pid = server.child.id();
+    let client = reqwest::Client::new();
+    let paths = [
+        "/api/admin/backup/list",
+        "/api/admin/backup/status",
+        "/api/admin/backup/download/1",
+    ];
+    let burst = |n: usize| {
+        let client = client.clone();
+        let base = server.base.clone();
+        async move {
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    let req = client.get(format!("{base}{}", paths[i % paths.len()]));
+                    async move { req.send().await.map(|r| r.status().as_u16()) }
+                })
+                .buffer_unordered(100)
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    // Warm up (connection pools, lazily built state), then measure.
+    burst(200).await;
+    let before = rss_kib(pid);
+    let statuses = burst(1000).await;
+    let after = rss_kib(pid);
+    let refused = statuses.iter().filter(|s| matches!(s, Ok(401))).count();
+    assert_eq!(refused, 1000, "every request refused with 401");
+    println!("server RSS {before} KiB before, {after} KiB after 1,000 anonymous requests");
+    assert!(
+        after < before + 16 * 1024,
+        "memory grew from {before} KiB to {after} KiB"
+    );
+    drop(server);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -204,10 +204,10 @@ async fn status_shows_who_holds_the_lock_and_a_second_backup_gets_409() {
 }
 
 #[tokio::test]
-async fn twenty_concurrent_create_requests_start_one_job() {
+async fn two_hundred_concurrent_create_requests_start_one_job() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let requests = (0..20).map(|_| client.post(app.url("/api/admin/backup/create")).send());
+    let requests = (0..200).map(|_| client.post(app.url("/api/admin/backup/create")).send());
     let responses = futures::future::join_all(requests).await;
     let statuses: Vec<u16> = responses
         .iter()
@@ -220,14 +220,32 @@ async fn twenty_concurrent_create_requests_start_one_job() {
     );
     assert_eq!(
         statuses.iter().filter(|s| **s == 409).count(),
-        19,
+        199,
         "{statuses:?}"
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM backup_history")
         .fetch_one(&app.dbs.control)
         .await
         .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows, 1, "one catalog row");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&app.dbs.control)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1, "one job");
+    let started = responses
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|r| r.status() == 202)
+        .unwrap();
+    let started: Value = started.json().await.unwrap();
+    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+    let files: Vec<_> = std::fs::read_dir(&app.engine.config().backup_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .collect();
+    assert_eq!(files.len(), 1, "one archive: {files:?}");
 }
 
 #[tokio::test]
