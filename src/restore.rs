@@ -535,6 +535,20 @@ impl Engine {
         );
         let mut admin = PgConnection::connect_with(&dbs.maintenance_options()).await?;
         let started = Instant::now();
+        // A superuser's session cannot be ended by this role, and with one
+        // connected PostgreSQL refuses the rename (after waiting): say so now,
+        // before the site goes into maintenance.
+        let unendable: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+             WHERE a.datname = ANY($1) AND a.pid <> pg_backend_pid()
+               AND a.backend_type = 'client backend' AND r.rolsuper",
+        )
+        .bind([live.clone(), incoming.to_owned()])
+        .fetch_one(&mut admin)
+        .await?;
+        if unendable > 0 {
+            return Err(sessions_in_the_way());
+        }
         settings::maintenance_on(&dbs.control, "The database is being restored.").await?;
         let swapped = async {
             sqlx::query(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", quote_ident(incoming)))
@@ -545,10 +559,16 @@ impl Engine {
                 .await?;
             let mut attempt = 0;
             loop {
+                // Client sessions only: autovacuum workers (which run as a
+                // superuser, so ending them is refused) are stopped by the
+                // rename itself, and a superuser's own session cannot be
+                // ended by this role (the rename then refuses, below).
                 for db in [&live, &incoming.to_owned()] {
                     sqlx::query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                         WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+                         LEFT JOIN pg_roles r ON r.oid = a.usesysid
+                         WHERE a.datname = $1 AND a.pid <> pg_backend_pid()
+                           AND a.backend_type = 'client backend' AND NOT coalesce(r.rolsuper, false)",
                     )
                     .bind(db)
                     .execute(&mut admin)
@@ -570,10 +590,13 @@ impl Engine {
                 match renamed {
                     Ok(()) => break,
                     // "being accessed by other users": a connection slipped in.
-                    Err(e) if attempt < 20 => {
+                    Err(e) if attempt < 3 => {
                         tracing::warn!(error = %e, attempt, "rename refused; ending connections again");
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55006") => {
+                        return Err(sessions_in_the_way())
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -695,6 +718,16 @@ impl PhaseTimer {
         tracing::info!(job = %self.job, phase, ms = (now - self.last).as_millis() as u64, "phase done");
         self.last = now;
     }
+}
+
+/// Why a switch cannot happen while a session this role may not end (a
+/// superuser's) is connected.
+fn sessions_in_the_way() -> Error {
+    Error::Conflict(
+        "Other sessions stayed connected to the LMS database (a superuser's, which this console \
+         cannot end) and PostgreSQL would not switch it; nothing was changed. End them and try again."
+            .into(),
+    )
 }
 
 fn qualified(schema: &str, name: &str) -> String {

@@ -36,8 +36,20 @@ pub async fn fresh_database_url() -> String {
     format!("{base}/{name}")
 }
 
+/// Sends the engine's log to the test's output (shown for failing tests),
+/// filtered by `RUST_LOG` (errors only by default).
+pub fn init_test_log() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A fresh LMS database and its control database, both migrated.
 pub async fn spawn_db() -> Databases {
+    init_test_log();
     let urls = DatabaseUrls {
         lms: fresh_database_url().await,
         control: None,

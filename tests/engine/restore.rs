@@ -115,7 +115,8 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
     );
 
     let undo = engine.start_undo(true, &who).await.unwrap();
-    assert_eq!(wait_for_job(&engine, undo.id).await.status, "succeeded");
+    let undo = wait_for_job(&engine, undo.id).await;
+    assert_eq!(undo.status, "succeeded", "{undo:?}");
     let undone = live(&engine).await;
     assert!(
         changed.differences(&undone).is_empty(),
@@ -440,4 +441,59 @@ async fn only_the_newest_previous_databases_are_kept() {
     // And the one kept is the one undo brings back.
     let undo = engine.start_undo(true, &who).await.unwrap();
     assert_eq!(wait_for_job(&engine, undo.id).await.status, "succeeded");
+}
+
+/// Sessions this role may not end (a superuser's, or autovacuum working on
+/// the database, which runs as one) used to fail the swap with "must be a
+/// superuser to terminate superuser process". Now only client sessions of
+/// ordinary roles are ended; a superuser session that stays makes the
+/// rename refuse, and the restore fails cleanly, saying so.
+#[tokio::test]
+async fn a_session_that_cannot_be_ended_fails_the_switch_cleanly() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    change_data(&engine).await;
+    let before = live(&engine).await;
+    let superuser = lms_backup::testing::superuser_url();
+    let (server, _) = superuser.rsplit_once('/').unwrap();
+    let mut dba = sqlx::PgConnection::connect(&format!("{server}/{}", engine.dbs().lms_name()))
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1").execute(&mut dba).await.unwrap();
+
+    let job = engine
+        .start_restore(detail.backup.id, true, &actor("alice"))
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed", "{job:?}");
+    assert!(
+        job.message
+            .as_deref()
+            .unwrap()
+            .contains("Other sessions stayed connected to the LMS database"),
+        "{job:?}"
+    );
+    sqlx::query("SELECT 1").execute(&mut dba).await.unwrap();
+    dba.close().await.unwrap();
+
+    assert!(before.differences(&live(&engine).await).is_empty());
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(&engine).await,
+        [lms.clone(), format!("{lms}_control")],
+        "no copy left, nothing renamed"
+    );
+    let open: bool = sqlx::query_scalar("SELECT datallowconn FROM pg_database WHERE datname = $1")
+        .bind(&lms)
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+    assert!(open, "the live database takes connections again");
+    assert!(engine.lock_status().await.unwrap().is_none());
+    assert!(settings::maintenance(&engine.dbs().control)
+        .await
+        .unwrap()
+        .is_none());
 }
