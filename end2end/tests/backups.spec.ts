@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 
 import {
   backupTable,
@@ -274,6 +274,29 @@ test('an upload that is not an archive is refused with what it is', async ({ pag
   await expect(dialog.getByRole('alert')).toContainText('is empty');
   await dialog.getByRole('button', { name: 'Close' }).click();
   await expect(dialog).toBeHidden();
+});
+
+test('a file over the size cap is refused in the browser before anything is sent', async ({ page }, testInfo) => {
+  const summary = await (
+    await page.request.post('/api/fn/storage_summary', { data: {}, headers: { 'content-type': 'application/json' } })
+  ).json();
+  const cap = Number(summary.max_backup_size);
+  const big = testInfo.outputPath('too-big.dump');
+  // Sparse: the size is real, the disk blocks are not.
+  const handle = await open(big, 'w');
+  await handle.truncate(cap + 1);
+  await handle.close();
+  const uploads: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/api/admin/backup/upload')) uploads.push(r.url());
+  });
+  await page.getByRole('button', { name: 'Upload backup' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Upload a backup' });
+  await expect(dialog).toContainText(/Up to \d/);
+  await dialog.locator('input[type=file]').setInputFiles(big);
+  await expect(dialog.getByRole('alert')).toContainText('larger than the largest archive this server accepts');
+  expect(uploads, 'nothing was sent').toEqual([]);
+  await page.keyboard.press('Escape');
 });
 
 test('a valid archive uploads and becomes restorable; a corrupted one is refused and nothing changes', async ({
