@@ -49,6 +49,10 @@ wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$THROWAWAY/server.log" >&2; die
 set +e
 (cd end2end && npx playwright test)
 status=$?
+if [ "$status" -ne 0 ]; then
+  echo "---- last lines of the server's log ----" >&2
+  tail -n 60 "$THROWAWAY/server.log" >&2
+fi
 set -e
 echo "$cargo_summary"
 exit $status

@@ -58,7 +58,25 @@ pub async fn current_user(state: &AppState, session: &Session) -> Result<Option<
         AppError::internal()
     })?;
     let Some(id) = id else { return Ok(None) };
-    match users::get(&state.dbs().lms, id).await? {
+    // A restore's switch ends every connection to the LMS database: the
+    // pool's next use of an ended one fails once, a fresh one works. While
+    // the switch itself runs the database takes no connections at all:
+    // that is "try again in a moment" (503), not a server error.
+    let found = match users::get(&state.dbs().lms, id).await {
+        Ok(found) => found,
+        Err(first) => {
+            tracing::warn!(error = %first, "reading the signed-in user failed; trying once more");
+            users::get(&state.dbs().lms, id).await.map_err(|e| {
+                tracing::error!(error = %e, "the LMS database is not reachable");
+                AppError::Unavailable(
+                    "The LMS database is not reachable right now (a restore may be switching it). \
+                     Try again in a few seconds."
+                        .into(),
+                )
+            })?
+        }
+    };
+    match found {
         Some(user) if user.is_active => Ok(Some(user)),
         _ => {
             // The account was removed or disabled since sign-in.

@@ -234,3 +234,51 @@ async fn restore_while_a_backup_runs_and_delete_while_restoring_get_409() {
         "the backup being restored cannot be deleted"
     );
 }
+
+/// While the LMS database takes no connections (the moment of a switch),
+/// the admin check cannot read the signed-in user: that is a 503 with a
+/// message, not a 500.
+#[tokio::test]
+async fn an_unreachable_lms_database_is_503_not_500() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let lms = app.dbs.lms_name().to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&app.dbs.maintenance_options())
+        .await
+        .unwrap();
+    use sqlx::Connection;
+    sqlx::query(&format!("ALTER DATABASE \"{lms}\" ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&lms)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let res = client
+        .post(app.url("/api/fn/operation_status"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let error: app::error::AppError = res.json().await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE \"{lms}\" ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(status, 503);
+    assert!(
+        matches!(error, app::error::AppError::Unavailable(_)),
+        "{error:?}"
+    );
+    let res = client
+        .get(app.url("/api/admin/backup/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "back as soon as the database is");
+}
