@@ -72,13 +72,17 @@ pub async fn write_and_hash(
 pub async fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
-        let mut file = std::fs::File::open(path)?;
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher)?;
-        Ok((size, hex::encode(hasher.finalize())))
+        Ok(sha256_of(&mut std::fs::File::open(path)?)?)
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e)))?
+}
+
+/// Size and hex SHA-256 of everything `reader` yields (blocking).
+pub fn sha256_of(reader: &mut impl std::io::Read) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(reader, &mut hasher)?;
+    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Progress through a list of tables, weighted by their size, advanced by

@@ -84,6 +84,31 @@ pub async fn record_or_log(control: &PgPool, event: Event<'_>) {
     }
 }
 
+/// Records how an operation ended: success, or failure with its error.
+pub async fn record_result<T>(
+    control: &PgPool,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    result: &crate::Result<T>,
+) {
+    let (outcome, detail) = match result {
+        Ok(_) => (Outcome::Success, None),
+        Err(e) => (Outcome::Failure, Some(e.to_string())),
+    };
+    record_or_log(
+        control,
+        Event {
+            actor,
+            action,
+            target: Some(target),
+            outcome,
+            detail: detail.as_deref(),
+        },
+    )
+    .await;
+}
+
 /// The most recent entries, newest first.
 pub async fn recent(control: &PgPool, limit: i64) -> Result<Vec<Entry>> {
     Ok(sqlx::query_as(

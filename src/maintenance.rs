@@ -156,19 +156,12 @@ impl Engine {
             .as_ref()
             .map(|d| d.filename.clone())
             .unwrap_or_else(|_| format!("id {id}"));
-        let (outcome, detail) = match &result {
-            Ok(_) => (Outcome::Success, None),
-            Err(e) => (Outcome::Failure, Some(e.to_string())),
-        };
-        audit::record_or_log(
+        audit::record_result(
             &self.dbs().control,
-            Event {
-                actor,
-                action: "backup.download",
-                target: Some(&target),
-                outcome,
-                detail: detail.as_deref(),
-            },
+            actor,
+            "backup.download",
+            &target,
+            &result,
         )
         .await;
         result
@@ -192,16 +185,12 @@ impl Engine {
         let dir = self.config().backup_dir.clone();
         let filename = backup.filename.clone();
         tokio::task::spawn_blocking(move || -> Result<Download> {
-            use sha2::{Digest, Sha256};
             use std::io::{Seek, SeekFrom};
             let mut file = storage::open_archive(&dir, &filename)?;
             let size = file.metadata()?.len();
-            let mut hasher = Sha256::new();
-            if size == expected_size as u64 {
-                std::io::copy(&mut file, &mut hasher)?;
-            }
-            let sha256 = hex::encode(hasher.finalize());
-            if size != expected_size as u64 || sha256 != expected_sha {
+            let matches = size == expected_size as u64
+                && crate::archive::sha256_of(&mut file)?.1 == expected_sha;
+            if !matches {
                 tracing::error!(%filename, size, expected_size, "archive does not match its manifest");
                 return Err(Error::Conflict(
                     "This backup's file no longer matches its checksum: it has been changed or damaged \
@@ -210,7 +199,7 @@ impl Engine {
                 ));
             }
             file.seek(SeekFrom::Start(0))?;
-            Ok(Download { file, filename, size, sha256 })
+            Ok(Download { file, filename, size, sha256: expected_sha })
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?

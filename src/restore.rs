@@ -232,11 +232,9 @@ impl Engine {
         let dir = self.config().backup_dir.clone();
         let (check_dir, name) = (dir.clone(), backup.filename.clone());
         let (size, sha256) = tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
-            use sha2::{Digest, Sha256};
-            let mut file = storage::open_archive(&check_dir, &name)?;
-            let mut hasher = Sha256::new();
-            let size = std::io::copy(&mut file, &mut hasher)?;
-            Ok((size, hex::encode(hasher.finalize())))
+            Ok(archive::sha256_of(&mut storage::open_archive(
+                &check_dir, &name,
+            )?)?)
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
@@ -645,16 +643,7 @@ impl Engine {
                     .await?
                 }
             };
-            let mut admin = PgConnection::connect_with(&self.dbs().maintenance_options()).await?;
-            for name in names {
-                sqlx::query(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(&name)
-                ))
-                .execute(&mut admin)
-                .await?;
-            }
-            Ok::<_, Error>(())
+            self.drop_databases(&names).await
         }
         .await;
         if let Err(e) = result {
@@ -671,14 +660,19 @@ impl Engine {
             .into_iter()
             .skip(keep)
             .collect();
-        if old.is_empty() {
+        self.drop_databases(&old).await
+    }
+
+    /// Drops databases beside the LMS one (ending their sessions).
+    async fn drop_databases(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
             return Ok(());
         }
         let mut admin = PgConnection::connect_with(&self.dbs().maintenance_options()).await?;
-        for name in old {
+        for name in names {
             sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&name)
+                quote_ident(name)
             ))
             .execute(&mut admin)
             .await?;

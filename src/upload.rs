@@ -10,7 +10,7 @@ use chrono::Utc;
 use tokio::io::AsyncRead;
 
 use crate::archive::{self, TableProgress};
-use crate::audit::{self, Actor, Event, Outcome};
+use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::storage::{self, Manifest, PARTIAL_SUFFIX};
@@ -40,21 +40,7 @@ impl Engine {
         if result.is_err() {
             let _ = storage::remove_if_exists(&partial);
         }
-        let (outcome, detail) = match &result {
-            Ok(_) => (Outcome::Success, None),
-            Err(e) => (Outcome::Failure, Some(e.to_string())),
-        };
-        audit::record_or_log(
-            &self.dbs().control,
-            Event {
-                actor,
-                action: "backup.upload",
-                target: Some(&name),
-                outcome,
-                detail: detail.as_deref(),
-            },
-        )
-        .await;
+        audit::record_result(&self.dbs().control, actor, "backup.upload", &name, &result).await;
         result
     }
 
