@@ -1,14 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
-    Button, ButtonAppearance, Card, CardHeader, Checkbox, Dialog, DialogActions, DialogBody,
-    DialogContent, DialogSurface, DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent,
-    Textarea, Toast, ToastBody, ToastIntent, ToastOptions, ToastTitle, ToasterInjection,
-    ToasterProvider,
+    Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogActions, DialogBody, DialogContent,
+    DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, Toast, ToastBody,
+    ToastIntent, ToastOptions, ToastTitle, ToasterInjection, ToasterProvider,
 };
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
-use super::focus_scope::FocusScope;
+use super::dialog::ConsoleDialog;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
@@ -307,9 +306,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
         });
     };
     view! {
-        <Dialog open>
-            <DialogSurface attr:aria-labelledby="create-title">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="create-title">
                 <form on:submit=on_submit>
                     <DialogBody>
                         <DialogTitle attr:id="create-title">"Create a backup"</DialogTitle>
@@ -346,9 +343,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                         </DialogActions>
                     </DialogBody>
                 </form>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 
@@ -369,9 +364,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
     });
     let error = move || undo.value().get().and_then(|r| r.err());
     view! {
-        <Dialog open>
-            <DialogSurface attr:aria-labelledby="undo-title">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="undo-title">
                 <DialogBody>
                     <DialogTitle attr:id="undo-title">"Undo the last restore?"</DialogTitle>
                     <DialogContent>
@@ -402,9 +395,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 

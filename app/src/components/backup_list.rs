@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
-    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, Checkbox, Dialog,
-    DialogActions, DialogBody, DialogContent, DialogSurface, DialogTitle, Field, Input, MessageBar,
+    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, Checkbox,
+    DialogActions, DialogBody, DialogContent, DialogTitle, Field, Input, MessageBar,
     MessageBarBody, MessageBarIntent, Pagination, Table, TableBody, TableCell, TableHeader,
     TableHeaderCell, TableRow,
 };
 
 use super::backup_card::{Console, ErrorBar};
-use super::focus_scope::FocusScope;
+use super::dialog::ConsoleDialog;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
 use crate::models::{human_bytes, BackupSummary};
@@ -281,9 +281,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let ready = Signal::derive(move || understood.get() && typed.with(|t| t.trim() == name()));
     let error = move || restore.value().get().and_then(|r| r.err());
     view! {
-        <Dialog open>
-            <DialogSurface attr:aria-labelledby="restore-title" class="restore-dialog">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="restore-title" class="restore-dialog">
                 <DialogBody>
                     <DialogTitle attr:id="restore-title">"Restore this backup?"</DialogTitle>
                     <DialogContent>
@@ -363,9 +361,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 
@@ -391,9 +387,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let name = move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default());
     let error = move || delete.value().get().and_then(|r| r.err());
     view! {
-        <Dialog open>
-            <DialogSurface attr:aria-labelledby="delete-title">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="delete-title">
                 <DialogBody>
                     <DialogTitle attr:id="delete-title">"Delete this backup?"</DialogTitle>
                     <DialogContent>
@@ -420,9 +414,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 
@@ -440,9 +432,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
         },
     );
     view! {
-        <Dialog open>
-            <DialogSurface attr:aria-labelledby="details-title" class="details-dialog">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="details-title" class="details-dialog">
                 <DialogBody>
                     <DialogTitle attr:id="details-title">
                         {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
@@ -463,9 +453,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 

@@ -3,7 +3,7 @@
 mod activity;
 mod backup_card;
 mod backup_list;
-mod focus_scope;
+mod dialog;
 mod layout;
 mod operation_panel;
 mod overview_card;

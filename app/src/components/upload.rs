@@ -1,11 +1,11 @@
 use leptos::prelude::*;
 use thaw::{
-    Button, ButtonAppearance, Dialog, DialogActions, DialogBody, DialogContent, DialogSurface,
-    DialogTitle, MessageBar, MessageBarBody, MessageBarIntent, ProgressBar, Upload, UploadDragger,
+    Button, ButtonAppearance, DialogActions, DialogBody, DialogContent, DialogTitle, MessageBar,
+    MessageBarBody, MessageBarIntent, ProgressBar, Upload, UploadDragger,
 };
 
 use super::backup_card::Console;
-use super::focus_scope::FocusScope;
+use super::dialog::ConsoleDialog;
 use crate::models::{human_bytes, BackupSummary};
 
 /// Where an upload stands (only the browser ever sends).
@@ -63,9 +63,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
     };
 
     view! {
-        <Dialog open mask_closeable=Signal::derive(move || !sending())>
-            <DialogSurface attr:aria-labelledby="upload-title">
-                <FocusScope open>
+        <ConsoleDialog open labelled_by="upload-title" mask_closeable=Signal::derive(move || !sending())>
                 <DialogBody>
                     <DialogTitle attr:id="upload-title">"Upload a backup"</DialogTitle>
                     <DialogContent>
@@ -136,9 +134,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                         </Button>
                     </DialogActions>
                 </DialogBody>
-                </FocusScope>
-            </DialogSurface>
-        </Dialog>
+        </ConsoleDialog>
     }
 }
 

@@ -1,10 +1,30 @@
 use leptos::prelude::*;
+use thaw::{Dialog, DialogSurface};
+
+/// A dialog of the console: named by its title element (`labelled_by`),
+/// keyboard focus kept inside, Escape and the backdrop close it.
+#[component]
+pub fn ConsoleDialog(
+    open: RwSignal<bool>,
+    labelled_by: &'static str,
+    #[prop(optional)] class: &'static str,
+    #[prop(default = true.into(), into)] mask_closeable: Signal<bool>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <Dialog open mask_closeable>
+            <DialogSurface attr:aria-labelledby=labelled_by class=class>
+                <FocusScope open>{children()}</FocusScope>
+            </DialogSurface>
+        </Dialog>
+    }
+}
 
 /// Keeps keyboard focus inside a dialog: its first control takes focus when
 /// it opens, and Tab / Shift+Tab wrap around within it. (Escape is handled
 /// by the dialog itself.)
 #[component]
-pub fn FocusScope(#[prop(into)] open: Signal<bool>, children: Children) -> impl IntoView {
+fn FocusScope(#[prop(into)] open: Signal<bool>, children: Children) -> impl IntoView {
     let scope = NodeRef::<leptos::html::Div>::new();
     Effect::new(move |_| {
         if open.get() {
