@@ -77,7 +77,7 @@ impl Engine {
             self.check_backup_rate(request.actor).await?;
         }
         let control = &self.dbs().control;
-        let mut tx = control.begin().await?;
+        let mut tx = lock::begin(control).await?;
         let job_id = Uuid::new_v4();
         let job = jobs::insert_running(
             &mut *tx,

@@ -54,6 +54,23 @@ pub struct LockRequest<'a> {
     pub lease_timeout: Duration,
 }
 
+/// Opens the transaction a lock is taken in (see [`acquire_in`]).
+///
+/// Every timestamp the lock compares is the database server's `now()`, so
+/// the clocks of the machines running this server never matter. A heartbeat
+/// in the future means that clock went back: it is first brought to the
+/// present (committed on its own, whatever the caller's transaction does),
+/// so a dead holder's lock expires one timeout from now instead of staying
+/// stuck until the clock catches up. A live holder renews it anyway.
+pub async fn begin(control: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    sqlx::query(
+        "UPDATE operation_lock SET heartbeat_at = now() WHERE id = 1 AND heartbeat_at > now()",
+    )
+    .execute(control)
+    .await?;
+    Ok(control.begin().await?)
+}
+
 /// Takes the lock inside `tx`, which the caller commits together with
 /// whatever else it creates (the job row), so a refused caller leaves
 /// nothing behind. A stale lease is taken over and its job marked

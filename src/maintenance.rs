@@ -30,7 +30,7 @@ impl Engine {
     {
         let control = &self.dbs().control;
         let job_id = Uuid::new_v4();
-        let mut tx = control.begin().await?;
+        let mut tx = lock::begin(control).await?;
         jobs::insert_running(&mut *tx, job_id, kind, actor, self.instance_id(), kind).await?;
         lock::acquire_in(
             &mut tx,

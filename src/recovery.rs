@@ -33,7 +33,7 @@ impl Engine {
         // A lease whose holder is gone is released (its job interrupted).
         let mut live_job = None;
         if let Some(info) = self.lock_status().await? {
-            let mut tx = control.begin().await?;
+            let mut tx = lock::begin(control).await?;
             let probe = lock::LockRequest {
                 instance_id: self.instance_id(),
                 job_id: None,

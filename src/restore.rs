@@ -102,7 +102,7 @@ impl Engine {
         tokio::spawn(async move {
             let work = async {
                 jobs::progress(&engine.dbs().control, job_for_task.id, "switching", 0.5).await?;
-                engine.swap_in(&previous).await
+                engine.swap_in(&previous, job_for_task.id).await
             };
             let _ = engine
                 .clone()
@@ -125,7 +125,7 @@ impl Engine {
 
     /// Creates a running job holding the lock (nothing is created if busy).
     async fn begin_job(&self, kind: &str, backup_id: Option<i64>, actor: &Actor) -> Result<Job> {
-        let mut tx = self.dbs().control.begin().await?;
+        let mut tx = lock::begin(&self.dbs().control).await?;
         let id = Uuid::new_v4();
         let job =
             jobs::insert_running(&mut *tx, id, kind, actor, self.instance_id(), "starting").await?;
@@ -411,7 +411,7 @@ impl Engine {
         phases.done("migrating");
 
         jobs::progress(control, job.id, "switching", 0.95).await?;
-        let report = self.swap_in(&shadow).await;
+        let report = self.swap_in(&shadow, job.id).await;
         phases.done("switching");
         report
     }
@@ -524,7 +524,7 @@ impl Engine {
 
     /// Puts `incoming` in place of the LMS database, keeping the current one
     /// as `<db>_pre_restore_<timestamp>`. Seconds at most.
-    async fn swap_in(&self, incoming: &str) -> Result<SwapReport> {
+    async fn swap_in(&self, incoming: &str, job: Uuid) -> Result<SwapReport> {
         let dbs = self.dbs();
         let live = dbs.lms_name().to_owned();
         let previous = format!(
@@ -546,6 +546,15 @@ impl Engine {
         .await?;
         if unendable > 0 {
             return Err(sessions_in_the_way());
+        }
+        // Fencing: the lease is renewed (and so proven still ours) right
+        // before the site goes down. A lease taken over while this job
+        // stalled, or after a jump of the database server's clock, stops the
+        // job here instead of letting two operations switch databases.
+        if !lock::heartbeat(&dbs.control, self.instance_id(), Some(job)).await? {
+            return Err(Error::Cancelled(
+                "The operation was stopped before the switch: its lock was released or taken over. Nothing was changed.".into(),
+            ));
         }
         settings::maintenance_on(&dbs.control, "The database is being restored.").await?;
         let swapped = async {

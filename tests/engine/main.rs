@@ -2,6 +2,7 @@
 //! Each test gets its own databases, so they run in parallel.
 
 mod backup;
+mod clock;
 mod demo;
 mod fidelity;
 mod full_disk;
