@@ -18,12 +18,14 @@ use crate::{Error, Result};
 const CHUNK: usize = 1 << 20;
 
 /// Copies `src` into a new file at `path` (which must not exist), hashing as
-/// it goes, and fsyncs it. Stops with an error past `max_bytes`.
+/// it goes, and fsyncs it. Stops with an error past `max_bytes`, and with
+/// [`Error::TimedOut`] when a read waits longer than `idle` (if given).
 /// Returns (bytes written, SHA-256 hex).
 pub async fn write_and_hash(
     mut src: impl AsyncRead + Unpin,
     path: &Path,
     max_bytes: u64,
+    idle: Option<std::time::Duration>,
 ) -> Result<(u64, String)> {
     use std::os::unix::fs::OpenOptionsExt;
     let std_file = std::fs::OpenOptions::new()
@@ -37,10 +39,17 @@ pub async fn write_and_hash(
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
         while chunk.len() < CHUNK {
-            let n = (&mut src)
-                .take((CHUNK - chunk.len()) as u64)
-                .read_to_end(&mut chunk)
-                .await?;
+            let mut limited = (&mut src).take((CHUNK - chunk.len()) as u64);
+            let read = limited.read_buf(&mut chunk);
+            let n = match idle {
+                Some(idle) => tokio::time::timeout(idle, read).await.map_err(|_| {
+                    Error::TimedOut(format!(
+                        "Nothing arrived for {} s, so the transfer was stopped.",
+                        idle.as_secs()
+                    ))
+                })??,
+                None => read.await?,
+            };
             if n == 0 {
                 break;
             }
@@ -328,16 +337,16 @@ mod tests {
             std::env::temp_dir().join(format!("archive-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let data = vec![7u8; 3 * CHUNK + 5];
-        let (size, sha) = write_and_hash(&data[..], &dir.join("a"), 10 * CHUNK as u64)
+        let (size, sha) = write_and_hash(&data[..], &dir.join("a"), 10 * CHUNK as u64, None)
             .await
             .unwrap();
         assert_eq!(size, data.len() as u64);
         assert_eq!(sha, hex::encode(Sha256::digest(&data)));
         assert_eq!(sha256_file(&dir.join("a")).await.unwrap(), (size, sha));
-        let capped = write_and_hash(&data[..], &dir.join("b"), CHUNK as u64).await;
+        let capped = write_and_hash(&data[..], &dir.join("b"), CHUNK as u64, None).await;
         assert!(matches!(capped, Err(Error::Invalid(_))));
         assert!(
-            write_and_hash(&data[..], &dir.join("a"), u64::MAX)
+            write_and_hash(&data[..], &dir.join("a"), u64::MAX, None)
                 .await
                 .is_err(),
             "never overwrites"

@@ -294,7 +294,7 @@ impl Engine {
         };
         let work = async {
             tokio::join!(
-                archive::write_and_hash(stdout, partial, self.config().max_backup_size),
+                archive::write_and_hash(stdout, partial, self.config().max_backup_size, None),
                 follower,
                 fingerprint::fingerprint(&mut snapshot_conn, &tables),
             )
@@ -436,7 +436,7 @@ pub fn failure_message(err: &Error) -> String {
             "The backup directory disappeared while writing; nothing was kept. Check BACKUP_DIR.".into()
         }
         Error::Database(_) => "The database could not be read. Check that PostgreSQL is running; the server log has the details.".into(),
-        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) => m.clone(),
+        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) | Error::TimedOut(m) => m.clone(),
         other => format!("The operation failed ({other}); the server log has the details."),
     }
 }

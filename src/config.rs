@@ -23,6 +23,12 @@ pub struct EngineConfig {
     pub heartbeat_interval: Duration,
     /// Databases kept from before restores, for undo (`RESTORE_KEEP_PREVIOUS`).
     pub restore_keep_previous: u32,
+    /// An upload that sends nothing for this long is refused (408)
+    /// (`UPLOAD_IDLE_TIMEOUT`).
+    pub upload_idle_timeout: Duration,
+    /// An upload still arriving after this long is refused (408), however
+    /// steadily it trickles (`UPLOAD_TIMEOUT`).
+    pub upload_timeout: Duration,
     /// The session table (in the control database) that a restore empties,
     /// so everyone signs in again; `None` when there is none.
     pub sessions_table: Option<String>,
@@ -40,6 +46,8 @@ impl EngineConfig {
             lease_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
             restore_keep_previous: 1,
+            upload_idle_timeout: Duration::from_secs(60),
+            upload_timeout: Duration::from_secs(60 * 60),
             sessions_table: None,
         }
     }

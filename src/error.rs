@@ -58,6 +58,10 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(String),
 
+    /// The other side was too slow: nothing arrived in time.
+    #[error("{0}")]
+    TimedOut(String),
+
     /// The operation was cancelled (its lease was lost or it was stopped).
     #[error("{0}")]
     Cancelled(String),

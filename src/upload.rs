@@ -53,9 +53,20 @@ impl Engine {
     ) -> Result<Backup> {
         let started = std::time::Instant::now();
         let max = self.config().max_backup_size;
+        let (idle, total) = (
+            self.config().upload_idle_timeout,
+            self.config().upload_timeout,
+        );
         let (size, sha256) =
-            archive::write_and_hash(body, partial, max)
+            tokio::time::timeout(total, archive::write_and_hash(body, partial, max, Some(idle)))
                 .await
+                .map_err(|_| {
+                    Error::TimedOut(format!(
+                        "The upload was still arriving after {} s, so it was stopped. Upload from a \
+                         faster connection, or copy the file to the server and use the command line.",
+                        total.as_secs()
+                    ))
+                })?
                 .map_err(|e| match e {
                     Error::Invalid(_) => too_large(max),
                     other => other,

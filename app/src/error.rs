@@ -27,6 +27,9 @@ pub enum AppError {
     /// The request is too large (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The client was too slow sending the request (408).
+    #[error("{0}")]
+    TimedOut(String),
     /// Too many attempts (429).
     #[error("{message}")]
     RateLimited {
@@ -55,6 +58,7 @@ impl AppError {
             AppError::Invalid(_) => 422,
             AppError::Conflict(_) => 409,
             AppError::TooLarge(_) => 413,
+            AppError::TimedOut(_) => 408,
             AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) | AppError::Transport(_) => 500,
@@ -71,6 +75,7 @@ impl AppError {
             AppError::Invalid(_) => "invalid",
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge(_) => "too_large",
+            AppError::TimedOut(_) => "timed_out",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -126,6 +131,7 @@ mod server {
             match err {
                 Error::Invalid(m) => AppError::Invalid(m),
                 Error::TooLarge(m) => AppError::TooLarge(m),
+                Error::TimedOut(m) => AppError::TimedOut(m),
                 Error::NotFound(what) => AppError::NotFound(format!("{what} not found")),
                 Error::Conflict(m) | Error::Cancelled(m) => AppError::Conflict(m),
                 busy @ Error::Busy(_) => AppError::Conflict(busy.to_string()),

@@ -74,6 +74,14 @@ pub struct BackupArgs {
         global = true
     )]
     pub restore_keep_previous: u32,
+
+    /// Seconds an upload may send nothing before it is refused (408).
+    #[arg(long, env = "UPLOAD_IDLE_TIMEOUT", default_value_t = 60, global = true)]
+    pub upload_idle_timeout: u64,
+
+    /// Seconds an upload may take in all before it is refused (408).
+    #[arg(long, env = "UPLOAD_TIMEOUT", default_value_t = 3600, global = true)]
+    pub upload_timeout: u64,
 }
 
 impl BackupArgs {
@@ -83,6 +91,8 @@ impl BackupArgs {
         config.max_backups_to_keep = self.max_backups_to_keep;
         config.backup_rate_limit = self.backup_rate_limit;
         config.restore_keep_previous = self.restore_keep_previous;
+        config.upload_idle_timeout = std::time::Duration::from_secs(self.upload_idle_timeout);
+        config.upload_timeout = std::time::Duration::from_secs(self.upload_timeout);
         config.sessions_table = Some(crate::sessions::TABLE.into());
         config
     }
@@ -258,6 +268,8 @@ mod tests {
             "MAX_BACKUPS_TO_KEEP",
             "BACKUP_RATE_LIMIT",
             "RESTORE_KEEP_PREVIOUS",
+            "UPLOAD_IDLE_TIMEOUT",
+            "UPLOAD_TIMEOUT",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

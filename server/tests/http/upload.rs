@@ -162,3 +162,94 @@ async fn oversized_uploads_get_413_declared_or_not() {
     );
     assert!(files(&app).is_empty(), "{:?}", files(&app));
 }
+
+/// Failed uploads in the audit log.
+async fn failed_uploads(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'backup.upload' AND outcome = 'failure'",
+    )
+    .fetch_one(&app.dbs.control)
+    .await
+    .unwrap()
+}
+
+/// Sends `body` as a chunked stream (no Content-Length).
+async fn upload_stream<S>(app: &TestApp, client: &reqwest::Client, body: S) -> reqwest::Response
+where
+    S: futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + Sync + 'static,
+{
+    client
+        .post(app.url("/api/admin/backup/upload"))
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A body that starts like an archive and then stops sending, and one that
+/// trickles a few bytes forever: both are cut off with 408, nothing is left
+/// on disk, and the attempt is audited.
+#[tokio::test]
+async fn stalled_and_endless_uploads_get_408_and_leave_nothing() {
+    use futures::StreamExt;
+    let app = spawn_app_with(|c| {
+        c.upload_idle_timeout = std::time::Duration::from_secs(1);
+        c.upload_timeout = std::time::Duration::from_secs(3);
+    })
+    .await;
+    let client = app.signed_in("alice", Role::Admin).await;
+
+    let stalled = futures::stream::iter([Ok(b"PGDMP\x01\x0e\x00".to_vec())])
+        .chain(futures::stream::pending());
+    let started = std::time::Instant::now();
+    let res = upload_stream(&app, &client, stalled).await;
+    assert_eq!(res.status(), 408);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing arrived for 1 s"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(files(&app).is_empty(), "{:?}", files(&app));
+
+    // 16 bytes every 100 ms is never idle for a second, and never ends.
+    let trickle = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Some((Ok(vec![0u8; 16]), ()))
+    });
+    let res = upload_stream(&app, &client, trickle).await;
+    assert_eq!(res.status(), 408);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still arriving after 3 s"),
+        "{body}"
+    );
+    assert!(files(&app).is_empty(), "{:?}", files(&app));
+    assert_eq!(failed_uploads(&app).await, 2);
+    assert_eq!(
+        upload(&app, &client, b"still answering".to_vec())
+            .await
+            .status(),
+        422,
+        "the server goes on serving"
+    );
+}
+
+/// Chunked (no declared length) and endless: cut off at the cap with 413.
+#[tokio::test]
+async fn an_endless_chunked_upload_is_cut_off_at_the_cap() {
+    let app = spawn_app_with(|c| c.max_backup_size = 256 * 1024).await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let endless = futures::stream::repeat_with(|| Ok(vec![b'x'; 16 * 1024]));
+    let res = upload_stream(&app, &client, endless).await;
+    assert_eq!(res.status(), 413);
+    assert!(files(&app).is_empty(), "{:?}", files(&app));
+    assert_eq!(failed_uploads(&app).await, 1);
+}
