@@ -33,6 +33,9 @@ pub async fn admin_api(
     let path = request.uri().path();
     if needs_admin(path) {
         if let Err(err) = require_admin(&state, &session, ip).await {
+            if matches!(err, AppError::Forbidden(_)) {
+                audit_refused(&state, &session, ip, request.method(), path).await;
+            }
             return refusal(path, err);
         }
     }
@@ -51,6 +54,34 @@ pub async fn admin_api(
         return with_error_status(response).await;
     }
     response
+}
+
+/// A signed-in user who is not an administrator tried the console's API:
+/// worth an audit entry (strangers' 401s are not recorded: anyone can send
+/// those by the thousand).
+async fn audit_refused(
+    state: &AppState,
+    session: &Session,
+    ip: ClientIp,
+    method: &Method,
+    path: &str,
+) {
+    let Ok(Some(user)) = current_user(state, session).await else {
+        return;
+    };
+    let actor = app::ssr::SessionUser { user, ip: ip.0 }.actor();
+    let target = format!("{method} {path}");
+    lms_backup::audit::record_or_log(
+        &state.dbs().control,
+        lms_backup::audit::Event {
+            actor: &actor,
+            action: "admin.refused",
+            target: Some(&target),
+            outcome: lms_backup::audit::Outcome::Denied,
+            detail: Some("not an administrator"),
+        },
+    )
+    .await;
 }
 
 /// Server functions answer every error with 500; this gives the answer the

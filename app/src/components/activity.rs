@@ -74,6 +74,7 @@ fn action_words(action: &str) -> String {
         "lock.force_release" => "released the operation lock",
         "login" => "signed in",
         "logout" => "signed out",
+        "admin.refused" => "was refused the console",
         other => other,
     }
     .to_owned()

@@ -60,26 +60,78 @@ async fn the_endpoint_tables_are_complete() {
     assert!(fns.iter().all(|p| p.starts_with("/api/fn/")), "{fns:?}");
 }
 
+/// Every endpoint with its own method and with GET, POST and DELETE, each
+/// plain and with forged forwarding headers claiming to come from the
+/// server itself.
+fn attempts() -> Vec<(Method, String, bool)> {
+    let mut out = Vec::new();
+    for (own, path) in admin_endpoints() {
+        let mut methods = vec![own, Method::GET, Method::POST, Method::DELETE];
+        methods.dedup();
+        for method in methods {
+            for forged in [false, true] {
+                out.push((method.clone(), path.clone(), forged));
+            }
+        }
+    }
+    out
+}
+
+async fn attempt(app: &TestApp, client: &Client, method: &Method, path: &str, forged: bool) -> u16 {
+    let mut req = client.request(method.clone(), app.url(path));
+    if method != Method::GET {
+        req = req.json(&serde_json::json!({"confirm": true}));
+    }
+    if forged {
+        req = req
+            .header("x-forwarded-for", "127.0.0.1")
+            .header("x-real-ip", "127.0.0.1")
+            .header("forwarded", "for=127.0.0.1;host=localhost;proto=https");
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Nothing a refused caller could have started or changed.
+async fn nothing_changed(app: &TestApp) {
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&app.dbs.control)
+        .await
+        .unwrap();
+    let backups: i64 = sqlx::query_scalar("SELECT count(*) FROM backup_history")
+        .fetch_one(&app.dbs.control)
+        .await
+        .unwrap();
+    assert_eq!((jobs, backups), (0, 0), "no job and no backup");
+    let dirs = [
+        app.engine.config().backup_dir.clone(),
+        app.engine.config().metadata_dir(),
+    ];
+    let files: Vec<_> = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| !e.file_type().unwrap().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        files.is_empty(),
+        "nothing written to the backup directory: {files:?}"
+    );
+}
+
 #[tokio::test]
 async fn anonymous_callers_get_401_everywhere() {
     let app = spawn_app().await;
     let client = app.client();
-    for (method, path) in admin_endpoints() {
+    let tried = attempts();
+    for (method, path, forged) in &tried {
         assert_eq!(
-            call(&app, &client, &method, &path).await,
+            attempt(&app, &client, method, path, *forged).await,
             401,
-            "{method} {path}"
+            "{method} {path} (forged forwarding headers: {forged})"
         );
-        // A forged forwarding header changes nothing.
-        let res = client
-            .request(method.clone(), app.url(&path))
-            .header("x-forwarded-for", "127.0.0.1")
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401, "{method} {path} with X-Forwarded-For");
     }
+    assert!(tried.len() > 50, "{} attempts", tried.len());
+    nothing_changed(&app).await;
 }
 
 #[tokio::test]
@@ -87,14 +139,28 @@ async fn instructors_and_students_get_403_everywhere() {
     let app = spawn_app().await;
     for (name, role) in [("ingrid", Role::Instructor), ("sam", Role::Student)] {
         let client = app.signed_in(name, role).await;
-        for (method, path) in admin_endpoints() {
+        for (method, path, forged) in attempts() {
             assert_eq!(
-                call(&app, &client, &method, &path).await,
+                attempt(&app, &client, &method, &path, forged).await,
                 403,
-                "{name}: {method} {path}"
+                "{name}: {method} {path} (forged forwarding headers: {forged})"
             );
         }
     }
+    nothing_changed(&app).await;
+    // Each refusal is audited with who, from where, and what they tried.
+    let refused: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor_name, target FROM audit_log
+         WHERE action = 'admin.refused' AND outcome = 'denied' AND client_ip = '127.0.0.1'",
+    )
+    .fetch_all(&app.dbs.control)
+    .await
+    .unwrap();
+    assert_eq!(refused.len(), 2 * attempts().len());
+    assert!(
+        refused.contains(&("sam".into(), "DELETE /api/admin/backup/1".into())),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
