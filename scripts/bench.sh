@@ -2,13 +2,34 @@
 # Benchmarks (not tests): prints figures and ratios, asserts nothing.
 #   scripts/bench.sh   backup job vs bare pg_dump, restore job vs bare pg_restore,
 #                      maintenance window at two sizes, and a large download
-# BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520),
+#                      (bench/backup.py); then a backup job under the load of 50
+#                      polling sessions over a 5,000-entry catalog, and sign-in
+#                      timings (bench/load.py)
+# BENCH_ONLY=backup or BENCH_ONLY=load runs one of the two (default: both).
+# backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
+# load.py: BENCH_LOAD_SCALE (10), BENCH_LOAD_RUNS (3), BENCH_LOAD_SESSIONS (50),
+#          BENCH_LOAD_INTERVAL (1 s between a session's polls; 0 for a closed loop).
 # BENCH_LOG (the server's RUST_LOG, default warn).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
+BENCH_ONLY="${BENCH_ONLY:-}"
+case "$BENCH_ONLY" in
+  ""|backup|load) ;;
+  *) die "BENCH_ONLY is backup or load (or unset for both), not '$BENCH_ONLY'" ;;
+esac
 build_release
 throwaway_cluster
-export DATABASE_URL="$APP_URL_BASE/lms_e2e"
-export BENCH_PG_DUMP="$PG_BIN/pg_dump" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
-"$LMS_ADMIN_BIN" migrate >/dev/null
-python3 "$ROOT/bench/backup.py"
+if [ "$BENCH_ONLY" != load ]; then
+  export DATABASE_URL="$APP_URL_BASE/lms_e2e"
+  export BENCH_PG_DUMP="$PG_BIN/pg_dump" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
+  "$LMS_ADMIN_BIN" migrate >/dev/null
+  python3 "$ROOT/bench/backup.py"
+fi
+if [ "$BENCH_ONLY" != backup ]; then
+  # A database of its own: backup.py leaves lms_e2e seeded at another scale.
+  su_psql -c 'CREATE DATABASE lms_load OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_load"
+  "$LMS_ADMIN_BIN" migrate >/dev/null
+  if [ -z "$BENCH_ONLY" ]; then echo; fi
+  python3 "$ROOT/bench/load.py"
+fi

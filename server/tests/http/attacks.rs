@@ -388,3 +388,59 @@ async fn a_burst_of_anonymous_requests_is_refused_without_growing() {
     drop(server);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The session cookie as the real binary sets it: HttpOnly, SameSite=Strict,
+/// Path=/, and Secure exactly when SECURE_COOKIES says the site is served
+/// over HTTPS (TLS ends in front of the server).
+#[tokio::test]
+async fn the_session_cookie_carries_its_flags_and_secure_behind_tls() {
+    let url = lms_backup::testing::fresh_database_url().await;
+    let dir = lms_backup::testing::scratch_dir("cookies");
+    for secure in [false, true] {
+        let env = [
+            ("DATABASE_URL", url.clone()),
+            ("BACKUP_DIR", dir.join("backups").display().to_string()),
+            ("SECURE_COOKIES", secure.to_string()),
+        ];
+        if !secure {
+            create_admin(&env);
+        }
+        let server = start(&env).await;
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/auth/login", server.base))
+            .json(&serde_json::json!({ "username": "alice", "password": crate::support::PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let attributes: Vec<String> = cookies[0]
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        for expected in ["httponly", "samesite=strict", "path=/"] {
+            assert!(
+                attributes.iter().any(|a| a == expected),
+                "{expected} missing: {cookies:?}"
+            );
+        }
+        assert_eq!(
+            attributes.iter().any(|a| a == "secure"),
+            secure,
+            "Secure with SECURE_COOKIES={secure}: {cookies:?}"
+        );
+        assert!(
+            !attributes.iter().any(|a| a.starts_with("domain=")),
+            "host-only, never shared with sibling domains: {cookies:?}"
+        );
+        drop(server);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
