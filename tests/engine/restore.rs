@@ -497,3 +497,95 @@ async fn a_session_that_cannot_be_ended_fails_the_switch_cleanly() {
         .unwrap()
         .is_none());
 }
+
+/// An uploaded archive built to run a shell command when restored: a
+/// materialized view whose query calls a function that runs
+/// `COPY ... TO PROGRAM` (only in a database named like our copies, so it
+/// could be created harmlessly where it was made). Restoring it runs the
+/// view's query as the restoring role, which is not a superuser and may not
+/// run programs: the restore fails, the command never runs, the live
+/// database is untouched and no copy is left.
+#[tokio::test]
+async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let marker = std::env::temp_dir().join(format!("copy-to-program-{}", uuid::Uuid::new_v4()));
+    let marker_sql = marker.display().to_string();
+
+    // The hostile archive, made from a database of its own.
+    let source_url = lms_backup::testing::fresh_database_url().await;
+    let mut source = sqlx::PgConnection::connect(&source_url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        r#"CREATE TABLE notes (id int PRIMARY KEY, body text);
+           INSERT INTO notes VALUES (1, 'harmless');
+           CREATE FUNCTION payload() RETURNS int LANGUAGE plpgsql AS $f$
+           BEGIN
+             IF current_database() LIKE '%\_restore\_%' THEN
+               EXECUTE 'COPY (SELECT 1) TO PROGRAM ' || quote_literal('touch {marker_sql}');
+             END IF;
+             RETURN 1;
+           END $f$;
+           CREATE MATERIALIZED VIEW trap AS SELECT payload() AS x;"#
+    ))
+    .execute(&mut source)
+    .await
+    .unwrap();
+    source.close().await.unwrap();
+    let tools = lms_backup::pgtools::locate(None).await.unwrap();
+    let (userinfo, hostpart) = source_url
+        .split_once("://")
+        .unwrap()
+        .1
+        .split_once('@')
+        .unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap();
+    let (hostport, dbname) = hostpart.split_once('/').unwrap();
+    let (host, port) = hostport.split_once(':').unwrap();
+    let dumped = std::process::Command::new(&tools.pg_dump)
+        .args(["-Fc", "-h", host, "-p", port, "-U", user, "-d", dbname])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+
+    // The payload is real: run by a superuser it leaves the marker.
+    let proof = marker.with_extension("proof");
+    let mut su = sqlx::PgConnection::connect(&lms_backup::testing::superuser_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "COPY (SELECT 1) TO PROGRAM 'touch {}'",
+        proof.display()
+    ))
+    .execute(&mut su)
+    .await
+    .unwrap();
+    assert!(
+        proof.exists(),
+        "the test can see what the database server's programs do"
+    );
+    std::fs::remove_file(&proof).unwrap();
+
+    let who = actor("alice");
+    let archive = &dumped.stdout[..];
+    let uploaded = engine
+        .import_upload(archive, Some(archive.len() as u64), &who)
+        .await
+        .unwrap();
+    let before = live(&engine).await;
+    let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, "failed", "{job:?}");
+    assert!(!marker.exists(), "the program ran during the restore");
+    assert!(before.differences(&live(&engine).await).is_empty());
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(&engine).await,
+        [lms.clone(), format!("{lms}_control")]
+    );
+    assert!(engine.lock_status().await.unwrap().is_none());
+}
