@@ -101,6 +101,72 @@ async fn a_valid_archive_is_accepted_and_restorable() {
     );
 }
 
+/// `data` compressed by the gzip program.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .args(["-c", "-9"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// A one-entry zip file holding the deflate stream (and CRC and size) of a
+/// gzip file, without inflating anything.
+fn zip_of_deflated(name: &str, gzipped: &[u8]) -> Vec<u8> {
+    let deflated = &gzipped[10..gzipped.len() - 8];
+    let trailer = &gzipped[gzipped.len() - 8..];
+    let (crc, size) = (&trailer[..4], &trailer[4..]);
+    let u16le = |v: usize| (v as u16).to_le_bytes();
+    let u32le = |v: usize| (v as u32).to_le_bytes();
+    let mut local = Vec::new();
+    local.extend(b"PK\x03\x04");
+    local.extend(u16le(20)); // version needed
+    local.extend(u16le(0)); // flags
+    local.extend(u16le(8)); // deflate
+    local.extend([0, 0, 0, 0]); // time, date
+    local.extend(crc);
+    local.extend(u32le(deflated.len()));
+    local.extend(size);
+    local.extend(u16le(name.len()));
+    local.extend(u16le(0));
+    local.extend(name.as_bytes());
+    local.extend(deflated);
+    let mut central = Vec::new();
+    central.extend(b"PK\x01\x02");
+    central.extend(u16le(20));
+    central.extend(u16le(20));
+    central.extend(u16le(0));
+    central.extend(u16le(8));
+    central.extend([0, 0, 0, 0]);
+    central.extend(crc);
+    central.extend(u32le(deflated.len()));
+    central.extend(size);
+    central.extend(u16le(name.len()));
+    central.extend([0; 12]); // extra, comment, disk, internal attributes
+    central.extend(u32le(0)); // external attributes
+    central.extend(u32le(0)); // offset of the local header
+    central.extend(name.as_bytes());
+    let mut zip = local.clone();
+    zip.extend(&central);
+    zip.extend(b"PK\x05\x06");
+    zip.extend([0; 4]);
+    zip.extend(u16le(1));
+    zip.extend(u16le(1));
+    zip.extend(u32le(central.len()));
+    zip.extend(u32le(local.len()));
+    zip.extend(u16le(0));
+    zip
+}
+
 #[tokio::test]
 async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let app = spawn_app().await;
@@ -119,6 +185,9 @@ async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let before = files(&app);
     let mut newer = archive.to_vec();
     newer[6] = 99; // archive format 1.99: from a PostgreSQL far newer than ours
+    // 64 MiB of zeros in 64 KiB: never inflated, so never a bomb here.
+    let zeros = gzip(&vec![0u8; 64 << 20]);
+    assert!(zeros.len() < 128 * 1024);
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "empty"),
@@ -128,6 +197,9 @@ async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
         ("random", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(), "not a PostgreSQL archive"),
         ("truncated", archive[..archive.len() / 2].to_vec(), "incomplete"),
         ("newer", newer, "format 1.99.0"),
+        ("gzip of a valid archive", gzip(&archive), "decompress it first"),
+        ("gzip bomb", zeros.clone(), "gzip"),
+        ("zip bomb", zip_of_deflated("lms.dump", &zeros), "zip file"),
     ];
     for (label, body, expected) in cases {
         let res = upload(&app, &client, body).await;
