@@ -70,7 +70,7 @@ impl Databases {
     /// closed to connections, or (if renames were ever split) missing while
     /// a previous one exists. Skipped while another instance holds a fresh
     /// operation lock (it may be swapping right now).
-    pub async fn repair_interrupted_swap(&self) -> Result<()> {
+    pub async fn repair_interrupted_swap(&self, lease_timeout: std::time::Duration) -> Result<()> {
         let mut admin = PgConnection::connect_with(&self.maintenance_options()).await?;
         let fresh_lock = match PgConnection::connect_with(&self.control_options).await {
             Ok(mut control) => {
@@ -83,8 +83,9 @@ impl Databases {
                 // not count: nobody is swapping.
                 let holder: Option<String> = if has_lock_table {
                     sqlx::query_scalar(
-                        "SELECT holder_instance FROM operation_lock WHERE heartbeat_at > now() - interval '30 seconds'",
+                        "SELECT holder_instance FROM operation_lock WHERE heartbeat_at > now() - make_interval(secs => $1)",
                     )
+                    .bind(lease_timeout.as_secs_f64())
                     .fetch_optional(&mut control)
                     .await?
                 } else {

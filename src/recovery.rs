@@ -23,6 +23,69 @@ pub struct RecoveryReport {
 }
 
 impl Engine {
+    /// Watches, for as long as the process runs, for a switch abandoned by
+    /// another process: maintenance mode on while no live lease covers it
+    /// (its holder died mid-switch). This instance then repairs what
+    /// start-up recovery would, so the site does not stay in maintenance
+    /// until some server restarts.
+    pub fn watch_for_abandoned_switches(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(engine.config().heartbeat_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.repair_abandoned_switch().await {
+                    tracing::warn!(error = ?e, "could not check for an abandoned switch");
+                }
+            }
+        });
+    }
+
+    /// One look for an abandoned switch; true if one was repaired.
+    pub async fn repair_abandoned_switch(&self) -> Result<bool> {
+        let control = &self.dbs().control;
+        if crate::settings::maintenance(control).await?.is_none() {
+            return Ok(false);
+        }
+        let abandoned = match self.lock_status().await? {
+            None => true,
+            Some(info) => {
+                info.stale || lock::holder_is_dead(&info.holder_instance, self.instance_id())
+            }
+        };
+        if !abandoned {
+            return Ok(false);
+        }
+        tracing::warn!("maintenance mode is on but no live operation holds the lock; repairing");
+        self.dbs()
+            .repair_interrupted_swap(self.config().lease_timeout)
+            .await?;
+        let report = self.recover().await?;
+        Ok(report.released_lock || crate::settings::maintenance(control).await?.is_none())
+    }
+
+    /// Drops every shadow database, waiting a little for the sessions of a
+    /// process that just died to go (PostgreSQL notices a vanished client
+    /// within moments). Called with the lock held.
+    async fn drop_orphan_shadows(&self) -> Result<()> {
+        for _ in 0..20 {
+            if self.shadow_databases().await?.is_empty() {
+                return Ok(());
+            }
+            self.drop_shadows(None).await;
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let left = self.shadow_databases().await?;
+        if !left.is_empty() {
+            tracing::error!(
+                ?left,
+                "shadow databases could not be dropped; the next start-up tries again"
+            );
+        }
+        Ok(())
+    }
+
     /// Runs at start-up, before serving. Safe with other instances running:
     /// it leaves alone the job and file of a lease that is still alive.
     pub async fn recover(&self) -> Result<RecoveryReport> {
@@ -30,46 +93,56 @@ impl Engine {
         let dir = &self.config().backup_dir;
         let mut report = RecoveryReport::default();
 
-        // A lease whose holder is gone is released (its job interrupted).
+        // The lock is taken (as "recovery") for the repair of the databases,
+        // so no operation starts in the middle of it; a lease whose holder
+        // is gone is taken over (its job interrupted); a live one is left
+        // alone with its job, file and databases.
+        let abandoned = self.lock_status().await?;
+        let probe = lock::LockRequest {
+            instance_id: self.instance_id(),
+            job_id: None,
+            operation_type: "recovery",
+            actor: &crate::audit::Actor {
+                id: None,
+                name: "recovery".into(),
+                client_ip: None,
+            },
+            lease_timeout: self.config().lease_timeout,
+        };
+        let mut tx = lock::begin(control).await?;
         let mut live_job = None;
-        if let Some(info) = self.lock_status().await? {
-            let mut tx = lock::begin(control).await?;
-            let probe = lock::LockRequest {
-                instance_id: self.instance_id(),
-                job_id: None,
-                operation_type: "recovery",
-                actor: &crate::audit::Actor {
-                    id: None,
-                    name: "recovery".into(),
-                    client_ip: None,
-                },
-                lease_timeout: self.config().lease_timeout,
-            };
-            match lock::acquire_in(&mut tx, &probe).await {
-                Ok(()) => {
-                    // It was abandoned: we took it over only to drop it.
-                    sqlx::query("DELETE FROM operation_lock WHERE id = 1")
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
+        let held = match lock::acquire_in(&mut tx, &probe).await {
+            Ok(()) => {
+                tx.commit().await?;
+                if let Some(info) = &abandoned {
                     report.released_lock = true;
                     // Taking the lease over interrupted its job.
                     report.interrupted_jobs += u64::from(info.job_id.is_some());
                 }
-                Err(crate::Error::Busy(_)) => live_job = info.job_id,
-                Err(other) => return Err(other),
+                true
             }
-        }
+            Err(crate::Error::Busy(info)) => {
+                live_job = info.job_id;
+                false
+            }
+            Err(other) => return Err(other),
+        };
 
         // Nothing is swapping: no maintenance mode, no shadow databases,
         // and no more previous databases than are to be kept (a server
         // stopped right after a restore may not have dropped the oldest).
-        if live_job.is_none() {
-            crate::settings::maintenance_off(control).await?;
-            self.drop_shadows(None).await;
-            if let Err(e) = self.trim_previous_databases().await {
-                tracing::error!(error = ?e, "could not drop old previous databases");
+        if held {
+            let repaired = async {
+                crate::settings::maintenance_off(control).await?;
+                self.drop_orphan_shadows().await?;
+                if let Err(e) = self.trim_previous_databases().await {
+                    tracing::error!(error = ?e, "could not drop old previous databases");
+                }
+                Ok::<_, crate::Error>(())
             }
+            .await;
+            lock::release(control, self.instance_id(), None).await?;
+            repaired?;
         }
 
         // Jobs still marked running whose lease is gone were interrupted.

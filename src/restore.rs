@@ -642,15 +642,7 @@ impl Engine {
         let result = async {
             let names: Vec<String> = match job {
                 Some(job) => vec![shadow_name(self.dbs().lms_name(), job)],
-                None => {
-                    let pattern = format!("{}\\_restore\\_%", like_escape(self.dbs().lms_name()));
-                    sqlx::query_scalar(
-                        "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
-                    )
-                    .bind(pattern)
-                    .fetch_all(&self.dbs().control_or_lms())
-                    .await?
-                }
+                None => self.shadow_databases().await?,
             };
             self.drop_databases(&names).await
         }
@@ -658,6 +650,17 @@ impl Engine {
         if let Err(e) = result {
             tracing::error!(error = ?e, "could not drop a shadow database");
         }
+    }
+
+    /// Every shadow database (`<db>_restore_<job>`) there is.
+    pub(crate) async fn shadow_databases(&self) -> Result<Vec<String>> {
+        let pattern = format!("{}\\_restore\\_%", like_escape(self.dbs().lms_name()));
+        Ok(
+            sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+                .bind(pattern)
+                .fetch_all(&self.dbs().control_or_lms())
+                .await?,
+        )
     }
 
     /// Keeps `RESTORE_KEEP_PREVIOUS` previous databases, drops older ones.

@@ -43,6 +43,18 @@ pub struct DatabaseArgs {
     /// /usr/lib/postgresql/<version>/bin, then PATH.
     #[arg(long, env = "POSTGRES_BIN_PATH", global = true)]
     pub postgres_bin_path: Option<PathBuf>,
+
+    /// Seconds a running operation may go without renewing its lease before
+    /// another process may take it over and repair what it left (a restore
+    /// interrupted mid-switch, maintenance mode left on).
+    #[arg(long, env = "OPERATION_LEASE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..), global = true)]
+    pub operation_lease_timeout: u64,
+}
+
+impl DatabaseArgs {
+    pub fn lease_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.operation_lease_timeout)
+    }
 }
 
 /// Where backups go and the limits they live by.
@@ -270,6 +282,7 @@ mod tests {
             "RESTORE_KEEP_PREVIOUS",
             "UPLOAD_IDLE_TIMEOUT",
             "UPLOAD_TIMEOUT",
+            "OPERATION_LEASE_TIMEOUT",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

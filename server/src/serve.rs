@@ -47,7 +47,9 @@ pub async fn connect(db: &DatabaseArgs) -> Result<Databases, String> {
         control: db.control_database_url.clone(),
     };
     let dbs = Databases::connect(&urls).await.map_err(describe)?;
-    dbs.repair_interrupted_swap().await.map_err(describe)?;
+    dbs.repair_interrupted_swap(db.lease_timeout())
+        .await
+        .map_err(describe)?;
     dbs.migrate().await.map_err(describe)?;
     Ok(dbs)
 }
@@ -65,7 +67,10 @@ fn describe(err: lms_backup::Error) -> String {
 pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, String> {
     let dbs = connect(db).await?;
     let tools = check_tools(db, &dbs).await?;
-    Engine::new(dbs, tools, backups.engine_config()).map_err(describe)
+    let mut config = backups.engine_config();
+    config.lease_timeout = db.lease_timeout();
+    config.heartbeat_interval = config.heartbeat_interval.min(config.lease_timeout / 3);
+    Engine::new(dbs, tools, config).map_err(describe)
 }
 
 async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliResult {
@@ -74,6 +79,7 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         .recover()
         .await
         .map_err(|e| format!("start-up recovery failed: {}", describe(e)))?;
+    engine.watch_for_abandoned_switches();
 
     let conf = leptos::config::get_configuration(None)
         .map_err(|e| format!("Leptos configuration: {e}"))?;

@@ -197,7 +197,11 @@ async fn a_live_database_left_closed_by_an_interrupted_swap_is_reopened() {
         "closed"
     );
 
-    engine.dbs().repair_interrupted_swap().await.unwrap();
+    engine
+        .dbs()
+        .repair_interrupted_swap(engine.config().lease_timeout)
+        .await
+        .unwrap();
     engine.recover().await.unwrap();
     assert!(
         sqlx::PgConnection::connect_with(&engine.dbs().lms_options)

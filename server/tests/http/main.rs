@@ -8,6 +8,7 @@ mod backups;
 mod cli;
 mod crash;
 mod csrf;
+mod instances;
 mod pages;
 mod restore;
 mod support;

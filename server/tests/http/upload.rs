@@ -185,7 +185,7 @@ async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let before = files(&app);
     let mut newer = archive.to_vec();
     newer[6] = 99; // archive format 1.99: from a PostgreSQL far newer than ours
-    // 64 MiB of zeros in 64 KiB: never inflated, so never a bomb here.
+                   // 64 MiB of zeros in 64 KiB: never inflated, so never a bomb here.
     let zeros = gzip(&vec![0u8; 64 << 20]);
     assert!(zeros.len() < 128 * 1024);
 
