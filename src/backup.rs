@@ -421,6 +421,11 @@ pub fn failure_message(err: &Error) -> String {
                 format!("{tool} was stopped by signal {signal} before it finished; nothing was kept. Try again.")
             } else if stderr_tail.contains("could not connect") || stderr_tail.contains("Connection refused") {
                 format!("{tool} could not connect to the database server. Check that PostgreSQL is running.")
+            } else if ["server closed the connection", "terminating connection", "connection to server was lost", "could not receive data from server"]
+                .iter()
+                .any(|sign| stderr_tail.contains(sign))
+            {
+                format!("{tool} lost its connection to the database server (PostgreSQL stopped or restarted); nothing was changed. Check that PostgreSQL is running, then try again.")
             } else {
                 format!("{tool} failed ({status}). Nothing was kept; the server log has the details.")
             }

@@ -61,21 +61,37 @@ impl Lease {
     }
 
     /// Ends the job and releases the lock (if it is still ours) in one
-    /// transaction, then stops the heartbeat.
+    /// transaction, then stops the heartbeat. If the control database is
+    /// away (PostgreSQL restarting), keeps trying for twice the lease
+    /// timeout, so the job's outcome is recorded and the lock freed as soon
+    /// as it is back; after that the lease simply expires.
     pub async fn finish(self, outcome: jobs::Outcome, message: Option<&str>) {
         self.stop.cancel();
-        let result = async {
-            let mut tx = self.engine.dbs().control.begin().await?;
-            if let Some(job) = self.job_id {
-                jobs::finish(&mut *tx, job, outcome, message).await?;
+        let deadline = std::time::Instant::now() + self.engine.config().lease_timeout * 2;
+        let mut pause = std::time::Duration::from_millis(250);
+        loop {
+            let result = async {
+                let mut tx = self.engine.dbs().control.begin().await?;
+                if let Some(job) = self.job_id {
+                    jobs::finish(&mut *tx, job, outcome, message).await?;
+                }
+                lock::release(&mut *tx, self.engine.instance_id(), self.job_id).await?;
+                tx.commit().await?;
+                Ok::<_, crate::Error>(())
             }
-            lock::release(&mut *tx, self.engine.instance_id(), self.job_id).await?;
-            tx.commit().await?;
-            Ok::<_, crate::Error>(())
-        }
-        .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "could not end the job and release the lock; the lease will expire");
+            .await;
+            match result {
+                Ok(()) => return,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %err, "could not end the job yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "could not end the job and release the lock; the lease will expire");
+                    return;
+                }
+            }
         }
     }
 }

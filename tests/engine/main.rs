@@ -7,6 +7,7 @@ mod demo;
 mod fidelity;
 mod full_disk;
 mod migrations;
+mod outage;
 mod overview;
 mod pgtools;
 mod recovery;

@@ -1,0 +1,391 @@
+//! PostgreSQL itself going away in the middle of a backup and of a restore
+//! (an immediate shutdown, as in a crash), then coming back. These tests run
+//! their own small cluster, since stopping the shared test server would
+//! fail every other test. After the fault and a restart: one live database
+//! equal to the state before, no lock, no `.partial` file, no copy, the job
+//! failed, and the next operation works.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::db::DatabaseUrls;
+use lms_backup::fingerprint::{self, Fingerprint};
+use lms_backup::testing::actor;
+use lms_backup::{jobs, pgtools, settings, Databases, Engine, EngineConfig};
+use sqlx::Connection;
+
+/// A private PostgreSQL cluster on a free port, removed when dropped.
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+/// Runs a server program as the cluster's owner (PostgreSQL refuses root).
+fn as_owner(program: &Path) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let tools = pgtools::locate(None).await.unwrap();
+        let bin = tools.pg_dump.parent().unwrap().to_owned();
+        let dir = lms_backup::testing::scratch_dir("outage-cluster");
+        if nix::unistd::geteuid().is_root() {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = as_owner(&bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Cluster { dir, bin, port };
+        cluster.up();
+        let mut su =
+            sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+                .await
+                .unwrap();
+        for sql in [
+            "CREATE ROLE app LOGIN PASSWORD 'app-password' CREATEDB",
+            "GRANT pg_read_all_settings TO app",
+            "CREATE DATABASE lms OWNER app",
+        ] {
+            sqlx::query(sql).execute(&mut su).await.unwrap();
+        }
+        su.close().await.unwrap();
+        cluster
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.join("data").display()
+        );
+        self.pg_ctl(&["-w", "-o", &options, "start"]);
+    }
+
+    /// An immediate shutdown: every backend ends at once, as in a crash.
+    fn crash(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://app:app-password@127.0.0.1:{}/lms", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An engine (a server process, as far as the lock is concerned) on the
+/// cluster, with `bin` as its PostgreSQL tools.
+async fn engine_on(cluster: &Cluster, backup_dir: &Path, bin: Option<&Path>) -> Engine {
+    let dbs = Databases::connect(&DatabaseUrls {
+        lms: cluster.url(),
+        control: None,
+    })
+    .await
+    .unwrap();
+    dbs.migrate().await.unwrap();
+    let tools = pgtools::locate(bin).await.unwrap();
+    let mut config = EngineConfig::new(backup_dir);
+    config.backup_rate_limit = 0;
+    config.lease_timeout = Duration::from_secs(5);
+    config.heartbeat_interval = Duration::from_secs(1);
+    Engine::new(dbs, tools, config).unwrap()
+}
+
+/// A bin directory with the real tools, where `script` replaces one of them
+/// (run by bash, `$REAL` the real tool; `--version` goes to the real one).
+async fn wrapped(tool: &str, script: &str) -> PathBuf {
+    let real = pgtools::locate(None).await.unwrap();
+    let dir = lms_backup::testing::scratch_dir("outage-tools");
+    for (name, path) in [("pg_dump", &real.pg_dump), ("pg_restore", &real.pg_restore)] {
+        if name == tool {
+            let file = dir.join(name);
+            std::fs::write(
+                &file,
+                format!(
+                    "#!/bin/bash\nset -o pipefail\nREAL='{}'\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{script}\n",
+                    path.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        } else {
+            std::os::unix::fs::symlink(path, dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+async fn live(engine: &Engine) -> Fingerprint {
+    let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+        .await
+        .unwrap();
+    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
+    fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
+}
+
+/// Waits for a phase of a job, reading through the control database.
+async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = jobs::get(&engine.dbs().control, job)
+            .await
+            .unwrap()
+            .unwrap();
+        if j.phase == phase {
+            return;
+        }
+        assert_eq!(j.status, "running", "{j:?} ended before {phase}");
+        assert!(Instant::now() < deadline, "never reached {phase}: {j:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for a job to end, through errors while the database is away.
+async fn wait_for_end(engine: &Engine, job: uuid::Uuid) -> jobs::Job {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(Some(j)) = jobs::get(&engine.dbs().control, job).await {
+            if j.status != "running" {
+                return j;
+            }
+        }
+        assert!(Instant::now() < deadline, "job {job} never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect()
+}
+
+async fn backup(engine: &Engine) -> (uuid::Uuid, i64) {
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    (started.job.id, started.backup.id)
+}
+
+/// The state every fault must leave once PostgreSQL and the server are
+/// back: checked through a new engine (a restarted server) after its
+/// start-up recovery.
+async fn after_restart(cluster: &Cluster, dir: &Path, before: &Fingerprint) -> Engine {
+    let engine = engine_on(cluster, dir, None).await;
+    engine.recover().await.unwrap();
+    // Every row as before. Sequences are compared apart: PostgreSQL logs
+    // them 32 values ahead, so after its own crash recovery they may have
+    // moved forward (never back), which is PostgreSQL's behaviour, not ours.
+    let now = live(&engine).await;
+    let rows_only = Fingerprint {
+        tables: before.tables.clone(),
+        sequences: now.sequences.clone(),
+    };
+    let differences = rows_only.differences(&now);
+    assert!(
+        differences.is_empty(),
+        "the live data is as before: {differences:?}"
+    );
+    for (was, is) in before.sequences.iter().zip(&now.sequences) {
+        assert_eq!((&was.schema, &was.name), (&is.schema, &is.name));
+        assert!(
+            is.last_value >= was.last_value,
+            "{is:?} went back from {was:?}"
+        );
+    }
+    assert!(engine.lock_status().await.unwrap().is_none(), "no lock");
+    assert!(leftovers(dir).is_empty(), "{:?}", leftovers(dir));
+    assert!(settings::maintenance(&engine.dbs().control)
+        .await
+        .unwrap()
+        .is_none());
+    let databases: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'lms%' ORDER BY 1",
+    )
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap();
+    assert_eq!(databases, ["lms", "lms_control"], "no copy left");
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE status = 'running'")
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+    assert_eq!(running, 0);
+    engine
+}
+
+#[tokio::test]
+async fn postgres_crashing_mid_backup_leaves_nothing_and_the_next_backup_works() {
+    let cluster = Cluster::start().await;
+    let dir = lms_backup::testing::scratch_dir("outage-backup");
+    // pg_dump's output held back for two seconds: the dump is connected and
+    // mid-stream (its pipe full) when the server goes away.
+    let tools = wrapped("pg_dump", "\"$REAL\" \"$@\" | { sleep 2; cat; }").await;
+    let engine = engine_on(&cluster, &dir, Some(&tools)).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 2).await.unwrap();
+    let before = live(&engine).await;
+
+    let (job, backup_id) = backup(&engine).await;
+    wait_for_phase(&engine, job, "dumping").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.crash();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.up();
+    let ended = wait_for_end(&engine, job).await;
+    assert_eq!(ended.status, "failed", "{ended:?}");
+    assert!(
+        ended
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("lost its connection to the database server"),
+        "{ended:?}"
+    );
+    assert!(
+        engine.lock_status().await.unwrap().is_none(),
+        "the lock was freed once PostgreSQL was back"
+    );
+    drop(engine);
+
+    let engine = after_restart(&cluster, &dir, &before).await;
+    let row = lms_backup::catalog::get_row(&engine.dbs().control, backup_id)
+        .await
+        .unwrap();
+    assert_eq!(row.status, "failed");
+    let (job, _) = backup(&engine).await;
+    let ended = wait_for_end(&engine, job).await;
+    assert_eq!(
+        ended.status, "succeeded",
+        "the next backup works: {ended:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_restore_works() {
+    let cluster = Cluster::start().await;
+    let dir = lms_backup::testing::scratch_dir("outage-restore");
+    let engine = engine_on(&cluster, &dir, None).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (job, backup_id) = backup(&engine).await;
+    assert_eq!(wait_for_end(&engine, job).await.status, "succeeded");
+    let at_backup = live(&engine).await;
+    sqlx::query("UPDATE courses SET title = 'after the backup'")
+        .execute(&engine.dbs().lms)
+        .await
+        .unwrap();
+    let before = live(&engine).await;
+    drop(engine);
+
+    // pg_restore that waits three seconds before loading into the copy: the
+    // copy exists, and PostgreSQL goes away under it.
+    let tools = wrapped(
+        "pg_restore",
+        "case \"$*\" in *--dbname=*) sleep 3;; esac\nexec \"$REAL\" \"$@\"",
+    )
+    .await;
+    let engine = engine_on(&cluster, &dir, Some(&tools)).await;
+    let job = engine
+        .start_restore(backup_id, true, &actor("alice"))
+        .await
+        .unwrap();
+    wait_for_phase(&engine, job.id, "restoring").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.crash();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.up();
+    let ended = wait_for_end(&engine, job.id).await;
+    assert_eq!(ended.status, "failed", "{ended:?}");
+    assert!(
+        ended
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("Check that PostgreSQL is running"),
+        "{ended:?}"
+    );
+    drop(engine);
+
+    let engine = after_restart(&cluster, &dir, &before).await;
+    let job = engine
+        .start_restore(backup_id, true, &actor("alice"))
+        .await
+        .unwrap();
+    let ended = wait_for_end(&engine, job.id).await;
+    assert_eq!(
+        ended.status, "succeeded",
+        "the next restore works: {ended:?}"
+    );
+    assert!(at_backup.differences(&live(&engine).await).is_empty());
+    std::fs::remove_dir_all(dir).ok();
+}
