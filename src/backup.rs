@@ -262,6 +262,15 @@ impl Engine {
         let database_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
             .fetch_one(&dbs.lms)
             .await?;
+        if !dir.is_dir() {
+            // Not re-created here: a vanished directory is often an unmounted
+            // disk, and writing to the mount point would fill the wrong one.
+            return Err(Error::Invalid(
+                "The backup directory is missing (removed or unmounted?); nothing was written. \
+                 Restore it (restarting the server creates it again) and try again."
+                    .into(),
+            ));
+        }
         let free = storage::free_space(dir)?;
         if free < database_bytes as u64 {
             return Err(Error::Invalid(format!(
@@ -421,6 +430,8 @@ pub fn failure_message(err: &Error) -> String {
                 format!("{tool} was stopped by signal {signal} before it finished; nothing was kept. Try again.")
             } else if stderr_tail.contains("could not connect") || stderr_tail.contains("Connection refused") {
                 format!("{tool} could not connect to the database server. Check that PostgreSQL is running.")
+            } else if stderr_tail.contains("could not open input file") {
+                format!("{tool} could not open the backup file: it disappeared (was the backup directory removed or unmounted?); nothing was kept.")
             } else if ["server closed the connection", "terminating connection", "connection to server was lost", "could not receive data from server"]
                 .iter()
                 .any(|sign| stderr_tail.contains(sign))

@@ -1,10 +1,11 @@
-//! A backup directory that is (or becomes) full. Mounting a small tmpfs needs
-//! root, which CI has; elsewhere these tests fail with that explanation.
+//! A backup directory that is (or becomes) full, that is read-only, or that
+//! disappears in the middle of a backup. Mounting a small tmpfs needs root,
+//! which CI has; elsewhere these tests fail with that explanation.
 
 use std::path::{Path, PathBuf};
 
 use lms_backup::backup::{BackupKind, BackupRequest};
-use lms_backup::testing::{actor, spawn_engine_with, wait_for_job};
+use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
 use lms_backup::{catalog, pgtools};
 
 struct Tmpfs(PathBuf);
@@ -141,4 +142,108 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
         wait_for_job(&base, started.job.id).await.status,
         "succeeded"
     );
+}
+
+async fn one_backup(engine: &lms_backup::Engine) -> lms_backup::jobs::Job {
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    wait_for_job(engine, started.job.id).await
+}
+
+fn mount_option(dir: &Path, option: &str) {
+    let ok = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{option}")])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "remount {option}");
+}
+
+/// A read-only backup directory: the backup fails saying so, nothing is
+/// written, and once it is writable again the next backup works. (Linux
+/// refuses to make a file system read-only while a file on it is open for
+/// writing, so the change is made before the backup starts.)
+#[tokio::test]
+async fn a_read_only_backup_directory_fails_the_backup_with_a_message() {
+    let disk = Tmpfs::mount(40);
+    let engine = spawn_engine_with(|c| c.backup_dir = disk.0.join("backups")).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    mount_option(&disk.0, "ro");
+    let job = one_backup(&engine).await;
+    mount_option(&disk.0, "rw");
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("not writable"),
+        "{job:?}"
+    );
+    assert!(files(&engine.config().backup_dir).is_empty());
+    assert!(engine.lock_status().await.unwrap().is_none());
+    assert_eq!(one_backup(&engine).await.status, "succeeded");
+}
+
+/// The backup directory removed while pg_dump is writing into it: the job
+/// fails saying so, nothing is kept or listed, the directory is not silently
+/// re-created (it may be an unmounted disk's mount point), and once it is
+/// back the next backup works.
+#[tokio::test]
+async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
+    let base = spawn_engine().await;
+    lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
+    let dir = base.config().backup_dir.clone();
+    // pg_dump's output held back two seconds: mid-write when the directory goes.
+    let bin =
+        lms_backup::testing::wrapped_pg_dump(base.tools(), "\"$REAL\" \"$@\" | { sleep 2; cat; }");
+    let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
+    let who = actor("alice");
+    let started = engine
+        .start_backup(BackupRequest {
+            actor: &who,
+            notes: None,
+            kind: BackupKind::Manual,
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !files(&dir).iter().any(|f| f.ends_with(".partial")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial file appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let job = wait_for_job(&engine, started.job.id).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("disappeared"),
+        "{job:?}"
+    );
+    assert!(
+        !dir.exists(),
+        "not re-created behind the administrator's back"
+    );
+    assert!(engine.lock_status().await.unwrap().is_none());
+    let row = catalog::get_row(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap();
+    assert_eq!(row.status, "failed");
+
+    let job = one_backup(&base).await;
+    assert_eq!(job.status, "failed");
+    assert!(
+        job.message.as_deref().unwrap().contains("missing"),
+        "{job:?}"
+    );
+    assert!(!dir.exists());
+
+    lms_backup::storage::ensure_dirs(&dir).unwrap();
+    assert_eq!(one_backup(&base).await.status, "succeeded");
 }
