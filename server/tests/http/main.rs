@@ -5,6 +5,7 @@ mod attacks;
 mod auth;
 mod authorization;
 mod backups;
+mod chaos;
 mod cli;
 mod crash;
 mod csrf;
