@@ -149,20 +149,40 @@ impl Engine {
         // A restore or undo stopped after its switch has taken effect (the
         // two renames are one transaction: all or nothing), so say how to
         // tell which; a backup stopped anywhere has kept nothing.
-        let interrupted = sqlx::query(
+        let switching: Vec<bool> = sqlx::query_scalar(
             &format!(
                 "UPDATE jobs SET status = 'interrupted', finished_at = now(),
                         message = CASE WHEN kind IN ('restore', 'undo') THEN {}
                           ELSE 'Interrupted: the server stopped while this job was running. Nothing was kept; start it again.'
                         END
-                 WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1",
+                 WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1
+                 RETURNING kind IN ('restore', 'undo') AND phase = 'switching'",
                 crate::lock::SWITCH_INTERRUPTED
             ),
         )
         .bind(live_job)
-        .execute(control)
+        .fetch_all(control)
         .await?;
-        report.interrupted_jobs += interrupted.rows_affected();
+        report.interrupted_jobs += switching.len() as u64;
+        // A restore or undo stopped while switching may have switched the
+        // databases and not yet signed everyone out: sign everyone out now
+        // (harmless if the switch had not happened).
+        let taken_over = match abandoned.as_ref().and_then(|info| info.job_id).filter(|_| held) {
+            Some(job) => sqlx::query_scalar(
+                "SELECT kind IN ('restore', 'undo') AND phase = 'switching' FROM jobs WHERE id = $1",
+            )
+            .bind(job)
+            .fetch_optional(control)
+            .await?
+            .unwrap_or(false),
+            None => false,
+        };
+        if taken_over || switching.contains(&true) {
+            self.end_all_sessions().await?;
+            tracing::warn!(
+                "a restore or undo was stopped while switching: everyone signs in again"
+            );
+        }
         sqlx::query(
             "UPDATE backup_history SET status = 'failed'
              WHERE status = 'running' AND job_id IS DISTINCT FROM $1",

@@ -693,7 +693,7 @@ impl Engine {
     }
 
     /// Everyone signs in again after a restore (the users table changed).
-    async fn end_all_sessions(&self) -> Result<()> {
+    pub(crate) async fn end_all_sessions(&self) -> Result<()> {
         if let Some(table) = &self.config().sessions_table {
             let quoted: Vec<String> = table.split('.').map(quote_ident).collect();
             sqlx::query(&format!("DELETE FROM {}", quoted.join(".")))

@@ -422,6 +422,16 @@ async fn restore_killed_at(point: &str) -> (i64, Value, Vec<String>) {
     server.child.wait().unwrap();
 
     let server = start(&env).await;
+    let old_cookie = client
+        .get(format!("{}/api/admin/backup/status", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old_cookie.status(),
+        401,
+        "whether or not the switch happened, everyone signs in again"
+    );
     let client = sign_in(&server).await;
     let status = json(
         client
