@@ -131,6 +131,7 @@ async fn anonymous_callers_get_401_everywhere() {
         );
     }
     assert!(tried.len() > 50, "{} attempts", tried.len());
+    println!("{} anonymous attempts, all 401", tried.len());
     nothing_changed(&app).await;
 }
 
