@@ -109,6 +109,20 @@ pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs
     }
 }
 
+/// Starts a manual backup without notes.
+pub async fn start_manual_backup(
+    engine: &crate::Engine,
+    actor: &crate::audit::Actor,
+) -> crate::Result<crate::backup::StartedBackup> {
+    engine
+        .start_backup(crate::backup::BackupRequest {
+            actor,
+            notes: None,
+            kind: crate::backup::BackupKind::Manual,
+        })
+        .await
+}
+
 /// An actor for tests.
 pub fn actor(name: &str) -> crate::audit::Actor {
     crate::audit::Actor {

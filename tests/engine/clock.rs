@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use lms_backup::backup::{BackupKind, BackupRequest};
-use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
+use lms_backup::testing::{
+    actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
+};
 use lms_backup::{fingerprint, jobs, settings, Engine, Error};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -39,12 +40,7 @@ async fn held_lock(engine: &Engine, holder: &str, started: &str, heartbeat: &str
 
 async fn try_backup(engine: &Engine) -> lms_backup::Result<Uuid> {
     let who = actor("bob");
-    engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
+    start_manual_backup(engine, &who)
         .await
         .map(|started| started.job.id)
 }
@@ -116,14 +112,7 @@ async fn a_restore_that_lost_its_lease_does_not_switch() {
     let engine = spawn_engine_with(|c| c.heartbeat_interval = Duration::from_secs(3600)).await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
         "succeeded"

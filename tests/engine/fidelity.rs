@@ -3,9 +3,8 @@
 //! enums, sequences, views, functions, triggers, partitioned tables and
 //! foreign keys.
 
-use lms_backup::backup::{BackupKind, BackupRequest};
 use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::{actor, spawn_engine, wait_for_job};
+use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
 use lms_backup::Engine;
 use sqlx::Connection;
 
@@ -108,14 +107,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
     );
 
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
         "succeeded"

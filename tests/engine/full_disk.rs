@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lms_backup::backup::{BackupKind, BackupRequest};
-use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
+use lms_backup::testing::{
+    actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
+};
 use lms_backup::{catalog, pgtools};
 
 struct Tmpfs(PathBuf);
@@ -51,14 +52,7 @@ async fn too_little_space_is_refused_before_writing() {
     let engine = spawn_engine_with(|c| c.backup_dir = disk.0.join("backups")).await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&engine, &who).await.unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
     assert_eq!(job.status, "failed");
     assert!(
@@ -79,14 +73,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
     let dir = base.config().backup_dir.clone();
     let who = actor("alice");
-    let older = base
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let older = start_manual_backup(&base, &who).await.unwrap();
     assert_eq!(wait_for_job(&base, older.job.id).await.status, "succeeded");
     let before = files(&dir);
     // pg_dump fills the disk just after the free-space check passed.
@@ -103,14 +90,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     );
     let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
 
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&engine, &who).await.unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
     assert_eq!(job.status, "failed");
     assert!(
@@ -130,14 +110,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
 
     // With the space back, the next backup succeeds.
     std::fs::remove_file(&filler).unwrap();
-    let started = base
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&base, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&base, started.job.id).await.status,
         "succeeded"
@@ -146,14 +119,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
 
 async fn one_backup(engine: &lms_backup::Engine) -> lms_backup::jobs::Job {
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(engine, &who).await.unwrap();
     wait_for_job(engine, started.job.id).await
 }
 
@@ -203,14 +169,7 @@ async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
         lms_backup::testing::wrapped_pg_dump(base.tools(), "\"$REAL\" \"$@\" | { sleep 2; cat; }");
     let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(&engine, &who).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !files(&dir).iter().any(|f| f.ends_with(".partial")) {
         assert!(

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lms_backup::backup::{BackupKind, BackupRequest};
 use lms_backup::db::DatabaseUrls;
 use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::actor;
+use lms_backup::testing::{actor, start_manual_backup};
 use lms_backup::{jobs, pgtools, settings, Databases, Engine, EngineConfig};
 use sqlx::Connection;
 
@@ -226,14 +225,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 async fn backup(engine: &Engine) -> (uuid::Uuid, i64) {
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(engine, &who).await.unwrap();
     (started.job.id, started.backup.id)
 }
 

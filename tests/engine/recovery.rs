@@ -1,20 +1,12 @@
 //! Start-up recovery after a crash.
 
-use lms_backup::backup::{BackupKind, BackupRequest};
-use lms_backup::testing::{actor, spawn_engine, wait_for_job};
+use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
 use lms_backup::{catalog, storage, Engine};
 use sqlx::Connection;
 
 async fn completed_backup(engine: &Engine) -> catalog::Backup {
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(engine, started.job.id).await.status,
         "succeeded"

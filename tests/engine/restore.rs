@@ -1,21 +1,13 @@
 //! Shadow restore, swap and undo against a real PostgreSQL.
 
-use lms_backup::backup::{BackupKind, BackupRequest};
 use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::{actor, spawn_engine, wait_for_job};
+use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
 use lms_backup::{catalog, settings, Engine};
 use sqlx::Connection;
 
 async fn backup(engine: &Engine) -> catalog::BackupDetail {
     let who = actor("alice");
-    let started = engine
-        .start_backup(BackupRequest {
-            actor: &who,
-            notes: None,
-            kind: BackupKind::Manual,
-        })
-        .await
-        .unwrap();
+    let started = start_manual_backup(engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(engine, started.job.id).await.status,
         "succeeded"
