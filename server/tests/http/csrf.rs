@@ -83,3 +83,78 @@ async fn cross_origin_login_is_refused() {
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("set-cookie").is_none());
 }
+
+/// Every state-changing route in the router's table, called by an admin's
+/// browser from another site: with a foreign `Origin`, with no `Origin` and
+/// a foreign `Referer`, and as a form post. All 403, and nothing changes:
+/// the backup is still there, no job started, the admin still signed in.
+#[tokio::test]
+async fn every_state_changing_route_refuses_cross_site_requests() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started = crate::support::start_backup(&app, &client).await;
+    crate::support::wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+    let id = started["backup"]["id"].as_i64().unwrap();
+    let count = |sql: &'static str| {
+        let pool = app.dbs.control.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let jobs_before = count("SELECT count(*) FROM jobs").await;
+
+    let routes: Vec<_> = server::api::route_table()
+        .into_iter()
+        .filter(|(m, _)| *m != reqwest::Method::GET)
+        .map(|(m, p)| (m, p.replace("{id}", &id.to_string())))
+        .collect();
+    assert!(routes.len() >= 6, "{routes:?}");
+    for (method, path) in &routes {
+        let variants = [
+            client
+                .request(method.clone(), app.url(path))
+                .header("origin", "https://evil.example")
+                .json(&json!({ "confirm": true })),
+            client
+                .request(method.clone(), app.url(path))
+                .header("referer", "https://evil.example/page")
+                .json(&json!({ "confirm": true })),
+            client
+                .request(method.clone(), app.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("confirm=true"),
+        ];
+        for (i, request) in variants.into_iter().enumerate() {
+            let status = request.send().await.unwrap().status();
+            assert_eq!(status, 403, "{method} {path}, variant {i}");
+        }
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM jobs").await,
+        jobs_before,
+        "no job started"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM backup_history WHERE status = 'completed'").await,
+        1,
+        "the backup is still there"
+    );
+    assert!(app
+        .engine
+        .config()
+        .backup_dir
+        .join(started["backup"]["filename"].as_str().unwrap())
+        .exists());
+    assert_eq!(
+        client
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
