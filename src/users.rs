@@ -181,8 +181,20 @@ fn validate_username(username: &str) -> Result<()> {
     }
 }
 
+/// Argon2 computations allowed at once. Each takes 19 MiB and a core for a
+/// few milliseconds; a burst of sign-ins queues here instead of growing the
+/// process by 19 MiB per blocking thread (and crowding out a running backup).
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.clamp(1, 4))
+    })
+}
+
 /// Hashes a password with argon2 (default parameters) off the async threads.
 pub async fn hash_password(password: String) -> Result<String> {
+    let _slot = argon2_slots().acquire().await.expect("never closed");
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -195,6 +207,7 @@ pub async fn hash_password(password: String) -> Result<String> {
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool> {
+    let _slot = argon2_slots().acquire().await.expect("never closed");
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
