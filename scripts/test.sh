@@ -20,6 +20,10 @@ cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-u
 # A throwaway cluster for this run only.
 throwaway_cluster
 export TEST_DATABASE_URL="$APP_URL_BASE/postgres" TEST_SUPERUSER_URL="$PG_SUPERUSER_URL"
+# The tests' scratch files (backup directories, fake tools, private
+# clusters) go inside the throwaway directory, so they go with it at exit.
+export TMPDIR="$THROWAWAY/tmp"
+mkdir -m 1777 "$TMPDIR"
 
 log "unit and integration tests"
 cargo test --workspace --exclude frontend --features lms-backup/testing 2>&1 | tee "$THROWAWAY/cargo-test.log"

@@ -7,7 +7,7 @@ use lms_backup::users::Role;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::crash::{create_admin, json, sign_in, slow_tools, start};
+use crate::crash::{create_admin, json, sign_in, slow_tools, start, start_logging};
 use crate::support::spawn_app;
 
 async fn jobs(app: &crate::support::TestApp) -> i64 {
@@ -103,9 +103,11 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
             slow_tools().await.display().to_string(),
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
+        ("RUST_LOG", "debug".to_string()),
     ];
     create_admin(&env);
-    let server = start(&env).await;
+    let log = dir.join("server.log");
+    let server = start_logging(&env, Some(&log)).await;
     let client = sign_in(&server).await;
     let started = json(
         client
@@ -172,6 +174,15 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
         "the backup's child processes were inspected"
     );
     drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("lms_backup"),
+        "the log was captured at debug level"
+    );
+    assert!(
+        !logged.contains(&password),
+        "the password is in the server's log"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 

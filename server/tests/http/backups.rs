@@ -280,6 +280,11 @@ async fn hostile_ids_and_notes_are_refused() {
         "99999999999999999999999",
         "abc",
         "1%00",
+        "%252e%252e%252f",
+        "%2Fetc%2Fpasswd",
+        "..%5C..%5Cwindows",
+        &"9".repeat(10_000),
+        &"a".repeat(10_000),
     ] {
         for path in [
             format!("/api/admin/backup/{id}"),
@@ -287,7 +292,7 @@ async fn hostile_ids_and_notes_are_refused() {
         ] {
             let res = client.get(app.url(&path)).send().await.unwrap();
             assert!(
-                matches!(res.status().as_u16(), 400 | 404),
+                matches!(res.status().as_u16(), 400 | 404 | 414),
                 "{path}: {}",
                 res.status()
             );
@@ -298,8 +303,20 @@ async fn hostile_ids_and_notes_are_refused() {
             .await
             .unwrap();
         assert!(
-            matches!(res.status().as_u16(), 400 | 404),
+            matches!(res.status().as_u16(), 400 | 404 | 414),
             "DELETE {id}: {}",
+            res.status()
+        );
+        let res = client
+            .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+            .json(&json!({ "confirm": true }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 400 | 404 | 414),
+            "restore {}: {}",
+            &id[..id.len().min(20)],
             res.status()
         );
     }
@@ -321,6 +338,51 @@ async fn hostile_ids_and_notes_are_refused() {
         .await
         .unwrap();
     assert_eq!(rows, 0, "refused requests leave no job");
+}
+
+/// A deleted backup's id is gone for every route: 404, nothing started.
+#[tokio::test]
+async fn the_id_of_a_deleted_backup_is_404_everywhere() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started = start_backup(&app, &client).await;
+    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+    let id = started["backup"]["id"].as_i64().unwrap();
+    let res = client
+        .delete(app.url(&format!("/api/admin/backup/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&app.dbs.control)
+        .await
+        .unwrap();
+    for path in [
+        format!("/api/admin/backup/{id}"),
+        format!("/api/admin/backup/download/{id}"),
+    ] {
+        let res = client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let res = client
+        .delete(app.url(&format!("/api/admin/backup/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "a second delete");
+    let res = client
+        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+        .json(&json!({ "confirm": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "restore");
+    let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&app.dbs.control)
+        .await
+        .unwrap();
+    assert_eq!(jobs_after, jobs_before, "nothing started");
 }
 
 #[tokio::test]

@@ -33,6 +33,15 @@ fn lms_admin(env: &[(&str, String)]) -> Command {
 }
 
 pub(crate) async fn start(env: &[(&str, String)]) -> Server {
+    start_logging(env, None).await
+}
+
+/// Starts the binary with its log (stderr) written to `log`, if given.
+pub(crate) async fn start_logging(env: &[(&str, String)], log: Option<&std::path::Path>) -> Server {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,7 +51,7 @@ pub(crate) async fn start(env: &[(&str, String)]) -> Server {
         child: lms_admin(env)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap(),
         base: format!("http://127.0.0.1:{port}"),
