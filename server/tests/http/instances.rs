@@ -66,7 +66,7 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
     let b = start(&env).await;
     // Sessions live in the shared control database, and cookies are per
     // host, not per port: one signed-in client talks to both.
-    let client = sign_in(&a).await;
+    let mut client = sign_in(&a).await;
 
     // A backup started on A: B refuses a second operation, naming it, and
     // shows it as running.
@@ -200,14 +200,23 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
     a.child.wait().unwrap();
     let killed = Instant::now();
     let mut status = Value::Null;
+    let mut signed_out = false;
     while killed.elapsed() < Duration::from_secs(60) {
-        status = json(get(&client, &b, "/api/admin/backup/status").await).await;
+        let res = get(&client, &b, "/api/admin/backup/status").await;
+        if res.status() == 401 {
+            // The switch may have happened: everyone signs in again.
+            signed_out = true;
+            client = sign_in(&b).await;
+            continue;
+        }
+        status = json(res).await;
         if status["maintenance"] == false && status["is_locked"] == false {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let repaired_after = killed.elapsed();
+    assert!(signed_out, "the repair of a switch signs everyone out");
     assert_eq!(status["maintenance"], false, "{status}");
     assert_eq!(status["is_locked"], false, "{status}");
     println!(
