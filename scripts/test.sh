@@ -50,12 +50,21 @@ E2E_CWD="$(mktemp -d)"
 (cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_PORT") > "$THROWAWAY/server.log" 2>&1 &
 CLEANUP_PIDS="$!"
 wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$THROWAWAY/server.log" >&2; die "the server did not come up"; }
+# A second instance on the same databases and backup directory, as behind a
+# load balancer: its console must show what the first one runs.
+E2E_SECOND_PORT="$(free_port)"
+export E2E_SECOND_URL="http://127.0.0.1:$E2E_SECOND_PORT"
+(cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_SECOND_PORT") > "$THROWAWAY/server2.log" 2>&1 &
+CLEANUP_PIDS="$CLEANUP_PIDS $!"
+wait_for_http "$E2E_SECOND_URL/login" 60 || { cat "$THROWAWAY/server2.log" >&2; die "the second server did not come up"; }
 set +e
 (cd end2end && npx playwright test)
 status=$?
 if [ "$status" -ne 0 ]; then
   echo "---- last lines of the server's log ----" >&2
   tail -n 60 "$THROWAWAY/server.log" >&2
+  echo "---- last lines of the second server's log ----" >&2
+  tail -n 20 "$THROWAWAY/server2.log" >&2
 fi
 set -e
 echo "$cargo_summary"

@@ -140,6 +140,12 @@ test('during the switch every page is a friendly maintenance notice, then the co
   consoleErrors,
 }) => {
   consoleErrors.expect(/status of 503/);
+  // As during a real switch: a live operation on another server holds the
+  // lock (otherwise every server repairs maintenance mode left on alone).
+  await controlSql(
+    `INSERT INTO operation_lock (id, holder_instance, operation_type, locked_by_name)
+     VALUES (1, 'another-server:1:e2e', 'restore', 'e2e-admin')`,
+  );
   await controlSql(
     `INSERT INTO settings (key, value, updated_at)
      VALUES ('maintenance', jsonb_build_object('reason', 'e2e', 'since', now()), now())
@@ -154,6 +160,7 @@ test('during the switch every page is a friendly maintenance notice, then the co
     }
   } finally {
     await controlSql("DELETE FROM settings WHERE key = 'maintenance'");
+    await controlSql('DELETE FROM operation_lock');
   }
   // The notice reloads itself; once the switch is over the console answers again.
   await page.goto('/admin');
