@@ -42,11 +42,13 @@ impl Engine {
         });
     }
 
-    /// One look for an abandoned switch; true if one was repaired.
-    pub async fn repair_abandoned_switch(&self) -> Result<bool> {
-        let control = &self.dbs().control;
-        if crate::settings::maintenance(control).await?.is_none() {
-            return Ok(false);
+    /// One look for an abandoned switch, repaired if found.
+    async fn repair_abandoned_switch(&self) -> Result<()> {
+        if crate::settings::maintenance(&self.dbs().control)
+            .await?
+            .is_none()
+        {
+            return Ok(());
         }
         let abandoned = match self.lock_status().await? {
             None => true,
@@ -55,14 +57,14 @@ impl Engine {
             }
         };
         if !abandoned {
-            return Ok(false);
+            return Ok(());
         }
         tracing::warn!("maintenance mode is on but no live operation holds the lock; repairing");
         self.dbs()
             .repair_interrupted_swap(self.config().lease_timeout)
             .await?;
-        let report = self.recover().await?;
-        Ok(report.released_lock || crate::settings::maintenance(control).await?.is_none())
+        self.recover().await?;
+        Ok(())
     }
 
     /// Drops every shadow database, waiting a little for the sessions of a

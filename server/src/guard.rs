@@ -6,11 +6,12 @@
 //!   status code is right even though pages stream.
 
 use app::error::AppError;
-use app::ssr::{current_user, require_admin, AppState, ClientIp};
+use app::ssr::{current_user, AppState, ClientIp, SessionUser};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use lms_backup::users::Role;
 use tower_sessions::Session;
 
 /// Server functions anyone may call: signing in and out, and asking who is
@@ -32,11 +33,16 @@ pub async fn admin_api(
 ) -> Response {
     let path = request.uri().path();
     if needs_admin(path) {
-        if let Err(err) = require_admin(&state, &session, ip).await {
-            if matches!(err, AppError::Forbidden(_)) {
-                audit_refused(&state, &session, ip, request.method(), path).await;
-            }
-            return refusal(path, err);
+        // require_admin's check, with the refused user at hand for the audit.
+        let user = match current_user(&state, &session).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return refusal(path, AppError::unauthorized()),
+            Err(err) => return refusal(path, err),
+        };
+        if user.role != Role::Admin {
+            let refused = SessionUser { user, ip: ip.0 };
+            audit_refused(&state, &refused, request.method(), path).await;
+            return refusal(path, AppError::admins_only());
         }
     }
     // Server functions are called with POST and a JSON body, never through
@@ -59,17 +65,8 @@ pub async fn admin_api(
 /// A signed-in user who is not an administrator tried the console's API:
 /// worth an audit entry (strangers' 401s are not recorded: anyone can send
 /// those by the thousand).
-async fn audit_refused(
-    state: &AppState,
-    session: &Session,
-    ip: ClientIp,
-    method: &Method,
-    path: &str,
-) {
-    let Ok(Some(user)) = current_user(state, session).await else {
-        return;
-    };
-    let actor = app::ssr::SessionUser { user, ip: ip.0 }.actor();
+async fn audit_refused(state: &AppState, refused: &SessionUser, method: &Method, path: &str) {
+    let actor = refused.actor();
     let target = format!("{method} {path}");
     lms_backup::audit::record_or_log(
         &state.dbs().control,
@@ -213,7 +210,7 @@ pub async fn pages(
         ("/", _) => Redirect::to("/admin").into_response(),
         ("/admin", None) => Redirect::to("/login").into_response(),
         ("/login", Some(_)) => Redirect::to("/admin").into_response(),
-        ("/admin", Some(user)) if user.role != lms_backup::users::Role::Admin => {
+        ("/admin", Some(user)) if user.role != Role::Admin => {
             let mut response = next.run(request).await;
             *response.status_mut() = StatusCode::FORBIDDEN;
             response
