@@ -109,6 +109,25 @@ pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs
     }
 }
 
+/// The fingerprint of the database `options` point at, through a fresh
+/// connection.
+pub async fn fingerprint_of(options: &PgConnectOptions) -> crate::fingerprint::Fingerprint {
+    let mut conn = PgConnection::connect_with(options).await.expect("connect");
+    let tables = crate::fingerprint::list_tables(&mut conn)
+        .await
+        .expect("list the tables");
+    let fingerprint = crate::fingerprint::fingerprint(&mut conn, &tables)
+        .await
+        .expect("fingerprint");
+    let _ = conn.close().await;
+    fingerprint
+}
+
+/// The fingerprint of an engine's live LMS database.
+pub async fn live_fingerprint(engine: &crate::Engine) -> crate::fingerprint::Fingerprint {
+    fingerprint_of(&engine.dbs().lms_options).await
+}
+
 /// Starts a manual backup without notes.
 pub async fn start_manual_backup(
     engine: &crate::Engine,

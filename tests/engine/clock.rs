@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use lms_backup::testing::{
-    actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
+    actor, live_fingerprint, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
 };
-use lms_backup::{fingerprint, jobs, settings, Engine, Error};
-use sqlx::Connection;
+use lms_backup::{jobs, settings, Engine, Error};
 use uuid::Uuid;
 
 /// A lock held by `holder` for a running backup job started `started`
@@ -122,14 +121,7 @@ async fn a_restore_that_lost_its_lease_does_not_switch() {
         .execute(&engine.dbs().lms)
         .await
         .unwrap();
-    let live = || async {
-        let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-            .await
-            .unwrap();
-        let tables = fingerprint::list_tables(&mut conn).await.unwrap();
-        fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
-    };
-    let before = live().await;
+    let before = live_fingerprint(&engine).await;
 
     let job = engine.start_restore(backup_id, true, &who).await.unwrap();
     sqlx::query(
@@ -148,7 +140,9 @@ async fn a_restore_that_lost_its_lease_does_not_switch() {
         "{job:?}"
     );
     assert!(
-        before.differences(&live().await).is_empty(),
+        before
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty(),
         "live database untouched"
     );
     let names: Vec<String> = sqlx::query_scalar(

@@ -4,7 +4,9 @@
 //! foreign keys.
 
 use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
+use lms_backup::testing::{
+    actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
+};
 use lms_backup::Engine;
 use sqlx::Connection;
 
@@ -55,14 +57,6 @@ async fn run_sql(engine: &Engine, sql: &str) {
     sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
 }
 
-async fn live(engine: &Engine) -> Fingerprint {
-    let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-        .await
-        .unwrap();
-    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
-    fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
-}
-
 /// `pg_dump --schema-only` of the live database, without the lines that
 /// differ between any two runs (version banner, per-run `\restrict` keys).
 async fn schema_dump(engine: &Engine) -> String {
@@ -96,7 +90,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
     let engine = spawn_engine().await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     run_sql(&engine, SCHEMA).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let schema_before = schema_dump(&engine).await;
     assert!(
         before
@@ -114,7 +108,9 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
     );
 
     run_sql(&engine, CHANGES).await;
-    assert!(!before.differences(&live(&engine).await).is_empty());
+    assert!(!before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
     assert!(
         schema_dump(&engine).await != schema_before,
         "the schema did change"
@@ -127,7 +123,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "succeeded", "{job:?}");
 
-    let after = live(&engine).await;
+    let after = live_fingerprint(&engine).await;
     assert!(
         before.differences(&after).is_empty(),
         "{:?}",
@@ -153,7 +149,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
 async fn one_changed_value_of_any_type_is_noticed() {
     let engine = spawn_engine().await;
     run_sql(&engine, SCHEMA).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     assert!(
         before
             .tables
@@ -186,7 +182,9 @@ async fn one_changed_value_of_any_type_is_noticed() {
         );
         tx.rollback().await.unwrap();
     }
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
 }
 
 /// Manifests written before the per-column hash (no `method`: the row's
@@ -195,7 +193,7 @@ async fn one_changed_value_of_any_type_is_noticed() {
 async fn fingerprints_of_older_manifests_are_recomputed_their_way() {
     let engine = spawn_engine().await;
     run_sql(&engine, SCHEMA).await;
-    let mut old = live(&engine).await;
+    let mut old = live_fingerprint(&engine).await;
     for t in &mut old.tables {
         let mut json = serde_json::to_value(&*t).unwrap();
         json.as_object_mut().unwrap().remove("method");
@@ -230,7 +228,7 @@ async fn fingerprints_of_older_manifests_are_recomputed_their_way() {
     };
     assert_ne!(
         things(&old),
-        things(&live(&engine).await),
+        things(&live_fingerprint(&engine).await),
         "the two methods differ"
     );
 }

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lms_backup::db::DatabaseUrls;
-use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::{actor, start_manual_backup};
+use lms_backup::fingerprint::Fingerprint;
+use lms_backup::testing::{actor, live_fingerprint, start_manual_backup};
 use lms_backup::{jobs, pgtools, settings, Databases, Engine, EngineConfig};
 use sqlx::Connection;
 
@@ -175,14 +175,6 @@ async fn wrapped(tool: &str, script: &str) -> PathBuf {
     dir
 }
 
-async fn live(engine: &Engine) -> Fingerprint {
-    let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-        .await
-        .unwrap();
-    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
-    fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
-}
-
 /// Waits for a phase of a job, reading through the control database.
 async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -238,7 +230,7 @@ async fn after_restart(cluster: &Cluster, dir: &Path, before: &Fingerprint) -> E
     // Every row as before. Sequences are compared apart: PostgreSQL logs
     // them 32 values ahead, so after its own crash recovery they may have
     // moved forward (never back), which is PostgreSQL's behaviour, not ours.
-    let now = live(&engine).await;
+    let now = live_fingerprint(&engine).await;
     let rows_only = Fingerprint {
         tables: before.tables.clone(),
         sequences: now.sequences.clone(),
@@ -285,7 +277,7 @@ async fn postgres_crashing_mid_backup_leaves_nothing_and_the_next_backup_works()
     let tools = wrapped("pg_dump", "\"$REAL\" \"$@\" | { sleep 2; cat; }").await;
     let engine = engine_on(&cluster, &dir, Some(&tools)).await;
     lms_backup::demo::seed(&engine.dbs().lms, 2).await.unwrap();
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
 
     let (job, backup_id) = backup(&engine).await;
     wait_for_phase(&engine, job, "dumping").await;
@@ -331,12 +323,12 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let (job, backup_id) = backup(&engine).await;
     assert_eq!(wait_for_end(&engine, job).await.status, "succeeded");
-    let at_backup = live(&engine).await;
+    let at_backup = live_fingerprint(&engine).await;
     sqlx::query("UPDATE courses SET title = 'after the backup'")
         .execute(&engine.dbs().lms)
         .await
         .unwrap();
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     drop(engine);
 
     // pg_restore that waits three seconds before loading into the copy: the
@@ -378,6 +370,8 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
         ended.status, "succeeded",
         "the next restore works: {ended:?}"
     );
-    assert!(at_backup.differences(&live(&engine).await).is_empty());
+    assert!(at_backup
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
     std::fs::remove_dir_all(dir).ok();
 }

@@ -1,7 +1,9 @@
 //! Shadow restore, swap and undo against a real PostgreSQL.
 
-use lms_backup::fingerprint::{self, Fingerprint};
-use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
+use lms_backup::fingerprint::Fingerprint;
+use lms_backup::testing::{
+    actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
+};
 use lms_backup::{catalog, settings, Engine};
 use sqlx::Connection;
 
@@ -15,15 +17,6 @@ async fn backup(engine: &Engine) -> catalog::BackupDetail {
     catalog::get(&engine.dbs().control, started.backup.id)
         .await
         .unwrap()
-}
-
-/// The live database's fingerprint, through a fresh connection.
-async fn live(engine: &Engine) -> Fingerprint {
-    let mut conn = sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-        .await
-        .unwrap();
-    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
-    fingerprint::fingerprint(&mut conn, &tables).await.unwrap()
 }
 
 fn recorded(detail: &catalog::BackupDetail) -> Fingerprint {
@@ -61,7 +54,7 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let detail = backup(&engine).await;
     change_data(&engine).await;
-    let changed = live(&engine).await;
+    let changed = live_fingerprint(&engine).await;
     assert!(
         !recorded(&detail).differences(&changed).is_empty(),
         "the data did change"
@@ -79,7 +72,7 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
         "{job:?}"
     );
 
-    let restored = live(&engine).await;
+    let restored = live_fingerprint(&engine).await;
     assert!(
         recorded(&detail).differences(&restored).is_empty(),
         "{:?}",
@@ -109,7 +102,7 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
     let undo = engine.start_undo(true, &who).await.unwrap();
     let undo = wait_for_job(&engine, undo.id).await;
     assert_eq!(undo.status, "succeeded", "{undo:?}");
-    let undone = live(&engine).await;
+    let undone = live_fingerprint(&engine).await;
     assert!(
         changed.differences(&undone).is_empty(),
         "{:?}",
@@ -128,7 +121,7 @@ async fn a_damaged_or_truncated_archive_changes_nothing() {
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let detail = backup(&engine).await;
     change_data(&engine).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let path = engine.config().backup_dir.join(&detail.backup.filename);
     let who = actor("alice");
 
@@ -170,7 +163,9 @@ async fn a_damaged_or_truncated_archive_changes_nothing() {
     assert_eq!(job.status, "failed", "{job:?}");
 
     assert!(
-        before.differences(&live(&engine).await).is_empty(),
+        before
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty(),
         "the live database is exactly as it was"
     );
     let lms = engine.dbs().lms_name().to_owned();
@@ -220,7 +215,7 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
     lms_backup::demo::seed(&base.dbs().lms, 2).await.unwrap();
     let detail = backup(&base).await;
     change_data(&base).await;
-    let before = live(&base).await;
+    let before = live_fingerprint(&base).await;
 
     // pg_restore that records its pid (and keeps it through exec) when restoring into a database.
     let pid_file = lms_backup::testing::scratch_dir("pgrestore-pid").join("pid");
@@ -266,7 +261,9 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed", "{job:?}");
     assert!(
-        before.differences(&live(&engine).await).is_empty(),
+        before
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty(),
         "the live database is as it was"
     );
     let lms = engine.dbs().lms_name().to_owned();
@@ -310,7 +307,7 @@ async fn a_role_without_createdb_is_told_which_grant_is_missing() {
     let engine = template.with_dbs(dbs);
 
     let detail = backup(&engine).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let who = actor("alice");
     let job = engine
         .start_restore(detail.backup.id, true, &who)
@@ -324,7 +321,9 @@ async fn a_role_without_createdb_is_told_which_grant_is_missing() {
             && message.contains(&format!("ALTER ROLE \"{role}\" CREATEDB")),
         "{message}"
     );
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
 }
 
 #[tokio::test]
@@ -348,7 +347,7 @@ async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
         .await
         .unwrap();
     assert_eq!(uploaded.kind, "uploaded");
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed");
@@ -356,7 +355,9 @@ async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
         job.message.as_deref().unwrap().contains("superuser"),
         "{job:?}"
     );
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
 }
 
 /// Both copies must fit on the database server's disk: a backup whose
@@ -368,7 +369,7 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let detail = backup(&engine).await;
     change_data(&engine).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     // As if the backed-up tables had been a petabyte each.
     let mut manifest = detail.manifest.clone().unwrap();
     for t in manifest.tables.as_mut().unwrap() {
@@ -391,7 +392,9 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
             && message.contains(" free."),
         "{message}"
     );
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
     let lms = engine.dbs().lms_name().to_owned();
     assert_eq!(
         databases(&engine).await,
@@ -446,7 +449,7 @@ async fn a_session_that_cannot_be_ended_fails_the_switch_cleanly() {
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let detail = backup(&engine).await;
     change_data(&engine).await;
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let superuser = lms_backup::testing::superuser_url();
     let (server, _) = superuser.rsplit_once('/').unwrap();
     let mut dba = sqlx::PgConnection::connect(&format!("{server}/{}", engine.dbs().lms_name()))
@@ -470,7 +473,9 @@ async fn a_session_that_cannot_be_ended_fails_the_switch_cleanly() {
     sqlx::query("SELECT 1").execute(&mut dba).await.unwrap();
     dba.close().await.unwrap();
 
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
     let lms = engine.dbs().lms_name().to_owned();
     assert_eq!(
         databases(&engine).await,
@@ -568,12 +573,14 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
         .import_upload(archive, Some(archive.len() as u64), &who)
         .await
         .unwrap();
-    let before = live(&engine).await;
+    let before = live_fingerprint(&engine).await;
     let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed", "{job:?}");
     assert!(!marker.exists(), "the program ran during the restore");
-    assert!(before.differences(&live(&engine).await).is_empty());
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
     let lms = engine.dbs().lms_name().to_owned();
     assert_eq!(
         databases(&engine).await,

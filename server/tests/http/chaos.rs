@@ -6,19 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use lms_backup::fingerprint::{self, Fingerprint};
+use lms_backup::fingerprint::Fingerprint;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
 use crate::crash::{create_admin, json, sign_in, start, Server};
 
 async fn live(url: &str) -> Fingerprint {
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    let tables = fingerprint::list_tables(&mut conn).await.unwrap();
-    let fp = fingerprint::fingerprint(&mut conn, &tables).await.unwrap();
-    conn.close().await.unwrap();
-    fp
+    lms_backup::testing::fingerprint_of(&url.parse().unwrap()).await
 }
 
 async fn wait_for_job(client: &reqwest::Client, server: &Server, job: &str) -> Value {
