@@ -109,14 +109,7 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
     let log = dir.join("server.log");
     let server = start_logging(&env, Some(&log)).await;
     let client = sign_in(&server).await;
-    let started = json(
-        client
-            .post(format!("{}/api/admin/backup/create", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let started = server.start_backup(&client).await;
     let job = started["job"]["id"].as_str().unwrap().to_owned();
     let server_pid = server.child.id();
     let server_image = std::fs::read_link(format!("/proc/{server_pid}/exe")).ok();

@@ -4,11 +4,10 @@
 //! seed is printed; `CRASH_SEED=<seed>` replays a run, `CRASH_RUNS=<n>`
 //! changes how many kills there are (24 by default).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lms_backup::fingerprint::Fingerprint;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::crash::{create_admin, json, sign_in, start, Server};
@@ -17,36 +16,12 @@ async fn live(url: &str) -> Fingerprint {
     lms_backup::testing::fingerprint_of(&url.parse().unwrap()).await
 }
 
-async fn wait_for_job(client: &reqwest::Client, server: &Server, job: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = json(
-            client
-                .get(format!("{}/api/admin/backup/jobs/{job}", server.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        if j["status"] != "running" {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job {job} never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A complete backup through the API; its catalog id.
 async fn full_backup(client: &reqwest::Client, server: &Server) -> i64 {
-    let started = json(
-        client
-            .post(format!("{}/api/admin/backup/create", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let job = wait_for_job(client, server, started["job"]["id"].as_str().unwrap()).await;
+    let started = server.start_backup(client).await;
+    let job = server
+        .wait_for_job(client, started["job"]["id"].as_str().unwrap())
+        .await;
     assert_eq!(job["status"], "succeeded", "{job}");
     started["backup"]["id"].as_i64().unwrap()
 }

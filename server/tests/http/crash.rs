@@ -14,6 +14,50 @@ pub(crate) struct Server {
     pub(crate) base: String,
 }
 
+impl Server {
+    /// `GET path` as `client`; the answer as JSON.
+    pub(crate) async fn get_json(&self, client: &reqwest::Client, path: &str) -> Value {
+        json(
+            client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Starts a backup as `client`; the answer (job and backup) as JSON.
+    pub(crate) async fn start_backup(&self, client: &reqwest::Client) -> Value {
+        json(
+            client
+                .post(format!("{}/api/admin/backup/create", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Polls a job until it is no longer running; its last state.
+    pub(crate) async fn wait_for_job(&self, client: &reqwest::Client, job: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let state = self
+                .get_json(client, &format!("/api/admin/backup/jobs/{job}"))
+                .await;
+            if state["status"] != "running" {
+                return state;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {job} never ended: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -136,14 +180,7 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
 
     let mut server = start(&env).await;
     let client = sign_in(&server).await;
-    let started = json(
-        client
-            .post(format!("{}/api/admin/backup/create", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let started = server.start_backup(&client).await;
     let job_id = started["job"]["id"].as_str().unwrap().to_owned();
     let partial = backups.join(format!(
         "{}.partial",
@@ -161,14 +198,9 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
 
     let server = start(&env).await;
     // Sessions live in the control database: the same cookie still works.
-    let job = json(
-        client
-            .get(format!("{}/api/admin/backup/jobs/{job_id}", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let job = server
+        .get_json(&client, &format!("/api/admin/backup/jobs/{job_id}"))
+        .await;
     assert_eq!(job["status"], "interrupted", "{job}");
     assert!(!partial.exists(), "the partial file was removed");
     let status = json(
@@ -188,22 +220,9 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
         .unwrap();
     assert_eq!(res.status(), 202, "a new backup starts at once");
     let again = json(res).await;
-    let id = again["job"]["id"].as_str().unwrap();
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        last = json(
-            client
-                .get(format!("{}/api/admin/backup/jobs/{id}", server.base))
-                .send()
-                .await
-                .unwrap(),
-        )
+    let last = server
+        .wait_for_job(&client, again["job"]["id"].as_str().unwrap())
         .await;
-        if last["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(last["status"], "succeeded", "{last}");
     let list = json(
         client
@@ -265,33 +284,11 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
 
     let mut server = start(&env).await;
     let client = sign_in(&server).await;
-    let started = json(
-        client
-            .post(format!("{}/api/admin/backup/create", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let started = server.start_backup(&client).await;
     let backup_id = started["backup"]["id"].as_i64().unwrap();
-    for _ in 0..300 {
-        let job = json(
-            client
-                .get(format!(
-                    "{}/api/admin/backup/jobs/{}",
-                    server.base,
-                    started["job"]["id"].as_str().unwrap()
-                ))
-                .send()
-                .await
-                .unwrap(),
-        )
+    server
+        .wait_for_job(&client, started["job"]["id"].as_str().unwrap())
         .await;
-        if job["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
         .execute(&pool)
@@ -380,30 +377,11 @@ async fn restore_killed_at(point: &str) -> (i64, Value, Vec<String>) {
 
     let mut server = start(&pausing).await;
     let client = sign_in(&server).await;
-    let started = json(
-        client
-            .post(format!("{}/api/admin/backup/create", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let job = started["job"]["id"].as_str().unwrap().to_owned();
-    for _ in 0..300 {
-        let j = json(
-            client
-                .get(format!("{}/api/admin/backup/jobs/{job}", server.base))
-                .send()
-                .await
-                .unwrap(),
-        )
+    let started = server.start_backup(&client).await;
+    let j = server
+        .wait_for_job(&client, started["job"]["id"].as_str().unwrap())
         .await;
-        if j["status"] != "running" {
-            assert_eq!(j["status"], "succeeded", "{j}");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(j["status"], "succeeded", "{j}");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
         .execute(&pool)

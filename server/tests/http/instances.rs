@@ -32,17 +32,6 @@ async fn post(
         .unwrap()
 }
 
-async fn wait_for_job(client: &reqwest::Client, server: &Server, job: &str) -> Value {
-    for _ in 0..600 {
-        let j = json(get(client, server, &format!("/api/admin/backup/jobs/{job}")).await).await;
-        if j["status"] != "running" {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {job} did not finish");
-}
-
 #[tokio::test]
 async fn two_instances_share_one_lock_and_one_maintenance_mode() {
     let dir = lms_backup::testing::scratch_dir("instances");
@@ -97,7 +86,7 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
             .contains("alice"),
         "{refused}"
     );
-    let seen = json(get(&client, &b, "/api/admin/backup/status").await).await;
+    let seen = b.get_json(&client, "/api/admin/backup/status").await;
     assert_eq!(seen["is_locked"], true, "{seen}");
     assert_eq!(seen["operation_type"], "backup", "{seen}");
     assert_eq!(seen["locked_by"], "alice", "{seen}");
@@ -132,7 +121,7 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
     );
     let message = json(restore_on_b).await["error"]["message"].to_string();
     assert!(message.contains("running"), "{message}");
-    assert_eq!(wait_for_job(&client, &b, &job).await["status"], "succeeded");
+    assert_eq!(b.wait_for_job(&client, &job).await["status"], "succeeded");
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
         .fetch_one(&sqlx::PgPool::connect(&control_url(&url)).await.unwrap())
         .await
@@ -265,7 +254,9 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
         .await,
     )
     .await;
-    let next = wait_for_job(&client, &b, next["job"]["id"].as_str().unwrap()).await;
+    let next = b
+        .wait_for_job(&client, next["job"]["id"].as_str().unwrap())
+        .await;
     assert_eq!(next["status"], "succeeded", "{next}");
     drop(b);
     std::fs::remove_dir_all(dir).ok();
