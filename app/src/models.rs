@@ -176,6 +176,15 @@ pub struct ActivityEntry {
     pub detail: Option<String>,
 }
 
+/// A table's name as people read it: schema-qualified unless in `public`.
+pub fn table_label(schema: &str, name: &str) -> String {
+    if schema == "public" {
+        name.to_owned()
+    } else {
+        format!("{schema}.{name}")
+    }
+}
+
 /// Formats a byte count for people ("1.5 MB").
 pub fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];

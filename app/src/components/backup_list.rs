@@ -10,7 +10,7 @@ use super::backup_card::{Console, ErrorBar};
 use super::dialog::ConsoleDialog;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, BackupSummary};
+use crate::models::{human_bytes, table_label, BackupSummary};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -508,11 +508,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
                             {tables
                                 .into_iter()
                                 .map(|t| {
-                                    let name = if t.schema == "public" {
-                                        t.name
-                                    } else {
-                                        format!("{}.{}", t.schema, t.name)
-                                    };
+                                    let name = table_label(&t.schema, &t.name);
                                     view! {
                                         <TableRow>
                                             <TableCell>{name}</TableCell>

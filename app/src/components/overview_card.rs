@@ -5,7 +5,7 @@ use thaw::{
 };
 
 use crate::functions::get_database_overview;
-use crate::models::human_bytes;
+use crate::models::{human_bytes, table_label};
 
 /// The LMS database at a glance: name, size, server version and every table
 /// with its exact row count and size.
@@ -49,11 +49,7 @@ pub fn OverviewCard() -> impl IntoView {
                                             .tables
                                             .into_iter()
                                             .map(|t| {
-                                                let name = if t.schema == "public" {
-                                                    t.name
-                                                } else {
-                                                    format!("{}.{}", t.schema, t.name)
-                                                };
+                                                let name = table_label(&t.schema, &t.name);
                                                 view! {
                                                     <TableRow>
                                                         <TableCell>{name}</TableCell>
