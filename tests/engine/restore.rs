@@ -38,6 +38,26 @@ async fn change_data(engine: &Engine) {
     }
 }
 
+/// After a refused or failed restore: the live database exactly as
+/// `before`, no copy or previous database beside it, the lock free.
+async fn assert_untouched(engine: &Engine, before: &Fingerprint) {
+    let differences = before.differences(&live_fingerprint(engine).await);
+    assert!(
+        differences.is_empty(),
+        "the live database is as it was: {differences:?}"
+    );
+    let lms = engine.dbs().lms_name().to_owned();
+    assert_eq!(
+        databases(engine).await,
+        [lms.clone(), format!("{lms}_control")],
+        "no copy, no previous database"
+    );
+    assert!(
+        engine.lock_status().await.unwrap().is_none(),
+        "the lock is free"
+    );
+}
+
 async fn databases(engine: &Engine) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT datname::text FROM pg_database WHERE datname LIKE $1 || '%' ORDER BY 1",
@@ -162,19 +182,7 @@ async fn a_damaged_or_truncated_archive_changes_nothing() {
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed", "{job:?}");
 
-    assert!(
-        before
-            .differences(&live_fingerprint(&engine).await)
-            .is_empty(),
-        "the live database is exactly as it was"
-    );
-    let lms = engine.dbs().lms_name().to_owned();
-    assert_eq!(
-        databases(&engine).await,
-        [lms.clone(), format!("{lms}_control")],
-        "no shadow, no previous"
-    );
-    assert!(engine.lock_status().await.unwrap().is_none());
+    assert_untouched(&engine, &before).await;
     assert!(settings::maintenance(&engine.dbs().control)
         .await
         .unwrap()
@@ -260,19 +268,7 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
 
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed", "{job:?}");
-    assert!(
-        before
-            .differences(&live_fingerprint(&engine).await)
-            .is_empty(),
-        "the live database is as it was"
-    );
-    let lms = engine.dbs().lms_name().to_owned();
-    assert_eq!(
-        databases(&engine).await,
-        [lms.clone(), format!("{lms}_control")],
-        "the shadow was dropped"
-    );
-    assert!(engine.lock_status().await.unwrap().is_none());
+    assert_untouched(&engine, &before).await;
 }
 
 #[tokio::test]
@@ -392,15 +388,7 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
             && message.contains(" free."),
         "{message}"
     );
-    assert!(before
-        .differences(&live_fingerprint(&engine).await)
-        .is_empty());
-    let lms = engine.dbs().lms_name().to_owned();
-    assert_eq!(
-        databases(&engine).await,
-        [lms.clone(), format!("{lms}_control")]
-    );
-    assert!(engine.lock_status().await.unwrap().is_none());
+    assert_untouched(&engine, &before).await;
 }
 
 /// RESTORE_KEEP_PREVIOUS databases from before restores are kept, newest
@@ -578,13 +566,5 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     let job = wait_for_job(&engine, job.id).await;
     assert_eq!(job.status, "failed", "{job:?}");
     assert!(!marker.exists(), "the program ran during the restore");
-    assert!(before
-        .differences(&live_fingerprint(&engine).await)
-        .is_empty());
-    let lms = engine.dbs().lms_name().to_owned();
-    assert_eq!(
-        databases(&engine).await,
-        [lms.clone(), format!("{lms}_control")]
-    );
-    assert!(engine.lock_status().await.unwrap().is_none());
+    assert_untouched(&engine, &before).await;
 }
