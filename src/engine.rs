@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::config::EngineConfig;
-use crate::pgtools::PgTools;
-use crate::{jobs, lock, storage, Databases, Result};
+use crate::jobs::{self, lock};
+use crate::postgres::tools::PgTools;
+use crate::{storage, Databases, Result};
 
 /// What is running right now.
 #[derive(Debug, Clone, serde::Serialize)]

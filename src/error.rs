@@ -45,7 +45,7 @@ pub enum Error {
 
     /// Another operation holds the operation lock.
     #[error("{}", busy_message(.0))]
-    Busy(Box<crate::lock::LockInfo>),
+    Busy(Box<crate::jobs::lock::LockInfo>),
 
     /// Too many requests of this kind; the next is allowed at `retry_at`.
     #[error("{message}")]
@@ -67,7 +67,7 @@ pub enum Error {
     Cancelled(String),
 }
 
-fn busy_message(info: &crate::lock::LockInfo) -> String {
+fn busy_message(info: &crate::jobs::lock::LockInfo) -> String {
     format!(
         "Another operation is running: a {} started by {} at {} UTC. Wait for it to finish.",
         info.operation_type,

@@ -21,35 +21,26 @@
 //! - [`catalog`]: the backup catalog in the control database.
 //! - [`demo`]: realistic demo data for the LMS database.
 
-pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod catalog;
 pub mod config;
-pub mod db;
 pub mod demo;
 mod engine;
 mod error;
-pub mod fingerprint;
 pub mod jobs;
-mod lease;
-pub mod lock;
-mod maintenance;
-pub mod overview;
-pub mod pgtools;
-pub mod process;
+pub mod postgres;
 mod recovery;
 pub mod restore;
 pub mod settings;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod upload;
 pub mod users;
 
+pub use backup::Download;
 pub use config::EngineConfig;
-pub use db::Databases;
 pub use engine::{Engine, OperationStatus, StorageSummary};
 pub use error::{Error, Result};
-pub use maintenance::Download;
+pub use postgres::databases::Databases;
 pub use recovery::RecoveryReport;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalog;
 use crate::engine::Engine;
-use crate::lock;
+use crate::jobs::lock;
 use crate::storage::{self, PARTIAL_SUFFIX};
 use crate::Result;
 
@@ -159,7 +159,7 @@ impl Engine {
                         END
                  WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1
                  RETURNING kind IN ('restore', 'undo') AND phase = 'switching'",
-                crate::lock::SWITCH_INTERRUPTED
+                crate::jobs::lock::SWITCH_INTERRUPTED
             ),
         )
         .bind(live_job)

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::db::{quote_ident, DatabaseUrls};
+use crate::postgres::databases::{quote_ident, DatabaseUrls};
 use crate::Databases;
 
 /// The server URL tests run against. Panics with instructions when unset:
@@ -74,7 +74,7 @@ pub async fn spawn_engine_with(adjust: impl FnOnce(&mut crate::EngineConfig)) ->
     let mut config = crate::EngineConfig::new(dir);
     config.backup_rate_limit = 0;
     adjust(&mut config);
-    let tools = crate::pgtools::locate(config_tools_dir().as_deref())
+    let tools = crate::postgres::tools::locate(config_tools_dir().as_deref())
         .await
         .expect("pg_dump and pg_restore");
     crate::Engine::new(dbs, tools, config).expect("engine")
@@ -111,12 +111,14 @@ pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs
 
 /// The fingerprint of the database `options` point at, through a fresh
 /// connection.
-pub async fn fingerprint_of(options: &PgConnectOptions) -> crate::fingerprint::Fingerprint {
+pub async fn fingerprint_of(
+    options: &PgConnectOptions,
+) -> crate::postgres::fingerprint::Fingerprint {
     let mut conn = PgConnection::connect_with(options).await.expect("connect");
-    let tables = crate::fingerprint::list_tables(&mut conn)
+    let tables = crate::postgres::fingerprint::list_tables(&mut conn)
         .await
         .expect("list the tables");
-    let fingerprint = crate::fingerprint::fingerprint(&mut conn, &tables)
+    let fingerprint = crate::postgres::fingerprint::fingerprint(&mut conn, &tables)
         .await
         .expect("fingerprint");
     let _ = conn.close().await;
@@ -124,7 +126,7 @@ pub async fn fingerprint_of(options: &PgConnectOptions) -> crate::fingerprint::F
 }
 
 /// The fingerprint of an engine's live LMS database.
-pub async fn live_fingerprint(engine: &crate::Engine) -> crate::fingerprint::Fingerprint {
+pub async fn live_fingerprint(engine: &crate::Engine) -> crate::postgres::fingerprint::Fingerprint {
     fingerprint_of(&engine.dbs().lms_options).await
 }
 
@@ -154,7 +156,7 @@ pub fn actor(name: &str) -> crate::audit::Actor {
 /// A bin directory whose `pg_dump` runs the shell `script` (with `$REAL` set
 /// to the real pg_dump; `--version` is answered by the real one) and whose
 /// `pg_restore` is the real one. For tests that slow, kill or sabotage a dump.
-pub fn wrapped_pg_dump(real: &crate::pgtools::PgTools, script: &str) -> std::path::PathBuf {
+pub fn wrapped_pg_dump(real: &crate::postgres::tools::PgTools, script: &str) -> std::path::PathBuf {
     let dir = scratch_dir("pg-wrap");
     write_script(
         &dir.join("pg_dump"),

@@ -204,7 +204,8 @@ pub fn human_bytes(bytes: i64) -> String {
 #[cfg(feature = "ssr")]
 mod convert {
     use super::*;
-    use lms_backup::{catalog, jobs, overview, users};
+    use lms_backup::postgres::overview;
+    use lms_backup::{catalog, jobs, users};
 
     impl From<users::Role> for Role {
         fn from(r: users::Role) -> Self {

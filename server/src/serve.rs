@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::ssr::{AppState, Config, LoginLimiter};
-use lms_backup::db::DatabaseUrls;
 use lms_backup::demo::{self, SeedOutcome};
-use lms_backup::pgtools::{self, PgTools};
+use lms_backup::postgres::databases::DatabaseUrls;
+use lms_backup::postgres::tools::{self, PgTools};
 use lms_backup::users::{self, NewUser};
 use lms_backup::{Databases, Engine};
 
@@ -120,10 +120,10 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
 
 /// Refuses to start without usable pg_dump / pg_restore.
 async fn check_tools(db: &DatabaseArgs, dbs: &Databases) -> Result<PgTools, String> {
-    let tools = pgtools::locate(db.postgres_bin_path.as_deref())
+    let tools = tools::locate(db.postgres_bin_path.as_deref())
         .await
         .map_err(describe)?;
-    let (major, version) = pgtools::server_version(&dbs.lms).await.map_err(describe)?;
+    let (major, version) = tools::server_version(&dbs.lms).await.map_err(describe)?;
     tools
         .check_against_server(major, &version)
         .map_err(describe)?;

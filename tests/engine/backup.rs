@@ -4,8 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::jobs::lock;
+use lms_backup::postgres::{fingerprint, tools as pgtools};
 use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
-use lms_backup::{catalog, fingerprint, lock, pgtools, Engine, Error};
+use lms_backup::{catalog, Engine, Error};
 use sqlx::Connection;
 
 fn manual<'a>(who: &'a lms_backup::audit::Actor, notes: Option<&'a str>) -> BackupRequest<'a> {
@@ -87,7 +89,9 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
         b.filename
     );
     let path = engine.config().backup_dir.join(&b.filename);
-    let (size, sha) = lms_backup::archive::sha256_file(&path).await.unwrap();
+    let (size, sha) = lms_backup::postgres::archive::sha256_file(&path)
+        .await
+        .unwrap();
     assert_eq!(Some(size as i64), b.size_bytes);
     assert_eq!(Some(sha.clone()), b.sha256);
 
@@ -126,7 +130,7 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
     assert_eq!(events.rows, 20_000);
 
     // Every table is in the archive.
-    let info = lms_backup::archive::list(&engine.tools().pg_restore, &path)
+    let info = lms_backup::postgres::archive::list(&engine.tools().pg_restore, &path)
         .await
         .unwrap();
     for t in &tables {

@@ -3,7 +3,7 @@
 //! enums, sequences, views, functions, triggers, partitioned tables and
 //! foreign keys.
 
-use lms_backup::fingerprint::{self, Fingerprint};
+use lms_backup::postgres::fingerprint::{self, Fingerprint};
 use lms_backup::testing::{
     actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
 };

@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use lms_backup::catalog;
+use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::{
     actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
 };
-use lms_backup::{catalog, pgtools};
 
 struct Tmpfs(PathBuf);
 

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lms_backup::db::DatabaseUrls;
-use lms_backup::fingerprint::Fingerprint;
+use lms_backup::postgres::databases::DatabaseUrls;
+use lms_backup::postgres::fingerprint::Fingerprint;
+use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::{actor, live_fingerprint, start_manual_backup};
-use lms_backup::{jobs, pgtools, settings, Databases, Engine, EngineConfig};
+use lms_backup::{jobs, settings, Databases, Engine, EngineConfig};
 use sqlx::Connection;
 
 /// A private PostgreSQL cluster on a free port, removed when dropped.

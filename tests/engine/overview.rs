@@ -1,4 +1,4 @@
-use lms_backup::overview::database_overview;
+use lms_backup::postgres::overview::database_overview;
 use lms_backup::testing::spawn_db;
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use lms_backup::pgtools;
+use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::spawn_db;
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Shadow restore, swap and undo against a real PostgreSQL.
 
-use lms_backup::fingerprint::Fingerprint;
+use lms_backup::postgres::fingerprint::Fingerprint;
 use lms_backup::testing::{
     actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
 };
@@ -241,7 +241,11 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let engine = base.with_tools(lms_backup::pgtools::locate(Some(&bin)).await.unwrap());
+    let engine = base.with_tools(
+        lms_backup::postgres::tools::locate(Some(&bin))
+            .await
+            .unwrap(),
+    );
 
     let who = actor("alice");
     let job = engine
@@ -293,7 +297,7 @@ async fn a_role_without_createdb_is_told_which_grant_is_missing() {
         .unwrap()
         .0
         .to_owned();
-    let urls = lms_backup::db::DatabaseUrls {
+    let urls = lms_backup::postgres::databases::DatabaseUrls {
         lms: format!("postgres://{role}:pw-{suffix}@{base}/{db}"),
         control: None,
     };
@@ -328,7 +332,7 @@ async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
     let db = template.dbs().lms_name().to_owned();
     let superuser = lms_backup::testing::superuser_url();
     let (base, _) = superuser.rsplit_once('/').unwrap();
-    let urls = lms_backup::db::DatabaseUrls {
+    let urls = lms_backup::postgres::databases::DatabaseUrls {
         lms: format!("{base}/{db}"),
         control: None,
     };
@@ -516,7 +520,7 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     .await
     .unwrap();
     source.close().await.unwrap();
-    let tools = lms_backup::pgtools::locate(None).await.unwrap();
+    let tools = lms_backup::postgres::tools::locate(None).await.unwrap();
     let (userinfo, hostpart) = source_url
         .split_once("://")
         .unwrap()

@@ -11,9 +11,11 @@ pub async fn get_database_overview() -> Result<DatabaseOverview, AppError> {
     with_status(
         async {
             let (state, _admin) = admin_from_context().await?;
-            Ok(lms_backup::overview::database_overview(&state.dbs().lms)
-                .await?
-                .into())
+            Ok(
+                lms_backup::postgres::overview::database_overview(&state.dbs().lms)
+                    .await?
+                    .into(),
+            )
         }
         .await,
     )

@@ -19,7 +19,7 @@ async fn overview(
     State(state): State<AppState>,
 ) -> Result<Json<DatabaseOverview>, AppError> {
     Ok(Json(
-        lms_backup::overview::database_overview(&state.dbs().lms)
+        lms_backup::postgres::overview::database_overview(&state.dbs().lms)
             .await?
             .into(),
     ))

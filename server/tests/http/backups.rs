@@ -89,7 +89,7 @@ async fn create_list_get_download_round_trip() {
     // The downloaded archive lists every LMS table.
     let file = std::env::temp_dir().join(format!("dl-{}.dump", uuid::Uuid::new_v4().simple()));
     std::fs::write(&file, &bytes).unwrap();
-    let info = lms_backup::archive::list(&app.engine.tools().pg_restore, &file)
+    let info = lms_backup::postgres::archive::list(&app.engine.tools().pg_restore, &file)
         .await
         .unwrap();
     for table in [

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use lms_backup::fingerprint::Fingerprint;
+use lms_backup::postgres::fingerprint::Fingerprint;
 use rand::{Rng, SeedableRng};
 use sqlx::PgPool;
 

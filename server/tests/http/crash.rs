@@ -115,7 +115,7 @@ pub(crate) async fn start_logging(env: &[(&str, String)], log: Option<&std::path
 /// pg_dump that waits two seconds before dumping: long enough to kill the
 /// server in the middle of the backup.
 pub(crate) async fn slow_tools() -> PathBuf {
-    let real = lms_backup::pgtools::locate(None).await.unwrap();
+    let real = lms_backup::postgres::tools::locate(None).await.unwrap();
     lms_backup::testing::wrapped_pg_dump(&real, "sleep 2\nexec \"$REAL\" \"$@\"")
 }
 
@@ -246,7 +246,7 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
 /// pg_restore that waits two seconds before restoring into a database: long
 /// enough to kill the server while the shadow copy is being built.
 async fn slow_restore_tools() -> PathBuf {
-    let real = lms_backup::pgtools::locate(None).await.unwrap();
+    let real = lms_backup::postgres::tools::locate(None).await.unwrap();
     let bin = lms_backup::testing::scratch_dir("pg-slow-restore");
     std::os::unix::fs::symlink(&real.pg_dump, bin.join("pg_dump")).unwrap();
     std::fs::write(

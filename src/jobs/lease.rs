@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::engine::Engine;
-use crate::{jobs, lock};
+use crate::jobs::{self, lock};
 
 /// The lock held for one job.
 pub struct Lease {

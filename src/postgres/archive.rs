@@ -11,8 +11,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::fingerprint::TableRef;
-use crate::process::{follow_stderr, ToolConnection, ToolProcess};
+use crate::postgres::fingerprint::TableRef;
+use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
 use crate::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
@@ -187,7 +187,7 @@ pub struct ArchiveInfo {
 /// Reads an archive's table of contents. Cheap, but accepts truncated files:
 /// use [`read_all`] to prove an archive is whole.
 pub async fn list(pg_restore: &Path, archive: &Path) -> Result<ArchiveInfo> {
-    let mut cmd = crate::process::tool_command(pg_restore);
+    let mut cmd = crate::postgres::process::tool_command(pg_restore);
     cmd.arg("--list").arg(archive);
     let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::piped())?;
     let mut stdout = tool.child().stdout.take().expect("stdout is piped");
@@ -238,7 +238,7 @@ fn parse_listing(listing: &str) -> Option<ArchiveInfo> {
 /// Reads every byte of an archive by restoring it to nothing
 /// (`pg_restore --file=/dev/null`): a truncated or damaged archive fails.
 pub async fn read_all(pg_restore: &Path, archive: &Path, progress: &TableProgress) -> Result<()> {
-    let mut cmd = crate::process::tool_command(pg_restore);
+    let mut cmd = crate::postgres::process::tool_command(pg_restore);
     cmd.args(["--verbose", "--file=/dev/null"]).arg(archive);
     let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;
     let stderr = tool.child().stderr.take().expect("stderr is piped");

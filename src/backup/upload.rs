@@ -9,10 +9,10 @@ use std::path::Path;
 use chrono::Utc;
 use tokio::io::AsyncRead;
 
-use crate::archive::{self, TableProgress};
 use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
+use crate::postgres::archive::{self, TableProgress};
 use crate::storage::{self, Manifest, PARTIAL_SUFFIX};
 use crate::{Error, Result};
 

@@ -103,7 +103,7 @@ fn debian_bin_dirs() -> Vec<PathBuf> {
 /// Runs `<tool> --version` and reads the major version from
 /// "pg_dump (PostgreSQL) 15.18 (Debian ...)".
 async fn tool_major(tool: &Path) -> Result<u32> {
-    let output = crate::process::tool_command(tool)
+    let output = crate::postgres::process::tool_command(tool)
         .arg("--version")
         .output()
         .await

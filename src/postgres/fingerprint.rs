@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use crate::db::quote_ident;
+use crate::postgres::databases::quote_ident;
 use crate::Result;
 
 /// One table's contents, summarised.

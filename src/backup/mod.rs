@@ -12,6 +12,11 @@
 //! 6. on any failure the job fails with a message a person can act on, and
 //!    nothing half-written is left.
 
+mod housekeeping;
+mod upload;
+
+pub use housekeeping::Download;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,17 +24,18 @@ use chrono::Utc;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::archive::{self, TableProgress};
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::catalog::{self, Backup, NewEntry};
 use crate::engine::Engine;
-use crate::fingerprint::{self, Fingerprint};
+use crate::jobs::lease::Lease;
+use crate::jobs::lock::{self, LockRequest};
 use crate::jobs::{self, Job};
-use crate::lease::Lease;
-use crate::lock::{self, LockRequest};
-use crate::process::{follow_stderr, ToolConnection};
+use crate::postgres::archive::{self, TableProgress};
+use crate::postgres::fingerprint::{self, Fingerprint};
+use crate::postgres::process::{follow_stderr, ToolConnection};
+use crate::postgres::tools as pgtools;
 use crate::storage::{self, Manifest, PARTIAL_SUFFIX};
-use crate::{pgtools, Error, Result};
+use crate::{Error, Result};
 
 /// Why a backup is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

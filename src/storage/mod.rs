@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::{SequenceState, TableFingerprint};
+use crate::postgres::fingerprint::{SequenceState, TableFingerprint};
 use crate::{Error, Result};
 
 /// Suffix of an archive still being written.

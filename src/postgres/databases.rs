@@ -92,7 +92,7 @@ impl Databases {
                     None
                 };
                 holder.is_some_and(|h| {
-                    !crate::lock::holder_is_dead(&h, &crate::lock::new_instance_id())
+                    !crate::jobs::lock::holder_is_dead(&h, &crate::jobs::lock::new_instance_id())
                 })
             }
             Err(_) => false,

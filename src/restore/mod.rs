@@ -26,16 +26,16 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::archive::{self, DataLoadWatcher, TableProgress};
 use crate::audit::{self, Actor, Event, Outcome};
 use crate::catalog::{self, Backup};
-use crate::db::{like_escape, previous_pattern, quote_ident};
 use crate::engine::Engine;
-use crate::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
+use crate::jobs::lease::Lease;
+use crate::jobs::lock::{self, LockRequest};
 use crate::jobs::{self, Job};
-use crate::lease::Lease;
-use crate::lock::{self, LockRequest};
-use crate::process::{follow_stderr, ToolConnection, ToolProcess};
+use crate::postgres::archive::{self, DataLoadWatcher, TableProgress};
+use crate::postgres::databases::{like_escape, previous_pattern, quote_ident};
+use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
+use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
 use crate::{settings, storage, Error, Result};
 
 /// What a restore or undo did.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::db::quote_ident;
+use crate::postgres::databases::quote_ident;
 use crate::Result;
 
 /// A snapshot of the LMS database for the overview card.

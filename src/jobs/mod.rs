@@ -2,6 +2,9 @@
 //! status, a phase, real progress and, on failure, a message a person can
 //! act on.
 
+pub mod lease;
+pub mod lock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};

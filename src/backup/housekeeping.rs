@@ -10,7 +10,7 @@ use crate::audit::{self, Actor, Event, Outcome};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::jobs;
-use crate::lock::{self, LockInfo, LockRequest};
+use crate::jobs::lock::{self, LockInfo, LockRequest};
 use crate::storage;
 use crate::{Error, Result};
 
@@ -189,7 +189,7 @@ impl Engine {
             let mut file = storage::open_archive(&dir, &filename)?;
             let size = file.metadata()?.len();
             let matches = size == expected_size as u64
-                && crate::archive::sha256_of(&mut file)?.1 == expected_sha;
+                && crate::postgres::archive::sha256_of(&mut file)?.1 == expected_sha;
             if !matches {
                 tracing::error!(%filename, size, expected_size, "archive does not match its manifest");
                 return Err(Error::Conflict(
