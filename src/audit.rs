@@ -1,30 +1,11 @@
 //! The audit log: who did what, when, from where, and how it ended.
 
 use chrono::{DateTime, Utc};
+use lms_types::{AuditAction, AuditOutcome};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 use crate::Result;
-
-/// How an audited operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Failure,
-    /// Refused by authorization, rate limiting or a gate.
-    Denied,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Denied => "denied",
-        }
-    }
-}
 
 /// Who performed an operation: a user id and a snapshot of the name, since
 /// the LMS users table may be replaced by a restore.
@@ -38,9 +19,9 @@ pub struct Actor {
 /// One audited event to record.
 pub struct Event<'a> {
     pub actor: &'a Actor,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub target: Option<&'a str>,
-    pub outcome: Outcome,
+    pub outcome: AuditOutcome,
     pub detail: Option<&'a str>,
 }
 
@@ -50,15 +31,15 @@ pub struct Entry {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor_name: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: Option<String>,
     pub client_ip: Option<String>,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub detail: Option<String>,
 }
 
 /// Appends an event to the audit log.
-pub async fn record(control: &PgPool, event: Event<'_>) -> Result<()> {
+pub async fn record<'e>(db: impl PgExecutor<'e>, event: &Event<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (actor_id, actor_name, action, target, client_ip, outcome, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -68,9 +49,9 @@ pub async fn record(control: &PgPool, event: Event<'_>) -> Result<()> {
     .bind(event.action)
     .bind(event.target)
     .bind(event.actor.client_ip.as_deref())
-    .bind(event.outcome.as_str())
+    .bind(event.outcome)
     .bind(event.detail)
-    .execute(control)
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -78,9 +59,8 @@ pub async fn record(control: &PgPool, event: Event<'_>) -> Result<()> {
 /// Records an event, logging instead of failing: used where the audited
 /// operation itself has already happened and must still be reported.
 pub async fn record_or_log(control: &PgPool, event: Event<'_>) {
-    let action = event.action.to_owned();
-    if let Err(e) = record(control, event).await {
-        tracing::error!(error = %e, action, "could not write the audit log");
+    if let Err(e) = record(control, &event).await {
+        tracing::error!(error = %e, action = %event.action, "could not write the audit log");
     }
 }
 
@@ -88,13 +68,13 @@ pub async fn record_or_log(control: &PgPool, event: Event<'_>) {
 pub async fn record_result<T>(
     control: &PgPool,
     actor: &Actor,
-    action: &str,
+    action: AuditAction,
     target: &str,
     result: &crate::Result<T>,
 ) {
     let (outcome, detail) = match result {
-        Ok(_) => (Outcome::Success, None),
-        Err(e) => (Outcome::Failure, Some(e.to_string())),
+        Ok(_) => (AuditOutcome::Success, None),
+        Err(e) => (AuditOutcome::Failure, Some(e.to_string())),
     };
     record_or_log(
         control,

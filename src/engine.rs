@@ -45,8 +45,8 @@ struct Inner {
 
 impl Engine {
     /// Prepares the backup directory; the databases must be migrated.
-    pub fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
-        storage::ensure_dirs(&config.backup_dir)?;
+    pub async fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
+        storage::BackupDir::new(&config.backup_dir).ensure().await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dbs,
@@ -96,6 +96,11 @@ impl Engine {
         &self.inner.config
     }
 
+    /// The local backup directory.
+    pub fn backup_dir(&self) -> storage::BackupDir {
+        storage::BackupDir::new(&self.inner.config.backup_dir)
+    }
+
     /// This process's identity in the operation lock.
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
@@ -129,11 +134,7 @@ impl Engine {
     /// The stored backups at a glance, with the room left for more.
     pub async fn storage_summary(&self) -> Result<StorageSummary> {
         let catalog = crate::catalog::stats(&self.dbs().control).await?;
-        let dir = self.config().backup_dir.clone();
-        let free_bytes = tokio::task::spawn_blocking(move || crate::storage::free_space(&dir).ok())
-            .await
-            .ok()
-            .flatten();
+        let free_bytes = self.backup_dir().free_space().await.ok();
         Ok(StorageSummary {
             catalog,
             free_bytes,

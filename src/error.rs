@@ -43,8 +43,9 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
-    /// Another operation holds the operation lock.
-    #[error("{}", busy_message(.0))]
+    /// Another operation holds the operation lock (its `Display` says
+    /// which, who started it and when).
+    #[error("{0}")]
     Busy(Box<crate::jobs::lock::LockInfo>),
 
     /// Too many requests of this kind; the next is allowed at `retry_at`.
@@ -65,15 +66,6 @@ pub enum Error {
     /// The operation was cancelled (its lease was lost or it was stopped).
     #[error("{0}")]
     Cancelled(String),
-}
-
-fn busy_message(info: &crate::jobs::lock::LockInfo) -> String {
-    format!(
-        "Another operation is running: a {} started by {} at {} UTC. Wait for it to finish.",
-        info.operation_type,
-        info.locked_by,
-        info.locked_at.format("%H:%M:%S")
-    )
 }
 
 /// The engine's result type.

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use lms_types::{BackupStatus, Operation};
 use serde::Serialize;
 
 use crate::catalog;
@@ -92,7 +93,6 @@ impl Engine {
     /// it leaves alone the job and file of a lease that is still alive.
     pub async fn recover(&self) -> Result<RecoveryReport> {
         let control = &self.dbs().control;
-        let dir = &self.config().backup_dir;
         let mut report = RecoveryReport::default();
 
         // The lock is taken (as "recovery") for the repair of the databases,
@@ -103,7 +103,7 @@ impl Engine {
         let probe = lock::LockRequest {
             instance_id: self.instance_id(),
             job_id: None,
-            operation_type: "recovery",
+            operation: Operation::Recovery,
             actor: &crate::audit::Actor {
                 id: None,
                 name: "recovery".into(),
@@ -147,36 +147,30 @@ impl Engine {
             repaired?;
         }
 
-        // Jobs still marked running whose lease is gone were interrupted.
-        // A restore or undo stopped after its switch has taken effect (the
-        // two renames are one transaction: all or nothing), so say how to
-        // tell which; a backup stopped anywhere has kept nothing.
-        let switching: Vec<bool> = sqlx::query_scalar(
-            &format!(
-                "UPDATE jobs SET status = 'interrupted', finished_at = now(),
-                        message = CASE WHEN kind IN ('restore', 'undo') THEN {}
-                          ELSE 'Interrupted: the server stopped while this job was running. Nothing was kept; start it again.'
-                        END
-                 WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM $1
-                 RETURNING kind IN ('restore', 'undo') AND phase = 'switching'",
-                crate::jobs::lock::SWITCH_INTERRUPTED
-            ),
+        // Jobs still marked running whose lease is gone were interrupted
+        // (and their backups failed). A restore or undo stopped after its
+        // switch has taken effect (the two renames are one transaction: all
+        // or nothing), so it says how to tell which; a backup stopped
+        // anywhere has kept nothing.
+        let switching = lock::interrupt_jobs(
+            &mut *control.acquire().await?,
+            None,
+            live_job,
+            "Interrupted: the server stopped while this job was running. Nothing was kept; start it again.",
         )
-        .bind(live_job)
-        .fetch_all(control)
         .await?;
         report.interrupted_jobs += switching.len() as u64;
         // A restore or undo stopped while switching may have switched the
         // databases and not yet signed everyone out: sign everyone out now
         // (harmless if the switch had not happened).
-        let taken_over = match abandoned.as_ref().and_then(|info| info.job_id).filter(|_| held) {
-            Some(job) => sqlx::query_scalar(
-                "SELECT kind IN ('restore', 'undo') AND phase = 'switching' FROM jobs WHERE id = $1",
-            )
-            .bind(job)
-            .fetch_optional(control)
-            .await?
-            .unwrap_or(false),
+        let taken_over = match abandoned
+            .as_ref()
+            .and_then(|info| info.job_id)
+            .filter(|_| held)
+        {
+            Some(job) => crate::jobs::get(control, job)
+                .await?
+                .is_some_and(|j| j.was_switching()),
             None => false,
         };
         if taken_over || switching.contains(&true) {
@@ -185,13 +179,6 @@ impl Engine {
                 "a restore or undo was stopped while switching: everyone signs in again"
             );
         }
-        sqlx::query(
-            "UPDATE backup_history SET status = 'failed'
-             WHERE status = 'running' AND job_id IS DISTINCT FROM $1",
-        )
-        .bind(live_job)
-        .execute(control)
-        .await?;
         let live_file: Option<String> = match live_job {
             Some(job) => {
                 sqlx::query_scalar("SELECT filename FROM backup_history WHERE job_id = $1")
@@ -203,44 +190,46 @@ impl Engine {
         };
 
         // Half-written files, and files whose backup failed.
-        let failed: HashSet<String> = catalog::with_status(control, "failed")
+        let dir = self.backup_dir();
+        let failed: HashSet<String> = catalog::with_status(control, BackupStatus::Failed)
             .await?
             .into_iter()
             .map(|b| b.filename)
             .collect();
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_suffix(PARTIAL_SUFFIX);
-            let is_leftover = match stem {
+        let mut leftovers = Vec::new();
+        for entry in dir.entries().await? {
+            let is_leftover = match entry.name.strip_suffix(PARTIAL_SUFFIX) {
                 Some(stem) => storage::is_archive_name(stem) && live_file.as_deref() != Some(stem),
-                None => failed.contains(&name),
+                None => failed.contains(&entry.name),
             };
-            if is_leftover && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                storage::remove_if_exists(&entry.path())?;
-                report.removed_partials.push(name);
+            if is_leftover && entry.is_file {
+                leftovers.push(dir.path().join(&entry.name));
+                report.removed_partials.push(entry.name);
             }
+        }
+        if !leftovers.is_empty() {
+            dir.remove(leftovers).await?;
         }
 
         // Completed entries whose file vanished are marked, not dropped.
-        for backup in catalog::with_status(control, "completed").await? {
-            if storage::open_archive(dir, &backup.filename).is_err() {
-                catalog::set_status(control, backup.id, "missing").await?;
+        for backup in catalog::with_status(control, BackupStatus::Completed).await? {
+            if dir.open_archive(&backup.filename).await.is_err() {
+                catalog::set_status(control, backup.id, BackupStatus::Missing).await?;
                 report.marked_missing.push(backup.filename);
             }
         }
 
         // Archives with a sidecar but no entry come back (catalog rebuilt from disk).
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for entry in dir.entries().await? {
+            let name = entry.name;
             if !storage::is_archive_name(&name) || catalog::name_taken(control, &name).await? {
                 continue;
             }
-            let Some(manifest) = storage::read_manifest(dir, &name) else {
+            let Some(manifest) = dir.read_manifest(&name).await else {
                 tracing::warn!(file = %name, "an archive without a manifest is in the backup directory; left alone");
                 continue;
             };
-            let on_disk = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if manifest.filename != name || manifest.size_bytes != on_disk {
+            if manifest.filename != name || manifest.size_bytes != entry.len {
                 tracing::warn!(file = %name, "an archive's manifest does not match it; not imported");
                 continue;
             }

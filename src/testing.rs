@@ -77,7 +77,9 @@ pub async fn spawn_engine_with(adjust: impl FnOnce(&mut crate::EngineConfig)) ->
     let tools = crate::postgres::tools::locate(config_tools_dir().as_deref())
         .await
         .expect("pg_dump and pg_restore");
-    crate::Engine::new(dbs, tools, config).expect("engine")
+    crate::Engine::new(dbs, tools, config)
+        .await
+        .expect("engine")
 }
 
 fn config_tools_dir() -> Option<std::path::PathBuf> {
@@ -139,7 +141,7 @@ pub async fn start_manual_backup(
         .start_backup(crate::backup::BackupRequest {
             actor,
             notes: None,
-            kind: crate::backup::BackupKind::Manual,
+            kind: lms_types::BackupKind::Manual,
         })
         .await
 }

@@ -2,6 +2,9 @@
 //! own types; the conversions live beside them under `ssr`.
 
 use chrono::{DateTime, Utc};
+pub use lms_types::{
+    AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation, Phase,
+};
 use serde::{Deserialize, Serialize};
 
 /// What a user may do in the LMS.
@@ -60,10 +63,8 @@ pub struct TableStats {
 pub struct BackupSummary {
     pub id: i64,
     pub filename: String,
-    /// manual, scheduled, uploaded, pre_restore
-    pub kind: String,
-    /// running, completed, failed, missing
-    pub status: String,
+    pub kind: BackupKind,
+    pub status: BackupStatus,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
@@ -105,11 +106,9 @@ pub struct TableRows {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobInfo {
     pub id: String,
-    /// backup, restore, undo, upload, cleanup, delete
-    pub kind: String,
-    /// queued, running, succeeded, failed, interrupted
-    pub status: String,
-    pub phase: String,
+    pub kind: Operation,
+    pub status: JobStatus,
+    pub phase: Phase,
     /// 0..=1
     pub progress: f64,
     /// Why it failed, in words a person can act on.
@@ -131,7 +130,7 @@ pub struct StartedBackup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperationStatus {
     pub is_locked: bool,
-    pub operation_type: Option<String>,
+    pub operation_type: Option<Operation>,
     pub locked_by: Option<String>,
     pub locked_at: Option<DateTime<Utc>>,
     /// The locked operation's job, or else the most recent job.
@@ -169,10 +168,10 @@ pub struct ActivityEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: Option<String>,
     pub client_ip: Option<String>,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub detail: Option<String>,
 }
 
@@ -356,7 +355,7 @@ mod convert {
         fn from(s: lms_backup::OperationStatus) -> Self {
             OperationStatus {
                 is_locked: s.lock.is_some(),
-                operation_type: s.lock.as_ref().map(|l| l.operation_type.clone()),
+                operation_type: s.lock.as_ref().map(|l| l.operation_type),
                 locked_by: s.lock.as_ref().map(|l| l.locked_by.clone()),
                 locked_at: s.lock.as_ref().map(|l| l.locked_at),
                 job: s.job.map(Into::into),

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lms_backup::audit::Actor;
-use lms_backup::backup::{failure_message, BackupKind, BackupRequest};
+use lms_backup::backup::BackupRequest;
+use lms_backup::jobs::messages::failure_message;
 use lms_backup::jobs::Job;
 use lms_backup::{catalog, Engine};
+use lms_types::{BackupKind, JobStatus};
 
 use crate::cli::BackupCommand;
 use crate::serve::CliResult;
@@ -126,19 +128,19 @@ async fn follow(engine: &Engine, job: Job) -> Result<Job, String> {
     );
     loop {
         let current = engine.job(job.id).await.map_err(|e| failure_message(&e))?;
-        bar.set_message(current.phase.clone());
+        bar.set_message(current.phase.as_str());
         bar.set_position((current.progress * 1000.0) as u64);
-        match current.status.as_str() {
-            "running" | "queued" => tokio::time::sleep(Duration::from_millis(250)).await,
-            "succeeded" => {
+        match current.status {
+            JobStatus::Running => tokio::time::sleep(Duration::from_millis(250)).await,
+            JobStatus::Succeeded => {
                 bar.finish_with_message("done");
                 if let Some(message) = &current.message {
                     println!("{message}");
                 }
                 return Ok(current);
             }
-            other => {
-                bar.abandon_with_message(other.to_owned());
+            other @ (JobStatus::Failed | JobStatus::Interrupted) => {
+                bar.abandon_with_message(other.as_str());
                 return Err(current
                     .message
                     .unwrap_or_else(|| format!("the job ended {other}")));

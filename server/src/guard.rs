@@ -72,9 +72,9 @@ async fn audit_refused(state: &AppState, refused: &SessionUser, method: &Method,
         &state.dbs().control,
         lms_backup::audit::Event {
             actor: &actor,
-            action: "admin.refused",
+            action: lms_types::AuditAction::AdminRefused,
             target: Some(&target),
-            outcome: lms_backup::audit::Outcome::Denied,
+            outcome: lms_types::AuditOutcome::Denied,
             detail: Some("not an administrator"),
         },
     )

@@ -70,7 +70,7 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
     let mut config = backups.engine_config();
     config.lease_timeout = db.lease_timeout();
     config.heartbeat_interval = config.heartbeat_interval.min(config.lease_timeout / 3);
-    Engine::new(dbs, tools, config).map_err(describe)
+    Engine::new(dbs, tools, config).await.map_err(describe)
 }
 
 async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliResult {

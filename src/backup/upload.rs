@@ -7,13 +7,14 @@
 use std::path::Path;
 
 use chrono::Utc;
+use lms_types::{AuditAction, BackupKind};
 use tokio::io::AsyncRead;
 
 use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::archive::{self, TableProgress};
-use crate::storage::{self, Manifest, PARTIAL_SUFFIX};
+use crate::storage::Manifest;
 use crate::{Error, Result};
 
 impl Engine {
@@ -30,17 +31,23 @@ impl Engine {
         if declared_len.is_some_and(|len| len > max) {
             return Err(too_large(max));
         }
-        let dir = self.config().backup_dir.clone();
         let name = {
             let mut conn = self.dbs().control.acquire().await?;
             self.new_archive_name(&mut conn, "upload").await?
         };
-        let partial = dir.join(format!("{name}{PARTIAL_SUFFIX}"));
+        let partial = self.backup_dir().partial_path(&name);
         let result = self.verify_upload(body, &partial, &name, actor).await;
         if result.is_err() {
-            let _ = storage::remove_if_exists(&partial);
+            let _ = self.backup_dir().remove(vec![partial]).await;
         }
-        audit::record_result(&self.dbs().control, actor, "backup.upload", &name, &result).await;
+        audit::record_result(
+            &self.dbs().control,
+            actor,
+            AuditAction::BackupUpload,
+            &name,
+            &result,
+        )
+        .await;
         result
     }
 
@@ -57,8 +64,10 @@ impl Engine {
             self.config().upload_idle_timeout,
             self.config().upload_timeout,
         );
+        let dir = self.backup_dir();
+        let file = dir.create_new(partial).await?;
         let (size, sha256) =
-            tokio::time::timeout(total, archive::write_and_hash(body, partial, max, Some(idle)))
+            tokio::time::timeout(total, archive::write_and_hash(body, file, max, Some(idle)))
                 .await
                 .map_err(|_| {
                     Error::TimedOut(format!(
@@ -71,9 +80,10 @@ impl Engine {
                     Error::Invalid(_) => too_large(max),
                     other => other,
                 })?;
-        describe_if_not_an_archive(partial, size)?;
+        let head = dir.head(partial, 512).await?;
+        describe_if_not_an_archive(&head, size)?;
         let info = archive::list(&self.tools().pg_restore, partial).await.map_err(|_| {
-            let format = archive_format(partial).unwrap_or_else(|| "unknown".into());
+            let format = archive_format(&head).unwrap_or_else(|| "unknown".into());
             Error::Invalid(format!(
                 "This archive (format {format}) cannot be read by this server's pg_restore {major}: it is \
                  incomplete or damaged, or was made by a PostgreSQL newer than {major}.",
@@ -88,14 +98,12 @@ impl Engine {
                 )
             })?;
 
-        let final_path = storage::archive_path(&self.config().backup_dir, name)?;
-        tokio::fs::rename(partial, &final_path).await?;
-        storage::sync_dir(&self.config().backup_dir)?;
+        dir.publish(partial, name).await?;
         let now = Utc::now();
         let manifest = Manifest {
             manifest_version: 1,
             filename: name.to_owned(),
-            kind: "uploaded".into(),
+            kind: BackupKind::Uploaded,
             size_bytes: size,
             sha256,
             created_at: now,
@@ -112,18 +120,13 @@ impl Engine {
             duration_ms: started.elapsed().as_millis() as u64,
         };
         let result = async {
-            let (dir, m) = (self.config().backup_dir.clone(), manifest.clone());
-            tokio::task::spawn_blocking(move || storage::write_manifest(&dir, &m))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            dir.write_manifest(&manifest).await?;
             let id = catalog::import(&self.dbs().control, &manifest).await?;
             catalog::get_row(&self.dbs().control, id).await
         }
         .await;
         if result.is_err() {
-            let _ = storage::remove_if_exists(&final_path);
-            let _ = storage::manifest_path(&self.config().backup_dir, name)
-                .map(|p| storage::remove_if_exists(&p));
+            let _ = dir.remove_backup(name).await;
         }
         result
     }
@@ -137,25 +140,19 @@ fn too_large(max: u64) -> Error {
 }
 
 /// The custom-format version in an archive's header ("1.14.0").
-fn archive_format(path: &Path) -> Option<String> {
-    use std::io::Read;
-    let mut head = [0u8; 8];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-    head.starts_with(b"PGDMP")
+fn archive_format(head: &[u8]) -> Option<String> {
+    (head.len() >= 8 && head.starts_with(b"PGDMP"))
         .then(|| format!("{}.{}.{}", head[5], head[6], head[7]))
 }
 
-/// Says what a file is when it is not a custom-format archive.
-fn describe_if_not_an_archive(path: &Path, size: u64) -> Result<()> {
-    use std::io::Read;
+/// Says what a file is (from its first bytes) when it is not a
+/// custom-format archive.
+fn describe_if_not_an_archive(head: &[u8], size: u64) -> Result<()> {
     if size == 0 {
         return Err(Error::Invalid(
             "The file is empty. Upload an archive made with pg_dump -Fc.".into(),
         ));
     }
-    let mut head = [0u8; 512];
-    let n = std::fs::File::open(path)?.read(&mut head)?;
-    let head = &head[..n];
     if head.starts_with(b"PGDMP") {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 //! when start-up recovery finds its file gone.
 
 use chrono::{DateTime, Utc};
+use lms_types::{BackupKind, BackupStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -17,8 +18,8 @@ use crate::{Error, Result};
 pub struct Backup {
     pub id: i64,
     pub filename: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: BackupKind,
+    pub status: BackupStatus,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
@@ -63,15 +64,17 @@ pub struct CatalogStats {
 /// Counts and sums the catalog.
 pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
     let (count, stored_bytes): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), coalesce(sum(size_bytes) FILTER (WHERE status = 'completed'), 0)::bigint
+        "SELECT count(*), coalesce(sum(size_bytes) FILTER (WHERE status = $1), 0)::bigint
          FROM backup_history",
     )
+    .bind(BackupStatus::Completed)
     .fetch_one(control)
     .await?;
     let last_finished = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backup_history WHERE status IN ('completed', 'failed')
+        "SELECT {COLUMNS} FROM backup_history WHERE status = ANY($1)
          ORDER BY created_at DESC, id DESC LIMIT 1"
     ))
+    .bind([BackupStatus::Completed, BackupStatus::Failed])
     .fetch_optional(control)
     .await?;
     Ok(CatalogStats {
@@ -140,7 +143,7 @@ pub async fn name_taken<'e>(db: impl PgExecutor<'e>, filename: &str) -> Result<b
 /// What a new, still running entry records.
 pub struct NewEntry<'a> {
     pub filename: &'a str,
-    pub kind: &'a str,
+    pub kind: BackupKind,
     pub notes: Option<&'a str>,
     pub actor: &'a Actor,
     pub job_id: Uuid,
@@ -150,7 +153,7 @@ pub struct NewEntry<'a> {
 pub async fn insert_running<'e>(db: impl PgExecutor<'e>, entry: NewEntry<'_>) -> Result<Backup> {
     Ok(sqlx::query_as(&format!(
         "INSERT INTO backup_history (filename, kind, status, notes, created_by_id, created_by_name, job_id)
-         VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $7, $3, $4, $5, $6) RETURNING {COLUMNS}"
     ))
     .bind(entry.filename)
     .bind(entry.kind)
@@ -158,6 +161,7 @@ pub async fn insert_running<'e>(db: impl PgExecutor<'e>, entry: NewEntry<'_>) ->
     .bind(entry.actor.id)
     .bind(&entry.actor.name)
     .bind(entry.job_id)
+    .bind(BackupStatus::Running)
     .fetch_one(db)
     .await?)
 }
@@ -165,7 +169,7 @@ pub async fn insert_running<'e>(db: impl PgExecutor<'e>, entry: NewEntry<'_>) ->
 /// Marks an entry completed with its manifest (the last step of a backup).
 pub async fn mark_completed(control: &PgPool, id: i64, manifest: &Manifest) -> Result<()> {
     sqlx::query(
-        "UPDATE backup_history SET status = 'completed', size_bytes = $2, sha256 = $3,
+        "UPDATE backup_history SET status = $6, size_bytes = $2, sha256 = $3,
                 manifest = $4, completed_at = $5
          WHERE id = $1",
     )
@@ -174,13 +178,14 @@ pub async fn mark_completed(control: &PgPool, id: i64, manifest: &Manifest) -> R
     .bind(&manifest.sha256)
     .bind(sqlx::types::Json(manifest))
     .bind(manifest.completed_at)
+    .bind(BackupStatus::Completed)
     .execute(control)
     .await?;
     Ok(())
 }
 
 /// Sets an entry's status (`failed`, `missing`).
-pub async fn set_status<'e>(db: impl PgExecutor<'e>, id: i64, status: &str) -> Result<()> {
+pub async fn set_status<'e>(db: impl PgExecutor<'e>, id: i64, status: BackupStatus) -> Result<()> {
     sqlx::query("UPDATE backup_history SET status = $2 WHERE id = $1")
         .bind(id)
         .bind(status)
@@ -199,7 +204,7 @@ pub async fn delete_row<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<()> {
 }
 
 /// Every entry with the given status, newest first.
-pub async fn with_status(control: &PgPool, status: &str) -> Result<Vec<Backup>> {
+pub async fn with_status(control: &PgPool, status: BackupStatus) -> Result<Vec<Backup>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM backup_history WHERE status = $1 ORDER BY created_at DESC, id DESC"
     ))
@@ -214,10 +219,10 @@ pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO backup_history (filename, kind, status, size_bytes, sha256, manifest, notes,
                                      created_by_id, created_by_name, created_at, completed_at)
-         VALUES ($1, $2, 'completed', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(&manifest.filename)
-    .bind(&manifest.kind)
+    .bind(manifest.kind)
     .bind(manifest.size_bytes as i64)
     .bind(&manifest.sha256)
     .bind(sqlx::types::Json(manifest))
@@ -226,6 +231,7 @@ pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     .bind(&manifest.created_by_name)
     .bind(manifest.created_at)
     .bind(manifest.completed_at)
+    .bind(BackupStatus::Completed)
     .fetch_one(control)
     .await?)
 }

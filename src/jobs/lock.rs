@@ -10,17 +10,19 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lms_types::{BackupStatus, JobStatus, Operation, Phase};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::messages::SWITCH_INTERRUPTED;
 use crate::audit::Actor;
 use crate::{Error, Result};
 
 /// Who holds the lock, for what, since when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct LockInfo {
-    pub operation_type: String,
+    pub operation_type: Operation,
     pub locked_by: String,
     pub locked_by_id: Option<i64>,
     pub locked_at: DateTime<Utc>,
@@ -29,6 +31,19 @@ pub struct LockInfo {
     pub job_id: Option<Uuid>,
     /// True when the heartbeat is older than the lease timeout.
     pub stale: bool,
+}
+
+impl std::fmt::Display for LockInfo {
+    /// What a refused caller is told.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Another operation is running: a {} started by {} at {} UTC. Wait for it to finish.",
+            self.operation_type,
+            self.locked_by,
+            self.locked_at.format("%H:%M:%S")
+        )
+    }
 }
 
 const SELECT_LOCK: &str =
@@ -49,7 +64,7 @@ pub async fn status(control: &PgPool, lease_timeout: Duration) -> Result<Option<
 pub struct LockRequest<'a> {
     pub instance_id: &'a str,
     pub job_id: Option<Uuid>,
-    pub operation_type: &'a str,
+    pub operation: Operation,
     pub actor: &'a Actor,
     pub lease_timeout: Duration,
 }
@@ -110,7 +125,7 @@ pub async fn acquire_in(
     )
     .bind(request.instance_id)
     .bind(request.job_id)
-    .bind(request.operation_type)
+    .bind(request.operation)
     .bind(request.actor.id)
     .bind(&request.actor.name)
     .execute(&mut **tx)
@@ -182,30 +197,49 @@ pub async fn force_release(control: &PgPool, lease_timeout: Duration) -> Result<
 }
 
 async fn interrupt_job(tx: &mut Transaction<'_, Postgres>, job: Uuid, message: &str) -> Result<()> {
-    sqlx::query(&format!(
-        "UPDATE jobs SET status = 'interrupted', finished_at = now(),
-                message = CASE WHEN kind IN ('restore', 'undo') THEN {SWITCH_INTERRUPTED} ELSE $2 END
-         WHERE id = $1 AND status IN ('queued', 'running')"
-    ))
-    .bind(job)
-    .bind(message)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE backup_history SET status = 'failed' WHERE job_id = $1 AND status = 'running'",
-    )
-    .bind(job)
-    .execute(&mut **tx)
-    .await?;
+    interrupt_jobs(tx, Some(job), None, message).await?;
     Ok(())
 }
 
-/// What an interrupted restore or undo says, as SQL over the job's `kind`:
-/// it may have stopped after its switch took effect (the two renames are one
-/// transaction, so all or nothing), so it tells how to see which.
-pub(crate) const SWITCH_INTERRUPTED: &str = "'Interrupted: the server stopped during this ' || kind || \
-    '. If it stopped while switching, the switch either fully happened (the database overview shows \
-    the restored data and Undo last restore is offered) or did not happen at all; nothing is half-done.'";
+/// Marks running jobs interrupted: `only` that one, or (with `None`) every
+/// one but `except`, with their running backups failed. A restore or undo
+/// says [`SWITCH_INTERRUPTED`] instead of `message`. Returns, per job,
+/// whether it was a restore or undo stopped while switching.
+pub(crate) async fn interrupt_jobs(
+    db: &mut sqlx::PgConnection,
+    only: Option<Uuid>,
+    except: Option<Uuid>,
+    message: &str,
+) -> Result<Vec<bool>> {
+    let swaps = [Operation::Restore, Operation::Undo];
+    let switching: Vec<bool> = sqlx::query_scalar(
+        "UPDATE jobs SET status = $1, finished_at = now(),
+                message = CASE WHEN kind = ANY($2) THEN replace($3, '{operation}', kind) ELSE $4 END
+         WHERE status = $5 AND ($6::uuid IS NULL OR id = $6) AND id IS DISTINCT FROM $7
+         RETURNING kind = ANY($2) AND phase = $8",
+    )
+    .bind(JobStatus::Interrupted)
+    .bind(swaps)
+    .bind(SWITCH_INTERRUPTED)
+    .bind(message)
+    .bind(JobStatus::Running)
+    .bind(only)
+    .bind(except)
+    .bind(Phase::Switching)
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query(
+        "UPDATE backup_history SET status = $1
+         WHERE status = $2 AND ($3::uuid IS NULL OR job_id = $3) AND job_id IS DISTINCT FROM $4",
+    )
+    .bind(BackupStatus::Failed)
+    .bind(BackupStatus::Running)
+    .bind(only)
+    .bind(except)
+    .execute(&mut *db)
+    .await?;
+    Ok(switching)
+}
 
 /// This process's identity in the lock: host, process id and a random part
 /// (a restarted process never reuses an identity).
@@ -241,8 +275,14 @@ pub(crate) fn holder_is_dead(holder: &str, ours: &str) -> bool {
         // died and whose pid we were given.
         return true;
     }
-    pid.parse::<u32>()
-        .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    pid.parse::<i32>().is_ok_and(|pid| {
+        // Signal 0 checks that the process exists without touching it
+        // (EPERM: it exists but is not ours to signal).
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    })
 }
 
 #[cfg(test)]

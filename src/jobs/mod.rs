@@ -1,11 +1,21 @@
 //! Jobs: every long operation is a row the UI and API can follow, with a
 //! status, a phase, real progress and, on failure, a message a person can
 //! act on.
+//!
+//! - this file: the `jobs` rows;
+//! - [`run`]: the one way a job begins (lock + row + lease) and ends
+//!   (outcome, message, lock released, audit: one transaction), and how its
+//!   phases and progress are reported;
+//! - [`lock`] and [`lease`]: one operation at a time across instances;
+//! - [`messages`]: what a person reads when a job fails.
 
 pub mod lease;
 pub mod lock;
+pub mod messages;
+pub mod run;
 
 use chrono::{DateTime, Utc};
+use lms_types::{JobStatus, Operation, Phase};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -13,13 +23,15 @@ use uuid::Uuid;
 use crate::audit::Actor;
 use crate::Result;
 
+pub use run::{JobRun, PendingJob};
+
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Job {
     pub id: Uuid,
-    pub kind: String,
-    pub status: String,
-    pub phase: String,
+    pub kind: Operation,
+    pub status: JobStatus,
+    pub phase: Phase,
     pub progress: f64,
     pub message: Option<String>,
     pub started_by_id: Option<i64>,
@@ -31,21 +43,10 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Final states a job can end in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    Interrupted,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Interrupted => "interrupted",
-        }
+impl Job {
+    /// A restore or undo that got as far as its switch.
+    pub fn was_switching(&self) -> bool {
+        matches!(self.kind, Operation::Restore | Operation::Undo) && self.phase == Phase::Switching
     }
 }
 
@@ -54,21 +55,21 @@ const JOB_COLUMNS: &str =
     instance_id, backup_id, created_at, started_at, finished_at";
 
 /// Inserts a running job (the caller already holds the lock).
-pub async fn insert_running<'e>(
+pub(crate) async fn insert_running<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
-    kind: &str,
+    kind: Operation,
     actor: &Actor,
     instance_id: &str,
-    phase: &str,
 ) -> Result<Job> {
     Ok(sqlx::query_as(&format!(
         "INSERT INTO jobs (id, kind, status, phase, progress, started_by_id, started_by_name, instance_id, started_at)
-         VALUES ($1, $2, 'running', $3, 0, $4, $5, $6, now()) RETURNING {JOB_COLUMNS}"
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, now()) RETURNING {JOB_COLUMNS}"
     ))
     .bind(id)
     .bind(kind)
-    .bind(phase)
+    .bind(JobStatus::Running)
+    .bind(Phase::Starting)
     .bind(actor.id)
     .bind(&actor.name)
     .bind(instance_id)
@@ -77,7 +78,11 @@ pub async fn insert_running<'e>(
 }
 
 /// Links a job to the backup it works on.
-pub async fn set_backup<'e>(db: impl PgExecutor<'e>, id: Uuid, backup_id: i64) -> Result<()> {
+pub(crate) async fn set_backup<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    backup_id: i64,
+) -> Result<()> {
     sqlx::query("UPDATE jobs SET backup_id = $2 WHERE id = $1")
         .bind(id)
         .bind(backup_id)
@@ -86,12 +91,18 @@ pub async fn set_backup<'e>(db: impl PgExecutor<'e>, id: Uuid, backup_id: i64) -
     Ok(())
 }
 
-/// Reports progress (0..=1) and the phase a person would call it.
-pub async fn progress(control: &PgPool, id: Uuid, phase: &str, progress: f64) -> Result<()> {
-    sqlx::query("UPDATE jobs SET phase = $2, progress = $3 WHERE id = $1 AND status = 'running'")
+/// Records the phase a running job is in and its overall progress (0..=1).
+pub(crate) async fn progress(
+    control: &PgPool,
+    id: Uuid,
+    phase: Phase,
+    progress: f64,
+) -> Result<()> {
+    sqlx::query("UPDATE jobs SET phase = $2, progress = $3 WHERE id = $1 AND status = $4")
         .bind(id)
         .bind(phase)
         .bind(progress.clamp(0.0, 1.0))
+        .bind(JobStatus::Running)
         .execute(control)
         .await?;
     Ok(())
@@ -99,21 +110,25 @@ pub async fn progress(control: &PgPool, id: Uuid, phase: &str, progress: f64) ->
 
 /// Ends a running job. A job already ended (interrupted by a takeover) is
 /// left as it is.
-pub async fn finish<'e>(
+pub(crate) async fn finish<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
-    outcome: Outcome,
+    outcome: JobStatus,
     message: Option<&str>,
 ) -> Result<()> {
+    let succeeded = outcome == JobStatus::Succeeded;
     sqlx::query(
         "UPDATE jobs SET status = $2, message = $3, finished_at = now(),
-                progress = CASE WHEN $2 = 'succeeded' THEN 1 ELSE progress END,
-                phase = CASE WHEN $2 = 'succeeded' THEN 'done' ELSE phase END
-         WHERE id = $1 AND status = 'running'",
+                progress = CASE WHEN $4 THEN 1 ELSE progress END,
+                phase = CASE WHEN $4 THEN $5 ELSE phase END
+         WHERE id = $1 AND status = $6",
     )
     .bind(id)
-    .bind(outcome.as_str())
+    .bind(outcome)
     .bind(message)
+    .bind(succeeded)
+    .bind(Phase::Done)
+    .bind(JobStatus::Running)
     .execute(db)
     .await?;
     Ok(())

@@ -17,23 +17,16 @@ use crate::{Error, Result};
 
 const CHUNK: usize = 1 << 20;
 
-/// Copies `src` into a new file at `path` (which must not exist), hashing as
-/// it goes, and fsyncs it. Stops with an error past `max_bytes`, and with
+/// Copies `src` into `file` (new and empty), hashing as it goes, and fsyncs
+/// it. Stops with an error past `max_bytes`, and with
 /// [`Error::TimedOut`] when a read waits longer than `idle` (if given).
 /// Returns (bytes written, SHA-256 hex).
 pub async fn write_and_hash(
     mut src: impl AsyncRead + Unpin,
-    path: &Path,
+    mut file: tokio::fs::File,
     max_bytes: u64,
     idle: Option<std::time::Duration>,
 ) -> Result<(u64, String)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let std_file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .open(path)?;
-    let mut file = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
@@ -75,23 +68,6 @@ pub async fn write_and_hash(
     file.flush().await?;
     file.sync_all().await?;
     Ok((total, hex::encode(hasher.finalize())))
-}
-
-/// SHA-256 of a whole file, computed off the async threads.
-pub async fn sha256_file(path: &Path) -> Result<(u64, String)> {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
-        Ok(sha256_of(&mut std::fs::File::open(path)?)?)
-    })
-    .await
-    .map_err(|e| Error::Io(std::io::Error::other(e)))?
-}
-
-/// Size and hex SHA-256 of everything `reader` yields (blocking).
-pub fn sha256_of(reader: &mut impl std::io::Read) -> std::io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(reader, &mut hasher)?;
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Progress through a list of tables, weighted by their size, advanced by
@@ -333,24 +309,27 @@ mod tests {
 
     #[tokio::test]
     async fn writes_are_hashed_and_capped() {
-        let dir =
-            std::env::temp_dir().join(format!("archive-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let data = vec![7u8; 3 * CHUNK + 5];
-        let (size, sha) = write_and_hash(&data[..], &dir.join("a"), 10 * CHUNK as u64, None)
+        use sha2::{Digest, Sha256};
+        let dir = crate::storage::BackupDir::new(
+            std::env::temp_dir().join(format!("archive-test-{}", uuid::Uuid::new_v4().simple())),
+        );
+        dir.ensure().await.unwrap();
+        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let file = dir.create_new(&dir.path().join("a")).await.unwrap();
+        let (size, sha) = write_and_hash(&data[..], file, 10 * CHUNK as u64, None)
             .await
             .unwrap();
         assert_eq!(size, data.len() as u64);
         assert_eq!(sha, hex::encode(Sha256::digest(&data)));
-        assert_eq!(sha256_file(&dir.join("a")).await.unwrap(), (size, sha));
-        let capped = write_and_hash(&data[..], &dir.join("b"), CHUNK as u64, None).await;
-        assert!(matches!(capped, Err(Error::Invalid(_))));
+        let written = tokio::fs::read(dir.path().join("a")).await.unwrap();
+        assert_eq!(written, data);
+        let file = dir.create_new(&dir.path().join("b")).await.unwrap();
+        let capped = write_and_hash(&data[..], file, CHUNK as u64, None).await;
+        assert!(matches!(capped, Err(Error::Invalid(_))), "over the cap");
         assert!(
-            write_and_hash(&data[..], &dir.join("a"), u64::MAX, None)
-                .await
-                .is_err(),
+            dir.create_new(&dir.path().join("a")).await.is_err(),
             "never overwrites"
         );
-        std::fs::remove_dir_all(dir).unwrap();
+        tokio::fs::remove_dir_all(dir.path()).await.unwrap();
     }
 }

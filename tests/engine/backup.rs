@@ -3,11 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::backup::BackupRequest;
 use lms_backup::jobs::lock;
 use lms_backup::postgres::{fingerprint, tools as pgtools};
 use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
 use lms_backup::{catalog, Engine, Error};
+use lms_types::{BackupKind, BackupStatus, JobStatus, Operation};
+use sha2::Digest;
 use sqlx::Connection;
 
 fn manual<'a>(who: &'a lms_backup::audit::Actor, notes: Option<&'a str>) -> BackupRequest<'a> {
@@ -37,7 +39,7 @@ async fn backup_ok(engine: &Engine, notes: Option<&str>) -> catalog::BackupDetai
         .await
         .expect("backup starts");
     let job = wait_for_job(engine, started.job.id).await;
-    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     catalog::get(&engine.dbs().control, started.backup.id)
         .await
         .unwrap()
@@ -45,7 +47,7 @@ async fn backup_ok(engine: &Engine, notes: Option<&str>) -> catalog::BackupDetai
 
 async fn assert_clean_failure(engine: &Engine, job_id: uuid::Uuid, before: &[String]) -> String {
     let job = wait_for_job(engine, job_id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     let message = job.message.clone().unwrap_or_default();
     assert!(!message.is_empty());
     assert!(
@@ -58,7 +60,7 @@ async fn assert_clean_failure(engine: &Engine, job_id: uuid::Uuid, before: &[Str
         before,
         "older backups untouched, nothing new kept"
     );
-    let completed = catalog::with_status(&engine.dbs().control, "completed")
+    let completed = catalog::with_status(&engine.dbs().control, BackupStatus::Completed)
         .await
         .unwrap();
     assert_eq!(
@@ -80,8 +82,8 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
     let detail = backup_ok(&engine, Some("before term starts")).await;
 
     let b = &detail.backup;
-    assert_eq!(b.status, "completed");
-    assert_eq!(b.kind, "manual");
+    assert_eq!(b.status, BackupStatus::Completed);
+    assert_eq!(b.kind, BackupKind::Manual);
     assert_eq!(b.notes.as_deref(), Some("before term starts"));
     assert!(
         lms_backup::storage::is_archive_name(&b.filename),
@@ -89,16 +91,15 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
         b.filename
     );
     let path = engine.config().backup_dir.join(&b.filename);
-    let (size, sha) = lms_backup::postgres::archive::sha256_file(&path)
-        .await
-        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let (size, sha) = (bytes.len(), hex::encode(sha2::Sha256::digest(&bytes)));
     assert_eq!(Some(size as i64), b.size_bytes);
     assert_eq!(Some(sha.clone()), b.sha256);
 
     let manifest = detail.manifest.expect("manifest in the catalog");
     assert_eq!(manifest.sha256, sha);
     assert_eq!(
-        lms_backup::storage::read_manifest(&engine.config().backup_dir, &b.filename),
+        engine.backup_dir().read_manifest(&b.filename).await,
         Some(manifest.clone())
     );
     assert!(
@@ -160,7 +161,7 @@ async fn the_fingerprint_describes_the_dumped_snapshot_not_later_writes() {
     }
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     let detail = catalog::get(&engine.dbs().control, started.backup.id)
         .await
@@ -213,13 +214,13 @@ async fn twenty_concurrent_backups_start_exactly_one() {
                 panic!("refused with Busy, got {e:?}")
             };
             assert_eq!(info.locked_by, "alice");
-            assert_eq!(info.operation_type, "backup");
+            assert_eq!(info.operation_type, Operation::Backup);
             assert!(e.to_string().contains("alice"), "{e}");
         }
     }
     assert_eq!(
         wait_for_job(&engine, started[0].job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     let page = catalog::list(&engine.dbs().control, 0, 50).await.unwrap();
     assert_eq!(page.total, 1, "no extra catalog rows");
@@ -270,7 +271,7 @@ async fn pg_dump_killed_mid_run_leaves_nothing_behind() {
     let row = catalog::get_row(&engine.dbs().control, started.backup.id)
         .await
         .unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, BackupStatus::Failed);
     assert!(files(&engine).contains(&first.backup.filename));
     // The next backup works at once.
     backup_ok(&engine, None).await;
@@ -328,29 +329,33 @@ async fn retention_keeps_the_newest_good_backups_and_ignores_failed_ones() {
         names.push(backup_ok(&engine, None).await.backup.filename);
         tokio::time::sleep(Duration::from_millis(1100)).await; // distinct timestamps in names
     }
-    // A failed backup after them (wrong password) must not push good ones out.
+    // A failed backup (wrong password) is not counted: the next good one
+    // keeps the two newest good backups, whatever failed between them.
     let mut dbs = engine.dbs().clone();
     lms_backup::testing::set_tool_password(&mut dbs, "wrong");
     let broken = engine.with_dbs(dbs);
     let who = actor("alice");
     let failed = broken.start_backup(manual(&who, None)).await.unwrap();
-    assert_eq!(wait_for_job(&broken, failed.job.id).await.status, "failed");
-    let removed = engine.cleanup_old(&who).await.unwrap();
-    assert!(removed.is_empty(), "already at the limit: {removed:?}");
+    assert_eq!(
+        wait_for_job(&broken, failed.job.id).await.status,
+        JobStatus::Failed
+    );
+    names.push(backup_ok(&engine, None).await.backup.filename);
 
-    let completed: Vec<String> = catalog::with_status(&engine.dbs().control, "completed")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|b| b.filename)
-        .collect();
+    let completed: Vec<String> =
+        catalog::with_status(&engine.dbs().control, BackupStatus::Completed)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.filename)
+            .collect();
     assert_eq!(
         completed,
-        [names[2].clone(), names[1].clone()],
+        [names[3].clone(), names[2].clone()],
         "the two newest remain"
     );
-    assert_eq!(files(&engine), [names[1].clone(), names[2].clone()]);
-    let failed_rows = catalog::with_status(&engine.dbs().control, "failed")
+    assert_eq!(files(&engine), [names[2].clone(), names[3].clone()]);
+    let failed_rows = catalog::with_status(&engine.dbs().control, BackupStatus::Failed)
         .await
         .unwrap();
     assert_eq!(failed_rows.len(), 1);
@@ -376,11 +381,11 @@ async fn delete_removes_file_sidecar_and_row_and_refuses_unknown_ids() {
     ));
     engine.delete_backup(detail.backup.id, &who).await.unwrap();
     assert!(files(&engine).is_empty());
-    assert!(lms_backup::storage::read_manifest(
-        &engine.config().backup_dir,
-        &detail.backup.filename
-    )
-    .is_none());
+    assert!(engine
+        .backup_dir()
+        .read_manifest(&detail.backup.filename)
+        .await
+        .is_none());
     assert!(matches!(
         catalog::get(&engine.dbs().control, detail.backup.id).await,
         Err(Error::NotFound(_))
@@ -407,7 +412,7 @@ async fn delete_is_refused_while_another_operation_holds_the_lock() {
         &lock::LockRequest {
             instance_id: "elsewhere:1:x",
             job_id: None,
-            operation_type: "restore",
+            operation: Operation::Restore,
             actor: &other,
             lease_timeout: Duration::from_secs(30),
         },
@@ -481,7 +486,7 @@ async fn manual_backups_are_rate_limited_per_user() {
     let started = engine.start_backup(manual(&bob, None)).await.unwrap();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     let scheduled = engine
         .start_backup(BackupRequest {
@@ -493,7 +498,7 @@ async fn manual_backups_are_rate_limited_per_user() {
         .unwrap();
     assert_eq!(
         wait_for_job(&engine, scheduled.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
 }
 

@@ -9,6 +9,7 @@ use lms_backup::testing::{
     actor, live_fingerprint, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
 };
 use lms_backup::{jobs, settings, Engine, Error};
+use lms_types::JobStatus;
 use uuid::Uuid;
 
 /// A lock held by `holder` for a running backup job started `started`
@@ -68,12 +69,15 @@ async fn a_heartbeat_in_the_future_expires_one_timeout_from_now() {
     let job = try_backup(&engine)
         .await
         .expect("taken over after one timeout");
-    assert_eq!(wait_for_job(&engine, job).await.status, "succeeded");
+    assert_eq!(
+        wait_for_job(&engine, job).await.status,
+        JobStatus::Succeeded
+    );
     let old = jobs::get(&engine.dbs().control, stuck)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(old.status, "interrupted");
+    assert_eq!(old.status, JobStatus::Interrupted);
 }
 
 /// The clock jumped forward (or the job simply runs long): a start time far
@@ -100,7 +104,10 @@ async fn only_the_heartbeat_decides_whether_a_lease_has_expired() {
     let job = try_backup(&engine)
         .await
         .expect("an expired lease is taken over");
-    assert_eq!(wait_for_job(&engine, job).await.status, "succeeded");
+    assert_eq!(
+        wait_for_job(&engine, job).await.status,
+        JobStatus::Succeeded
+    );
 }
 
 /// A restore whose lease was taken over while it worked (its own heartbeat
@@ -114,7 +121,7 @@ async fn a_restore_that_lost_its_lease_does_not_switch() {
     let started = start_manual_backup(&engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     let backup_id = started.backup.id;
     sqlx::query("UPDATE courses SET title = 'after the backup'")
@@ -131,7 +138,7 @@ async fn a_restore_that_lost_its_lease_does_not_switch() {
     .await
     .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert!(
         job.message
             .as_deref()

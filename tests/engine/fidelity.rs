@@ -8,6 +8,7 @@ use lms_backup::testing::{
     actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
 };
 use lms_backup::Engine;
+use lms_types::JobStatus;
 use sqlx::Connection;
 
 const SCHEMA: &str = r#"
@@ -104,7 +105,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
     let started = start_manual_backup(&engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
 
     run_sql(&engine, CHANGES).await;
@@ -121,7 +122,7 @@ async fn restore_gives_back_data_schema_and_sequences_exactly() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
 
     let after = live_fingerprint(&engine).await;
     assert!(

@@ -9,6 +9,7 @@ use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::{
     actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
 };
+use lms_types::{BackupStatus, JobStatus};
 
 struct Tmpfs(PathBuf);
 
@@ -55,7 +56,7 @@ async fn too_little_space_is_refused_before_writing() {
     let who = actor("alice");
     let started = start_manual_backup(&engine, &who).await.unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message
             .as_deref()
@@ -75,7 +76,10 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     let dir = base.config().backup_dir.clone();
     let who = actor("alice");
     let older = start_manual_backup(&base, &who).await.unwrap();
-    assert_eq!(wait_for_job(&base, older.job.id).await.status, "succeeded");
+    assert_eq!(
+        wait_for_job(&base, older.job.id).await.status,
+        JobStatus::Succeeded
+    );
     let before = files(&dir);
     // pg_dump fills the disk just after the free-space check passed.
     let filler = disk.0.join("filler");
@@ -93,7 +97,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
 
     let started = start_manual_backup(&engine, &who).await.unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("ran out of space"),
         "{job:?}"
@@ -103,7 +107,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
         before,
         "no partial file, the older backup untouched"
     );
-    let completed = catalog::with_status(&engine.dbs().control, "completed")
+    let completed = catalog::with_status(&engine.dbs().control, BackupStatus::Completed)
         .await
         .unwrap();
     assert_eq!(completed.len(), 1);
@@ -114,7 +118,7 @@ async fn running_out_of_space_mid_write_leaves_nothing_behind() {
     let started = start_manual_backup(&base, &who).await.unwrap();
     assert_eq!(
         wait_for_job(&base, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
 }
 
@@ -146,14 +150,14 @@ async fn a_read_only_backup_directory_fails_the_backup_with_a_message() {
     mount_option(&disk.0, "ro");
     let job = one_backup(&engine).await;
     mount_option(&disk.0, "rw");
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("not writable"),
         "{job:?}"
     );
     assert!(files(&engine.config().backup_dir).is_empty());
     assert!(engine.lock_status().await.unwrap().is_none());
-    assert_eq!(one_backup(&engine).await.status, "succeeded");
+    assert_eq!(one_backup(&engine).await.status, JobStatus::Succeeded);
 }
 
 /// The backup directory removed while pg_dump is writing into it: the job
@@ -181,7 +185,7 @@ async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("disappeared"),
         "{job:?}"
@@ -194,16 +198,19 @@ async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
     let row = catalog::get_row(&engine.dbs().control, started.backup.id)
         .await
         .unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, BackupStatus::Failed);
 
     let job = one_backup(&base).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("missing"),
         "{job:?}"
     );
     assert!(!dir.exists());
 
-    lms_backup::storage::ensure_dirs(&dir).unwrap();
-    assert_eq!(one_backup(&base).await.status, "succeeded");
+    lms_backup::storage::BackupDir::new(&dir)
+        .ensure()
+        .await
+        .unwrap();
+    assert_eq!(one_backup(&base).await.status, JobStatus::Succeeded);
 }

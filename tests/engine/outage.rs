@@ -15,6 +15,7 @@ use lms_backup::postgres::fingerprint::Fingerprint;
 use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::{actor, live_fingerprint, start_manual_backup};
 use lms_backup::{jobs, settings, Databases, Engine, EngineConfig};
+use lms_types::{BackupStatus, JobStatus, Phase};
 use sqlx::Connection;
 
 /// A private PostgreSQL cluster on a free port, removed when dropped.
@@ -149,7 +150,7 @@ async fn engine_on(cluster: &Cluster, backup_dir: &Path, bin: Option<&Path>) -> 
     config.backup_rate_limit = 0;
     config.lease_timeout = Duration::from_secs(5);
     config.heartbeat_interval = Duration::from_secs(1);
-    Engine::new(dbs, tools, config).unwrap()
+    Engine::new(dbs, tools, config).await.unwrap()
 }
 
 /// A bin directory with the real tools, where `script` replaces one of them
@@ -177,7 +178,7 @@ async fn wrapped(tool: &str, script: &str) -> PathBuf {
 }
 
 /// Waits for a phase of a job, reading through the control database.
-async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: &str) {
+async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: Phase) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let j = jobs::get(&engine.dbs().control, job)
@@ -187,7 +188,7 @@ async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: &str) {
         if j.phase == phase {
             return;
         }
-        assert_eq!(j.status, "running", "{j:?} ended before {phase}");
+        assert_eq!(j.status, JobStatus::Running, "{j:?} ended before {phase}");
         assert!(Instant::now() < deadline, "never reached {phase}: {j:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -198,7 +199,7 @@ async fn wait_for_end(engine: &Engine, job: uuid::Uuid) -> jobs::Job {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(Some(j)) = jobs::get(&engine.dbs().control, job).await {
-            if j.status != "running" {
+            if j.status != JobStatus::Running {
                 return j;
             }
         }
@@ -281,13 +282,13 @@ async fn postgres_crashing_mid_backup_leaves_nothing_and_the_next_backup_works()
     let before = live_fingerprint(&engine).await;
 
     let (job, backup_id) = backup(&engine).await;
-    wait_for_phase(&engine, job, "dumping").await;
+    wait_for_phase(&engine, job, Phase::Dumping).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.crash();
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.up();
     let ended = wait_for_end(&engine, job).await;
-    assert_eq!(ended.status, "failed", "{ended:?}");
+    assert_eq!(ended.status, JobStatus::Failed, "{ended:?}");
     assert!(
         ended
             .message
@@ -306,11 +307,12 @@ async fn postgres_crashing_mid_backup_leaves_nothing_and_the_next_backup_works()
     let row = lms_backup::catalog::get_row(&engine.dbs().control, backup_id)
         .await
         .unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, BackupStatus::Failed);
     let (job, _) = backup(&engine).await;
     let ended = wait_for_end(&engine, job).await;
     assert_eq!(
-        ended.status, "succeeded",
+        ended.status,
+        JobStatus::Succeeded,
         "the next backup works: {ended:?}"
     );
     std::fs::remove_dir_all(dir).ok();
@@ -323,7 +325,10 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
     let engine = engine_on(&cluster, &dir, None).await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
     let (job, backup_id) = backup(&engine).await;
-    assert_eq!(wait_for_end(&engine, job).await.status, "succeeded");
+    assert_eq!(
+        wait_for_end(&engine, job).await.status,
+        JobStatus::Succeeded
+    );
     let at_backup = live_fingerprint(&engine).await;
     sqlx::query("UPDATE courses SET title = 'after the backup'")
         .execute(&engine.dbs().lms)
@@ -344,13 +349,13 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
         .start_restore(backup_id, true, &actor("alice"))
         .await
         .unwrap();
-    wait_for_phase(&engine, job.id, "restoring").await;
+    wait_for_phase(&engine, job.id, Phase::Restoring).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.crash();
     tokio::time::sleep(Duration::from_secs(4)).await;
     cluster.up();
     let ended = wait_for_end(&engine, job.id).await;
-    assert_eq!(ended.status, "failed", "{ended:?}");
+    assert_eq!(ended.status, JobStatus::Failed, "{ended:?}");
     assert!(
         ended
             .message
@@ -368,7 +373,8 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
         .unwrap();
     let ended = wait_for_end(&engine, job.id).await;
     assert_eq!(
-        ended.status, "succeeded",
+        ended.status,
+        JobStatus::Succeeded,
         "the next restore works: {ended:?}"
     );
     assert!(at_backup

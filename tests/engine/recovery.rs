@@ -2,6 +2,7 @@
 
 use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
 use lms_backup::{catalog, storage, Engine};
+use lms_types::JobStatus;
 use sqlx::Connection;
 
 async fn completed_backup(engine: &Engine) -> catalog::Backup {
@@ -9,7 +10,7 @@ async fn completed_backup(engine: &Engine) -> catalog::Backup {
     let started = start_manual_backup(engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     catalog::get_row(&engine.dbs().control, started.backup.id)
         .await
@@ -69,9 +70,10 @@ async fn recovery_repairs_what_a_crash_left() {
     // An archive with a sidecar but no catalog row (catalog lost, disk kept).
     let orphan = "backup_20200101_000000.dump";
     std::fs::copy(dir.join(&kept.filename), dir.join(orphan)).unwrap();
-    let mut manifest = storage::read_manifest(&dir, &kept.filename).unwrap();
+    let sidecars = storage::BackupDir::new(&dir);
+    let mut manifest = sidecars.read_manifest(&kept.filename).await.unwrap();
     manifest.filename = orphan.into();
-    storage::write_manifest(&dir, &manifest).unwrap();
+    sidecars.write_manifest(&manifest).await.unwrap();
 
     let crashed = simulate_crash(
         &engine,
@@ -94,7 +96,7 @@ async fn recovery_repairs_what_a_crash_left() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.status, "interrupted");
+    assert_eq!(job.status, JobStatus::Interrupted);
     assert!(job.message.unwrap().contains("Interrupted"));
     assert!(engine.lock_status().await.unwrap().is_none());
     let statuses: Vec<(String, String)> =
@@ -129,7 +131,7 @@ async fn recovery_leaves_a_live_operation_of_another_instance_alone() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.status, "running");
+    assert_eq!(job.status, JobStatus::Running);
     assert!(engine
         .config()
         .backup_dir
@@ -160,7 +162,7 @@ async fn a_stale_lease_is_taken_over_and_its_job_interrupted() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.status, "interrupted");
+    assert_eq!(job.status, JobStatus::Interrupted);
 }
 
 #[tokio::test]

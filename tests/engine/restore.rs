@@ -5,6 +5,7 @@ use lms_backup::testing::{
     actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
 };
 use lms_backup::{catalog, settings, Engine};
+use lms_types::{BackupKind, JobStatus};
 use sqlx::Connection;
 
 async fn backup(engine: &Engine) -> catalog::BackupDetail {
@@ -12,7 +13,7 @@ async fn backup(engine: &Engine) -> catalog::BackupDetail {
     let started = start_manual_backup(engine, &who).await.unwrap();
     assert_eq!(
         wait_for_job(engine, started.job.id).await.status,
-        "succeeded"
+        JobStatus::Succeeded
     );
     catalog::get(&engine.dbs().control, started.backup.id)
         .await
@@ -86,7 +87,7 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "succeeded", "{job:?}");
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     assert!(
         job.message.as_deref().unwrap().contains("maintenance for"),
         "{job:?}"
@@ -121,7 +122,7 @@ async fn restore_brings_back_the_backup_and_undo_brings_back_the_rest() {
 
     let undo = engine.start_undo(true, &who).await.unwrap();
     let undo = wait_for_job(&engine, undo.id).await;
-    assert_eq!(undo.status, "succeeded", "{undo:?}");
+    assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
     let undone = live_fingerprint(&engine).await;
     assert!(
         changed.differences(&undone).is_empty(),
@@ -156,7 +157,7 @@ async fn a_damaged_or_truncated_archive_changes_nothing() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("checksum"),
         "{job:?}"
@@ -180,7 +181,7 @@ async fn a_damaged_or_truncated_archive_changes_nothing() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
 
     assert_untouched(&engine, &before).await;
     assert!(settings::maintenance(&engine.dbs().control)
@@ -271,7 +272,7 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
     );
 
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert_untouched(&engine, &before).await;
 }
 
@@ -314,7 +315,7 @@ async fn a_role_without_createdb_is_told_which_grant_is_missing() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     let message = job.message.unwrap();
     assert!(
         message.contains("may not create databases")
@@ -346,11 +347,11 @@ async fn uploaded_archives_are_not_restored_through_a_superuser_connection() {
         .import_upload(&bytes[..], Some(bytes.len() as u64), &who)
         .await
         .unwrap();
-    assert_eq!(uploaded.kind, "uploaded");
+    assert_eq!(uploaded.kind, BackupKind::Uploaded);
     let before = live_fingerprint(&engine).await;
     let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed");
+    assert_eq!(job.status, JobStatus::Failed);
     assert!(
         job.message.as_deref().unwrap().contains("superuser"),
         "{job:?}"
@@ -384,7 +385,7 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     let message = job.message.unwrap();
     assert!(
         message.starts_with("Not enough free space on the database server")
@@ -409,7 +410,10 @@ async fn only_the_newest_previous_databases_are_kept() {
             .start_restore(detail.backup.id, true, &who)
             .await
             .unwrap();
-        assert_eq!(wait_for_job(&engine, job.id).await.status, "succeeded");
+        assert_eq!(
+            wait_for_job(&engine, job.id).await.status,
+            JobStatus::Succeeded
+        );
         kept.push(engine.previous_databases().await.unwrap()[0].clone());
     }
     // The oldest go after each job (housekeeping, not waited for).
@@ -427,7 +431,10 @@ async fn only_the_newest_previous_databases_are_kept() {
     );
     // And the one kept is the one undo brings back.
     let undo = engine.start_undo(true, &who).await.unwrap();
-    assert_eq!(wait_for_job(&engine, undo.id).await.status, "succeeded");
+    assert_eq!(
+        wait_for_job(&engine, undo.id).await.status,
+        JobStatus::Succeeded
+    );
 }
 
 /// Sessions this role may not end (a superuser's, or autovacuum working on
@@ -454,7 +461,7 @@ async fn a_session_that_cannot_be_ended_fails_the_switch_cleanly() {
         .await
         .unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert!(
         job.message
             .as_deref()
@@ -568,7 +575,7 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     let before = live_fingerprint(&engine).await;
     let job = engine.start_restore(uploaded.id, true, &who).await.unwrap();
     let job = wait_for_job(&engine, job.id).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert!(!marker.exists(), "the program ran during the restore");
     assert_untouched(&engine, &before).await;
 }

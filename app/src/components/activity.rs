@@ -4,6 +4,7 @@ use thaw::{Badge, BadgeAppearance, BadgeColor};
 use super::backup_card::Console;
 use super::time::LocalTime;
 use crate::functions::recent_activity;
+use crate::models::AuditOutcome;
 
 /// How many audit entries the card shows.
 const SHOWN: i64 = 25;
@@ -31,12 +32,12 @@ pub fn ActivityList() -> impl IntoView {
                                     {list
                                         .into_iter()
                                         .map(|e| {
-                                            let ok = e.outcome == "success";
+                                            let ok = e.outcome == AuditOutcome::Success;
                                             view! {
                                                 <li>
                                                     <LocalTime at=e.at />
                                                     <span class="actor">{e.actor.clone()}</span>
-                                                    <span class="action">{action_words(&e.action)}</span>
+                                                    <span class="action">{e.action.words()}</span>
                                                     <span class="target">{e.target.clone()}</span>
                                                     <Badge
                                                         appearance=BadgeAppearance::Tint
@@ -59,23 +60,4 @@ pub fn ActivityList() -> impl IntoView {
             </Transition>
         </details>
     }
-}
-
-/// "backup.create" → "created backup", for people.
-fn action_words(action: &str) -> String {
-    match action {
-        "backup.create" => "created backup",
-        "backup.download" => "downloaded backup",
-        "backup.delete" => "deleted backup",
-        "backup.upload" => "uploaded backup",
-        "restore" => "restored backup",
-        "restore.undo" => "undid the last restore",
-        "backup.cleanup" => "removed old backups",
-        "lock.force_release" => "released the operation lock",
-        "login" => "signed in",
-        "logout" => "signed out",
-        "admin.refused" => "was refused the console",
-        other => other,
-    }
-    .to_owned()
 }

@@ -13,7 +13,9 @@ use super::time::LocalTime;
 use super::upload::UploadDialog;
 use crate::error::AppError;
 use crate::functions::{get_storage_summary, CreateBackup, UndoRestore};
-use crate::models::{human_bytes, JobInfo, OperationStatus, StorageSummary};
+use crate::models::{
+    human_bytes, BackupStatus, JobInfo, JobStatus, OperationStatus, StorageSummary,
+};
 
 /// Longest note a backup may carry (the engine refuses longer ones too).
 pub const MAX_NOTES: usize = 500;
@@ -26,7 +28,7 @@ pub struct Console {
     pub summary: Resource<Result<StorageSummary, AppError>>,
     /// The job shown in the status (id and status): lists reload when it
     /// changes, i.e. when an operation starts or ends.
-    pub operation: Memo<Option<(String, String)>>,
+    pub operation: Memo<Option<(String, JobStatus)>>,
     version: RwSignal<u64>,
     /// The backup this tab is restoring (named on the sign-in page after).
     pub restoring: RwSignal<Option<String>>,
@@ -61,10 +63,7 @@ impl Console {
                 );
             }
             s.is_locked.then(|| {
-                let what = s
-                    .operation_type
-                    .clone()
-                    .unwrap_or_else(|| "operation".into());
+                let what = s.operation_type.map_or("operation", |o| o.as_str());
                 let who = s.locked_by.clone().unwrap_or_else(|| "someone".into());
                 let when = s
                     .locked_at
@@ -129,7 +128,7 @@ fn BackupConsole() -> impl IntoView {
     let operation = Memo::new(move |_| {
         status.with(|s| {
             s.as_ref()
-                .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status.clone())))
+                .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status)))
         })
     });
     let summary = Resource::new(
@@ -177,7 +176,7 @@ fn SummaryLine() -> impl IntoView {
                 let summary = console.summary.await.ok()?;
                 let last = match summary.last_finished {
                     Some(b) => {
-                        let outcome = if b.status == "completed" { "completed" } else { "failed" };
+                        let outcome = if b.status == BackupStatus::Completed { "completed" } else { "failed" };
                         view! {
                             <span class=format!("outcome-{outcome}")>{outcome}</span>
                             " · "

@@ -10,7 +10,7 @@ use super::backup_card::{Console, ErrorBar};
 use super::dialog::ConsoleDialog;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, table_label, BackupSummary};
+use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -111,30 +111,20 @@ fn BackupTable(backups: Vec<BackupSummary>, actions: RowActions) -> impl IntoVie
     }
 }
 
-fn status_color(status: &str) -> BadgeColor {
+fn status_color(status: BackupStatus) -> BadgeColor {
     match status {
-        "completed" => BadgeColor::Success,
-        "running" => BadgeColor::Informative,
-        "missing" => BadgeColor::Warning,
-        _ => BadgeColor::Danger,
+        BackupStatus::Completed => BadgeColor::Success,
+        BackupStatus::Running => BadgeColor::Informative,
+        BackupStatus::Missing => BadgeColor::Warning,
+        BackupStatus::Failed => BadgeColor::Danger,
     }
-}
-
-/// "manual" → "Manual", "pre_restore" → "Pre-restore".
-fn kind_label(kind: &str) -> String {
-    let words = kind.replace('_', "-");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 #[component]
 fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
     let console = Console::expect();
-    let completed = backup.status == "completed";
-    let deletable = backup.status != "running";
+    let completed = backup.status == BackupStatus::Completed;
+    let deletable = backup.status != BackupStatus::Running;
     let id = backup.id;
     let reason = Signal::derive(move || console.busy_reason());
     let download = completed.then(|| {
@@ -169,10 +159,10 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                 <LocalTime at=backup.created_at relative=true />
             </TableCell>
             <TableCell class="num">{backup.size_bytes.map(human_bytes)}</TableCell>
-            <TableCell>{kind_label(&backup.kind)}</TableCell>
+            <TableCell>{backup.kind.words()}</TableCell>
             <TableCell>
-                <Badge color=status_color(&backup.status) appearance=BadgeAppearance::Tint>
-                    {backup.status.clone()}
+                <Badge color=status_color(backup.status) appearance=BadgeAppearance::Tint>
+                    {backup.status.as_str()}
                 </Badge>
             </TableCell>
             <TableCell>{backup.created_by.clone()}</TableCell>
@@ -485,7 +475,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
         <dl class="facts manifest-facts">
             <div>
                 <dt>"Status"</dt>
-                <dd>{b.status.clone()}</dd>
+                <dd>{b.status.as_str()}</dd>
             </div>
             <div>
                 <dt>"Size"</dt>

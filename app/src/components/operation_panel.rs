@@ -4,7 +4,7 @@ use thaw::{MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
 use super::backup_card::Console;
 use super::time::{browser, duration_words, LocalTime};
 use crate::error::AppError;
-use crate::models::OperationStatus;
+use crate::models::{JobStatus, Operation, OperationStatus};
 
 /// What is running, for every admin in every tab and on every server:
 /// operation, who started it and when, the phase, a real progress bar and
@@ -14,7 +14,7 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
     move || {
         let status = status.get()?;
         let job = status.job.clone()?;
-        let running = status.is_locked && job.status == "running";
+        let running = status.is_locked && job.status == JobStatus::Running;
         if running {
             let who = status.locked_by.clone().unwrap_or_default();
             let since = status.locked_at.unwrap_or(job.created_at);
@@ -24,20 +24,20 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
                 view! {
                     <section class="operation-panel" aria-label="Running operation" data-job-id=job.id.clone()>
                         <p>
-                            <strong>{format!("{} in progress", title_case(&job.kind))}</strong>
+                            <strong>{format!("{} in progress", title_case(job.kind.as_str()))}</strong>
                             {format!(" — started by {who} at ")}
                             <LocalTime at=since />
                         </p>
                         <ProgressBar value=job.progress />
                         <p class="muted" aria-live="polite">
-                            <span class="phase">{phase_words(&job.kind, &job.phase)}</span>
+                            <span class="phase">{lms_types::phases::words(job.kind, job.phase)}</span>
                             {format!(": {percent}% · {elapsed} elapsed")}
                         </p>
                     </section>
                 }
                     .into_any(),
             )
-        } else if job.status == "failed" || job.status == "interrupted" {
+        } else if matches!(job.status, JobStatus::Failed | JobStatus::Interrupted) {
             Some(
                 view! {
                     <MessageBar intent=MessageBarIntent::Error attr:role="alert" class="last-failure">
@@ -67,21 +67,6 @@ fn title_case(word: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The phase as a sentence an administrator understands.
-fn phase_words(kind: &str, phase: &str) -> String {
-    match (kind, phase) {
-        (_, "starting") => "Starting".into(),
-        ("backup", "checking") => "Checking space and versions".into(),
-        ("backup", "dumping") => "Dumping the database".into(),
-        ("backup", "verifying") => "Reading the archive back to verify it".into(),
-        (_, "verifying") => "Checking the archive".into(),
-        (_, "restoring") => "Restoring into a copy beside the live database".into(),
-        (_, "checking") => "Comparing the copy with the backup".into(),
-        (_, "switching") => "Switching the copy in".into(),
-        (_, other) => title_case(other),
-    }
-}
-
 /// In the browser, asks the server every second what is running and writes
 /// it to `status`; toasts the outcome of an operation seen running; when the
 /// session ends (a restore signs everyone out) goes to the sign-in page,
@@ -100,8 +85,8 @@ pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Consol
                     }
                     Err(AppError::Unauthorized(_)) => {
                         let after = match seen_running.get_value().map(|j| j.kind) {
-                            Some(kind) if kind == "undo" => "after=undo".to_owned(),
-                            Some(kind) if kind == "restore" => match restoring.get_untracked() {
+                            Some(Operation::Undo) => "after=undo".to_owned(),
+                            Some(Operation::Restore) => match restoring.get_untracked() {
                                 Some(name) if !name.is_empty() => {
                                     format!("after=restore&backup={}", url_escape(&name))
                                 }
@@ -126,7 +111,7 @@ pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Consol
 fn announce_outcome(console: &Console, s: &OperationStatus) {
     let seen = console.watched;
     let Some(job) = s.job.clone() else { return };
-    if job.status == "running" {
+    if job.status == JobStatus::Running {
         seen.set_value(Some(job));
         return;
     }
@@ -138,9 +123,9 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
     }
     seen.set_value(None);
     let message = job.message.clone().unwrap_or_default();
-    if job.status == "succeeded" {
-        let what = match job.kind.as_str() {
-            "backup" => "The backup is complete and verified.".to_owned(),
+    if job.status == JobStatus::Succeeded {
+        let what = match job.kind {
+            Operation::Backup => "The backup is complete and verified.".to_owned(),
             other => format!("The {other} finished."),
         };
         console.toast_success(format!("{what} {message}"));

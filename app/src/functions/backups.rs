@@ -7,8 +7,9 @@ use crate::models::{BackupDetail, JobInfo, OperationStatus, StartedBackup};
 /// Starts a manual backup (202-like: returns at once with the job).
 #[server(prefix = "/api/fn", endpoint = "create_backup", input = Json)]
 pub async fn create_backup(notes: Option<String>) -> Result<StartedBackup, AppError> {
+    use crate::models::BackupKind;
     use crate::ssr::*;
-    use lms_backup::backup::{BackupKind, BackupRequest};
+    use lms_backup::backup::BackupRequest;
     with_status(
         async {
             let (state, admin) = admin_from_context().await?;

@@ -6,8 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::request::Parts;
-use lms_backup::audit::{self, Actor, Event, Outcome};
+use lms_backup::audit::{self, Actor, Event};
 use lms_backup::users::{self, Role, User};
+use lms_types::{AuditAction, AuditOutcome};
 use tower_sessions::Session;
 
 use super::AppState;
@@ -162,9 +163,9 @@ pub async fn sign_in(
             &state.dbs().control,
             Event {
                 actor: &attempt,
-                action: "login",
+                action: AuditAction::Login,
                 target: None,
-                outcome: Outcome::Denied,
+                outcome: AuditOutcome::Denied,
                 detail: Some("rate limited"),
             },
         )
@@ -180,9 +181,9 @@ pub async fn sign_in(
             &state.dbs().control,
             Event {
                 actor: &attempt,
-                action: "login",
+                action: AuditAction::Login,
                 target: None,
-                outcome: Outcome::Failure,
+                outcome: AuditOutcome::Failure,
                 detail: None,
             },
         )
@@ -205,9 +206,9 @@ pub async fn sign_in(
         &state.dbs().control,
         Event {
             actor: &actor,
-            action: "login",
+            action: AuditAction::Login,
             target: None,
-            outcome: Outcome::Success,
+            outcome: AuditOutcome::Success,
             detail: None,
         },
     )
@@ -223,9 +224,9 @@ pub async fn sign_out(state: &AppState, session: &Session, ip: ClientIp) -> Resu
             &state.dbs().control,
             Event {
                 actor: &actor,
-                action: "logout",
+                action: AuditAction::Logout,
                 target: None,
-                outcome: Outcome::Success,
+                outcome: AuditOutcome::Success,
                 detail: None,
             },
         )

@@ -2,6 +2,7 @@
 //! and jobs. Administrators only ([`AdminUser`] answers 401/403 first).
 
 use app::error::AppError;
+use app::models::BackupKind;
 use app::models::{
     BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, StartedBackup,
 };
@@ -12,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lms_backup::backup::{BackupKind, BackupRequest};
+use lms_backup::backup::BackupRequest;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -218,7 +219,7 @@ async fn release_lock(
     let released = state.engine.force_release_lock(&admin.actor()).await?;
     Ok(Json(serde_json::json!({
         "released": released.is_some(),
-        "operation_type": released.as_ref().map(|l| l.operation_type.clone()),
+        "operation_type": released.as_ref().map(|l| l.operation_type),
         "locked_by": released.as_ref().map(|l| l.locked_by.clone()),
     })))
 }

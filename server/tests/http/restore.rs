@@ -1,6 +1,7 @@
 //! Restore and undo over HTTP, sessions after a restore, maintenance mode.
 
 use lms_backup::users::Role;
+use lms_types::JobStatus;
 use serde_json::{json, Value};
 
 use crate::support::{spawn_app, start_backup, wait_for_job, PASSWORD};
@@ -113,8 +114,8 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
         .await
         .unwrap()
         .unwrap();
-        if j.status != "running" {
-            assert_eq!(j.status, "succeeded", "{j:?}");
+        if j.status != JobStatus::Running {
+            assert_eq!(j.status, JobStatus::Succeeded, "{j:?}");
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

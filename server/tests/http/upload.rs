@@ -1,6 +1,7 @@
 //! Uploading archives made elsewhere.
 
 use lms_backup::users::Role;
+use lms_types::JobStatus;
 use serde_json::{json, Value};
 
 use crate::support::{spawn_app, spawn_app_with, start_backup, wait_for_job, TestApp};
@@ -86,7 +87,7 @@ async fn a_valid_archive_is_accepted_and_restorable() {
     let job: Value = res.json().await.unwrap();
     let job_id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
     let finished = lms_backup::testing::wait_for_job(&app.engine, job_id).await;
-    assert_eq!(finished.status, "succeeded", "{finished:?}");
+    assert_eq!(finished.status, JobStatus::Succeeded, "{finished:?}");
     let courses: i64 = sqlx::query_scalar("SELECT count(*) FROM courses")
         .fetch_one(&app.dbs.lms)
         .await

@@ -1,0 +1,234 @@
+//! A backup job's phases, in the order of [`lms_types::phases::BACKUP`]:
+//! each is one function, and [`Engine::run_backup_job`] walks them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+use lms_types::{AuditAction, BackupStatus, Phase};
+use sqlx::{Connection, PgConnection};
+
+use crate::audit::Actor;
+use crate::catalog::{self, Backup};
+use crate::engine::Engine;
+use crate::jobs::messages::{failure_message, human};
+use crate::jobs::run::{Ending, JobRun};
+use crate::jobs::Job;
+use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
+use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
+use crate::postgres::process::{follow_stderr, ToolConnection};
+use crate::postgres::tools;
+use crate::storage::Manifest;
+use crate::{Error, Result};
+
+/// What the dump phase leaves for the next ones.
+struct Dumped {
+    size: u64,
+    sha256: String,
+    server_version: String,
+    tables: Vec<TableRef>,
+    fingerprint: Fingerprint,
+}
+
+impl Engine {
+    /// Runs a started backup to its end, whatever happens: the archive is
+    /// kept and retention applied, or everything it wrote is removed; then
+    /// the job ends (audited, lock released).
+    pub(super) async fn run_backup_job(self, job: Job, backup: Backup, actor: Actor) {
+        let run = JobRun::start(&self, job, &actor);
+        let partial = self.backup_dir().partial_path(&backup.filename);
+        let started = Instant::now();
+        let result = run
+            .guard(async {
+                let server_version = self.backup_gates(&run).await?;
+                let dumped = self.dump(&run, &partial, server_version).await?;
+                let info = self.verify_archive(&run, &partial, &dumped.tables).await?;
+                self.save(&run, &backup, &partial, dumped, info, started)
+                    .await
+            })
+            .await;
+        let message = match &result {
+            Ok(manifest) => {
+                if let Err(e) = self.apply_retention().await {
+                    tracing::error!(error = ?e, "retention after a backup failed");
+                }
+                tracing::info!(backup = %backup.filename, size = manifest.size_bytes, "backup completed");
+                None
+            }
+            Err(err) => {
+                self.discard_archive(&backup, &partial).await;
+                tracing::error!(error = ?err, backup = %backup.filename, "backup failed");
+                if let Err(e) =
+                    catalog::set_status(&self.dbs().control, backup.id, BackupStatus::Failed).await
+                {
+                    tracing::error!(error = ?e, "could not mark the backup failed");
+                }
+                Some(failure_message(err))
+            }
+        };
+        run.finish(Ending::of(
+            &result,
+            message.as_deref(),
+            AuditAction::BackupCreate,
+            Some(&backup.filename),
+        ))
+        .await;
+    }
+
+    /// Removes whatever a failed backup wrote.
+    async fn discard_archive(&self, backup: &Backup, partial: &Path) {
+        let dir = self.backup_dir();
+        let mut paths = vec![partial.to_path_buf()];
+        paths.extend(crate::storage::archive_path(dir.path(), &backup.filename).ok());
+        paths.extend(crate::storage::manifest_path(dir.path(), &backup.filename).ok());
+        if let Err(e) = dir.remove(paths).await {
+            tracing::error!(error = %e, backup = %backup.filename, "could not remove a failed backup's files");
+        }
+    }
+
+    /// Checking: tools not older than the server, the directory there, room
+    /// for the database. Returns the server's version.
+    async fn backup_gates(&self, run: &JobRun) -> Result<String> {
+        run.enter(Phase::Checking).await?;
+        let lms = &self.dbs().lms;
+        let (major, server_version) = tools::server_version(lms).await?;
+        self.tools().check_against_server(major, &server_version)?;
+        let database_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(lms)
+            .await?;
+        let dir = self.backup_dir();
+        if !dir.is_present().await {
+            // Not re-created here: a vanished directory is often an unmounted
+            // disk, and writing to the mount point would fill the wrong one.
+            return Err(Error::Invalid(
+                "The backup directory is missing (removed or unmounted?); nothing was written. \
+                 Restore it (restarting the server creates it again) and try again."
+                    .into(),
+            ));
+        }
+        let free = dir.free_space().await?;
+        if free < database_bytes as u64 {
+            return Err(Error::Invalid(format!(
+                "Not enough free space for the backup: {} free in the backup directory, up to {} needed. \
+                 Free some space or delete old backups.",
+                human(free),
+                human(database_bytes as u64)
+            )));
+        }
+        Ok(server_version)
+    }
+
+    /// Dumping: one exported snapshot, fingerprinted while pg_dump streams
+    /// it into the partial file (hashed on the way).
+    async fn dump(&self, run: &JobRun, partial: &Path, server_version: String) -> Result<Dumped> {
+        let dbs = self.dbs();
+        // The snapshot stays open until both the dump and the fingerprint are done.
+        let mut snapshot_conn = PgConnection::connect_with(&dbs.lms_options).await?;
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut snapshot_conn)
+            .await?;
+        let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+            .fetch_one(&mut snapshot_conn)
+            .await?;
+        let tables = fingerprint::list_tables(&mut snapshot_conn).await?;
+
+        let connection = ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), None)?;
+        let file = self.backup_dir().create_new(partial).await?;
+        let mut dump = archive::start_dump(&self.tools().pg_dump, &connection, &snapshot)?;
+        let stdout = dump.child().stdout.take().expect("stdout is piped");
+        let stderr = dump.child().stderr.take().expect("stderr is piped");
+        let progress = TableProgress::new(&tables);
+        let follower = {
+            let progress = progress.clone();
+            follow_stderr(stderr, move |line| progress.on_line(line))
+        };
+        let work = async {
+            tokio::join!(
+                archive::write_and_hash(stdout, file, self.config().max_backup_size, None),
+                follower,
+                fingerprint::fingerprint(&mut snapshot_conn, &tables),
+            )
+        };
+        let (written, stderr_tail, fingerprint) = run
+            .run_phase(Phase::Dumping, || progress.fraction(), work)
+            .await?;
+        let (size, sha256) = written?;
+        dump.wait(stderr_tail).await?;
+        let fingerprint = fingerprint?;
+        snapshot_conn.close().await?;
+        Ok(Dumped {
+            size,
+            sha256,
+            server_version,
+            tables,
+            fingerprint,
+        })
+    }
+
+    /// Verifying: the archive lists every table, and reads back in full.
+    async fn verify_archive(
+        &self,
+        run: &JobRun,
+        partial: &Path,
+        tables: &[TableRef],
+    ) -> Result<ArchiveInfo> {
+        run.enter(Phase::Verifying).await?;
+        let pg_restore = &self.tools().pg_restore;
+        let info = archive::list(pg_restore, partial).await?;
+        if let Some(missing) = tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.name))
+            .find(|t| !info.tables.contains(t))
+        {
+            return Err(Error::Invalid(format!(
+                "The archive does not contain table {missing}; the backup was discarded."
+            )));
+        }
+        let verify = TableProgress::new(tables);
+        run.run_phase(
+            Phase::Verifying,
+            || verify.fraction(),
+            archive::read_all(pg_restore, partial, &verify),
+        )
+        .await??;
+        Ok(info)
+    }
+
+    /// Saving: the archive under its name, then its manifest (sidecar, then
+    /// catalog row). Only now is the backup `completed`.
+    async fn save(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+        partial: &Path,
+        dumped: Dumped,
+        info: ArchiveInfo,
+        started: Instant,
+    ) -> Result<Manifest> {
+        run.enter(Phase::Saving).await?;
+        let dir = self.backup_dir();
+        dir.publish(partial, &backup.filename).await?;
+        let manifest = Manifest {
+            manifest_version: 1,
+            filename: backup.filename.clone(),
+            kind: backup.kind,
+            size_bytes: dumped.size,
+            sha256: dumped.sha256,
+            created_at: backup.created_at,
+            completed_at: Utc::now(),
+            created_by_id: backup.created_by_id,
+            created_by_name: backup.created_by_name.clone(),
+            notes: backup.notes.clone(),
+            database: self.dbs().lms_name().to_owned(),
+            server_version: dumped.server_version,
+            pg_dump_version: info.dumped_by,
+            archive_version: info.archive_version,
+            tables: Some(dumped.fingerprint.tables),
+            sequences: Some(dumped.fingerprint.sequences),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        dir.write_manifest(&manifest).await?;
+        catalog::mark_completed(&self.dbs().control, backup.id, &manifest).await?;
+        Ok(manifest)
+    }
+}

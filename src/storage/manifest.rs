@@ -1,0 +1,33 @@
+//! The manifest: what a backup's sidecar (`metadata/<file>.json`) and its
+//! catalog row record about it.
+
+use chrono::{DateTime, Utc};
+use lms_types::BackupKind;
+use serde::{Deserialize, Serialize};
+
+use crate::postgres::fingerprint::{SequenceState, TableFingerprint};
+
+/// What a backup's sidecar (`metadata/<file>.json`) and catalog row record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Version of this manifest format.
+    pub manifest_version: u32,
+    pub filename: String,
+    pub kind: BackupKind,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub created_by_id: Option<i64>,
+    pub created_by_name: String,
+    pub notes: Option<String>,
+    pub database: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    /// The custom-format archive version pg_restore reports (e.g. "1.14-0").
+    pub archive_version: String,
+    /// `None` for uploaded archives until their first restore.
+    pub tables: Option<Vec<TableFingerprint>>,
+    pub sequences: Option<Vec<SequenceState>>,
+    pub duration_ms: u64,
+}

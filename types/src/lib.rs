@@ -1,0 +1,158 @@
+//! The console's vocabulary, shared by the engine, the DTOs, the UI and the
+//! CLI: what operations there are, the states and phases of their jobs, the
+//! kinds and states of backups, and what the audit log records.
+//!
+//! Each enum has exactly one spelling, used in the database (TEXT columns),
+//! on the wire (JSON) and in URLs; no code compares those strings. The
+//! phases of each long operation, with the words the console shows for
+//! them and the share of the progress bar they cover, are tables here
+//! ([`phases`]): the engine walks them, the UI reads them.
+
+#[macro_use]
+mod text_enum;
+
+pub use text_enum::UnknownValue;
+
+pub mod phases;
+
+pub use phases::{Phase, PhaseSpec};
+
+text_enum! {
+    /// An operation that holds the operation lock (and, all but start-up
+    /// recovery, is followed as a job of this kind).
+    Operation {
+        /// Dumping the LMS database into a verified archive.
+        Backup => "backup",
+        /// Replacing the LMS database with a backup's content.
+        Restore => "restore",
+        /// Swapping the database from before the last restore back in.
+        Undo => "undo",
+        /// Deleting one backup.
+        Delete => "delete",
+        /// Start-up or watchdog repair after a crash (no job row).
+        Recovery => "recovery",
+    }
+}
+
+text_enum! {
+    /// Where a job is in its life.
+    JobStatus {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        /// Its process stopped or lost the lock before it could finish.
+        Interrupted => "interrupted",
+    }
+}
+
+impl JobStatus {
+    /// The job has ended (whatever the outcome).
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobStatus::Running)
+    }
+}
+
+text_enum! {
+    /// Why a backup exists.
+    BackupKind {
+        /// Started by an administrator (rate-limited).
+        Manual => "manual",
+        /// Started on a schedule (not rate-limited).
+        Scheduled => "scheduled",
+        /// An archive made elsewhere and uploaded.
+        Uploaded => "uploaded",
+    }
+}
+
+impl BackupKind {
+    /// The kind as the backup list shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            BackupKind::Manual => "Manual",
+            BackupKind::Scheduled => "Scheduled",
+            BackupKind::Uploaded => "Uploaded",
+        }
+    }
+}
+
+text_enum! {
+    /// Where a backup is in its life.
+    BackupStatus {
+        /// Being written; not usable yet.
+        Running => "running",
+        /// Written, read back in full, and described by its manifest.
+        Completed => "completed",
+        /// Its job failed; nothing of it is kept.
+        Failed => "failed",
+        /// Its file disappeared from the backup directory.
+        Missing => "missing",
+    }
+}
+
+text_enum! {
+    /// How an audited action ended.
+    AuditOutcome {
+        Success => "success",
+        Failure => "failure",
+        /// Refused: not signed in as someone allowed to do it.
+        Denied => "denied",
+    }
+}
+
+text_enum! {
+    /// What the audit log records.
+    AuditAction {
+        Login => "login",
+        Logout => "logout",
+        BackupCreate => "backup.create",
+        BackupDownload => "backup.download",
+        BackupDelete => "backup.delete",
+        BackupUpload => "backup.upload",
+        /// Old backups removed by retention.
+        BackupCleanup => "backup.cleanup",
+        Restore => "restore",
+        RestoreUndo => "restore.undo",
+        LockForceRelease => "lock.force_release",
+        /// A signed-in user who is not an administrator tried the console.
+        AdminRefused => "admin.refused",
+    }
+}
+
+impl AuditAction {
+    /// The action in the words of the activity log ("created backup").
+    pub fn words(self) -> &'static str {
+        match self {
+            AuditAction::Login => "signed in",
+            AuditAction::Logout => "signed out",
+            AuditAction::BackupCreate => "created backup",
+            AuditAction::BackupDownload => "downloaded backup",
+            AuditAction::BackupDelete => "deleted backup",
+            AuditAction::BackupUpload => "uploaded backup",
+            AuditAction::BackupCleanup => "removed old backups",
+            AuditAction::Restore => "restored backup",
+            AuditAction::RestoreUndo => "undid the last restore",
+            AuditAction::LockForceRelease => "released the operation lock",
+            AuditAction::AdminRefused => "was refused the console",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_spelling_everywhere() {
+        for status in JobStatus::ALL {
+            let json = serde_json_like(status.as_str());
+            assert_eq!(status.as_str().parse::<JobStatus>(), Ok(*status));
+            assert_eq!(json, format!("\"{}\"", status));
+        }
+        assert_eq!(AuditAction::RestoreUndo.as_str(), "restore.undo");
+        assert!("nonsense".parse::<Operation>().is_err());
+    }
+
+    fn serde_json_like(s: &str) -> String {
+        format!("\"{s}\"")
+    }
+}

@@ -1,0 +1,170 @@
+//! The phases of each long operation, in order, with the words the console
+//! shows for them and the share of the progress bar each covers. The engine
+//! walks these tables (a job's phase and progress come from them), the UI
+//! reads the same tables for its words, so the three never disagree.
+
+use crate::Operation;
+
+text_enum! {
+    /// A step of a long operation, as stored in its job.
+    Phase {
+        Starting => "starting",
+        Checking => "checking",
+        Dumping => "dumping",
+        Verifying => "verifying",
+        Saving => "saving",
+        Restoring => "restoring",
+        Switching => "switching",
+        Deleting => "deleting",
+        /// The job succeeded.
+        Done => "done",
+    }
+}
+
+/// One phase of an operation: what it is called and which part of the
+/// progress bar (`start..end`, within 0..=1) it fills.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhaseSpec {
+    pub phase: Phase,
+    /// What an administrator reads while it runs.
+    pub words: &'static str,
+    pub start: f64,
+    pub end: f64,
+}
+
+impl PhaseSpec {
+    /// The overall progress when this phase is `fraction` (0..=1) done.
+    pub fn at(&self, fraction: f64) -> f64 {
+        self.start + (self.end - self.start) * fraction.clamp(0.0, 1.0)
+    }
+}
+
+const fn spec(phase: Phase, words: &'static str, start: f64, end: f64) -> PhaseSpec {
+    PhaseSpec {
+        phase,
+        words,
+        start,
+        end,
+    }
+}
+
+const STARTING: PhaseSpec = spec(Phase::Starting, "Starting", 0.0, 0.0);
+
+/// A backup: gates, the dump (with the fingerprint beside it), reading the
+/// archive back in full, then saving it under its name with its manifest.
+pub const BACKUP: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Checking, "Checking space and versions", 0.0, 0.02),
+    spec(Phase::Dumping, "Dumping the database", 0.02, 0.82),
+    spec(
+        Phase::Verifying,
+        "Reading the archive back to verify it",
+        0.82,
+        0.97,
+    ),
+    spec(
+        Phase::Saving,
+        "Saving the archive and its manifest",
+        0.97,
+        1.0,
+    ),
+];
+
+/// A restore: gates on the archive, the restore into a copy beside the
+/// live database, the comparison with the backup, then the switch.
+pub const RESTORE: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Verifying, "Checking the archive", 0.0, 0.05),
+    spec(
+        Phase::Restoring,
+        "Restoring into a copy beside the live database",
+        0.05,
+        0.80,
+    ),
+    spec(
+        Phase::Checking,
+        "Comparing the copy with the backup",
+        0.80,
+        0.95,
+    ),
+    spec(Phase::Switching, "Switching the copy in", 0.95, 1.0),
+];
+
+/// An undo: one switch back.
+pub const UNDO: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Switching, "Switching the copy in", 0.5, 1.0),
+];
+
+/// Deleting a backup.
+pub const DELETE: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Deleting, "Deleting the backup", 0.0, 1.0),
+];
+
+/// The phases of `operation`, in order (empty for recovery, which has no job).
+pub fn of(operation: Operation) -> &'static [PhaseSpec] {
+    match operation {
+        Operation::Backup => BACKUP,
+        Operation::Restore => RESTORE,
+        Operation::Undo => UNDO,
+        Operation::Delete => DELETE,
+        Operation::Recovery => &[],
+    }
+}
+
+/// The table entry for `phase` of `operation`.
+pub fn find(operation: Operation, phase: Phase) -> Option<&'static PhaseSpec> {
+    of(operation).iter().find(|s| s.phase == phase)
+}
+
+/// What the console says while `operation` is in `phase`.
+pub fn words(operation: Operation, phase: Phase) -> &'static str {
+    match phase {
+        Phase::Done => "Done",
+        _ => find(operation, phase).map_or("Working", |s| s.words),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_runs_forward_from_zero_to_one() {
+        for &operation in Operation::ALL {
+            let table = of(operation);
+            if table.is_empty() {
+                continue;
+            }
+            assert_eq!(table[0].phase, Phase::Starting, "{operation}");
+            let mut last = 0.0;
+            for s in table {
+                assert!(
+                    s.start >= last - 1e-9 || s.phase == Phase::Starting,
+                    "{operation} {}",
+                    s.phase
+                );
+                assert!(s.end >= s.start && s.end <= 1.0, "{operation} {}", s.phase);
+                last = s.end;
+            }
+            assert!((last - 1.0).abs() < 1e-9, "{operation} ends at {last}");
+        }
+    }
+
+    #[test]
+    fn words_come_from_the_tables() {
+        assert_eq!(
+            words(Operation::Backup, Phase::Verifying),
+            "Reading the archive back to verify it"
+        );
+        assert_eq!(
+            words(Operation::Restore, Phase::Verifying),
+            "Checking the archive"
+        );
+        assert_eq!(
+            find(Operation::Restore, Phase::Restoring).unwrap().at(0.5),
+            0.425
+        );
+    }
+}
