@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Ends every web session, given the control database (where the web
+/// layer keeps them).
+pub type SignOutEveryone =
+    for<'a> fn(&'a sqlx::PgPool) -> futures::future::BoxFuture<'a, crate::Result<()>>;
+
 /// Engine settings (the binary fills them from the environment).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -29,9 +34,9 @@ pub struct EngineConfig {
     /// An upload still arriving after this long is refused (408), however
     /// steadily it trickles (`UPLOAD_TIMEOUT`).
     pub upload_timeout: Duration,
-    /// The session table (in the control database) that a restore empties,
-    /// so everyone signs in again; `None` when there is none.
-    pub sessions_table: Option<String>,
+    /// How the web layer signs everyone out after a restore (its sessions
+    /// are its business, not the engine's); `None` when there are none.
+    pub sign_out_everyone: Option<SignOutEveryone>,
 }
 
 impl EngineConfig {
@@ -48,7 +53,7 @@ impl EngineConfig {
             restore_keep_previous: 1,
             upload_idle_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(60 * 60),
-            sessions_table: None,
+            sign_out_everyone: None,
         }
     }
 

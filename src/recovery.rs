@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use lms_types::{BackupStatus, Operation};
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::catalog;
 use crate::engine::Engine;
@@ -92,9 +93,23 @@ impl Engine {
     /// Runs at start-up, before serving. Safe with other instances running:
     /// it leaves alone the job and file of a lease that is still alive.
     pub async fn recover(&self) -> Result<RecoveryReport> {
-        let control = &self.dbs().control;
         let mut report = RecoveryReport::default();
+        let live_job = self.repair_databases(&mut report).await?;
+        let live_file = self.interrupt_orphaned_jobs(&mut report, live_job).await?;
+        self.tidy_backup_dir(&mut report, live_file.as_deref())
+            .await?;
+        if report != RecoveryReport::default() {
+            tracing::warn!(?report, "start-up recovery repaired the backup state");
+        }
+        Ok(report)
+    }
 
+    /// Takes the lock (as "recovery") and puts the databases right: no
+    /// maintenance mode, no copies, no more previous databases than are
+    /// kept. Returns the job of a lease that is still alive (left alone
+    /// with its job, file and databases), if any.
+    async fn repair_databases(&self, report: &mut RecoveryReport) -> Result<Option<Uuid>> {
+        let control = &self.dbs().control;
         // The lock is taken (as "recovery") for the repair of the databases,
         // so no operation starts in the middle of it; a lease whose holder
         // is gone is taken over (its job interrupted); a live one is left
@@ -146,7 +161,40 @@ impl Engine {
             lock::release(control, self.instance_id(), None).await?;
             repaired?;
         }
+        let taken_over = abandoned.and_then(|info| info.job_id).filter(|_| held);
+        if let Some(job) = taken_over {
+            self.sign_out_if_switching(job).await?;
+        }
+        Ok(live_job)
+    }
 
+    /// A restore or undo stopped while switching may have switched the
+    /// databases and not yet signed everyone out: sign everyone out now
+    /// (harmless if the switch had not happened).
+    async fn sign_out_if_switching(&self, job: Uuid) -> Result<()> {
+        let switching = crate::jobs::get(&self.dbs().control, job)
+            .await?
+            .is_some_and(|j| j.was_switching());
+        if switching {
+            self.sign_out_after_interrupted_switch().await?;
+        }
+        Ok(())
+    }
+
+    async fn sign_out_after_interrupted_switch(&self) -> Result<()> {
+        self.end_all_sessions().await?;
+        tracing::warn!("a restore or undo was stopped while switching: everyone signs in again");
+        Ok(())
+    }
+
+    /// Marks jobs whose lease is gone interrupted (all but `live_job`).
+    /// Returns the file the live job (if any) is writing.
+    async fn interrupt_orphaned_jobs(
+        &self,
+        report: &mut RecoveryReport,
+        live_job: Option<Uuid>,
+    ) -> Result<Option<String>> {
+        let control = &self.dbs().control;
         // Jobs still marked running whose lease is gone were interrupted
         // (and their backups failed). A restore or undo stopped after its
         // switch has taken effect (the two renames are one transaction: all
@@ -160,26 +208,10 @@ impl Engine {
         )
         .await?;
         report.interrupted_jobs += switching.len() as u64;
-        // A restore or undo stopped while switching may have switched the
-        // databases and not yet signed everyone out: sign everyone out now
-        // (harmless if the switch had not happened).
-        let taken_over = match abandoned
-            .as_ref()
-            .and_then(|info| info.job_id)
-            .filter(|_| held)
-        {
-            Some(job) => crate::jobs::get(control, job)
-                .await?
-                .is_some_and(|j| j.was_switching()),
-            None => false,
-        };
-        if taken_over || switching.contains(&true) {
-            self.end_all_sessions().await?;
-            tracing::warn!(
-                "a restore or undo was stopped while switching: everyone signs in again"
-            );
+        if switching.contains(&true) {
+            self.sign_out_after_interrupted_switch().await?;
         }
-        let live_file: Option<String> = match live_job {
+        Ok(match live_job {
             Some(job) => {
                 sqlx::query_scalar("SELECT filename FROM backup_history WHERE job_id = $1")
                     .bind(job)
@@ -187,8 +219,18 @@ impl Engine {
                     .await?
             }
             None => None,
-        };
+        })
+    }
 
+    /// Removes half-written files (but the live job's) and failed backups'
+    /// files, marks completed entries whose file vanished `missing`, and
+    /// brings back archives that have a sidecar but no entry.
+    async fn tidy_backup_dir(
+        &self,
+        report: &mut RecoveryReport,
+        live_file: Option<&str>,
+    ) -> Result<()> {
+        let control = &self.dbs().control;
         // Half-written files, and files whose backup failed.
         let dir = self.backup_dir();
         let failed: HashSet<String> = catalog::with_status(control, BackupStatus::Failed)
@@ -199,7 +241,7 @@ impl Engine {
         let mut leftovers = Vec::new();
         for entry in dir.entries().await? {
             let is_leftover = match entry.name.strip_suffix(PARTIAL_SUFFIX) {
-                Some(stem) => storage::is_archive_name(stem) && live_file.as_deref() != Some(stem),
+                Some(stem) => storage::is_archive_name(stem) && live_file != Some(stem),
                 None => failed.contains(&entry.name),
             };
             if is_leftover && entry.is_file {
@@ -236,9 +278,6 @@ impl Engine {
             catalog::import(control, &manifest).await?;
             report.reimported.push(name);
         }
-        if report != RecoveryReport::default() {
-            tracing::warn!(?report, "start-up recovery repaired the backup state");
-        }
-        Ok(report)
+        Ok(())
     }
 }

@@ -105,7 +105,7 @@ impl BackupArgs {
         config.restore_keep_previous = self.restore_keep_previous;
         config.upload_idle_timeout = std::time::Duration::from_secs(self.upload_idle_timeout);
         config.upload_timeout = std::time::Duration::from_secs(self.upload_timeout);
-        config.sessions_table = Some(crate::sessions::TABLE.into());
+        config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
         config
     }
 }

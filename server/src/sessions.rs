@@ -4,14 +4,25 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 
-/// Where the sessions are (the sqlx store's default schema and table); a
-/// restore empties it so everyone signs in again.
-pub const TABLE: &str = "tower_sessions.session";
+/// Where the sessions are (the sqlx store's default schema and table).
+const TABLE: &str = "tower_sessions.session";
+
+/// Ends every session: the engine calls this after a restore or undo (the
+/// users table changed), so everyone signs in again.
+pub fn sign_out_everyone(control: &PgPool) -> BoxFuture<'_, lms_backup::Result<()>> {
+    Box::pin(async move {
+        sqlx::query(&format!("DELETE FROM {TABLE}"))
+            .execute(control)
+            .await?;
+        Ok(())
+    })
+}
 
 /// Name of the session cookie.
 pub const COOKIE_NAME: &str = "lms_admin_session";

@@ -36,7 +36,7 @@ pub async fn locate(bin_dir: Option<&Path>) -> Result<PgTools> {
     let dirs: Vec<PathBuf> = match bin_dir {
         Some(dir) => vec![dir.to_path_buf()],
         None => {
-            let mut found = debian_bin_dirs();
+            let mut found = crate::storage::blocking(|| Ok(debian_bin_dirs())).await?;
             found.extend(
                 std::env::var_os("PATH")
                     .iter()

@@ -165,15 +165,9 @@ impl Engine {
 
     /// Everyone signs in again after a restore (the users table changed).
     pub(crate) async fn end_all_sessions(&self) -> Result<()> {
-        if let Some(table) = &self.config().sessions_table {
-            let quoted: Vec<String> = table
-                .split('.')
-                .map(crate::postgres::databases::quote_ident)
-                .collect();
-            sqlx::query(&format!("DELETE FROM {}", quoted.join(".")))
-                .execute(&self.dbs().control)
-                .await?;
+        match self.config().sign_out_everyone {
+            Some(sign_out) => sign_out(&self.dbs().control).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }

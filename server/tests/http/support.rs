@@ -68,7 +68,7 @@ pub async fn spawn_app() -> TestApp {
 /// The application with its engine configuration adjusted.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> TestApp {
     let engine = lms_backup::testing::spawn_engine_with(|c| {
-        c.sessions_table = Some(server::sessions::TABLE.into());
+        c.sign_out_everyone = Some(server::sessions::sign_out_everyone);
         adjust(c)
     })
     .await;
