@@ -10,8 +10,7 @@ use lms_backup::backup::{failure_message, BackupKind, BackupRequest};
 use lms_backup::jobs::Job;
 use lms_backup::{catalog, Engine};
 
-use crate::cli::BackupCommand;
-use crate::serve::CliResult;
+use crate::cli::{BackupCommand, CliResult};
 
 /// Runs one `backup` subcommand.
 pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
