@@ -11,6 +11,8 @@ pub mod components;
 pub mod error;
 pub mod functions;
 pub mod models;
+#[cfg(feature = "ssr")]
+pub mod ops;
 pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod ssr;

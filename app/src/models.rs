@@ -142,6 +142,16 @@ pub struct OperationStatus {
     pub undo_available: bool,
 }
 
+/// What a forced release of the operation lock freed
+/// (`POST /api/admin/backup/lock/release`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedLock {
+    /// Something held the lock (else it was free already).
+    pub released: bool,
+    pub operation_type: Option<String>,
+    pub locked_by: Option<String>,
+}
+
 /// A page of backups, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupList {
@@ -347,6 +357,16 @@ mod convert {
                 client_ip: e.client_ip,
                 outcome: e.outcome,
                 detail: e.detail,
+            }
+        }
+    }
+
+    impl From<Option<lms_backup::lock::LockInfo>> for ReleasedLock {
+        fn from(released: Option<lms_backup::lock::LockInfo>) -> Self {
+            ReleasedLock {
+                released: released.is_some(),
+                operation_type: released.as_ref().map(|l| l.operation_type.clone()),
+                locked_by: released.map(|l| l.locked_by),
             }
         }
     }
