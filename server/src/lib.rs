@@ -35,7 +35,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    let gates = state.clone();
+    let gates = guard::Gates::new(state.clone());
     Router::new()
         .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))

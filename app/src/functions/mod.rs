@@ -7,7 +7,11 @@
 mod admin;
 mod auth;
 mod backups;
+#[cfg(feature = "ssr")]
+mod endpoints;
 
 pub use admin::*;
 pub use auth::*;
 pub use backups::*;
+#[cfg(feature = "ssr")]
+pub use endpoints::server_fn_endpoints;

@@ -1,8 +1,10 @@
 //! Server-only pieces shared by the server functions and the REST routes:
-//! application state, the session and the admin check, and the two wrappers
-//! every server function runs its operation in.
+//! application state, the session and the admin check, the two wrappers
+//! every server function runs its operation in, and the [`Endpoint`] rows
+//! the router's gates read.
 
 mod auth;
+mod endpoint;
 mod limiter;
 mod state;
 
@@ -13,6 +15,7 @@ pub use auth::{
     admin_from_context, current_user, request_context, require_admin, AdminUser, ClientIp,
     SessionUser,
 };
+pub use endpoint::{Access, Endpoint};
 pub use limiter::LoginLimiter;
 pub use state::{AppState, Config};
 use tower_sessions::Session;

@@ -21,15 +21,15 @@ use super::ApiRoutes;
 
 pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
     r.post("/api/admin/backup/create", create)
-        .get("/api/admin/backup/list", list)
-        .get("/api/admin/backup/status", status)
+        .get_in_maintenance("/api/admin/backup/list", list)
+        .get_in_maintenance("/api/admin/backup/status", status)
         .get("/api/admin/backup/download/{id}", download)
-        .get("/api/admin/backup/jobs/{id}", job)
+        .get_in_maintenance("/api/admin/backup/jobs/{id}", job)
         .post("/api/admin/backup/lock/release", release_lock)
         .post("/api/admin/backup/restore/undo", undo)
         .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/restore/{id}", restore)
-        .get("/api/admin/backup/{id}", get)
+        .get_in_maintenance("/api/admin/backup/{id}", get)
         .delete("/api/admin/backup/{id}", delete)
 }
 
