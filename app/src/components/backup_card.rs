@@ -15,9 +15,6 @@ use super::upload::UploadDialog;
 use crate::functions::{CreateBackup, UndoRestore};
 use crate::models::{human_bytes, OperationStatus};
 
-/// Longest note a backup may carry (the engine refuses longer ones too).
-pub const MAX_NOTES: usize = 500;
-
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
 #[component]
@@ -168,7 +165,9 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
     let console = Console::expect();
     let notes = RwSignal::new(String::new());
     let create = ServerAction::<CreateBackup>::new();
-    let too_long = move || notes.with(|n| n.chars().count() > MAX_NOTES);
+    // The server's configured limit; it refuses longer notes in any case.
+    let max_notes = move || console.max_notes_len();
+    let too_long = move || max_notes().is_some_and(|max| notes.with(|n| n.chars().count() > max));
     Effect::new(move |_| {
         if let Some(Ok(started)) = create.value().get() {
             open.set(false);
@@ -206,12 +205,18 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                                 <Textarea
                                     value=notes
                                     placeholder="e.g. before the spring term opens"
-                                    attr:maxlength=MAX_NOTES.to_string()
+                                    attr:maxlength=move || max_notes().map(|max| max.to_string())
                                     attr:rows="3"
                                 />
                             </Field>
                             <p class=move || if too_long() { "notes-count over" } else { "notes-count muted" }>
-                                {move || format!("{} / {MAX_NOTES}", notes.with(|n| n.chars().count()))}
+                                {move || {
+                                    let count = notes.with(|n| n.chars().count());
+                                    match max_notes() {
+                                        Some(max) => format!("{count} / {max}"),
+                                        None => count.to_string(),
+                                    }
+                                }}
                             </p>
                             {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                         </DialogContent>

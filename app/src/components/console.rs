@@ -64,6 +64,16 @@ impl Console {
         self.version.update(|v| *v += 1);
     }
 
+    /// The most characters a backup's notes may have, as the server is
+    /// configured (`None` until the summary has loaded).
+    pub fn max_notes_len(&self) -> Option<usize> {
+        self.summary.with(|s| {
+            s.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|s| s.max_notes_len)
+        })
+    }
+
     /// Tracks reloads (read it inside a resource's source).
     pub fn version(&self) -> u64 {
         self.version.get()

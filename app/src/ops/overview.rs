@@ -16,12 +16,14 @@ pub async fn database_overview(
         .into())
 }
 
-/// The stored backups: count, bytes, free space, the last one.
+/// The stored backups: count, bytes, free space, the last one, and the
+/// configured limits the console's forms follow.
 pub async fn storage_summary(
     state: &AppState,
     _admin: &AdminUser,
 ) -> Result<StorageSummary, AppError> {
-    Ok(state.engine.storage_summary().await?.into())
+    let summary = state.engine.storage_summary().await?;
+    Ok(StorageSummary::new(summary, state.engine.config()))
 }
 
 /// The most recent audited actions, newest first.
