@@ -1,16 +1,28 @@
-//! The LMS admin console's pages, components and server functions.
+//! The LMS admin console's pages, components, server functions and the
+//! operations layer behind them.
 //!
 //! - [`routes`]: one page per file (`/login`, `/admin`).
-//! - [`components`]: the pieces pages are built from (cards, layout).
-//! - [`functions`]: server functions, the browser's way into the engine.
+//! - [`components`]: the pieces pages are built from (cards, layout, the
+//!   backup card's shared `Console` state and its error bar).
+//! - [`functions`]: server functions, the browser's way in: each checks the
+//!   session and calls one operation.
+//! - `ops` (server only): the operations layer, one function per thing the
+//!   console does. It validates typed input, names the admin in the audit
+//!   log, calls the `lms_backup` engine and maps the answer to a DTO; the
+//!   server functions and the `server` crate's REST routes both call it, so
+//!   the two cannot drift.
 //! - [`models`]: the data both sides exchange.
 //! - [`error`]: the one error type and its HTTP mapping.
-//! - `ssr` (server only): state, sessions and the admin check.
+//! - `ssr` (server only): state, sessions, the admin check whose
+//!   `AdminUser` the operations require, the server functions' wrappers
+//!   and the endpoint rows the router's gates read.
 
 pub mod components;
 pub mod error;
 pub mod functions;
 pub mod models;
+#[cfg(feature = "ssr")]
+pub mod ops;
 pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod ssr;

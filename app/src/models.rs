@@ -141,6 +141,16 @@ pub struct OperationStatus {
     pub undo_available: bool,
 }
 
+/// What a forced release of the operation lock freed
+/// (`POST /api/admin/backup/lock/release`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasedLock {
+    /// Something held the lock (else it was free already).
+    pub released: bool,
+    pub operation_type: Option<Operation>,
+    pub locked_by: Option<String>,
+}
+
 /// A page of backups, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupList {
@@ -158,6 +168,9 @@ pub struct StorageSummary {
     pub free_bytes: Option<u64>,
     /// The largest archive accepted; uploads past it are refused.
     pub max_backup_size: u64,
+    /// The most characters a backup's notes may have (the engine's
+    /// `max_notes_len`; the create form counts against it).
+    pub max_notes_len: usize,
     /// The newest backup that finished, completed or failed.
     pub last_finished: Option<BackupSummary>,
 }
@@ -324,13 +337,16 @@ mod convert {
         }
     }
 
-    impl From<lms_backup::StorageSummary> for StorageSummary {
-        fn from(s: lms_backup::StorageSummary) -> Self {
+    impl StorageSummary {
+        /// The engine's summary, with the limits of its configuration that
+        /// the console's forms follow.
+        pub fn new(s: lms_backup::StorageSummary, config: &lms_backup::EngineConfig) -> Self {
             StorageSummary {
                 backups: s.catalog.count,
                 stored_bytes: s.catalog.stored_bytes,
                 free_bytes: s.free_bytes,
                 max_backup_size: s.max_backup_size,
+                max_notes_len: config.max_notes_len,
                 last_finished: s.catalog.last_finished.map(Into::into),
             }
         }
@@ -347,6 +363,16 @@ mod convert {
                 client_ip: e.client_ip,
                 outcome: e.outcome,
                 detail: e.detail,
+            }
+        }
+    }
+
+    impl From<Option<lms_backup::jobs::lock::LockInfo>> for ReleasedLock {
+        fn from(released: Option<lms_backup::jobs::lock::LockInfo>) -> Self {
+            ReleasedLock {
+                released: released.is_some(),
+                operation_type: released.as_ref().map(|l| l.operation_type),
+                locked_by: released.map(|l| l.locked_by),
             }
         }
     }

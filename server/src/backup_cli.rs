@@ -12,8 +12,7 @@ use lms_backup::jobs::Job;
 use lms_backup::{catalog, Engine};
 use lms_types::{BackupKind, JobStatus};
 
-use crate::cli::BackupCommand;
-use crate::serve::CliResult;
+use crate::cli::{BackupCommand, CliResult};
 
 /// Runs one `backup` subcommand.
 pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// What a subcommand ends with: done, or a message for the operator (and a
+/// non-zero exit).
+pub type CliResult = Result<(), String>;
+
 /// LMS Admin — Backup & Restore: the database backup and restore console of
 /// the LMS admin panel.
 #[derive(Debug, Parser)]

@@ -1,12 +1,16 @@
 //! Router-level gates, in front of the checks every handler and server
-//! function makes itself:
-//! - `/api/admin/*` and every server function but the public ones answer
-//!   401/403 before the request body is even decoded;
+//! function makes itself. They decide from the one endpoint table
+//! ([`crate::api::endpoints`]):
+//! - admin endpoints (REST and server functions alike) answer 401/403
+//!   before the request body is even decoded;
+//! - in maintenance mode only the endpoints marked for it answer;
 //! - the console's pages redirect or refuse before they render, so the
 //!   status code is right even though pages stream.
 
+use std::sync::Arc;
+
 use app::error::AppError;
-use app::ssr::{current_user, AppState, ClientIp, SessionUser};
+use app::ssr::{current_user, Access, AppState, ClientIp, SessionUser};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -14,25 +18,35 @@ use axum::response::{IntoResponse, Redirect, Response};
 use lms_backup::users::Role;
 use tower_sessions::Session;
 
-/// Server functions anyone may call: signing in and out, and asking who is
-/// signed in (which reveals nothing but the caller's own account).
-pub const PUBLIC_SERVER_FNS: [&str; 3] = ["/api/fn/login", "/api/fn/logout", "/api/fn/whoami"];
+use crate::api::{is_server_fn, Endpoints};
 
-fn needs_admin(path: &str) -> bool {
-    path.starts_with("/api/admin/")
-        || (path.starts_with("/api/fn/") && !PUBLIC_SERVER_FNS.contains(&path))
+/// What the gates consult: the application and its endpoint table (built
+/// once, when the router is).
+#[derive(Clone)]
+pub struct Gates {
+    state: AppState,
+    endpoints: Arc<Endpoints>,
+}
+
+impl Gates {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            endpoints: Arc::new(crate::api::endpoints()),
+        }
+    }
 }
 
 /// Middleware: admin-only API paths refuse everyone else up front.
 pub async fn admin_api(
-    State(state): State<AppState>,
+    State(Gates { state, endpoints }): State<Gates>,
     ip: ClientIp,
     session: Session,
     request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if needs_admin(path) {
+    if endpoints.access(path) == Access::Admins {
         // require_admin's check, with the refused user at hand for the audit.
         let user = match current_user(&state, &session).await {
             Ok(Some(user)) => user,
@@ -47,14 +61,14 @@ pub async fn admin_api(
     }
     // Server functions are called with POST and a JSON body, never through
     // a GET that a link or an image could trigger.
-    if path.starts_with("/api/fn/") && request.method() != axum::http::Method::POST {
+    if is_server_fn(path) && request.method() != axum::http::Method::POST {
         tracing::warn!(method = %request.method(), path, "refused a server function call that is not a POST");
         return refusal(
             path,
             AppError::Forbidden("Server functions are called with POST from the console.".into()),
         );
     }
-    let server_fn = path.starts_with("/api/fn/");
+    let server_fn = is_server_fn(path);
     let response = next.run(request).await;
     if server_fn {
         return with_error_status(response).await;
@@ -104,7 +118,7 @@ async fn with_error_status(response: Response) -> Response {
 /// their own encoding of [`AppError`] (so the browser can tell a 401 from a
 /// 503), everything else the JSON `{"error": {code, message}}`.
 fn refusal(path: &str, err: AppError) -> Response {
-    if !path.starts_with("/api/fn/") {
+    if !is_server_fn(path) {
         return err.into_response();
     }
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -119,37 +133,18 @@ fn refusal(path: &str, err: AppError) -> Response {
     }
 }
 
-/// Admin reads that touch only the control database (what is running, the
-/// catalog, the audit log) stay available while the LMS database is being
-/// switched, so administrators can follow it; the admin gate still applies.
-fn readable_in_maintenance(method: &axum::http::Method, path: &str) -> bool {
-    const SERVER_FNS: &[&str] = &[
-        "/api/fn/operation_status",
-        "/api/fn/get_job",
-        "/api/fn/list_backups",
-        "/api/fn/get_backup",
-        "/api/fn/storage_summary",
-        "/api/fn/recent_activity",
-    ];
-    if SERVER_FNS.contains(&path) {
-        return true;
-    }
-    let Some(rest) = path.strip_prefix("/api/admin/backup/") else {
-        return false;
-    };
-    method == axum::http::Method::GET
-        && (matches!(rest, "status" | "list")
-            || rest.starts_with("jobs/")
-            || (!rest.contains('/') && rest.parse::<i64>().is_ok()))
-}
-
 /// Middleware: while a restore swaps databases (maintenance mode, shared
-/// by every instance through the control database), everything but admin
-/// reads of the control database and static assets answers 503 with
-/// Retry-After.
-pub async fn maintenance(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// by every instance through the control database), everything but the
+/// endpoints marked for it (admin reads of the control database, so
+/// administrators can follow the switch; the admin gate still applies) and
+/// static assets answers 503 with Retry-After.
+pub async fn maintenance(
+    State(Gates { state, endpoints }): State<Gates>,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
-    let exempt = readable_in_maintenance(request.method(), path)
+    let exempt = endpoints.in_maintenance(request.method(), path)
         || path.starts_with("/pkg/")
         || path == "/favicon.ico";
     if !exempt {
@@ -190,7 +185,7 @@ const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta cha
 /// signed-in users on to `/admin`, and `/admin` answers non-admins with 403
 /// (the page itself explains).
 pub async fn pages(
-    State(state): State<AppState>,
+    State(Gates { state, .. }): State<Gates>,
     session: Session,
     request: Request,
     next: Next,
@@ -216,19 +211,5 @@ pub async fn pages(
             response
         }
         _ => next.run(request).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admin_paths_are_recognised() {
-        assert!(needs_admin("/api/admin/backup/list"));
-        assert!(needs_admin("/api/fn/list_backups"));
-        assert!(!needs_admin("/api/fn/login"));
-        assert!(!needs_admin("/api/auth/login"));
-        assert!(!needs_admin("/admin"));
     }
 }

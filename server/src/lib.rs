@@ -2,12 +2,22 @@
 //! embedded site assets and the command line.
 //!
 //! Where a request goes: [`router`] puts the session layer, the
-//! same-origin guard ([`csrf`]) and the admin gates ([`guard`]) in front of
-//! everything, then sends `/api/auth`
+//! same-origin guard ([`csrf`]) and the gates ([`guard`]: admin only,
+//! maintenance mode, pages) in front of everything, then sends `/api/auth`
 //! and `/api/admin` to the REST handlers in [`api`], `/api/fn/*` to the
 //! server functions of the `app` crate, pages to Leptos, and anything else to
-//! the site assets ([`assets`]). Handlers check the session themselves and
-//! call the `lms_backup` engine.
+//! the site assets ([`assets`]). The gates decide from one endpoint table,
+//! [`api::endpoints`]: the REST routes as registered plus the server
+//! functions as derived from their types.
+//!
+//! REST handlers and server functions alike check the session themselves
+//! and call one operation of `app::ops`, the operations layer that
+//! validates, audits, calls the `lms_backup` engine and maps DTOs; only the
+//! streaming of uploads and downloads is HTTP work of the handlers' own.
+//!
+//! The command line: [`cli`] (arguments, and the result every subcommand
+//! ends with), [`serve`] (what each subcommand does) and `backup_cli` (the
+//! engine's backup, restore and undo from a terminal).
 
 pub mod api;
 pub mod assets;
@@ -35,7 +45,7 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    let gates = state.clone();
+    let gates = guard::Gates::new(state.clone());
     Router::new()
         .merge(api::router())
         .leptos_routes(&state, routes, move || shell(options.clone()))

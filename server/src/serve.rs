@@ -12,11 +12,9 @@ use lms_backup::users::{self, NewUser};
 use lms_backup::{Databases, Engine};
 
 use crate::cli::{
-    BackupArgs, Cli, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs, UserCommand,
+    BackupArgs, Cli, CliResult, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs,
+    UserCommand,
 };
-
-/// A failure to report to the operator and exit non-zero.
-pub type CliResult = Result<(), String>;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> CliResult {

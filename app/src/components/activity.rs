@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use thaw::{Badge, BadgeAppearance, BadgeColor};
 
-use super::backup_card::Console;
+use super::console::Console;
 use super::time::LocalTime;
 use crate::functions::recent_activity;
 use crate::models::AuditOutcome;

@@ -1,112 +1,19 @@
 use leptos::prelude::*;
 use thaw::{
     Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogActions, DialogBody, DialogContent,
-    DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, Toast, ToastBody,
-    ToastIntent, ToastOptions, ToastTitle, ToasterInjection, ToasterProvider,
+    DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
 };
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
+use super::console::Console;
 use super::dialog::ConsoleDialog;
+use super::error_bar::ErrorBar;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
-use crate::error::AppError;
-use crate::functions::{get_storage_summary, CreateBackup, UndoRestore};
-use crate::models::{
-    human_bytes, BackupStatus, JobInfo, JobStatus, OperationStatus, StorageSummary,
-};
-
-/// Longest note a backup may carry (the engine refuses longer ones too).
-pub const MAX_NOTES: usize = 500;
-
-/// What the pieces of the card share: the live operation status, the
-/// storage summary, a way to reload what is listed, and toasts.
-#[derive(Clone, Copy)]
-pub struct Console {
-    pub status: ReadSignal<Option<OperationStatus>>,
-    pub summary: Resource<Result<StorageSummary, AppError>>,
-    /// The job shown in the status (id and status): lists reload when it
-    /// changes, i.e. when an operation starts or ends.
-    pub operation: Memo<Option<(String, JobStatus)>>,
-    version: RwSignal<u64>,
-    /// The backup this tab is restoring (named on the sign-in page after).
-    pub restoring: RwSignal<Option<String>>,
-    /// The job this tab last saw running (or started): its outcome is
-    /// announced when it ends.
-    pub watched: StoredValue<Option<JobInfo>>,
-    toaster: ToasterInjection,
-}
-
-impl Console {
-    pub fn expect() -> Self {
-        expect_context()
-    }
-
-    /// Reloads the list, the summary and the activity.
-    pub fn refresh(&self) {
-        self.version.update(|v| *v += 1);
-    }
-
-    /// Tracks reloads (read it inside a resource's source).
-    pub fn version(&self) -> u64 {
-        self.version.get()
-    }
-
-    /// Why nothing can be started right now, in words, if so.
-    pub fn busy_reason(&self) -> Option<String> {
-        self.status.with(|s| {
-            let s = s.as_ref()?;
-            if s.maintenance {
-                return Some(
-                    "The site is in maintenance: a restore is switching databases.".into(),
-                );
-            }
-            s.is_locked.then(|| {
-                let what = s.operation_type.map_or("operation", |o| o.as_str());
-                let who = s.locked_by.clone().unwrap_or_else(|| "someone".into());
-                let when = s
-                    .locked_at
-                    .map(|t| format!(" at {}", super::time::browser::local_string(t)))
-                    .unwrap_or_default();
-                format!("A {what} started by {who}{when} is running.")
-            })
-        })
-    }
-
-    /// Announces the outcome of `job` when it ends.
-    pub fn watch(&self, job: JobInfo) {
-        self.watched.set_value(Some(job));
-    }
-
-    pub fn toast_success(&self, message: String) {
-        self.toast(ToastIntent::Success, "Done", message);
-    }
-
-    pub fn toast_info(&self, title: &'static str, message: String) {
-        self.toast(ToastIntent::Info, title, message);
-    }
-
-    pub fn toast_error(&self, title: &'static str, message: String) {
-        self.toast(ToastIntent::Error, title, message);
-    }
-
-    fn toast(&self, intent: ToastIntent, title: &'static str, message: String) {
-        self.toaster.dispatch_toast(
-            move || {
-                view! {
-                    <Toast>
-                        <ToastTitle>{title}</ToastTitle>
-                        <ToastBody>{message}</ToastBody>
-                    </Toast>
-                }
-            },
-            ToastOptions::default()
-                .with_intent(intent)
-                .with_timeout(std::time::Duration::from_secs(8)),
-        );
-    }
-}
+use crate::functions::{CreateBackup, UndoRestore};
+use crate::models::{human_bytes, BackupStatus, OperationStatus};
 
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
@@ -122,29 +29,7 @@ pub fn BackupCard() -> impl IntoView {
 #[component]
 fn BackupConsole() -> impl IntoView {
     let (status, set_status) = signal(None::<OperationStatus>);
-    let restoring = RwSignal::new(None::<String>);
-    let version = RwSignal::new(0u64);
-    // Everything listed reloads when an operation starts or ends.
-    let operation = Memo::new(move |_| {
-        status.with(|s| {
-            s.as_ref()
-                .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status)))
-        })
-    });
-    let summary = Resource::new(
-        move || (version.get(), operation.get()),
-        |_| get_storage_summary(),
-    );
-    let console = Console {
-        status,
-        summary,
-        operation,
-        version,
-        restoring,
-        watched: StoredValue::new(None),
-        toaster: ToasterInjection::expect_context(),
-    };
-    provide_context(console);
+    let console = Console::provide(status);
     poll_status(set_status, console);
 
     view! {
@@ -280,7 +165,9 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
     let console = Console::expect();
     let notes = RwSignal::new(String::new());
     let create = ServerAction::<CreateBackup>::new();
-    let too_long = move || notes.with(|n| n.chars().count() > MAX_NOTES);
+    // The server's configured limit; it refuses longer notes in any case.
+    let max_notes = move || console.max_notes_len();
+    let too_long = move || max_notes().is_some_and(|max| notes.with(|n| n.chars().count() > max));
     Effect::new(move |_| {
         if let Some(Ok(started)) = create.value().get() {
             open.set(false);
@@ -318,12 +205,18 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                                 <Textarea
                                     value=notes
                                     placeholder="e.g. before the spring term opens"
-                                    attr:maxlength=MAX_NOTES.to_string()
+                                    attr:maxlength=move || max_notes().map(|max| max.to_string())
                                     attr:rows="3"
                                 />
                             </Field>
                             <p class=move || if too_long() { "notes-count over" } else { "notes-count muted" }>
-                                {move || format!("{} / {MAX_NOTES}", notes.with(|n| n.chars().count()))}
+                                {move || {
+                                    let count = notes.with(|n| n.chars().count());
+                                    match max_notes() {
+                                        Some(max) => format!("{count} / {max}"),
+                                        None => count.to_string(),
+                                    }
+                                }}
                             </p>
                             {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                         </DialogContent>
@@ -395,15 +288,5 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                     </DialogActions>
                 </DialogBody>
         </ConsoleDialog>
-    }
-}
-
-/// An error in a dialog or card, announced to screen readers.
-#[component]
-pub fn ErrorBar(message: String) -> impl IntoView {
-    view! {
-        <MessageBar intent=MessageBarIntent::Error attr:role="alert">
-            <MessageBarBody>{message}</MessageBarBody>
-        </MessageBar>
     }
 }

@@ -6,8 +6,9 @@ use thaw::{
     TableHeaderCell, TableRow,
 };
 
-use super::backup_card::{Console, ErrorBar};
+use super::console::Console;
 use super::dialog::ConsoleDialog;
+use super::error_bar::ErrorBar;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
 use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary};

@@ -3,7 +3,9 @@
 mod activity;
 mod backup_card;
 mod backup_list;
+mod console;
 mod dialog;
+mod error_bar;
 mod layout;
 mod operation_panel;
 mod overview_card;

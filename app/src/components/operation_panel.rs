@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use thaw::{MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
 
-use super::backup_card::Console;
+use super::console::Console;
 use super::time::{browser, duration_words, LocalTime};
 use crate::error::AppError;
 use crate::models::{JobStatus, Operation, OperationStatus};

@@ -4,7 +4,7 @@ use thaw::{
     MessageBarBody, MessageBarIntent, ProgressBar, Upload, UploadDragger,
 };
 
-use super::backup_card::Console;
+use super::console::Console;
 use super::dialog::ConsoleDialog;
 use crate::models::{human_bytes, BackupSummary};
 

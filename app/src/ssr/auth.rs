@@ -1,14 +1,14 @@
-//! Sessions and the admin check. Every server function and REST route calls
-//! [`require_admin`] (directly, through [`AdminUser`] or
-//! [`admin_from_context`]) before it does anything else.
+//! Sessions and the admin check. Every admin server function and REST route
+//! gets an [`AdminUser`] (from [`admin_from_context`] or as an extractor)
+//! before it does anything else; the operations in [`crate::ops`] take one
+//! as proof, so none of them can run without the check.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::request::Parts;
-use lms_backup::audit::{self, Actor, Event};
+use lms_backup::audit::Actor;
 use lms_backup::users::{self, Role, User};
-use lms_types::{AuditAction, AuditOutcome};
 use tower_sessions::Session;
 
 use super::AppState;
@@ -92,18 +92,33 @@ pub async fn require_admin(
     state: &AppState,
     session: &Session,
     ip: ClientIp,
-) -> Result<SessionUser, AppError> {
+) -> Result<AdminUser, AppError> {
     let user = current_user(state, session)
         .await?
         .ok_or_else(AppError::unauthorized)?;
     if user.role != Role::Admin {
         return Err(AppError::admins_only());
     }
-    Ok(SessionUser { user, ip: ip.0 })
+    Ok(AdminUser(SessionUser { user, ip: ip.0 }))
 }
 
-/// Extractor for REST handlers: the request's admin, or a 401/403 response.
-pub struct AdminUser(pub SessionUser);
+/// A signed-in administrator: the proof the operations layer asks for. Only
+/// [`require_admin`] makes one (the field is private), and REST handlers
+/// take it as an extractor that answers 401/403 first.
+#[derive(Debug, Clone)]
+pub struct AdminUser(SessionUser);
+
+impl AdminUser {
+    /// The actor to name in the audit log and on jobs.
+    pub fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+
+    /// The administrator's account.
+    pub fn user(&self) -> &User {
+        &self.0.user
+    }
+}
 
 impl<S> FromRequestParts<S> for AdminUser
 where
@@ -120,12 +135,12 @@ where
         let ip = ClientIp::from_request_parts(parts, state)
             .await
             .unwrap_or(ClientIp(None));
-        require_admin(&app, &session, ip).await.map(AdminUser)
+        require_admin(&app, &session, ip).await
     }
 }
 
 /// The admin check for server functions, reading the request from context.
-pub async fn admin_from_context() -> Result<(AppState, SessionUser), AppError> {
+pub async fn admin_from_context() -> Result<(AppState, AdminUser), AppError> {
     let (state, session, ip) = request_context().await?;
     let admin = require_admin(&state, &session, ip).await?;
     Ok((state, admin))
@@ -142,95 +157,12 @@ pub async fn request_context() -> Result<(AppState, Session, ClientIp), AppError
     Ok((state, session, ip))
 }
 
-/// Checks the credentials and signs the session in. Rate-limited per address
-/// and username; every outcome is audited; the error never says whether the
-/// username exists.
-pub async fn sign_in(
-    state: &AppState,
-    session: &Session,
-    ip: ClientIp,
-    username: &str,
-    password: &str,
-) -> Result<User, AppError> {
-    let username = username.trim();
-    let attempt = Actor {
-        id: None,
-        name: username.chars().take(64).collect(),
-        client_ip: ip.0.map(|ip| ip.to_string()),
-    };
-    if let Err(wait) = state.login_limiter.check(ip.0, username) {
-        audit::record_or_log(
-            &state.dbs().control,
-            Event {
-                actor: &attempt,
-                action: AuditAction::Login,
-                target: None,
-                outcome: AuditOutcome::Denied,
-                detail: Some("rate limited"),
-            },
-        )
-        .await;
-        let secs = wait.as_secs().max(1);
-        return Err(AppError::RateLimited {
-            message: format!("Too many sign-in attempts. Try again in {secs} seconds."),
-            retry_after_secs: secs,
-        });
-    }
-    let Some(user) = users::authenticate(&state.dbs().lms, username, password).await? else {
-        audit::record_or_log(
-            &state.dbs().control,
-            Event {
-                actor: &attempt,
-                action: AuditAction::Login,
-                target: None,
-                outcome: AuditOutcome::Failure,
-                detail: None,
-            },
-        )
-        .await;
-        return Err(AppError::Unauthorized(
-            "Invalid username or password.".into(),
-        ));
-    };
-    // A new id at sign-in, so a session id planted before it is worthless.
+/// Signs the session in as `user`, under a new session id so that an id
+/// planted before sign-in is worthless.
+pub(crate) async fn attach_user(session: &Session, user: &User) -> Result<(), AppError> {
     session.cycle_id().await.map_err(|_| AppError::internal())?;
     session
         .insert(USER_ID_KEY, user.id)
         .await
-        .map_err(|_| AppError::internal())?;
-    let actor = Actor {
-        id: Some(user.id),
-        ..attempt
-    };
-    audit::record_or_log(
-        &state.dbs().control,
-        Event {
-            actor: &actor,
-            action: AuditAction::Login,
-            target: None,
-            outcome: AuditOutcome::Success,
-            detail: None,
-        },
-    )
-    .await;
-    Ok(user)
-}
-
-/// Ends the session on the server (the id is deleted from the store).
-pub async fn sign_out(state: &AppState, session: &Session, ip: ClientIp) -> Result<(), AppError> {
-    if let Some(user) = current_user(state, session).await? {
-        let actor = SessionUser { user, ip: ip.0 }.actor();
-        audit::record_or_log(
-            &state.dbs().control,
-            Event {
-                actor: &actor,
-                action: AuditAction::Logout,
-                target: None,
-                outcome: AuditOutcome::Success,
-                detail: None,
-            },
-        )
-        .await;
-    }
-    session.flush().await.map_err(|_| AppError::internal())
+        .map_err(|_| AppError::internal())
 }

@@ -1,5 +1,6 @@
 //! `/api/admin/*`: administrators only. Each handler takes [`AdminUser`],
-//! which answers 401/403 before the handler body runs.
+//! which answers 401/403 before the handler body runs, and calls one
+//! operation of [`app::ops`].
 
 use app::error::AppError;
 use app::models::DatabaseOverview;
@@ -15,12 +16,8 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
 
 /// `GET /api/admin/database/overview`: the LMS database right now.
 async fn overview(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
 ) -> Result<Json<DatabaseOverview>, AppError> {
-    Ok(Json(
-        lms_backup::postgres::overview::database_overview(&state.dbs().lms)
-            .await?
-            .into(),
-    ))
+    Ok(Json(app::ops::database_overview(&state, &admin).await?))
 }

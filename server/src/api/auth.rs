@@ -1,14 +1,14 @@
-//! Sign-in and sign-out over REST (the same functions the login page's
-//! server functions call).
+//! Sign-in and sign-out over REST: the same operations of [`app::ops`] the
+//! login page's server functions call.
 
 use app::error::AppError;
 use app::models::CurrentUser;
-use app::ssr::{current_user, sign_in, sign_out, AppState, ClientIp};
+use app::ops::{self, Credentials};
+use app::ssr::{AppState, ClientIp};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{json_body, ApiRoutes};
@@ -19,23 +19,16 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .get("/api/auth/me", me)
 }
 
-#[derive(Deserialize)]
-struct LoginRequest {
-    username: String,
-    password: String,
-}
-
 /// `POST /api/auth/login {username, password}` → 200 with the user and a
 /// session cookie; 401 with a generic message; 429 when rate-limited.
 async fn login(
     State(state): State<AppState>,
     session: Session,
     ip: ClientIp,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Json<CurrentUser>, AppError> {
-    let body = json_body(body)?;
-    let user = sign_in(&state, &session, ip, &body.username, &body.password).await?;
-    Ok(Json(user.into()))
+    let credentials = json_body(body)?;
+    Ok(Json(ops::login(&state, &session, ip, credentials).await?))
 }
 
 /// `POST /api/auth/logout` → 204; the session is deleted on the server.
@@ -44,7 +37,7 @@ async fn logout(
     session: Session,
     ip: ClientIp,
 ) -> Result<StatusCode, AppError> {
-    sign_out(&state, &session, ip).await?;
+    ops::logout(&state, &session, ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -53,8 +46,8 @@ async fn me(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Json<CurrentUser>, AppError> {
-    current_user(&state, &session)
+    ops::whoami(&state, &session)
         .await?
-        .map(|u| Json(u.into()))
+        .map(Json)
         .ok_or_else(AppError::unauthorized)
 }

@@ -1,11 +1,13 @@
 //! `/api/admin/backup/*`: the backup catalog, downloads, the operation lock
-//! and jobs. Administrators only ([`AdminUser`] answers 401/403 first).
+//! and jobs. Administrators only ([`AdminUser`] answers 401/403 first). Each
+//! handler reads its inputs and calls one operation of [`app::ops`]; only
+//! the streaming of uploads and downloads is HTTP work of its own.
 
 use app::error::AppError;
-use app::models::BackupKind;
 use app::models::{
-    BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, StartedBackup,
+    BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, ReleasedLock, StartedBackup,
 };
+use app::ops::{self, Confirmation, NewBackup, Paging};
 use app::ssr::{AdminUser, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -13,158 +15,98 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lms_backup::backup::BackupRequest;
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ApiRoutes;
 
 pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
     r.post("/api/admin/backup/create", create)
-        .get("/api/admin/backup/list", list)
-        .get("/api/admin/backup/status", status)
+        .get_in_maintenance("/api/admin/backup/list", list)
+        .get_in_maintenance("/api/admin/backup/status", status)
         .get("/api/admin/backup/download/{id}", download)
-        .get("/api/admin/backup/jobs/{id}", job)
+        .get_in_maintenance("/api/admin/backup/jobs/{id}", job)
         .post("/api/admin/backup/lock/release", release_lock)
         .post("/api/admin/backup/restore/undo", undo)
         .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/restore/{id}", restore)
-        .get("/api/admin/backup/{id}", get)
+        .get_in_maintenance("/api/admin/backup/{id}", get)
         .delete("/api/admin/backup/{id}", delete)
-}
-
-/// A catalog id from the path: a positive integer, else 400.
-fn backup_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::BadRequest("A backup id is a positive whole number.".into()))
-}
-
-#[derive(Deserialize, Default)]
-struct CreateRequest {
-    notes: Option<String>,
 }
 
 /// `POST /api/admin/backup/create {notes?}` → 202 `{job, backup}`; 409 while
 /// another operation runs; 429 past the rate limit; 422 for bad notes.
 async fn create(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<StartedBackup>), AppError> {
     // The body is optional: no body means no notes.
-    let request: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateRequest::default()
+    let input: NewBackup = if body.iter().all(u8::is_ascii_whitespace) {
+        NewBackup::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?
     };
-    let actor = admin.actor();
-    let started = state
-        .engine
-        .start_backup(BackupRequest {
-            actor: &actor,
-            notes: request.notes.as_deref(),
-            kind: BackupKind::Manual,
-        })
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(started.into())))
-}
-
-#[derive(Deserialize)]
-struct Paging {
-    #[serde(default)]
-    skip: i64,
-    #[serde(default = "default_limit")]
-    limit: i64,
-}
-
-fn default_limit() -> i64 {
-    20
+    let started = ops::create_backup(&state, &admin, input).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
 }
 
 /// `GET /api/admin/backup/list?skip=&limit=` → `{backups, total}`, newest first.
 async fn list(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     paging: Result<Query<Paging>, QueryRejection>,
 ) -> Result<Json<BackupList>, AppError> {
     let Query(paging) =
         paging.map_err(|_| AppError::BadRequest("skip and limit must be whole numbers".into()))?;
-    Ok(Json(
-        lms_backup::catalog::list(&state.dbs().control, paging.skip, paging.limit)
-            .await?
-            .into(),
-    ))
+    Ok(Json(ops::list_backups(&state, &admin, paging).await?))
 }
 
 /// `GET /api/admin/backup/{id}` → the backup and its manifest.
 async fn get(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<BackupDetail>, AppError> {
-    let id = backup_id(&id)?;
-    Ok(Json(
-        lms_backup::catalog::get(&state.dbs().control, id)
-            .await?
-            .into(),
-    ))
+    Ok(Json(ops::get_backup(&state, &admin, id.parse()?).await?))
 }
 
 /// `DELETE /api/admin/backup/{id}` → 204; 404 unknown; 409 while in use.
 async fn delete(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id = backup_id(&id)?;
-    state.engine.delete_backup(id, &admin.actor()).await?;
+    ops::delete_backup(&state, &admin, id.parse()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
-struct Confirmation {
-    #[serde(default)]
-    confirm: bool,
-}
-
-/// The `{"confirm": true}` a destructive request must carry, else 400.
-fn confirmed(body: &[u8]) -> Result<(), AppError> {
-    let parsed: Confirmation = serde_json::from_slice(body).unwrap_or_default();
-    if parsed.confirm {
-        Ok(())
-    } else {
-        Err(AppError::BadRequest(
-            "Send {\"confirm\": true}: this replaces all current data.".into(),
-        ))
-    }
+/// The `{"confirm": true}` of a destructive request; any other body (none,
+/// not JSON) confirms nothing, and the operation answers 400.
+fn confirmation(body: &[u8]) -> Confirmation {
+    serde_json::from_slice(body).unwrap_or_default()
 }
 
 /// `POST /api/admin/backup/restore/{id} {"confirm": true}` → 202 job; 400
 /// without confirmation; 404 unknown; 409 busy; 422 when a gate refuses.
 async fn restore(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<JobInfo>), AppError> {
-    let id = backup_id(&id)?;
-    confirmed(&body)?;
-    let job = state.engine.start_restore(id, true, &admin.actor()).await?;
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    let job = ops::restore_backup(&state, &admin, id.parse()?, confirmation(&body)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 /// `POST /api/admin/backup/restore/undo {"confirm": true}` → 202 job.
 async fn undo(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<JobInfo>), AppError> {
-    confirmed(&body)?;
-    let job = state.engine.start_undo(true, &admin.actor()).await?;
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    let job = ops::undo_restore(&state, &admin, confirmation(&body)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 /// `POST /api/admin/backup/upload` with the archive as the body
@@ -172,7 +114,7 @@ async fn undo(
 /// 413 over `MAX_BACKUP_SIZE`; 422 for anything but a whole custom-format
 /// archive this server can read. Streamed to disk in constant memory.
 async fn upload(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
@@ -184,56 +126,44 @@ async fn upload(
         .and_then(|v| v.parse().ok());
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let backup = state
-        .engine
-        .import_upload(reader, declared, &admin.actor())
-        .await?;
-    Ok((StatusCode::CREATED, Json(backup.into())))
+    let backup = ops::upload_backup(&state, &admin, reader, declared).await?;
+    Ok((StatusCode::CREATED, Json(backup)))
 }
 
 /// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.
 async fn status(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
 ) -> Result<Json<OperationStatus>, AppError> {
-    Ok(Json(state.engine.operation_status().await?.into()))
+    Ok(Json(ops::operation_status(&state, &admin).await?))
 }
 
 /// `GET /api/admin/backup/jobs/{id}` → the job with phase, progress, message.
 async fn job(
-    _admin: AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobInfo>, AppError> {
-    let id = id
-        .parse()
-        .map_err(|_| AppError::NotFound("job not found".into()))?;
-    Ok(Json(state.engine.job(id).await?.into()))
+    Ok(Json(ops::job(&state, &admin, id.parse()?).await?))
 }
 
 /// `POST /api/admin/backup/lock/release` → 200 with what was released (audited).
 async fn release_lock(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let released = state.engine.force_release_lock(&admin.actor()).await?;
-    Ok(Json(serde_json::json!({
-        "released": released.is_some(),
-        "operation_type": released.as_ref().map(|l| l.operation_type),
-        "locked_by": released.as_ref().map(|l| l.locked_by.clone()),
-    })))
+) -> Result<Json<ReleasedLock>, AppError> {
+    Ok(Json(ops::release_lock(&state, &admin).await?))
 }
 
 /// `GET /api/admin/backup/download/{id}` → the archive, streamed in constant
 /// memory, after checking it against its manifest. Supports one `Range`.
 async fn download(
-    AdminUser(admin): AdminUser,
+    admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let id = backup_id(&id)?;
-    let dl = state.engine.open_download(id, &admin.actor()).await?;
+    let dl = ops::open_download(&state, &admin, id.parse()?).await?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(spec) => match parse_range(spec, dl.size) {
             RangeRequest::Satisfiable(start, end) => Some((start, end)),
@@ -360,22 +290,5 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeRequest::Ignored);
         assert_eq!(parse_range("items=0-1", 1000), RangeRequest::Ignored);
         assert_eq!(parse_range("bytes=5-1", 1000), RangeRequest::Ignored);
-    }
-
-    #[test]
-    fn ids_must_be_positive_integers() {
-        assert_eq!(backup_id("42"), Ok(42));
-        for bad in [
-            "../x",
-            "%2e%2e%2f",
-            "1;rm",
-            "-1",
-            "0",
-            "99999999999999999999999",
-            "",
-            "1.0",
-        ] {
-            assert!(backup_id(bad).is_err(), "{bad}");
-        }
     }
 }

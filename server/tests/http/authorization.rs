@@ -1,28 +1,27 @@
 //! Every admin endpoint refuses anonymous (401) and non-admin (403) callers.
-//! The endpoints come from the router's own tables, so a new route or server
-//! function is covered without touching this file.
+//! The endpoints come from the one table the router's gates read
+//! (`server::api::endpoints`), so a new route or server function is covered
+//! without touching this file.
 
+use app::ssr::Access;
 use lms_backup::users::Role;
 use reqwest::{Client, Method};
 
 use crate::support::{spawn_app, TestApp};
 
-/// Server functions anyone may call: signing in and out, and asking who is
-/// signed in (which reveals nothing but the caller's own account).
-use server::guard::PUBLIC_SERVER_FNS;
-
+/// Every endpoint only administrators may call, REST routes and server
+/// functions alike, with a path parameter filled in.
 fn admin_endpoints() -> Vec<(Method, String)> {
-    let mut endpoints: Vec<(Method, String)> = server::api::route_table()
-        .into_iter()
-        .filter(|(_, path)| path.starts_with("/api/admin/"))
-        .map(|(m, p)| (m, p.replace("{id}", "1")))
+    let endpoints: Vec<(Method, String)> = server::api::endpoints()
+        .all()
+        .iter()
+        .filter(|e| e.access == Access::Admins)
+        .map(|e| (e.method.clone(), e.path.replace("{id}", "1")))
         .collect();
-    let server_fns: Vec<(Method, String)> = leptos::server_fn::axum::server_fn_paths()
-        .filter(|(path, _)| !PUBLIC_SERVER_FNS.contains(path))
-        .map(|(p, m)| (m, p.to_owned()))
-        .collect();
-    assert!(!server_fns.is_empty(), "server functions are registered");
-    endpoints.extend(server_fns);
+    assert!(
+        endpoints.iter().any(|(_, p)| p.starts_with("/api/fn/")),
+        "server functions are registered"
+    );
     endpoints
 }
 
@@ -35,8 +34,9 @@ async fn call(app: &TestApp, client: &Client, method: &Method, path: &str) -> u1
 }
 
 #[tokio::test]
-async fn the_endpoint_tables_are_complete() {
-    let table = server::api::route_table();
+async fn the_endpoint_table_is_complete() {
+    let table = server::api::endpoints();
+    let table = table.all();
     for expected in [
         "/api/auth/login",
         "/api/auth/logout",
@@ -44,20 +44,37 @@ async fn the_endpoint_tables_are_complete() {
         "/api/admin/backup/list",
     ] {
         assert!(
-            table.iter().any(|(_, p)| *p == expected),
-            "{expected} not in the route table"
+            table.iter().any(|e| e.path == expected),
+            "{expected} not in the endpoint table"
         );
     }
-    let fns: Vec<_> = leptos::server_fn::axum::server_fn_paths()
-        .map(|(p, _)| p)
-        .collect();
-    for public in PUBLIC_SERVER_FNS {
+    // Every registered server function is in the table, behind the admin
+    // gate unless it is one of the few open to everyone.
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        assert!(path.starts_with("/api/fn/"), "{path}");
         assert!(
-            fns.contains(&public),
-            "{public} is not a server function any more"
+            table.iter().any(|e| e.path == path && e.method == method),
+            "{method} {path} not in the endpoint table"
         );
     }
-    assert!(fns.iter().all(|p| p.starts_with("/api/fn/")), "{fns:?}");
+    let mut open: Vec<String> = table
+        .iter()
+        .filter(|e| e.access == Access::Anyone)
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect();
+    open.sort();
+    assert_eq!(
+        open,
+        [
+            "GET /api/auth/me",
+            "POST /api/auth/login",
+            "POST /api/auth/logout",
+            "POST /api/fn/login",
+            "POST /api/fn/logout",
+            "POST /api/fn/whoami",
+        ],
+        "only signing in and out and asking who is signed in are open to everyone"
+    );
 }
 
 /// Every endpoint with its own method and with GET, POST and DELETE, each

@@ -429,3 +429,44 @@ async fn force_release_frees_a_stuck_lock_and_is_audited() {
         202
     );
 }
+
+/// The console counts notes against the limit the server is configured
+/// with (it reads it from the storage summary), and the server refuses
+/// longer notes whatever the form does.
+#[tokio::test]
+async fn the_notes_limit_the_console_shows_is_the_configured_one() {
+    let app = spawn_app_with(|c| c.max_notes_len = 42).await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let summary: Value = client
+        .post(app.url("/api/fn/storage_summary"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["max_notes_len"], 42, "{summary}");
+
+    let res = client
+        .post(app.url("/api/admin/backup/create"))
+        .json(&json!({ "notes": "n".repeat(43) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("42"),
+        "{body}"
+    );
+    let res = client
+        .post(app.url("/api/admin/backup/create"))
+        .json(&json!({ "notes": "n".repeat(42) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let started: Value = res.json().await.unwrap();
+    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+}

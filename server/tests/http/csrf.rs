@@ -84,8 +84,8 @@ async fn cross_origin_login_is_refused() {
     assert!(res.headers().get("set-cookie").is_none());
 }
 
-/// Every state-changing route in the router's table, called by an admin's
-/// browser from another site: with a foreign `Origin`, with no `Origin` and
+/// Every state-changing endpoint in the table (REST routes and server
+/// functions), called by an admin's browser from another site: with a foreign `Origin`, with no `Origin` and
 /// a foreign `Referer`, and as a form post. All 403, and nothing changes:
 /// the backup is still there, no job started, the admin still signed in.
 #[tokio::test]
@@ -106,12 +106,17 @@ async fn every_state_changing_route_refuses_cross_site_requests() {
     };
     let jobs_before = count("SELECT count(*) FROM jobs").await;
 
-    let routes: Vec<_> = server::api::route_table()
-        .into_iter()
-        .filter(|(m, _)| *m != reqwest::Method::GET)
-        .map(|(m, p)| (m, p.replace("{id}", &id.to_string())))
+    let routes: Vec<_> = server::api::endpoints()
+        .all()
+        .iter()
+        .filter(|e| e.method != reqwest::Method::GET)
+        .map(|e| (e.method.clone(), e.path.replace("{id}", &id.to_string())))
         .collect();
-    assert!(routes.len() >= 6, "{routes:?}");
+    assert!(
+        routes.iter().any(|(_, p)| p.starts_with("/api/fn/")),
+        "{routes:?}"
+    );
+    assert!(routes.len() >= 20, "{routes:?}");
     for (method, path) in &routes {
         let variants = [
             client

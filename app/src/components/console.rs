@@ -1,0 +1,135 @@
+//! [`Console`]: what the pieces of the backup card share, provided as a
+//! context by the card and read by each piece.
+
+use leptos::prelude::*;
+use thaw::{Toast, ToastBody, ToastIntent, ToastOptions, ToastTitle, ToasterInjection};
+
+use crate::error::AppError;
+use crate::functions::get_storage_summary;
+use crate::models::{JobInfo, JobStatus, OperationStatus, StorageSummary};
+
+/// What the pieces of the card share: the live operation status, the
+/// storage summary, a way to reload what is listed, and toasts.
+#[derive(Clone, Copy)]
+pub struct Console {
+    pub status: ReadSignal<Option<OperationStatus>>,
+    pub summary: Resource<Result<StorageSummary, AppError>>,
+    /// The job shown in the status (id and status): lists reload when it
+    /// changes, i.e. when an operation starts or ends.
+    pub operation: Memo<Option<(String, JobStatus)>>,
+    version: RwSignal<u64>,
+    /// The backup this tab is restoring (named on the sign-in page after).
+    pub restoring: RwSignal<Option<String>>,
+    /// The job this tab last saw running (or started): its outcome is
+    /// announced when it ends.
+    pub watched: StoredValue<Option<JobInfo>>,
+    toaster: ToasterInjection,
+}
+
+impl Console {
+    /// Builds the shared state around the live `status` and provides it to
+    /// everything below (call it inside a `ToasterProvider`).
+    pub fn provide(status: ReadSignal<Option<OperationStatus>>) -> Self {
+        let version = RwSignal::new(0u64);
+        // Everything listed reloads when an operation starts or ends.
+        let operation = Memo::new(move |_| {
+            status.with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status)))
+            })
+        });
+        let summary = Resource::new(
+            move || (version.get(), operation.get()),
+            |_| get_storage_summary(),
+        );
+        let console = Console {
+            status,
+            summary,
+            operation,
+            version,
+            restoring: RwSignal::new(None),
+            watched: StoredValue::new(None),
+            toaster: ToasterInjection::expect_context(),
+        };
+        provide_context(console);
+        console
+    }
+
+    pub fn expect() -> Self {
+        expect_context()
+    }
+
+    /// Reloads the list, the summary and the activity.
+    pub fn refresh(&self) {
+        self.version.update(|v| *v += 1);
+    }
+
+    /// The most characters a backup's notes may have, as the server is
+    /// configured (`None` until the summary has loaded).
+    pub fn max_notes_len(&self) -> Option<usize> {
+        self.summary.with(|s| {
+            s.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|s| s.max_notes_len)
+        })
+    }
+
+    /// Tracks reloads (read it inside a resource's source).
+    pub fn version(&self) -> u64 {
+        self.version.get()
+    }
+
+    /// Why nothing can be started right now, in words, if so.
+    pub fn busy_reason(&self) -> Option<String> {
+        self.status.with(|s| {
+            let s = s.as_ref()?;
+            if s.maintenance {
+                return Some(
+                    "The site is in maintenance: a restore is switching databases.".into(),
+                );
+            }
+            s.is_locked.then(|| {
+                let what = s.operation_type.map_or("operation", |o| o.as_str());
+                let who = s.locked_by.clone().unwrap_or_else(|| "someone".into());
+                let when = s
+                    .locked_at
+                    .map(|t| format!(" at {}", super::time::browser::local_string(t)))
+                    .unwrap_or_default();
+                format!("A {what} started by {who}{when} is running.")
+            })
+        })
+    }
+
+    /// Announces the outcome of `job` when it ends.
+    pub fn watch(&self, job: JobInfo) {
+        self.watched.set_value(Some(job));
+    }
+
+    pub fn toast_success(&self, message: String) {
+        self.toast(ToastIntent::Success, "Done", message);
+    }
+
+    pub fn toast_info(&self, title: &'static str, message: String) {
+        self.toast(ToastIntent::Info, title, message);
+    }
+
+    pub fn toast_error(&self, title: &'static str, message: String) {
+        self.toast(ToastIntent::Error, title, message);
+    }
+
+    fn toast(&self, intent: ToastIntent, title: &'static str, message: String) {
+        self.toaster.dispatch_toast(
+            move || {
+                view! {
+                    <Toast>
+                        <ToastTitle>{title}</ToastTitle>
+                        <ToastBody>{message}</ToastBody>
+                    </Toast>
+                }
+            },
+            ToastOptions::default()
+                .with_intent(intent)
+                .with_timeout(std::time::Duration::from_secs(8)),
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! Signing in and out, and who is signed in: the operations open to
+//! everyone (they reveal nothing but the caller's own account).
+
+use lms_backup::audit::{self, Actor, Event};
+use lms_backup::users;
+use lms_types::{AuditAction, AuditOutcome};
+use tower_sessions::Session;
+
+use super::Credentials;
+use crate::error::AppError;
+use crate::models::CurrentUser;
+use crate::ssr::{attach_user, current_user, AppState, ClientIp, SessionUser};
+
+/// Checks the credentials and signs the session in. Rate-limited per address
+/// and username; every outcome is audited; the error never says whether the
+/// username exists.
+pub async fn login(
+    state: &AppState,
+    session: &Session,
+    ip: ClientIp,
+    credentials: Credentials,
+) -> Result<CurrentUser, AppError> {
+    let username = credentials.username.trim();
+    let attempt = Actor {
+        id: None,
+        name: username.chars().take(64).collect(),
+        client_ip: ip.0.map(|ip| ip.to_string()),
+    };
+    if let Err(wait) = state.login_limiter.check(ip.0, username) {
+        audit::record_or_log(
+            &state.dbs().control,
+            Event {
+                actor: &attempt,
+                action: AuditAction::Login,
+                target: None,
+                outcome: AuditOutcome::Denied,
+                detail: Some("rate limited"),
+            },
+        )
+        .await;
+        let secs = wait.as_secs().max(1);
+        return Err(AppError::RateLimited {
+            message: format!("Too many sign-in attempts. Try again in {secs} seconds."),
+            retry_after_secs: secs,
+        });
+    }
+    let Some(user) = users::authenticate(&state.dbs().lms, username, &credentials.password).await?
+    else {
+        audit::record_or_log(
+            &state.dbs().control,
+            Event {
+                actor: &attempt,
+                action: AuditAction::Login,
+                target: None,
+                outcome: AuditOutcome::Failure,
+                detail: None,
+            },
+        )
+        .await;
+        return Err(AppError::Unauthorized(
+            "Invalid username or password.".into(),
+        ));
+    };
+    attach_user(session, &user).await?;
+    let actor = Actor {
+        id: Some(user.id),
+        ..attempt
+    };
+    audit::record_or_log(
+        &state.dbs().control,
+        Event {
+            actor: &actor,
+            action: AuditAction::Login,
+            target: None,
+            outcome: AuditOutcome::Success,
+            detail: None,
+        },
+    )
+    .await;
+    Ok(user.into())
+}
+
+/// Ends the session on the server (the id is deleted from the store); the
+/// sign-out is audited when someone was signed in.
+pub async fn logout(state: &AppState, session: &Session, ip: ClientIp) -> Result<(), AppError> {
+    if let Some(user) = current_user(state, session).await? {
+        let actor = SessionUser { user, ip: ip.0 }.actor();
+        audit::record_or_log(
+            &state.dbs().control,
+            Event {
+                actor: &actor,
+                action: AuditAction::Logout,
+                target: None,
+                outcome: AuditOutcome::Success,
+                detail: None,
+            },
+        )
+        .await;
+    }
+    session.flush().await.map_err(|_| AppError::internal())
+}
+
+/// Who is signed in, if anyone.
+pub async fn whoami(state: &AppState, session: &Session) -> Result<Option<CurrentUser>, AppError> {
+    Ok(current_user(state, session).await?.map(Into::into))
+}

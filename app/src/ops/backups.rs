@@ -1,0 +1,89 @@
+//! The backup catalog: create, list, read, delete, upload, download.
+
+use lms_backup::backup::BackupRequest;
+use lms_types::BackupKind;
+use tokio::io::AsyncRead;
+
+use super::{BackupId, NewBackup, Paging};
+use crate::error::AppError;
+use crate::models::{BackupDetail, BackupList, BackupSummary, StartedBackup};
+use crate::ssr::{AdminUser, AppState};
+
+/// Starts a manual backup and returns at once with its job. Busy (409) while
+/// another operation runs; rate-limited per administrator (429).
+pub async fn create_backup(
+    state: &AppState,
+    admin: &AdminUser,
+    input: NewBackup,
+) -> Result<StartedBackup, AppError> {
+    let actor = admin.actor();
+    let started = state
+        .engine
+        .start_backup(BackupRequest {
+            actor: &actor,
+            notes: input.notes.as_deref(),
+            kind: BackupKind::Manual,
+        })
+        .await?;
+    Ok(started.into())
+}
+
+/// A page of the catalog, newest first.
+pub async fn list_backups(
+    state: &AppState,
+    _admin: &AdminUser,
+    paging: Paging,
+) -> Result<BackupList, AppError> {
+    let Paging { skip, limit } = paging.clamped();
+    Ok(lms_backup::catalog::list(&state.dbs().control, skip, limit)
+        .await?
+        .into())
+}
+
+/// One backup with its manifest.
+pub async fn get_backup(
+    state: &AppState,
+    _admin: &AdminUser,
+    id: BackupId,
+) -> Result<BackupDetail, AppError> {
+    Ok(lms_backup::catalog::get(&state.dbs().control, id.get())
+        .await?
+        .into())
+}
+
+/// Deletes a backup's files and catalog row (audited); 409 while another
+/// operation runs or the backup is still being written.
+pub async fn delete_backup(
+    state: &AppState,
+    admin: &AdminUser,
+    id: BackupId,
+) -> Result<(), AppError> {
+    state.engine.delete_backup(id.get(), &admin.actor()).await?;
+    Ok(())
+}
+
+/// Imports an archive made elsewhere, read from `archive` (at most
+/// `MAX_BACKUP_SIZE`; `declared_len` refuses a larger one before reading).
+/// The new backup is of kind `uploaded`.
+pub async fn upload_backup(
+    state: &AppState,
+    admin: &AdminUser,
+    archive: impl AsyncRead + Unpin,
+    declared_len: Option<u64>,
+) -> Result<BackupSummary, AppError> {
+    let backup = state
+        .engine
+        .import_upload(archive, declared_len, &admin.actor())
+        .await?;
+    Ok(backup.into())
+}
+
+/// Opens a backup's archive for download after checking it against its
+/// manifest (audited). The caller streams the file.
+pub async fn open_download(
+    state: &AppState,
+    admin: &AdminUser,
+    id: BackupId,
+) -> Result<lms_backup::Download, AppError> {
+    Ok(state.engine.open_download(id.get(), &admin.actor()).await?)
+}

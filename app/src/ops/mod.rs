@@ -1,0 +1,33 @@
+//! The operations layer: one function per thing the console does, shared by
+//! the server functions (what the UI calls, in [`crate::functions`]) and the
+//! REST routes (the documented API, in the `server` crate). Both are thin
+//! adapters that read their inputs and call one function here, so the two
+//! cannot drift.
+//!
+//! Each operation:
+//! - takes an [`AdminUser`](crate::ssr::AdminUser) as proof of the admin
+//!   check (the sign-in operations in `auth` are the only ones open to
+//!   everyone);
+//! - takes typed input from `inputs`, whose constructors hold all the
+//!   validation (positive ids, confirmation, paging, limits, job ids);
+//! - names the administrator as the actor of the audit log and of jobs;
+//! - calls the engine and maps its answer to a DTO of [`crate::models`],
+//!   its errors to [`AppError`](crate::error::AppError).
+//!
+//! Server only: the browser build has none of this.
+
+mod auth;
+mod backups;
+mod inputs;
+mod jobs;
+mod overview;
+mod restore;
+
+pub use auth::{login, logout, whoami};
+pub use backups::{
+    create_backup, delete_backup, get_backup, list_backups, open_download, upload_backup,
+};
+pub use inputs::{ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging};
+pub use jobs::{job, operation_status, release_lock};
+pub use overview::{database_overview, recent_activity, storage_summary};
+pub use restore::{restore_backup, undo_restore};

@@ -1,0 +1,39 @@
+//! What the console shows at a glance: the LMS database, the stored
+//! backups, the audit log.
+
+use super::ActivityLimit;
+use crate::error::AppError;
+use crate::models::{ActivityEntry, DatabaseOverview, StorageSummary};
+use crate::ssr::{AdminUser, AppState};
+
+/// The LMS database right now: name, size, version, tables with row counts.
+pub async fn database_overview(
+    state: &AppState,
+    _admin: &AdminUser,
+) -> Result<DatabaseOverview, AppError> {
+    Ok(
+        lms_backup::postgres::overview::database_overview(&state.dbs().lms)
+            .await?
+            .into(),
+    )
+}
+
+/// The stored backups: count, bytes, free space, the last one, and the
+/// configured limits the console's forms follow.
+pub async fn storage_summary(
+    state: &AppState,
+    _admin: &AdminUser,
+) -> Result<StorageSummary, AppError> {
+    let summary = state.engine.storage_summary().await?;
+    Ok(StorageSummary::new(summary, state.engine.config()))
+}
+
+/// The most recent audited actions, newest first.
+pub async fn recent_activity(
+    state: &AppState,
+    _admin: &AdminUser,
+    limit: ActivityLimit,
+) -> Result<Vec<ActivityEntry>, AppError> {
+    let entries = lms_backup::audit::recent(&state.dbs().control, limit.get()).await?;
+    Ok(entries.into_iter().map(Into::into).collect())
+}
