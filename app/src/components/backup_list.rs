@@ -9,6 +9,7 @@ use thaw::{
 use super::console::Console;
 use super::dialog::ConsoleDialog;
 use super::error_bar::ErrorBar;
+use super::facts::Fact;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
 use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary};
@@ -298,10 +299,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                                                     <LocalTime at=b.created_at relative=true />
                                                 </dd>
                                             </div>
-                                            <div>
-                                                <dt>"By"</dt>
-                                                <dd>{b.created_by.clone()}</dd>
-                                            </div>
+                                            <Fact term="By">{b.created_by.clone()}</Fact>
                                         </dl>
                                     }
                                 })
@@ -452,36 +450,24 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
 fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
     let b = detail.summary;
     let facts = detail.manifest.as_ref().map(|m| {
+        let (server, dump, format) = (
+            m.server_version.clone(),
+            m.pg_dump_version.clone(),
+            m.archive_version.clone(),
+        );
+        let took = duration_words((m.duration_ms / 1000) as i64);
         view! {
-            <div>
-                <dt>"PostgreSQL"</dt>
-                <dd>{m.server_version.clone()}</dd>
-            </div>
-            <div>
-                <dt>"pg_dump"</dt>
-                <dd>{m.pg_dump_version.clone()}</dd>
-            </div>
-            <div>
-                <dt>"Archive format"</dt>
-                <dd>{m.archive_version.clone()}</dd>
-            </div>
-            <div>
-                <dt>"Took"</dt>
-                <dd>{duration_words((m.duration_ms / 1000) as i64)}</dd>
-            </div>
+            <Fact term="PostgreSQL">{server}</Fact>
+            <Fact term="pg_dump">{dump}</Fact>
+            <Fact term="Archive format">{format}</Fact>
+            <Fact term="Took">{took}</Fact>
         }
     });
     let tables = detail.manifest.and_then(|m| m.tables);
     view! {
         <dl class="facts manifest-facts">
-            <div>
-                <dt>"Status"</dt>
-                <dd>{b.status.as_str()}</dd>
-            </div>
-            <div>
-                <dt>"Size"</dt>
-                <dd>{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</dd>
-            </div>
+            <Fact term="Status">{b.status.as_str()}</Fact>
+            <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
             {facts}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}

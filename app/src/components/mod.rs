@@ -6,6 +6,7 @@ mod backup_list;
 mod console;
 mod dialog;
 mod error_bar;
+mod facts;
 mod layout;
 mod operation_panel;
 mod overview_card;

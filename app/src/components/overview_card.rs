@@ -4,6 +4,7 @@ use thaw::{
     TableHeader, TableHeaderCell, TableRow,
 };
 
+use super::facts::Fact;
 use crate::functions::get_database_overview;
 use crate::models::{human_bytes, table_label};
 
@@ -23,18 +24,9 @@ pub fn OverviewCard() -> impl IntoView {
                         Ok(o) => {
                             view! {
                                 <dl class="facts">
-                                    <div>
-                                        <dt>"Database"</dt>
-                                        <dd>{o.database.clone()}</dd>
-                                    </div>
-                                    <div>
-                                        <dt>"Size"</dt>
-                                        <dd>{human_bytes(o.size_bytes)}</dd>
-                                    </div>
-                                    <div>
-                                        <dt>"PostgreSQL"</dt>
-                                        <dd>{o.server_version.clone()}</dd>
-                                    </div>
+                                    <Fact term="Database">{o.database.clone()}</Fact>
+                                    <Fact term="Size">{human_bytes(o.size_bytes)}</Fact>
+                                    <Fact term="PostgreSQL">{o.server_version.clone()}</Fact>
                                 </dl>
                                 <Table attr:aria-labelledby="overview-title" class="stats-table">
                                     <TableHeader>

@@ -27,17 +27,7 @@ pub async fn login(
         client_ip: ip.0.map(|ip| ip.to_string()),
     };
     if let Err(wait) = state.login_limiter.check(ip.0, username) {
-        audit::record_or_log(
-            &state.dbs().control,
-            Event {
-                actor: &attempt,
-                action: AuditAction::Login,
-                target: None,
-                outcome: AuditOutcome::Denied,
-                detail: Some("rate limited"),
-            },
-        )
-        .await;
+        audit_sign_in(state, &attempt, AuditOutcome::Denied, Some("rate limited")).await;
         let secs = wait.as_secs().max(1);
         return Err(AppError::RateLimited {
             message: format!("Too many sign-in attempts. Try again in {secs} seconds."),
@@ -46,17 +36,7 @@ pub async fn login(
     }
     let Some(user) = users::authenticate(&state.dbs().lms, username, &credentials.password).await?
     else {
-        audit::record_or_log(
-            &state.dbs().control,
-            Event {
-                actor: &attempt,
-                action: AuditAction::Login,
-                target: None,
-                outcome: AuditOutcome::Failure,
-                detail: None,
-            },
-        )
-        .await;
+        audit_sign_in(state, &attempt, AuditOutcome::Failure, None).await;
         return Err(AppError::Unauthorized(
             "Invalid username or password.".into(),
         ));
@@ -66,18 +46,28 @@ pub async fn login(
         id: Some(user.id),
         ..attempt
     };
+    audit_sign_in(state, &actor, AuditOutcome::Success, None).await;
+    Ok(user.into())
+}
+
+/// Records a sign-in attempt and how it ended.
+async fn audit_sign_in(
+    state: &AppState,
+    actor: &Actor,
+    outcome: AuditOutcome,
+    detail: Option<&str>,
+) {
     audit::record_or_log(
         &state.dbs().control,
         Event {
-            actor: &actor,
+            actor,
             action: AuditAction::Login,
             target: None,
-            outcome: AuditOutcome::Success,
-            detail: None,
+            outcome,
+            detail,
         },
     )
     .await;
-    Ok(user.into())
 }
 
 /// Ends the session on the server (the id is deleted from the store); the
