@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
-    Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogActions, DialogBody, DialogContent,
-    DialogTitle, Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
+    Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogBody, DialogContent, DialogTitle,
+    Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
 };
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
 use super::console::Console;
-use super::dialog::ConsoleDialog;
+use super::dialog::{CancelOr, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
@@ -220,10 +220,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                             </p>
                             {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                         </DialogContent>
-                        <DialogActions>
-                            <Button appearance=ButtonAppearance::Secondary on_click=move |_| open.set(false)>
-                                "Cancel"
-                            </Button>
+                        <CancelOr on_cancel=move |_| open.set(false)>
                             <Button
                                 appearance=ButtonAppearance::Primary
                                 button_type=thaw::ButtonType::Submit
@@ -232,7 +229,7 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
                             >
                                 "Start backup"
                             </Button>
-                        </DialogActions>
+                        </CancelOr>
                     </DialogBody>
                 </form>
         </ConsoleDialog>
@@ -271,10 +268,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                         <Checkbox checked=understood label="I understand the data written since the restore is set aside" />
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
-                    <DialogActions>
-                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| open.set(false)>
-                            "Cancel"
-                        </Button>
+                    <CancelOr on_cancel=move |_| open.set(false)>
                         <Button
                             appearance=ButtonAppearance::Primary
                             loading=undo.pending()
@@ -285,7 +279,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                         >
                             "Undo restore"
                         </Button>
-                    </DialogActions>
+                    </CancelOr>
                 </DialogBody>
         </ConsoleDialog>
     }

@@ -7,7 +7,7 @@ use thaw::{
 };
 
 use super::console::Console;
-use super::dialog::ConsoleDialog;
+use super::dialog::{CancelOr, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::time::{duration_words, LocalTime};
@@ -332,10 +332,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </Field>
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
-                    <DialogActions>
-                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| target.set(None)>
-                            "Cancel"
-                        </Button>
+                    <CancelOr on_cancel=move |_| target.set(None)>
                         <Button
                             appearance=ButtonAppearance::Primary
                             disabled=Signal::derive(move || !ready.get())
@@ -348,7 +345,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         >
                             "Restore"
                         </Button>
-                    </DialogActions>
+                    </CancelOr>
                 </DialogBody>
         </ConsoleDialog>
     }
@@ -386,10 +383,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         </p>
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
-                    <DialogActions>
-                        <Button appearance=ButtonAppearance::Secondary on_click=move |_| target.set(None)>
-                            "Cancel"
-                        </Button>
+                    <CancelOr on_cancel=move |_| target.set(None)>
                         <Button
                             appearance=ButtonAppearance::Primary
                             loading=delete.pending()
@@ -401,7 +395,7 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                         >
                             "Delete backup"
                         </Button>
-                    </DialogActions>
+                    </CancelOr>
                 </DialogBody>
         </ConsoleDialog>
     }

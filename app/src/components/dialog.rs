@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use thaw::{Dialog, DialogSurface};
+use thaw::{Button, ButtonAppearance, Dialog, DialogActions, DialogSurface};
 
 /// A dialog of the console: named by its title element (`labelled_by`),
 /// keyboard focus kept inside, Escape and the backdrop close it.
@@ -17,6 +17,24 @@ pub fn ConsoleDialog(
                 <FocusScope open>{children()}</FocusScope>
             </DialogSurface>
         </Dialog>
+    }
+}
+
+/// A dialog's buttons: Cancel, then the dialog's own action (`children`).
+#[component]
+pub fn CancelOr(
+    /// Closes the dialog without doing anything.
+    #[prop(into)]
+    on_cancel: Callback<leptos::ev::MouseEvent>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <DialogActions>
+            <Button appearance=ButtonAppearance::Secondary on_click=move |e| on_cancel.run(e)>
+                "Cancel"
+            </Button>
+            {children()}
+        </DialogActions>
     }
 }
 
