@@ -56,9 +56,4 @@ impl EngineConfig {
             sign_out_everyone: None,
         }
     }
-
-    /// Where manifests (sidecar JSON) live.
-    pub fn metadata_dir(&self) -> PathBuf {
-        self.backup_dir.join("metadata")
-    }
 }

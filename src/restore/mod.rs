@@ -1,5 +1,5 @@
-//! Restoring a backup without ever leaving the site half-restored
-//! (DESIGN §4). [`Engine::start_restore`] and [`Engine::start_undo`] begin
+//! Restoring a backup without ever leaving the site half-restored.
+//! [`Engine::start_restore`] and [`Engine::start_undo`] begin
 //! the jobs; the rooms beside this file hold the steps:
 //!
 //! - [`gates`]: before anything changes: completed backup, file present and

@@ -278,7 +278,7 @@ fn free_space(dir: &Path) -> Result<u64> {
 /// Creates the backup and metadata directories (owner-only access).
 fn ensure_dirs(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    for d in [dir.to_path_buf(), dir.join("metadata")] {
+    for d in [dir.to_path_buf(), dir.join(super::MANIFEST_DIR)] {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)

@@ -19,6 +19,9 @@ use crate::{Error, Result};
 pub use local::BackupDir;
 pub use manifest::Manifest;
 
+/// The subdirectory of the backup directory holding the manifests.
+pub const MANIFEST_DIR: &str = "metadata";
+
 /// Suffix of an archive still being written.
 pub const PARTIAL_SUFFIX: &str = ".partial";
 
@@ -83,7 +86,7 @@ pub fn archive_path(dir: &Path, name: &str) -> Result<PathBuf> {
 /// Path of an archive's sidecar manifest.
 pub fn manifest_path(dir: &Path, name: &str) -> Result<PathBuf> {
     archive_path(dir, name)?;
-    Ok(dir.join("metadata").join(format!("{name}.json")))
+    Ok(dir.join(MANIFEST_DIR).join(format!("{name}.json")))
 }
 
 #[cfg(test)]
