@@ -2,36 +2,41 @@
 //! The endpoints come from the router's own tables, so a new route or server
 //! function is covered without touching this file.
 
+use app::error::AppError;
+use app::models::{BackupList, DatabaseOverview, OperationStatus};
 use lms_backup::users::Role;
-use reqwest::{Client, Method};
+use reqwest::Method;
+use serde_json::json;
 
+use crate::client::ApiClient;
 use crate::support::{spawn_app, TestApp};
 
 /// Server functions anyone may call: signing in and out, and asking who is
 /// signed in (which reveals nothing but the caller's own account).
 use server::guard::PUBLIC_SERVER_FNS;
 
-fn admin_endpoints() -> Vec<(Method, String)> {
-    let mut endpoints: Vec<(Method, String)> = server::api::route_table()
+/// Every admin endpoint as (method, path template): REST routes with their
+/// `{id}`, and the server functions that are not public.
+fn admin_endpoint_templates() -> Vec<(Method, &'static str)> {
+    let mut endpoints: Vec<(Method, &'static str)> = server::api::route_table()
         .into_iter()
         .filter(|(_, path)| path.starts_with("/api/admin/"))
-        .map(|(m, p)| (m, p.replace("{id}", "1")))
         .collect();
-    let server_fns: Vec<(Method, String)> = leptos::server_fn::axum::server_fn_paths()
+    let server_fns: Vec<(Method, &'static str)> = leptos::server_fn::axum::server_fn_paths()
         .filter(|(path, _)| !PUBLIC_SERVER_FNS.contains(path))
-        .map(|(p, m)| (m, p.to_owned()))
+        .map(|(p, m)| (m, p))
         .collect();
     assert!(!server_fns.is_empty(), "server functions are registered");
     endpoints.extend(server_fns);
     endpoints
 }
 
-async fn call(app: &TestApp, client: &Client, method: &Method, path: &str) -> u16 {
-    let mut req = client.request(method.clone(), app.url(path));
-    if method != Method::GET {
-        req = req.json(&serde_json::json!({}));
-    }
-    req.send().await.unwrap().status().as_u16()
+/// Every admin endpoint, with 1 for each id.
+fn admin_endpoints() -> Vec<(Method, String)> {
+    admin_endpoint_templates()
+        .into_iter()
+        .map(|(m, p)| (m, p.replace("{id}", "1")))
+        .collect()
 }
 
 #[tokio::test]
@@ -77,8 +82,8 @@ fn attempts() -> Vec<(Method, String, bool)> {
     out
 }
 
-async fn attempt(app: &TestApp, client: &Client, method: &Method, path: &str, forged: bool) -> u16 {
-    let mut req = client.request(method.clone(), app.url(path));
+async fn attempt(client: &ApiClient, method: &Method, path: &str, forged: bool) -> u16 {
+    let mut req = client.request(method.clone(), path);
     if method != Method::GET {
         req = req.json(&serde_json::json!({"confirm": true}));
     }
@@ -125,7 +130,7 @@ async fn anonymous_callers_get_401_everywhere() {
     let tried = attempts();
     for (method, path, forged) in &tried {
         assert_eq!(
-            attempt(&app, &client, method, path, *forged).await,
+            attempt(&client, method, path, *forged).await,
             401,
             "{method} {path} (forged forwarding headers: {forged})"
         );
@@ -142,7 +147,7 @@ async fn instructors_and_students_get_403_everywhere() {
         let client = app.signed_in(name, role).await;
         for (method, path, forged) in attempts() {
             assert_eq!(
-                attempt(&app, &client, &method, &path, forged).await,
+                attempt(&client, &method, &path, forged).await,
                 403,
                 "{name}: {method} {path} (forged forwarding headers: {forged})"
             );
@@ -169,7 +174,11 @@ async fn admins_get_through() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
     for (method, path) in admin_endpoints() {
-        let status = call(&app, &client, &method, &path).await;
+        let mut req = client.request(method.clone(), &path);
+        if method != Method::GET {
+            req = req.json(&json!({}));
+        }
+        let status = req.send().await.unwrap().status().as_u16();
         assert!(status != 401 && status != 403, "{method} {path}: {status}");
     }
 }
@@ -178,18 +187,12 @@ async fn admins_get_through() {
 async fn a_disabled_admin_loses_access_at_once() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    assert_eq!(
-        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
-        200
-    );
+    client.list_backups().await.unwrap();
     sqlx::query("UPDATE users SET is_active = false WHERE username = 'alice'")
         .execute(&app.dbs.lms)
         .await
         .unwrap();
-    assert_eq!(
-        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
-        401
-    );
+    assert_eq!(client.list_backups().await.unwrap_err().status, 401);
 }
 
 #[tokio::test]
@@ -197,45 +200,27 @@ async fn admin_api_answers_with_real_data() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let overview: serde_json::Value = client
-        .get(app.url("/api/admin/database/overview"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let users = overview["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "users")
-        .unwrap();
-    assert_eq!(users["rows"], 211, "210 demo users and alice");
+    let overview = client.overview().await.unwrap();
+    let users = overview.tables.iter().find(|t| t.name == "users").unwrap();
+    assert_eq!(users.rows, 211, "210 demo users and alice");
 
-    let list: serde_json::Value = client
-        .get(app.url("/api/admin/backup/list?skip=0&limit=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, serde_json::json!({ "backups": [], "total": 0 }));
+    let list = client.list_backups_page(0, 5).await.unwrap();
+    assert_eq!(
+        list,
+        BackupList {
+            backups: vec![],
+            total: 0
+        }
+    );
     let bad = client
-        .get(app.url("/api/admin/backup/list?skip=abc"))
+        .get("/api/admin/backup/list?skip=abc")
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let via_fn: serde_json::Value = client
-        .post(app.url("/api/fn/database_overview"))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let via_fn: DatabaseOverview = client
+        .server_fn("database_overview", json!({}))
         .await
         .unwrap();
     assert_eq!(
@@ -250,16 +235,14 @@ async fn admin_api_answers_with_real_data() {
 #[tokio::test]
 async fn refused_server_functions_answer_in_their_own_encoding() {
     let app = spawn_app().await;
-    let response = Client::new()
-        .post(app.url("/api/fn/operation_status"))
-        .json(&serde_json::json!({}))
-        .send()
+    let refused = app
+        .client()
+        .server_fn::<OperationStatus>("operation_status", json!({}))
         .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let error: app::error::AppError = response.json().await.unwrap();
+        .unwrap_err();
+    assert_eq!(refused.status, 401);
     assert!(
-        matches!(error, app::error::AppError::Unauthorized(_)),
-        "{error:?}"
+        matches!(refused.error, AppError::Unauthorized(_)),
+        "{refused:?}"
     );
 }
