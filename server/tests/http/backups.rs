@@ -1,10 +1,9 @@
 //! The backup API end to end: real pg_dump, real files, real HTTP.
 
+use lms_backup::testing::Gate;
 use lms_backup::users::Role;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-use lms_backup::testing::Gate;
 
 use crate::support::{spawn_app, spawn_app_with, spawn_app_with_gates};
 
