@@ -92,23 +92,48 @@ pub fn set_tool_password(dbs: &mut Databases, password: &str) {
     dbs.lms_password = Some(password.to_owned());
 }
 
-/// Waits until a job has ended and returns it (panics after 120 s).
-pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs::Job {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+/// How long a test waits for a state before it gives up. Generous on
+/// purpose: a busy machine makes a test slower, never red.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The pause between two looks at a state that is not there yet.
+const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Waits for a state: calls `probe` until it returns `Some`, and returns
+/// that. Panics naming `what` when [`PATIENCE`] runs out. The one place
+/// tests wait; they never wait for time to pass.
+pub async fn wait_until<T>(
+    what: impl std::fmt::Display,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
     loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// True while a job has yet to end.
+pub fn is_unfinished(status: lms_types::JobStatus) -> bool {
+    !status.is_finished()
+}
+
+/// Waits until a job has ended and returns it.
+pub async fn wait_for_job(engine: &crate::Engine, id: uuid::Uuid) -> crate::jobs::Job {
+    wait_until(format_args!("job {id} to end"), async || {
         let job = crate::jobs::get(&engine.dbs().control, id)
             .await
             .expect("read job")
             .expect("job exists");
-        if !matches!(job.status.as_str(), "queued" | "running") {
-            return job;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job {id} did not finish: {job:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        (!is_unfinished(job.status)).then_some(job)
+    })
+    .await
 }
 
 /// The fingerprint of the database `options` point at, through a fresh
@@ -157,7 +182,7 @@ pub fn actor(name: &str) -> crate::audit::Actor {
 
 /// A bin directory whose `pg_dump` runs the shell `script` (with `$REAL` set
 /// to the real pg_dump; `--version` is answered by the real one) and whose
-/// `pg_restore` is the real one. For tests that slow, kill or sabotage a dump.
+/// `pg_restore` is the real one. For tests that hold, kill or sabotage a dump.
 pub fn wrapped_pg_dump(real: &crate::postgres::tools::PgTools, script: &str) -> std::path::PathBuf {
     let dir = scratch_dir("pg-wrap");
     write_script(
@@ -168,6 +193,36 @@ pub fn wrapped_pg_dump(real: &crate::postgres::tools::PgTools, script: &str) -> 
         ),
     );
     std::os::unix::fs::symlink(&real.pg_restore, dir.join("pg_restore")).expect("link pg_restore");
+    dir
+}
+
+/// A bin directory with the real PostgreSQL tools behind gates: `pg_dump`
+/// stops at `dump` before it dumps anything, `pg_restore` at `restore`
+/// before it loads into a database (listing an archive goes straight
+/// through). `None` lets that tool through at once.
+pub fn gated_tools(
+    real: &crate::postgres::tools::PgTools,
+    dump: Option<&Gate>,
+    restore: Option<&Gate>,
+) -> std::path::PathBuf {
+    let dir = scratch_dir("pg-gated");
+    let wait = |gate: Option<&Gate>| gate.map_or_else(|| ":".to_owned(), Gate::shell);
+    write_script(
+        &dir.join("pg_dump"),
+        &format!(
+            "if [ \"$1\" != --version ]; then\n{}\nfi\nexec '{}' \"$@\"",
+            wait(dump),
+            real.pg_dump.display()
+        ),
+    );
+    write_script(
+        &dir.join("pg_restore"),
+        &format!(
+            "case \"$*\" in *--dbname=*)\n{}\n;; esac\nexec '{}' \"$@\"",
+            wait(restore),
+            real.pg_restore.display()
+        ),
+    );
     dir
 }
 
@@ -217,4 +272,76 @@ pub async fn pause_point(point: &str) {
         let _ = std::fs::write(file, point);
     }
     std::future::pending::<()>().await;
+}
+
+/// A gate a fake tool stops at until the test opens it: the test learns
+/// when the tool has got there ([`Gate::reached`]) and lets it go on
+/// ([`Gate::open`]) when it has done what it wanted to do meanwhile, so no
+/// test has to guess how long a tool takes. Dropping the gate opens it, so
+/// nothing stays blocked after a test.
+pub struct Gate {
+    dir: std::path::PathBuf,
+}
+
+impl Gate {
+    /// A new, closed gate.
+    pub fn new() -> Self {
+        Gate {
+            dir: scratch_dir("gate"),
+        }
+    }
+
+    /// Shell lines for a fake tool: say it has reached the gate, then wait
+    /// until the gate is open. (The tools' environment is cleared, so the
+    /// paths are written into the script.)
+    pub fn shell(&self) -> String {
+        format!(
+            "touch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done",
+            self.dir.join("reached").display(),
+            self.dir.join("open").display()
+        )
+    }
+
+    /// True once a tool has reached the gate.
+    fn is_reached(&self) -> bool {
+        self.dir.join("reached").exists()
+    }
+
+    /// Waits until a tool has reached the gate.
+    pub async fn reached(&self) {
+        wait_until("a tool to reach the gate", async || {
+            self.is_reached().then_some(())
+        })
+        .await
+    }
+
+    /// Lets every tool at the gate, and every later one, go on.
+    pub fn open(&self) {
+        std::fs::write(self.dir.join("open"), b"").expect("open the gate");
+    }
+
+    /// Closes the gate again for the next tool, once the ones let through
+    /// have gone on (their job has ended).
+    pub fn close(&self) {
+        for marker in ["open", "reached"] {
+            match std::fs::remove_file(self.dir.join(marker)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    panic!("close the gate: {e}")
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("open"), b"");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use lms_backup::backup::BackupRequest;
 use lms_backup::jobs::lock;
 use lms_backup::postgres::{fingerprint, tools as pgtools};
-use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job};
+use lms_backup::testing::{actor, spawn_engine, spawn_engine_with, wait_for_job, wait_until, Gate};
 use lms_backup::{catalog, Engine, Error};
 use lms_types::{BackupKind, BackupStatus, JobStatus, Operation};
 use sha2::Digest;
@@ -148,17 +148,22 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
 #[tokio::test]
 async fn the_fingerprint_describes_the_dumped_snapshot_not_later_writes() {
     // Writes during the dump must be in neither the archive nor the fingerprint.
-    let engine = spawn_engine().await;
-    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let base = spawn_engine().await;
+    lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
+    // pg_dump stops at the gate: the snapshot is taken, the dump not begun.
+    let dump = Gate::new();
+    let bin = lms_backup::testing::gated_tools(base.tools(), Some(&dump), None);
+    let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
     let who = actor("alice");
     let started = engine.start_backup(manual(&who, None)).await.unwrap();
+    dump.reached().await;
     for _ in 0..20 {
         sqlx::query("INSERT INTO courses (code, title) VALUES ('X' || gen_random_uuid(), 'late')")
             .execute(&engine.dbs().lms)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    dump.open();
     assert_eq!(
         wait_for_job(&engine, started.job.id).await.status,
         JobStatus::Succeeded
@@ -252,13 +257,13 @@ async fn pg_dump_killed_mid_run_leaves_nothing_behind() {
         .config()
         .backup_dir
         .join(format!("{}.partial", started.backup.filename));
-    let pid = wait_until(|| {
+    let pid = wait_until("pg_dump's pid", async || {
         std::fs::read_to_string(&pid_file)
             .ok()
             .filter(|s| s.ends_with('\n'))
     })
     .await;
-    wait_until(|| partial.exists().then_some(())).await;
+    wait_until("the partial file", async || partial.exists().then_some(())).await;
     let pid: i32 = pid.trim().parse().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -275,16 +280,6 @@ async fn pg_dump_killed_mid_run_leaves_nothing_behind() {
     assert!(files(&engine).contains(&first.backup.filename));
     // The next backup works at once.
     backup_ok(&engine, None).await;
-}
-
-async fn wait_until<T>(mut probe: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..2000 {
-        if let Some(v) = probe() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition not reached in 10 s");
 }
 
 #[tokio::test]
@@ -324,10 +319,11 @@ async fn an_older_pg_dump_is_refused_before_anything_is_written() {
 #[tokio::test]
 async fn retention_keeps_the_newest_good_backups_and_ignores_failed_ones() {
     let engine = spawn_engine_with(|c| c.max_backups_to_keep = 2).await;
+    // Backups in the same second get distinct names (`_2`, `_3`); which
+    // are newest is the catalog's order, not the names'.
     let mut names = Vec::new();
     for _ in 0..3 {
         names.push(backup_ok(&engine, None).await.backup.filename);
-        tokio::time::sleep(Duration::from_millis(1100)).await; // distinct timestamps in names
     }
     // A failed backup (wrong password) is not counted: the next good one
     // keeps the two newest good backups, whatever failed between them.
@@ -354,7 +350,9 @@ async fn retention_keeps_the_newest_good_backups_and_ignores_failed_ones() {
         [names[3].clone(), names[2].clone()],
         "the two newest remain"
     );
-    assert_eq!(files(&engine), [names[2].clone(), names[3].clone()]);
+    let mut newest = [names[2].clone(), names[3].clone()];
+    newest.sort();
+    assert_eq!(files(&engine), newest);
     let failed_rows = catalog::with_status(&engine.dbs().control, BackupStatus::Failed)
         .await
         .unwrap();

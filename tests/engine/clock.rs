@@ -65,7 +65,15 @@ async fn a_heartbeat_in_the_future_expires_one_timeout_from_now() {
         "the future heartbeat was brought back to the present: {:?}",
         status.heartbeat_at
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // One timeout later (the heartbeat moved back by a little more than
+    // one, rather than waited out) it has expired; had it stayed a day
+    // ahead, it would still be held.
+    sqlx::query(
+        "UPDATE operation_lock SET heartbeat_at = heartbeat_at - interval '2500 milliseconds'",
+    )
+    .execute(&engine.dbs().control)
+    .await
+    .unwrap();
     let job = try_backup(&engine)
         .await
         .expect("taken over after one timeout");

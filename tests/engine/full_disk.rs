@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use lms_backup::catalog;
 use lms_backup::postgres::tools as pgtools;
 use lms_backup::testing::{
-    actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job,
+    actor, spawn_engine, spawn_engine_with, start_manual_backup, wait_for_job, wait_until, Gate,
 };
 use lms_types::{BackupStatus, JobStatus};
 
@@ -169,21 +169,22 @@ async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
     let base = spawn_engine().await;
     lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
     let dir = base.config().backup_dir.clone();
-    // pg_dump's output held back two seconds: mid-write when the directory goes.
-    let bin =
-        lms_backup::testing::wrapped_pg_dump(base.tools(), "\"$REAL\" \"$@\" | { sleep 2; cat; }");
+    // pg_dump stops at a gate: mid-write (its file open, nothing written)
+    // when the directory goes, and writing on once it has gone.
+    let dump = Gate::new();
+    let bin = lms_backup::testing::gated_tools(base.tools(), Some(&dump), None);
     let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
     let who = actor("alice");
     let started = start_manual_backup(&engine, &who).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !files(&dir).iter().any(|f| f.ends_with(".partial")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no partial file appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until("a partial file", async || {
+        files(&dir)
+            .iter()
+            .any(|f| f.ends_with(".partial"))
+            .then_some(())
+    })
+    .await;
     std::fs::remove_dir_all(&dir).unwrap();
+    dump.open();
     let job = wait_for_job(&engine, started.job.id).await;
     assert_eq!(job.status, JobStatus::Failed);
     assert!(

@@ -8,14 +8,16 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lms_backup::postgres::databases::DatabaseUrls;
 use lms_backup::postgres::fingerprint::Fingerprint;
 use lms_backup::postgres::tools as pgtools;
-use lms_backup::testing::{actor, live_fingerprint, start_manual_backup};
+use lms_backup::testing::{
+    actor, is_unfinished, live_fingerprint, start_manual_backup, wait_until, Gate,
+};
 use lms_backup::{jobs, settings, Databases, Engine, EngineConfig};
-use lms_types::{BackupStatus, JobStatus, Phase};
+use lms_types::{BackupStatus, JobStatus};
 use sqlx::Connection;
 
 /// A private PostgreSQL cluster on a free port, removed when dropped.
@@ -177,34 +179,39 @@ async fn wrapped(tool: &str, script: &str) -> PathBuf {
     dir
 }
 
-/// Waits for a phase of a job, reading through the control database.
-async fn wait_for_phase(engine: &Engine, job: uuid::Uuid, phase: Phase) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = jobs::get(&engine.dbs().control, job)
-            .await
-            .unwrap()
-            .unwrap();
-        if j.phase == phase {
-            return;
-        }
-        assert_eq!(j.status, JobStatus::Running, "{j:?} ended before {phase}");
-        assert!(Instant::now() < deadline, "never reached {phase}: {j:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits for a job to end, through errors while the database is away.
 async fn wait_for_end(engine: &Engine, job: uuid::Uuid) -> jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(Some(j)) = jobs::get(&engine.dbs().control, job).await {
-            if j.status != JobStatus::Running {
-                return j;
-            }
-        }
-        assert!(Instant::now() < deadline, "job {job} never ended");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until(format_args!("job {job} to end"), async || match jobs::get(
+        &engine.dbs().control,
+        job,
+    )
+    .await
+    {
+        Ok(Some(j)) if !is_unfinished(j.status) => Some(j),
+        _ => None,
+    })
+    .await
+}
+
+/// A marker file a fake tool leaves once the real one has exited.
+struct Exited(PathBuf);
+
+impl Exited {
+    fn new() -> Self {
+        Exited(lms_backup::testing::scratch_dir("exited").join("exited"))
+    }
+
+    /// Shell lines that run `command`, leave the marker, and exit with the
+    /// command's status.
+    fn after(&self, command: &str) -> String {
+        format!(
+            "{command}\nstatus=$?\ntouch '{}'\nexit $status",
+            self.0.display()
+        )
+    }
+
+    async fn wait(&self, what: &str) {
+        wait_until(what, async || self.0.exists().then_some(())).await
     }
 }
 
@@ -274,18 +281,40 @@ async fn after_restart(cluster: &Cluster, dir: &Path, before: &Fingerprint) -> E
 async fn postgres_crashing_mid_backup_leaves_nothing_and_the_next_backup_works() {
     let cluster = Cluster::start().await;
     let dir = lms_backup::testing::scratch_dir("outage-backup");
-    // pg_dump's output held back for two seconds: the dump is connected and
-    // mid-stream (its pipe full) when the server goes away.
-    let tools = wrapped("pg_dump", "\"$REAL\" \"$@\" | { sleep 2; cat; }").await;
+    // pg_dump's output held back at a gate: the dump is connected and
+    // mid-stream (its pipe full) when the server goes away, and it finds
+    // out only once the gate opens, while the server is still away.
+    let output = Gate::new();
+    let exited = Exited::new();
+    let tools = wrapped(
+        "pg_dump",
+        &exited.after(&format!(
+            "\"$REAL\" \"$@\" | {{ {}\ncat; }}",
+            output.shell()
+        )),
+    )
+    .await;
     let engine = engine_on(&cluster, &dir, Some(&tools)).await;
     lms_backup::demo::seed(&engine.dbs().lms, 2).await.unwrap();
     let before = live_fingerprint(&engine).await;
 
     let (job, backup_id) = backup(&engine).await;
-    wait_for_phase(&engine, job, Phase::Dumping).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    output.reached().await;
+    wait_until("pg_dump to be copying a table", async || {
+        let copying: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lms-admin' AND query LIKE 'COPY %'",
+        )
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+        (copying > 0).then_some(())
+    })
+    .await;
     cluster.crash();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    output.open();
+    exited
+        .wait("pg_dump to fail while PostgreSQL is away")
+        .await;
     cluster.up();
     let ended = wait_for_end(&engine, job).await;
     assert_eq!(ended.status, JobStatus::Failed, "{ended:?}");
@@ -337,11 +366,18 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
     let before = live_fingerprint(&engine).await;
     drop(engine);
 
-    // pg_restore that waits three seconds before loading into the copy: the
-    // copy exists, and PostgreSQL goes away under it.
+    // pg_restore held at a gate before it loads into the copy: the copy
+    // exists, PostgreSQL goes away under it, and pg_restore then tries to
+    // connect while it is away.
+    let load = Gate::new();
+    let exited = Exited::new();
     let tools = wrapped(
         "pg_restore",
-        "case \"$*\" in *--dbname=*) sleep 3;; esac\nexec \"$REAL\" \"$@\"",
+        &format!(
+            "case \"$*\" in *--dbname=*)\n{}\n{}\n;; esac\nexec \"$REAL\" \"$@\"",
+            load.shell(),
+            exited.after("\"$REAL\" \"$@\"")
+        ),
     )
     .await;
     let engine = engine_on(&cluster, &dir, Some(&tools)).await;
@@ -349,10 +385,12 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
         .start_restore(backup_id, true, &actor("alice"))
         .await
         .unwrap();
-    wait_for_phase(&engine, job.id, Phase::Restoring).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.reached().await;
     cluster.crash();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    load.open();
+    exited
+        .wait("pg_restore to fail while PostgreSQL is away")
+        .await;
     cluster.up();
     let ended = wait_for_end(&engine, job.id).await;
     assert_eq!(ended.status, JobStatus::Failed, "{ended:?}");

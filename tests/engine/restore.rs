@@ -2,7 +2,7 @@
 
 use lms_backup::postgres::fingerprint::Fingerprint;
 use lms_backup::testing::{
-    actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
+    actor, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job, wait_until,
 };
 use lms_backup::{catalog, settings, Engine};
 use lms_types::{BackupKind, JobStatus};
@@ -253,19 +253,30 @@ async fn pg_restore_killed_mid_run_changes_nothing() {
         .start_restore(detail.backup.id, true, &who)
         .await
         .unwrap();
-    let mut pid = None;
-    for _ in 0..2000 {
-        if let Some(p) = std::fs::read_to_string(&pid_file)
+    let pid = wait_until("pg_restore to start", async || {
+        std::fs::read_to_string(&pid_file)
             .ok()
+            .filter(|s| s.ends_with('\n'))
             .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            pid = Some(p);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    let pid = pid.expect("pg_restore started");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    })
+    .await;
+    // Mid-run: connected to the copy and loading it.
+    wait_until("pg_restore to be loading the copy", async || {
+        let loading: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name = 'lms-admin' AND datname LIKE $1 || '\\_restore\\_%'",
+        )
+        .bind(engine.dbs().lms_name())
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+        let now = lms_backup::jobs::get(&engine.dbs().control, job.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(now.status, JobStatus::Running, "ended before it was seen loading");
+        (loading > 0).then_some(())
+    })
+    .await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -417,14 +428,10 @@ async fn only_the_newest_previous_databases_are_kept() {
         kept.push(engine.previous_databases().await.unwrap()[0].clone());
     }
     // The oldest go after each job (housekeeping, not waited for).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while engine.previous_databases().await.unwrap().len() > 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "old previous databases were not dropped"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until("old previous databases to be dropped", async || {
+        (engine.previous_databases().await.unwrap().len() <= 1).then_some(())
+    })
+    .await;
     assert_eq!(
         engine.previous_databases().await.unwrap(),
         [kept[2].clone()]

@@ -4,15 +4,15 @@
 
 use app::error::AppError;
 use lms_backup::users::Role;
-use reqwest::Client;
 use serde_json::{json, Value};
 
+use crate::client::ApiClient;
 use crate::support::{spawn_app, TestApp};
 
 /// A server function's answer: its status and body.
-async fn call_fn(app: &TestApp, client: &Client, name: &str, args: Value) -> (u16, Value) {
+async fn call_fn(client: &ApiClient, name: &str, args: Value) -> (u16, Value) {
     let res = client
-        .post(app.url(&format!("/api/fn/{name}")))
+        .post(&format!("/api/fn/{name}"))
         .json(&args)
         .send()
         .await
@@ -22,13 +22,12 @@ async fn call_fn(app: &TestApp, client: &Client, name: &str, args: Value) -> (u1
 
 /// A REST route's answer: its status and body.
 async fn call_rest(
-    app: &TestApp,
-    client: &Client,
+    client: &ApiClient,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = client.request(method, app.url(path));
+    let mut req = client.request(method, path);
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -63,14 +62,12 @@ async fn an_unconfirmed_restore_or_undo_is_400_through_either_door() {
     let post = reqwest::Method::POST;
 
     let via_fn = call_fn(
-        &app,
         &client,
         "restore_backup",
         json!({ "id": 1, "confirm": false }),
     )
     .await;
     let via_rest = call_rest(
-        &app,
         &client,
         post.clone(),
         "/api/admin/backup/restore/1",
@@ -81,9 +78,8 @@ async fn an_unconfirmed_restore_or_undo_is_400_through_either_door() {
     assert!(matches!(error, AppError::BadRequest(_)), "{error:?}");
     assert!(error.to_string().contains("confirm"), "{error}");
 
-    let via_fn = call_fn(&app, &client, "undo_restore", json!({ "confirm": false })).await;
+    let via_fn = call_fn(&client, "undo_restore", json!({ "confirm": false })).await;
     let via_rest = call_rest(
-        &app,
         &client,
         post,
         "/api/admin/backup/restore/undo",
@@ -100,9 +96,8 @@ async fn ids_are_checked_the_same_way_through_either_door() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
     for id in [0, -1] {
-        let via_fn = call_fn(&app, &client, "get_backup", json!({ "id": id })).await;
+        let via_fn = call_fn(&client, "get_backup", json!({ "id": id })).await;
         let via_rest = call_rest(
-            &app,
             &client,
             reqwest::Method::GET,
             &format!("/api/admin/backup/{id}"),
@@ -112,9 +107,8 @@ async fn ids_are_checked_the_same_way_through_either_door() {
         let error = same_refusal(&via_fn, &via_rest);
         assert_eq!(error.status(), 400, "{id}");
 
-        let via_fn = call_fn(&app, &client, "delete_backup", json!({ "id": id })).await;
+        let via_fn = call_fn(&client, "delete_backup", json!({ "id": id })).await;
         let via_rest = call_rest(
-            &app,
             &client,
             reqwest::Method::DELETE,
             &format!("/api/admin/backup/{id}"),
@@ -124,14 +118,12 @@ async fn ids_are_checked_the_same_way_through_either_door() {
         assert_eq!(same_refusal(&via_fn, &via_rest).status(), 400, "{id}");
 
         let via_fn = call_fn(
-            &app,
             &client,
             "restore_backup",
             json!({ "id": id, "confirm": true }),
         )
         .await;
         let via_rest = call_rest(
-            &app,
             &client,
             reqwest::Method::POST,
             &format!("/api/admin/backup/restore/{id}"),
@@ -140,9 +132,8 @@ async fn ids_are_checked_the_same_way_through_either_door() {
         .await;
         assert_eq!(same_refusal(&via_fn, &via_rest).status(), 400, "{id}");
     }
-    let via_fn = call_fn(&app, &client, "get_job", json!({ "id": "not-a-job" })).await;
+    let via_fn = call_fn(&client, "get_job", json!({ "id": "not-a-job" })).await;
     let via_rest = call_rest(
-        &app,
         &client,
         reqwest::Method::GET,
         "/api/admin/backup/jobs/not-a-job",
@@ -159,14 +150,12 @@ async fn paging_is_brought_into_range_the_same_way_through_either_door() {
     let client = app.signed_in("alice", Role::Admin).await;
     for (skip, limit) in [(-5, 0), (0, 1_000_000), (3, -1)] {
         let via_fn = call_fn(
-            &app,
             &client,
             "list_backups",
             json!({ "skip": skip, "limit": limit }),
         )
         .await;
         let via_rest = call_rest(
-            &app,
             &client,
             reqwest::Method::GET,
             &format!("/api/admin/backup/list?skip={skip}&limit={limit}"),
@@ -192,10 +181,9 @@ async fn releasing_the_lock_says_what_was_released_through_either_door() {
         .unwrap();
     };
     stuck().await;
-    let via_fn = call_fn(&app, &client, "release_lock", json!({})).await;
+    let via_fn = call_fn(&client, "release_lock", json!({})).await;
     stuck().await;
     let via_rest = call_rest(
-        &app,
         &client,
         reqwest::Method::POST,
         "/api/admin/backup/lock/release",
@@ -208,7 +196,7 @@ async fn releasing_the_lock_says_what_was_released_through_either_door() {
         json!({ "released": true, "operation_type": "backup", "locked_by": "bob" })
     );
     // With nothing to release, both say so.
-    let via_fn = call_fn(&app, &client, "release_lock", json!({})).await;
+    let via_fn = call_fn(&client, "release_lock", json!({})).await;
     assert_eq!(
         via_fn,
         (

@@ -1,13 +1,13 @@
 //! Requests an attacker (or a careless client) might send, and secrets that
 //! must not leak: each states the safe behaviour.
 
-use std::time::Duration;
-
+use lms_backup::testing::{wait_until, Gate};
 use lms_backup::users::Role;
+use lms_types::JobStatus;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::crash::{create_admin, json, sign_in, slow_tools, start, start_logging};
+use crate::crash::{create_admin, gated_tools, sign_in, start, start_logging};
 use crate::support::spawn_app;
 
 async fn jobs(app: &crate::support::TestApp) -> i64 {
@@ -30,15 +30,11 @@ async fn server_functions_answer_only_post() {
             "/api/fn/restore_backup?id=1&confirm=true",
             "/api/fn/login",
         ] {
-            let res = admin
-                .request(method.clone(), app.url(path))
-                .send()
-                .await
-                .unwrap();
+            let res = admin.request(method.clone(), path).send().await.unwrap();
             assert_eq!(res.status(), 403, "{method} {path}");
             let res = app
                 .client()
-                .request(method.clone(), app.url(path))
+                .request(method.clone(), path)
                 .send()
                 .await
                 .unwrap();
@@ -57,7 +53,7 @@ async fn undecodable_server_function_bodies_are_400() {
     let admin = app.signed_in("alice", Role::Admin).await;
     for body in ["{bad", "[]", "{\"notes\": 5}", "\u{0}", ""] {
         let res = admin
-            .post(app.url("/api/fn/create_backup"))
+            .post("/api/fn/create_backup")
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -72,7 +68,7 @@ async fn undecodable_server_function_bodies_are_400() {
         );
     }
     let res = admin
-        .post(app.url("/api/fn/restore_backup"))
+        .post("/api/fn/restore_backup")
         .json(&json!({ "id": "1; DROP TABLE users", "confirm": true }))
         .send()
         .await
@@ -95,12 +91,14 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
         .map(|(_, p)| p.to_owned())
         .expect("the test URL carries a password");
     assert!(password.len() >= 6, "a password worth looking for");
+    // pg_dump stops at the gate: its process is there to be read.
+    let dump = Gate::new();
     let env = [
         ("DATABASE_URL", url),
         ("BACKUP_DIR", dir.join("backups").display().to_string()),
         (
             "POSTGRES_BIN_PATH",
-            slow_tools().await.display().to_string(),
+            gated_tools(Some(&dump), None).await.display().to_string(),
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
         ("RUST_LOG", "debug".to_string()),
@@ -109,63 +107,26 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
     let log = dir.join("server.log");
     let server = start_logging(&env, Some(&log)).await;
     let client = sign_in(&server).await;
-    let started = server.start_backup(&client).await;
-    let job = started["job"]["id"].as_str().unwrap().to_owned();
+    let started = client.create_backup(None).await.unwrap();
     let server_pid = server.child.id();
     let server_image = std::fs::read_link(format!("/proc/{server_pid}/exe")).ok();
-    let mut children_seen = 0;
-    for _ in 0..300 {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-                continue;
-            };
-            let parent = status
-                .lines()
-                .find_map(|l| l.strip_prefix("PPid:"))
-                .and_then(|p| p.trim().parse::<u32>().ok());
-            if parent != Some(server_pid) || pid == server_pid {
-                continue;
-            }
-            // A child caught between fork and exec is still a copy of the
-            // server, whose own environment (set by the operator) holds the
-            // URL. Exec cannot be undone, so once the image differs, what is
-            // read next belongs to the tool.
-            let image = std::fs::read_link(entry.path().join("exe")).ok();
-            if image.is_none() || image == server_image {
-                continue;
-            }
-            children_seen += 1;
-            for file in ["cmdline", "environ"] {
-                let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
-                let text = String::from_utf8_lossy(&bytes);
-                assert!(
-                    !text.contains(&password),
-                    "the password is in /proc/{pid}/{file}"
-                );
-            }
-        }
-        let state = json(
-            client
-                .get(format!("{}/api/admin/backup/jobs/{job}", server.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        if state["status"] != "running" {
-            assert_eq!(state["status"], "succeeded", "{state}");
-            assert!(!state.to_string().contains(&password));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    dump.reached().await;
+    let mut children_seen = tool_children(server_pid, server_image.as_deref(), &password);
     assert!(
         children_seen > 0,
         "the backup's child processes were inspected"
     );
+    // And every child that comes and goes while the backup runs on.
+    dump.open();
+    let job = wait_until("the backup to end", async || {
+        children_seen += tool_children(server_pid, server_image.as_deref(), &password);
+        let job = client.job(&started.job.id).await.unwrap();
+        (!lms_backup::testing::is_unfinished(job.status)).then_some(job)
+    })
+    .await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(!format!("{job:?}").contains(&password));
+    println!("{children_seen} looks at the server's tool processes");
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -179,6 +140,46 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Reads the command line and environment of every child of the server
+/// that is a tool (not a copy of the server between fork and exec), and
+/// fails if `password` is in one; how many were read.
+fn tool_children(server_pid: u32, server_image: Option<&std::path::Path>, password: &str) -> usize {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let parent = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if parent != Some(server_pid) || pid == server_pid {
+            continue;
+        }
+        // A child caught between fork and exec is still a copy of the
+        // server, whose own environment (set by the operator) holds the
+        // URL. Exec cannot be undone, so once the image differs, what is
+        // read next belongs to the tool.
+        let image = std::fs::read_link(entry.path().join("exe")).ok();
+        if image.is_none() || image.as_deref() == server_image {
+            continue;
+        }
+        seen += 1;
+        for file in ["cmdline", "environ"] {
+            let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(password),
+                "the password is in /proc/{pid}/{file}"
+            );
+        }
+    }
+    seen
+}
+
 /// Notes with markup, quotes, bidirectional marks and emoji are stored as
 /// written and rendered as text, on the page and in the data the page
 /// carries for hydration; control characters and overlong notes are refused
@@ -188,30 +189,17 @@ async fn hostile_notes_are_stored_as_written_and_rendered_inert() {
     let app = spawn_app().await;
     let admin = app.signed_in("alice", Role::Admin).await;
     let notes = "<script>alert('x')</script></script><img src=x onerror=alert(1)> \"q\" ' OR 1=1; -- \u{202E}txt.exe\u{202C} ☃";
-    let started = admin
-        .post(app.url("/api/admin/backup/create"))
-        .json(&json!({ "notes": notes }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let started: serde_json::Value = started.json().await.unwrap();
-    crate::support::wait_for_job(&app, &admin, started["job"]["id"].as_str().unwrap()).await;
-    let list: serde_json::Value = admin
-        .get(app.url("/api/admin/backup/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started = admin.create_backup(Some(notes)).await.unwrap();
+    admin.wait_for_job(&started.job.id).await;
+    let list = admin.list_backups().await.unwrap();
     assert_eq!(
-        list["backups"][0]["notes"], notes,
+        list.backups[0].notes.as_deref(),
+        Some(notes),
         "stored exactly as written"
     );
 
     let page = admin
-        .get(app.url("/admin"))
+        .get("/admin")
         .send()
         .await
         .unwrap()
@@ -228,18 +216,9 @@ async fn hostile_notes_are_stored_as_written_and_rendered_inert() {
         ("nul\u{0}", "control characters"),
         (&"x".repeat(1 << 20) as &str, "at most 500 characters"),
     ] {
-        let res = admin
-            .post(app.url("/api/admin/backup/create"))
-            .json(&json!({ "notes": bad }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 422);
-        let body: serde_json::Value = res.json().await.unwrap();
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(why),
-            "{body}"
-        );
+        let refused = admin.create_backup(Some(bad)).await.unwrap_err();
+        assert_eq!(refused.status, 422);
+        assert!(refused.message.contains(why), "{refused:?}");
     }
     assert_eq!(jobs(&app).await, 1, "only the first backup ran");
 }
@@ -252,7 +231,7 @@ async fn forged_forwarding_headers_change_nothing() {
     for path in ["/api/admin/backup/list", "/api/admin/backup/status"] {
         let res = app
             .client()
-            .get(app.url(path))
+            .get(path)
             .header("x-forwarded-for", "127.0.0.1")
             .header("x-real-ip", "127.0.0.1")
             .header("forwarded", "for=127.0.0.1")
@@ -265,7 +244,7 @@ async fn forged_forwarding_headers_change_nothing() {
     for i in 0..30 {
         let res = app
             .client()
-            .post(app.url("/api/auth/login"))
+            .post("/api/auth/login")
             .header(
                 "x-forwarded-for",
                 format!("10.0.{}.{}", i / 250, i % 250 + 1),
@@ -291,39 +270,32 @@ async fn planted_links_in_the_backup_directory_are_not_followed() {
     let outside = lms_backup::testing::scratch_dir("outside").join("secret.txt");
     std::fs::write(&outside, "not for download").unwrap();
     for link in ["symlink", "hardlink"] {
-        let started = crate::support::start_backup(&app, &admin).await;
-        let job =
-            crate::support::wait_for_job(&app, &admin, started["job"]["id"].as_str().unwrap())
-                .await;
-        assert_eq!(job["status"], "succeeded", "{job}");
-        let id = started["backup"]["id"].as_i64().unwrap();
+        let started = admin.backup_now().await;
+        let id = started.backup.id;
         let file = app
             .engine
             .config()
             .backup_dir
-            .join(started["backup"]["filename"].as_str().unwrap());
+            .join(&started.backup.filename);
         std::fs::remove_file(&file).unwrap();
         match link {
             "symlink" => std::os::unix::fs::symlink(&outside, &file).unwrap(),
             _ => std::fs::hard_link(&outside, &file).unwrap(),
         }
-        let res = admin
-            .get(app.url(&format!("/api/admin/backup/download/{id}")))
-            .send()
+        let refused = admin
+            .download(id)
             .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let body = res.text().await.unwrap();
-        assert!(matches!(status, 404 | 409), "{link}: {status}");
+            .expect_err("a planted link is not downloaded");
         assert!(
-            !body.contains("not for download"),
+            matches!(refused.status, 404 | 409),
+            "{link}: {}",
+            refused.status
+        );
+        assert!(
+            !refused.message.contains("not for download"),
             "{link}: the target was read"
         );
-        let _ = admin
-            .delete(app.url(&format!("/api/admin/backup/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let _ = admin.delete_backup(id).await;
         assert_eq!(
             std::fs::read_to_string(&outside).unwrap(),
             "not for download",

@@ -9,8 +9,9 @@ async fn sign_in_round_trip_sets_a_strict_http_only_cookie() {
     app.create_user("alice", Role::Admin).await;
     let client = app.client();
 
+    // Raw: the cookie's flags and the body's exact fields are the point.
     let res = client
-        .post(app.url("/api/auth/login"))
+        .post("/api/auth/login")
         .json(&json!({ "username": "alice", "password": PASSWORD }))
         .send()
         .await
@@ -36,15 +37,7 @@ async fn sign_in_round_trip_sets_a_strict_http_only_cookie() {
     assert_eq!(body["role"], "admin");
     assert!(body.get("password_hash").is_none());
 
-    let me: Value = client
-        .get(app.url("/api/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["username"], "alice");
+    assert_eq!(client.me().await.unwrap().username, "alice");
 
     // The session is in the control database, not in the cookie.
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
@@ -53,21 +46,8 @@ async fn sign_in_round_trip_sets_a_strict_http_only_cookie() {
         .unwrap();
     assert_eq!(stored, 1);
 
-    let res = client
-        .post(app.url("/api/auth/logout"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    assert_eq!(
-        client
-            .get(app.url("/api/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    client.sign_out().await.unwrap();
+    assert_eq!(client.me().await.unwrap_err().status, 401);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tower_sessions.session")
         .fetch_one(&app.dbs.control)
         .await
@@ -110,9 +90,10 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     let app = spawn_app().await;
     app.create_user("alice", Role::Admin).await;
     let client = app.client();
+    // Raw: the refusals must be identical to the byte, and set no cookie.
     let attempt = |username: &'static str, password: &'static str| {
         client
-            .post(app.url("/api/auth/login"))
+            .post("/api/auth/login")
             .json(&json!({ "username": username, "password": password }))
             .send()
     };
@@ -149,27 +130,20 @@ async fn repeated_guessing_is_rate_limited() {
     let client = app.client();
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let res = client
-            .post(app.url("/api/auth/login"))
-            .json(&json!({ "username": "alice", "password": "guess guess guess" }))
-            .send()
+        let refused = client
+            .sign_in("alice", "guess guess guess")
             .await
-            .unwrap();
-        statuses.push(res.status().as_u16());
-        if res.status() == 429 {
-            assert!(res.headers().get("retry-after").is_some());
+            .unwrap_err();
+        statuses.push(refused.status);
+        if refused.status == 429 {
+            assert!(refused.retry_after.is_some());
         }
     }
     assert_eq!(&statuses[..5], &[401; 5]);
     assert!(statuses[5..].iter().all(|&s| s == 429), "{statuses:?}");
     // Even the right password waits now: the limiter counts attempts, not failures.
-    let res = client
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "username": "alice", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
+    let refused = client.sign_in("alice", PASSWORD).await.unwrap_err();
+    assert_eq!(refused.status, 429);
 }
 
 #[tokio::test]
@@ -198,7 +172,7 @@ async fn malformed_login_bodies_get_a_json_400() {
     let app = spawn_app().await;
     let res = app
         .client()
-        .post(app.url("/api/auth/login"))
+        .post("/api/auth/login")
         .header("content-type", "application/json")
         .body("{\"username\": 1}")
         .send()

@@ -3,20 +3,26 @@
 //! (`server::api::endpoints`), so a new route or server function is covered
 //! without touching this file.
 
+use app::error::AppError;
+use app::models::{BackupList, DatabaseOverview, OperationStatus, StartedBackup};
 use app::ssr::Access;
 use lms_backup::users::Role;
-use reqwest::{Client, Method};
+use lms_types::JobStatus;
+use reqwest::Method;
+use serde_json::{json, Value};
 
-use crate::support::{spawn_app, TestApp};
+use crate::client::ApiClient;
+use crate::support::{spawn_app, TestApp, PASSWORD};
 
-/// Every endpoint only administrators may call, REST routes and server
-/// functions alike, with a path parameter filled in.
-fn admin_endpoints() -> Vec<(Method, String)> {
-    let endpoints: Vec<(Method, String)> = server::api::endpoints()
+/// Every admin endpoint as (method, path template): the rows of the one
+/// table the router's gates read that only administrators may call, REST
+/// routes and server functions alike.
+fn admin_endpoint_templates() -> Vec<(Method, &'static str)> {
+    let endpoints: Vec<(Method, &'static str)> = server::api::endpoints()
         .all()
         .iter()
         .filter(|e| e.access == Access::Admins)
-        .map(|e| (e.method.clone(), e.path.replace("{id}", "1")))
+        .map(|e| (e.method.clone(), e.path))
         .collect();
     assert!(
         endpoints.iter().any(|(_, p)| p.starts_with("/api/fn/")),
@@ -25,12 +31,12 @@ fn admin_endpoints() -> Vec<(Method, String)> {
     endpoints
 }
 
-async fn call(app: &TestApp, client: &Client, method: &Method, path: &str) -> u16 {
-    let mut req = client.request(method.clone(), app.url(path));
-    if method != Method::GET {
-        req = req.json(&serde_json::json!({}));
-    }
-    req.send().await.unwrap().status().as_u16()
+/// Every admin endpoint, with 1 for each id.
+fn admin_endpoints() -> Vec<(Method, String)> {
+    admin_endpoint_templates()
+        .into_iter()
+        .map(|(m, p)| (m, p.replace("{id}", "1")))
+        .collect()
 }
 
 #[tokio::test]
@@ -94,8 +100,8 @@ fn attempts() -> Vec<(Method, String, bool)> {
     out
 }
 
-async fn attempt(app: &TestApp, client: &Client, method: &Method, path: &str, forged: bool) -> u16 {
-    let mut req = client.request(method.clone(), app.url(path));
+async fn attempt(client: &ApiClient, method: &Method, path: &str, forged: bool) -> u16 {
+    let mut req = client.request(method.clone(), path);
     if method != Method::GET {
         req = req.json(&serde_json::json!({"confirm": true}));
     }
@@ -121,7 +127,10 @@ async fn nothing_changed(app: &TestApp) {
     assert_eq!((jobs, backups), (0, 0), "no job and no backup");
     let dirs = [
         app.engine.config().backup_dir.clone(),
-        app.engine.config().metadata_dir(),
+        app.engine
+            .config()
+            .backup_dir
+            .join(lms_backup::storage::MANIFEST_DIR),
     ];
     let files: Vec<_> = dirs
         .iter()
@@ -142,7 +151,7 @@ async fn anonymous_callers_get_401_everywhere() {
     let tried = attempts();
     for (method, path, forged) in &tried {
         assert_eq!(
-            attempt(&app, &client, method, path, *forged).await,
+            attempt(&client, method, path, *forged).await,
             401,
             "{method} {path} (forged forwarding headers: {forged})"
         );
@@ -159,7 +168,7 @@ async fn instructors_and_students_get_403_everywhere() {
         let client = app.signed_in(name, role).await;
         for (method, path, forged) in attempts() {
             assert_eq!(
-                attempt(&app, &client, &method, &path, forged).await,
+                attempt(&client, &method, &path, forged).await,
                 403,
                 "{name}: {method} {path} (forged forwarding headers: {forged})"
             );
@@ -181,13 +190,165 @@ async fn instructors_and_students_get_403_everywhere() {
     );
 }
 
+/// A request an administrator sends to an admin endpoint when all is
+/// well, and the status the endpoint documents for it.
+struct WellFormed {
+    path: String,
+    body: Option<Body>,
+    status: u16,
+}
+
+enum Body {
+    Json(Value),
+    Archive(Vec<u8>),
+}
+
+impl WellFormed {
+    fn new(path: impl Into<String>, body: Option<Body>, status: u16) -> Self {
+        WellFormed {
+            path: path.into(),
+            body,
+            status,
+        }
+    }
+}
+
+/// An administrator at the console, through the restores that end every
+/// session: each time the session has ended they sign in again, as the
+/// next of a few administrators (a name may only sign in a few times in a
+/// row), all of whom are in every backup.
+struct Console<'a> {
+    app: &'a TestApp,
+    admin: ApiClient,
+    sign_ins: std::cell::Cell<usize>,
+}
+
+const ADMINS: usize = 8;
+
+impl<'a> Console<'a> {
+    async fn open(app: &'a TestApp) -> Self {
+        for n in 1..ADMINS {
+            app.create_user(&format!("admin{n}"), Role::Admin).await;
+        }
+        Console {
+            app,
+            admin: app.signed_in("admin0", Role::Admin).await,
+            sign_ins: std::cell::Cell::new(1),
+        }
+    }
+
+    /// Waits until no operation runs, then signs in again if a restore
+    /// ended the session.
+    async fn settle(&self) {
+        lms_backup::testing::wait_until("the operation to end", async || {
+            let lock = self.app.engine.lock_status().await.unwrap();
+            lock.is_none().then_some(())
+        })
+        .await;
+        if self.admin.me().await.is_err() {
+            let n = self.sign_ins.replace(self.sign_ins.get() + 1);
+            assert!(n < ADMINS, "more sign-ins than administrators");
+            self.admin
+                .sign_in(&format!("admin{n}"), PASSWORD)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A restore of backup `id`, so that there is one to undo.
+    async fn restore_to_undo(&self, id: i64) {
+        let job = self.admin.restore(id).await.unwrap();
+        self.settle().await;
+        let job = self.admin.job(&job.id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+
+    /// How an administrator calls `method path` (a template from the
+    /// tables) when all is well, with `backup` for the ids it needs. What
+    /// else the call needs is made first: a backup of its own to delete, a
+    /// restore to undo. A new endpoint fails here until it is described.
+    async fn well_formed(&self, backup: &StartedBackup, method: &Method, path: &str) -> WellFormed {
+        let json = |v: Value| Some(Body::Json(v));
+        let (id, job) = (backup.backup.id, backup.job.id.clone());
+        let with_id = path.replace("{id}", &id.to_string());
+        match (method.as_str(), path) {
+            ("GET", "/api/admin/backup/jobs/{id}") => {
+                WellFormed::new(path.replace("{id}", &job), None, 200)
+            }
+            ("GET", _) => WellFormed::new(with_id, None, 200),
+            ("DELETE", "/api/admin/backup/{id}") => {
+                let own = self.admin.backup_now().await.backup.id;
+                WellFormed::new(path.replace("{id}", &own.to_string()), None, 204)
+            }
+            ("POST", "/api/admin/backup/create") => WellFormed::new(path, None, 202),
+            ("POST", "/api/admin/backup/lock/release") => WellFormed::new(path, None, 200),
+            ("POST", "/api/admin/backup/upload") => {
+                let archive = self.admin.download(id).await.unwrap().bytes;
+                WellFormed::new(path, Some(Body::Archive(archive)), 201)
+            }
+            ("POST", "/api/admin/backup/restore/{id}") => {
+                WellFormed::new(with_id, json(json!({ "confirm": true })), 202)
+            }
+            ("POST", "/api/admin/backup/restore/undo") => {
+                self.restore_to_undo(id).await;
+                WellFormed::new(path, json(json!({ "confirm": true })), 202)
+            }
+            ("POST", "/api/fn/undo_restore") => {
+                self.restore_to_undo(id).await;
+                WellFormed::new(path, json(json!({ "confirm": true })), 200)
+            }
+            ("POST", "/api/fn/restore_backup") => {
+                WellFormed::new(path, json(json!({ "id": id, "confirm": true })), 200)
+            }
+            ("POST", "/api/fn/get_backup") => WellFormed::new(path, json(json!({ "id": id })), 200),
+            ("POST", "/api/fn/delete_backup") => {
+                let own = self.admin.backup_now().await.backup.id;
+                WellFormed::new(path, json(json!({ "id": own })), 200)
+            }
+            ("POST", "/api/fn/get_job") => WellFormed::new(path, json(json!({ "id": job })), 200),
+            ("POST", "/api/fn/list_backups") => {
+                WellFormed::new(path, json(json!({ "skip": 0, "limit": 5 })), 200)
+            }
+            ("POST", "/api/fn/recent_activity") => {
+                WellFormed::new(path, json(json!({ "limit": 10 })), 200)
+            }
+            ("POST", "/api/fn/create_backup") => {
+                WellFormed::new(path, json(json!({ "notes": null })), 200)
+            }
+            (
+                "POST",
+                "/api/fn/database_overview"
+                | "/api/fn/storage_summary"
+                | "/api/fn/operation_status"
+                | "/api/fn/release_lock",
+            ) => WellFormed::new(path, json(json!({})), 200),
+            _ => panic!("{method} {path}: describe here how an administrator calls it"),
+        }
+    }
+}
+
+/// Every admin endpoint, called by an administrator as it is meant to be
+/// called, answers with its documented success status.
 #[tokio::test]
 async fn admins_get_through() {
     let app = spawn_app().await;
-    let client = app.signed_in("alice", Role::Admin).await;
-    for (method, path) in admin_endpoints() {
-        let status = call(&app, &client, &method, &path).await;
-        assert!(status != 401 && status != 403, "{method} {path}: {status}");
+    let console = Console::open(&app).await;
+    let backup = console.admin.backup_now().await;
+    for (method, template) in admin_endpoint_templates() {
+        let call = console.well_formed(&backup, &method, template).await;
+        let request = console.admin.request(method.clone(), &call.path);
+        let request = match call.body {
+            Some(Body::Json(value)) => request.json(&value),
+            Some(Body::Archive(bytes)) => request
+                .header("content-type", "application/octet-stream")
+                .body(bytes),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, call.status, "{method} {}: {body}", call.path);
+        console.settle().await;
     }
 }
 
@@ -195,18 +356,12 @@ async fn admins_get_through() {
 async fn a_disabled_admin_loses_access_at_once() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    assert_eq!(
-        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
-        200
-    );
+    client.list_backups().await.unwrap();
     sqlx::query("UPDATE users SET is_active = false WHERE username = 'alice'")
         .execute(&app.dbs.lms)
         .await
         .unwrap();
-    assert_eq!(
-        call(&app, &client, &Method::GET, "/api/admin/backup/list").await,
-        401
-    );
+    assert_eq!(client.list_backups().await.unwrap_err().status, 401);
 }
 
 #[tokio::test]
@@ -214,45 +369,27 @@ async fn admin_api_answers_with_real_data() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let overview: serde_json::Value = client
-        .get(app.url("/api/admin/database/overview"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let users = overview["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "users")
-        .unwrap();
-    assert_eq!(users["rows"], 211, "210 demo users and alice");
+    let overview = client.overview().await.unwrap();
+    let users = overview.tables.iter().find(|t| t.name == "users").unwrap();
+    assert_eq!(users.rows, 211, "210 demo users and alice");
 
-    let list: serde_json::Value = client
-        .get(app.url("/api/admin/backup/list?skip=0&limit=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, serde_json::json!({ "backups": [], "total": 0 }));
+    let list = client.list_backups_page(0, 5).await.unwrap();
+    assert_eq!(
+        list,
+        BackupList {
+            backups: vec![],
+            total: 0
+        }
+    );
     let bad = client
-        .get(app.url("/api/admin/backup/list?skip=abc"))
+        .get("/api/admin/backup/list?skip=abc")
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let via_fn: serde_json::Value = client
-        .post(app.url("/api/fn/database_overview"))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let via_fn: DatabaseOverview = client
+        .server_fn("database_overview", json!({}))
         .await
         .unwrap();
     assert_eq!(
@@ -267,16 +404,14 @@ async fn admin_api_answers_with_real_data() {
 #[tokio::test]
 async fn refused_server_functions_answer_in_their_own_encoding() {
     let app = spawn_app().await;
-    let response = Client::new()
-        .post(app.url("/api/fn/operation_status"))
-        .json(&serde_json::json!({}))
-        .send()
+    let refused = app
+        .client()
+        .server_fn::<OperationStatus>("operation_status", json!({}))
         .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let error: app::error::AppError = response.json().await.unwrap();
+        .unwrap_err();
+    assert_eq!(refused.status, 401);
     assert!(
-        matches!(error, app::error::AppError::Unauthorized(_)),
-        "{error:?}"
+        matches!(refused.error, AppError::Unauthorized(_)),
+        "{refused:?}"
     );
 }

@@ -1,10 +1,12 @@
 //! The backup API end to end: real pg_dump, real files, real HTTP.
 
+use lms_backup::testing::Gate;
 use lms_backup::users::Role;
-use serde_json::{json, Value};
+use lms_types::{AuditAction, BackupStatus, JobStatus, Operation};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::support::{spawn_app, spawn_app_with, start_backup, wait_for_job};
+use crate::support::{spawn_app, spawn_app_with, spawn_app_with_gates};
 
 #[tokio::test]
 async fn create_list_get_download_round_trip() {
@@ -12,78 +14,47 @@ async fn create_list_get_download_round_trip() {
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
 
-    let res = client
-        .post(app.url("/api/admin/backup/create"))
-        .json(&json!({ "notes": "nightly <b>check</b>" }))
-        .send()
+    let started = client
+        .create_backup(Some("nightly <b>check</b>"))
         .await
         .unwrap();
-    assert_eq!(res.status(), 202);
-    let started: Value = res.json().await.unwrap();
-    assert_eq!(started["backup"]["status"], "running");
-    assert_eq!(started["job"]["started_by"], "alice");
-    let job = wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["progress"], 1.0);
+    assert_eq!(started.backup.status, BackupStatus::Running);
+    assert_eq!(started.job.started_by, "alice");
+    let job = client.wait_for_job(&started.job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(job.progress, 1.0);
 
-    let list: Value = client
-        .get(app.url("/api/admin/backup/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["total"], 1);
-    let listed = &list["backups"][0];
-    assert_eq!(listed["status"], "completed");
+    let list = client.list_backups().await.unwrap();
+    assert_eq!(list.total, 1);
+    let listed = &list.backups[0];
+    assert_eq!(listed.status, BackupStatus::Completed);
     assert_eq!(
-        listed["notes"], "nightly <b>check</b>",
+        listed.notes.as_deref(),
+        Some("nightly <b>check</b>"),
         "stored as given; the UI renders it as text"
     );
-    let id = listed["id"].as_i64().unwrap();
-    let sha = listed["sha256"].as_str().unwrap().to_owned();
-    let size = listed["size_bytes"].as_u64().unwrap();
+    let id = listed.id;
+    let sha = listed.sha256.clone().unwrap();
+    let size = listed.size_bytes.unwrap() as u64;
 
-    let detail: Value = client
-        .get(app.url(&format!("/api/admin/backup/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tables = detail["manifest"]["tables"].as_array().unwrap();
-    let events = tables
-        .iter()
-        .find(|t| t["name"] == "activity_events")
-        .unwrap();
-    assert_eq!(events["rows"], 20_000);
+    let detail = client.backup(id).await.unwrap();
+    let tables = detail.manifest.unwrap().tables.unwrap();
+    let events = tables.iter().find(|t| t.name == "activity_events").unwrap();
+    assert_eq!(events.rows, 20_000);
 
-    let res = client
-        .get(app.url(&format!("/api/admin/backup/download/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(
-        res.headers()["content-length"].to_str().unwrap(),
-        size.to_string()
-    );
-    assert_eq!(res.headers()["x-backup-sha256"], sha.as_str());
-    let disposition = res.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let download = client.download(id).await.unwrap();
+    assert_eq!(download.header("content-length"), size.to_string());
+    assert_eq!(download.header("x-backup-sha256"), sha);
+    let disposition = download.header("content-disposition");
     assert!(
         disposition.starts_with("attachment; filename=\"backup_"),
         "{disposition}"
     );
     assert!(
-        res.headers().get("content-encoding").is_none(),
+        download.headers.get("content-encoding").is_none(),
         "archives are sent as they are"
     );
-    let bytes = res.bytes().await.unwrap();
+    let bytes = download.bytes;
     assert_eq!(hex::encode(Sha256::digest(&bytes)), sha);
 
     // The downloaded archive lists every LMS table.
@@ -107,111 +78,81 @@ async fn create_list_get_download_round_trip() {
     std::fs::remove_file(file).ok();
 
     // Range requests resume a download.
-    let res = client
-        .get(app.url(&format!("/api/admin/backup/download/{id}")))
-        .header("range", "bytes=100-")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 206);
+    let part = client.download_range(id, "bytes=100-").await.unwrap();
     assert_eq!(
-        res.headers()["content-range"].to_str().unwrap(),
+        part.header("content-range"),
         format!("bytes 100-{}/{size}", size - 1)
     );
-    assert_eq!(res.bytes().await.unwrap(), bytes.slice(100..));
-    let res = client
-        .get(app.url(&format!("/api/admin/backup/download/{id}")))
-        .header("range", format!("bytes={size}-"))
-        .send()
+    assert_eq!(part.bytes, bytes[100..]);
+    let beyond = client
+        .download_range(id, &format!("bytes={size}-"))
         .await
-        .unwrap();
-    assert_eq!(res.status(), 416);
+        .unwrap_err();
+    assert_eq!(beyond.status, 416);
 
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action IN ('backup.create', 'backup.download') AND client_ip = '127.0.0.1'",
-    )
-    .fetch_one(&app.dbs.control)
-    .await
-    .unwrap();
+    let audited = client
+        .activity()
+        .await
+        .into_iter()
+        .filter(|e| matches!(e.action.as_str(), "backup.create" | "backup.download"))
+        .filter(|e| e.client_ip.as_deref() == Some("127.0.0.1"))
+        .count();
     assert!(
         audited >= 2,
         "create and downloads are audited with the client address"
     );
 
-    let res = client
-        .delete(app.url(&format!("/api/admin/backup/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    let res = client
-        .delete(app.url(&format!("/api/admin/backup/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found");
+    client.delete_backup(id).await.unwrap();
+    let again = client.delete_backup(id).await.unwrap_err();
+    assert_eq!(again.status, 404);
+    assert_eq!(again.code, "not_found");
 }
 
 #[tokio::test]
 async fn status_shows_who_holds_the_lock_and_a_second_backup_gets_409() {
-    let app = spawn_app().await;
-    lms_backup::demo::seed(&app.dbs.lms, 2).await.unwrap();
+    let dump = Gate::new();
+    let app = spawn_app_with_gates(Some(&dump), None).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = start_backup(&app, &client).await;
+    let started = client.create_backup(None).await.unwrap();
 
-    // A backup of this database takes well over a second; these requests take milliseconds.
-    let status: Value = client
-        .get(app.url("/api/admin/backup/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["is_locked"], true, "{status}");
-    assert_eq!(status["operation_type"], "backup");
-    assert_eq!(status["locked_by"], "alice");
-    assert_eq!(status["job"]["id"], started["job"]["id"]);
-    let second = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(second.status(), 409);
-    let body: Value = second.json().await.unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
+    // The backup's pg_dump is held at the gate: it is running.
+    dump.reached().await;
+    let status = client.status().await.unwrap();
+    assert!(status.is_locked, "{status:?}");
+    assert_eq!(status.operation_type, Some(Operation::Backup));
+    assert_eq!(status.locked_by.as_deref(), Some("alice"));
+    assert_eq!(status.job.unwrap().id, started.job.id);
+    let second = client.create_backup(None).await.unwrap_err();
+    assert_eq!(second.status, 409);
     assert!(
-        message.contains("alice") && message.contains("backup"),
-        "{message}"
+        second.message.contains("alice") && second.message.contains("backup"),
+        "{}",
+        second.message
     );
-    let job = wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded");
-    let status: Value = client
-        .get(app.url("/api/admin/backup/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["is_locked"], false);
+    dump.open();
+    let job = client.wait_for_job(&started.job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let status = client.status().await.unwrap();
+    assert!(!status.is_locked);
     assert_eq!(
-        status["job"]["status"], "succeeded",
+        status.job.unwrap().status,
+        JobStatus::Succeeded,
         "the last outcome stays visible"
     );
 }
 
 #[tokio::test]
 async fn two_hundred_concurrent_create_requests_start_one_job() {
-    let app = spawn_app().await;
+    // Every dump waits at the gate, so the first backup is still running
+    // when the last request arrives.
+    let dump = Gate::new();
+    let app = spawn_app_with_gates(Some(&dump), None).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let requests = (0..200).map(|_| client.post(app.url("/api/admin/backup/create")).send());
-    let responses = futures::future::join_all(requests).await;
-    let statuses: Vec<u16> = responses
+    let requests = (0..200).map(|_| client.create_backup(None));
+    let answers = futures::future::join_all(requests).await;
+    let statuses: Vec<u16> = answers
         .iter()
-        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .map(|a| a.as_ref().map_or_else(|e| e.status, |_| 202))
         .collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 202).count(),
@@ -233,13 +174,9 @@ async fn two_hundred_concurrent_create_requests_start_one_job() {
         .await
         .unwrap();
     assert_eq!(jobs, 1, "one job");
-    let started = responses
-        .into_iter()
-        .map(Result::unwrap)
-        .find(|r| r.status() == 202)
-        .unwrap();
-    let started: Value = started.json().await.unwrap();
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+    let started = answers.into_iter().find_map(Result::ok).unwrap();
+    dump.open();
+    client.wait_for_job(&started.job.id).await;
     let files: Vec<_> = std::fs::read_dir(&app.engine.config().backup_dir)
         .unwrap()
         .flatten()
@@ -252,19 +189,11 @@ async fn two_hundred_concurrent_create_requests_start_one_job() {
 async fn the_rate_limit_answers_429_with_retry_after() {
     let app = spawn_app_with(|c| c.backup_rate_limit = 1).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = start_backup(&app, &client).await;
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    let res = client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
-    let wait: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let refused = client.create_backup(None).await.unwrap_err();
+    assert_eq!(refused.status, 429);
+    let wait = refused.retry_after.expect("a Retry-After header");
     assert!(wait > 3500 && wait <= 3600, "{wait}");
 }
 
@@ -290,7 +219,7 @@ async fn hostile_ids_and_notes_are_refused() {
             format!("/api/admin/backup/{id}"),
             format!("/api/admin/backup/download/{id}"),
         ] {
-            let res = client.get(app.url(&path)).send().await.unwrap();
+            let res = client.get(&path).send().await.unwrap();
             assert!(
                 matches!(res.status().as_u16(), 400 | 404 | 414),
                 "{path}: {}",
@@ -298,7 +227,7 @@ async fn hostile_ids_and_notes_are_refused() {
             );
         }
         let res = client
-            .delete(app.url(&format!("/api/admin/backup/{id}")))
+            .request(reqwest::Method::DELETE, &format!("/api/admin/backup/{id}"))
             .send()
             .await
             .unwrap();
@@ -308,7 +237,7 @@ async fn hostile_ids_and_notes_are_refused() {
             res.status()
         );
         let res = client
-            .post(app.url(&format!("/api/admin/backup/restore/{id}")))
+            .post(&format!("/api/admin/backup/restore/{id}"))
             .json(&json!({ "confirm": true }))
             .send()
             .await
@@ -320,19 +249,12 @@ async fn hostile_ids_and_notes_are_refused() {
             res.status()
         );
     }
-    let res = client
-        .get(app.url("/api/admin/backup/424242"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = client
-        .post(app.url("/api/admin/backup/create"))
-        .json(&json!({ "notes": "x".repeat(100_000) }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 422);
+    assert_eq!(client.backup(424242).await.unwrap_err().status, 404);
+    let long = "x".repeat(100_000);
+    assert_eq!(
+        client.create_backup(Some(&long)).await.unwrap_err().status,
+        422
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
         .fetch_one(&app.dbs.control)
         .await
@@ -345,39 +267,26 @@ async fn hostile_ids_and_notes_are_refused() {
 async fn the_id_of_a_deleted_backup_is_404_everywhere() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started = start_backup(&app, &client).await;
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    let id = started["backup"]["id"].as_i64().unwrap();
-    let res = client
-        .delete(app.url(&format!("/api/admin/backup/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let id = started.backup.id;
+    client.delete_backup(id).await.unwrap();
     let jobs_before: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
         .fetch_one(&app.dbs.control)
         .await
         .unwrap();
-    for path in [
-        format!("/api/admin/backup/{id}"),
-        format!("/api/admin/backup/download/{id}"),
-    ] {
-        let res = client.get(app.url(&path)).send().await.unwrap();
-        assert_eq!(res.status(), 404, "{path}");
-    }
-    let res = client
-        .delete(app.url(&format!("/api/admin/backup/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404, "a second delete");
-    let res = client
-        .post(app.url(&format!("/api/admin/backup/restore/{id}")))
-        .json(&json!({ "confirm": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404, "restore");
+    assert_eq!(client.backup(id).await.unwrap_err().status, 404, "details");
+    assert_eq!(
+        client.download(id).await.unwrap_err().status,
+        404,
+        "download"
+    );
+    assert_eq!(
+        client.delete_backup(id).await.unwrap_err().status,
+        404,
+        "a second delete"
+    );
+    assert_eq!(client.restore(id).await.unwrap_err().status, 404, "restore");
     let jobs_after: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
         .fetch_one(&app.dbs.control)
         .await
@@ -395,39 +304,21 @@ async fn force_release_frees_a_stuck_lock_and_is_audited() {
     .execute(&app.dbs.control)
     .await
     .unwrap();
-    assert_eq!(
-        client
-            .post(app.url("/api/admin/backup/create"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409
-    );
-    let released: Value = client
-        .post(app.url("/api/admin/backup/lock/release"))
-        .send()
+    assert_eq!(client.create_backup(None).await.unwrap_err().status, 409);
+    let released = client.release_lock().await.unwrap();
+    assert!(released.released);
+    assert_eq!(released.locked_by.as_deref(), Some("bob"));
+    let audited = client
+        .activity()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(released["released"], true);
-    assert_eq!(released["locked_by"], "bob");
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'lock.force_release' AND actor_name = 'alice'")
-        .fetch_one(&app.dbs.control)
-        .await
-        .unwrap();
+        .into_iter()
+        .filter(|e| e.action == AuditAction::LockForceRelease && e.actor == "alice")
+        .count();
     assert_eq!(audited, 1);
-    assert_eq!(
-        client
-            .post(app.url("/api/admin/backup/create"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        202
-    );
+    client
+        .create_backup(None)
+        .await
+        .expect("a backup starts once the lock is released");
 }
 
 /// The console counts notes against the limit the server is configured
@@ -437,36 +328,18 @@ async fn force_release_frees_a_stuck_lock_and_is_audited() {
 async fn the_notes_limit_the_console_shows_is_the_configured_one() {
     let app = spawn_app_with(|c| c.max_notes_len = 42).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let summary: Value = client
-        .post(app.url("/api/fn/storage_summary"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let summary: app::models::StorageSummary = client
+        .server_fn("storage_summary", serde_json::json!({}))
         .await
         .unwrap();
-    assert_eq!(summary["max_notes_len"], 42, "{summary}");
+    assert_eq!(summary.max_notes_len, 42, "{summary:?}");
 
-    let res = client
-        .post(app.url("/api/admin/backup/create"))
-        .json(&json!({ "notes": "n".repeat(43) }))
-        .send()
+    let refused = client
+        .create_backup(Some(&"n".repeat(43)))
         .await
-        .unwrap();
-    assert_eq!(res.status(), 422);
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("42"),
-        "{body}"
-    );
-    let res = client
-        .post(app.url("/api/admin/backup/create"))
-        .json(&json!({ "notes": "n".repeat(42) }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let started: Value = res.json().await.unwrap();
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
+        .unwrap_err();
+    assert_eq!(refused.status, 422);
+    assert!(refused.message.contains("42"), "{refused:?}");
+    let started = client.create_backup(Some(&"n".repeat(42))).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
 }

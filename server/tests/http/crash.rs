@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use serde_json::Value;
+use app::models::OperationStatus;
+use lms_backup::testing::{wait_until, Gate};
+use lms_types::JobStatus;
 
+use crate::client::ApiClient;
 use crate::support::PASSWORD;
 
 pub(crate) struct Server {
@@ -15,46 +17,9 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// `GET path` as `client`; the answer as JSON.
-    pub(crate) async fn get_json(&self, client: &reqwest::Client, path: &str) -> Value {
-        json(
-            client
-                .get(format!("{}{path}", self.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// Starts a backup as `client`; the answer (job and backup) as JSON.
-    pub(crate) async fn start_backup(&self, client: &reqwest::Client) -> Value {
-        json(
-            client
-                .post(format!("{}/api/admin/backup/create", self.base))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// Polls a job until it is no longer running; its last state.
-    pub(crate) async fn wait_for_job(&self, client: &reqwest::Client, job: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let state = self
-                .get_json(client, &format!("/api/admin/backup/jobs/{job}"))
-                .await;
-            if state["status"] != "running" {
-                return state;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "job {job} never ended: {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    /// A client of this server with an empty cookie jar.
+    pub(crate) fn client(&self) -> ApiClient {
+        ApiClient::new(&self.base)
     }
 }
 
@@ -100,23 +65,19 @@ pub(crate) async fn start_logging(env: &[(&str, String)], log: Option<&std::path
             .unwrap(),
         base: format!("http://127.0.0.1:{port}"),
     };
-    for _ in 0..300 {
-        if reqwest::get(format!("{}/api/auth/me", server.base))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("lms-admin did not start");
+    let me = format!("{}/api/auth/me", server.base);
+    wait_until("lms-admin to answer", async || {
+        reqwest::get(&me).await.ok().map(drop)
+    })
+    .await;
+    server
 }
 
-/// pg_dump that waits two seconds before dumping: long enough to kill the
-/// server in the middle of the backup.
-pub(crate) async fn slow_tools() -> PathBuf {
+/// A bin directory with the real tools, pg_dump stopping at `dump` and
+/// pg_restore (when it loads into a database) at `restore`.
+pub(crate) async fn gated_tools(dump: Option<&Gate>, restore: Option<&Gate>) -> PathBuf {
     let real = lms_backup::postgres::tools::locate(None).await.unwrap();
-    lms_backup::testing::wrapped_pg_dump(&real, "sleep 2\nexec \"$REAL\" \"$@\"")
+    lms_backup::testing::gated_tools(&real, dump, restore)
 }
 
 /// Creates the administrator "alice" with the binary's own CLI.
@@ -141,29 +102,18 @@ pub(crate) fn create_admin(env: &[(&str, String)]) {
 }
 
 /// A client signed in as alice (sessions outlive server restarts).
-pub(crate) async fn sign_in(server: &Server) -> reqwest::Client {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let res = client
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&serde_json::json!({ "username": "alice", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+pub(crate) async fn sign_in(server: &Server) -> ApiClient {
+    let client = server.client();
+    client.sign_in("alice", PASSWORD).await.unwrap();
     client
-}
-
-pub(crate) async fn json(res: reqwest::Response) -> Value {
-    res.json().await.unwrap()
 }
 
 #[tokio::test]
 async fn a_server_killed_mid_backup_recovers_on_restart() {
     let dir = std::env::temp_dir().join(format!("crash-{}", uuid::Uuid::new_v4().simple()));
     let backups = dir.join("backups");
+    // pg_dump stops at the gate: the backup is under way until the kill.
+    let dump = Gate::new();
     let env = [
         (
             "DATABASE_URL",
@@ -172,7 +122,7 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
         ("BACKUP_DIR", backups.display().to_string()),
         (
             "POSTGRES_BIN_PATH",
-            slow_tools().await.display().to_string(),
+            gated_tools(Some(&dump), None).await.display().to_string(),
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
@@ -180,90 +130,37 @@ async fn a_server_killed_mid_backup_recovers_on_restart() {
 
     let mut server = start(&env).await;
     let client = sign_in(&server).await;
-    let started = server.start_backup(&client).await;
-    let job_id = started["job"]["id"].as_str().unwrap().to_owned();
-    let partial = backups.join(format!(
-        "{}.partial",
-        started["backup"]["filename"].as_str().unwrap()
-    ));
-    for _ in 0..100 {
-        if partial.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(partial.exists(), "the backup is under way");
+    let started = client.create_backup(None).await.unwrap();
+    let partial = backups.join(format!("{}.partial", started.backup.filename));
+    wait_until(
+        "the backup to be under way (its partial file)",
+        async || partial.exists().then_some(()),
+    )
+    .await;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
 
     let server = start(&env).await;
     // Sessions live in the control database: the same cookie still works.
-    let job = server
-        .get_json(&client, &format!("/api/admin/backup/jobs/{job_id}"))
-        .await;
-    assert_eq!(job["status"], "interrupted", "{job}");
+    let client = client.at(&server.base);
+    let job = client.job(&started.job.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Interrupted, "{job:?}");
     assert!(!partial.exists(), "the partial file was removed");
-    let status = json(
-        client
-            .get(format!("{}/api/admin/backup/status", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status["is_locked"], false, "{status}");
+    let status = client.status().await.unwrap();
+    assert!(!status.is_locked, "{status:?}");
 
-    let res = client
-        .post(format!("{}/api/admin/backup/create", server.base))
-        .send()
+    dump.open();
+    let again = client
+        .create_backup(None)
         .await
-        .unwrap();
-    assert_eq!(res.status(), 202, "a new backup starts at once");
-    let again = json(res).await;
-    let last = server
-        .wait_for_job(&client, again["job"]["id"].as_str().unwrap())
-        .await;
-    assert_eq!(last["status"], "succeeded", "{last}");
-    let list = json(
-        client
-            .get(format!("{}/api/admin/backup/list", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let statuses: Vec<&str> = list["backups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["status"].as_str().unwrap())
-        .collect();
+        .expect("a new backup starts at once");
+    let last = client.wait_for_job(&again.job.id).await;
+    assert_eq!(last.status, JobStatus::Succeeded, "{last:?}");
+    let list = client.list_backups().await.unwrap();
+    let statuses: Vec<&str> = list.backups.iter().map(|b| b.status.as_str()).collect();
     assert_eq!(statuses, ["completed", "failed"]);
     drop(server);
     std::fs::remove_dir_all(dir).ok();
-}
-
-/// pg_restore that waits two seconds before restoring into a database: long
-/// enough to kill the server while the shadow copy is being built.
-async fn slow_restore_tools() -> PathBuf {
-    let real = lms_backup::postgres::tools::locate(None).await.unwrap();
-    let bin = lms_backup::testing::scratch_dir("pg-slow-restore");
-    std::os::unix::fs::symlink(&real.pg_dump, bin.join("pg_dump")).unwrap();
-    std::fs::write(
-        bin.join("pg_restore"),
-        format!(
-            "#!/bin/sh\ncase \"$*\" in *--dbname=*) sleep 2;; esac\nexec '{}' \"$@\"\n",
-            real.pg_restore.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        bin.join("pg_restore"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    bin
 }
 
 #[tokio::test]
@@ -271,12 +168,14 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
     let dir = lms_backup::testing::scratch_dir("crash-restore");
     let url = lms_backup::testing::fresh_database_url().await;
     let db = url.rsplit_once('/').unwrap().1.to_owned();
+    // pg_restore stops at the gate before it loads into the shadow copy.
+    let load = Gate::new();
     let env = [
         ("DATABASE_URL", url.clone()),
         ("BACKUP_DIR", dir.join("backups").display().to_string()),
         (
             "POSTGRES_BIN_PATH",
-            slow_restore_tools().await.display().to_string(),
+            gated_tools(None, Some(&load)).await.display().to_string(),
         ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
@@ -284,27 +183,14 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
 
     let mut server = start(&env).await;
     let client = sign_in(&server).await;
-    let started = server.start_backup(&client).await;
-    let backup_id = started["backup"]["id"].as_i64().unwrap();
-    server
-        .wait_for_job(&client, started["job"]["id"].as_str().unwrap())
-        .await;
+    let backup_id = client.backup_now().await.backup.id;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
         .execute(&pool)
         .await
         .unwrap();
 
-    let res = client
-        .post(format!(
-            "{}/api/admin/backup/restore/{backup_id}",
-            server.base
-        ))
-        .json(&serde_json::json!({ "confirm": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    client.restore(backup_id).await.unwrap();
     let shadows = |pool: sqlx::PgPool, db: String| async move {
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM pg_database WHERE datname LIKE $1 || '\\_restore\\_%'",
@@ -314,12 +200,7 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
         .await
         .unwrap()
     };
-    for _ in 0..100 {
-        if shadows(pool.clone(), db.clone()).await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    load.reached().await;
     assert_eq!(
         shadows(pool.clone(), db.clone()).await,
         1,
@@ -342,17 +223,10 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
         after, 1,
         "the live database is the one from before the restore"
     );
-    let status = json(
-        client
-            .get(format!("{}/api/admin/backup/status", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status["is_locked"], false, "{status}");
-    assert_eq!(status["maintenance"], false);
-    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+    let status = client.at(&server.base).status().await.unwrap();
+    assert!(!status.is_locked, "{status:?}");
+    assert!(!status.maintenance);
+    assert_eq!(status.job.unwrap().status, JobStatus::Interrupted);
     pool.close().await;
 }
 
@@ -360,7 +234,7 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
 /// kills it there (SIGKILL), starts it again and returns what is left: the
 /// number of rows written after the backup that the live database still has,
 /// the status, and the databases named after the LMS one.
-async fn restore_killed_at(point: &str) -> (i64, Value, Vec<String>) {
+async fn restore_killed_at(point: &str) -> (i64, OperationStatus, Vec<String>) {
     let dir = lms_backup::testing::scratch_dir("crash-swap");
     let url = lms_backup::testing::fresh_database_url().await;
     let db = url.rsplit_once('/').unwrap().1.to_owned();
@@ -377,57 +251,29 @@ async fn restore_killed_at(point: &str) -> (i64, Value, Vec<String>) {
 
     let mut server = start(&pausing).await;
     let client = sign_in(&server).await;
-    let started = server.start_backup(&client).await;
-    let j = server
-        .wait_for_job(&client, started["job"]["id"].as_str().unwrap())
-        .await;
-    assert_eq!(j["status"], "succeeded", "{j}");
+    let started = client.backup_now().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
         .execute(&pool)
         .await
         .unwrap();
     pool.close().await;
-    let res = client
-        .post(format!(
-            "{}/api/admin/backup/restore/{}",
-            server.base, started["backup"]["id"]
-        ))
-        .json(&serde_json::json!({ "confirm": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    for _ in 0..600 {
-        if paused.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(paused.exists(), "the server reached {point}");
+    client.restore(started.backup.id).await.unwrap();
+    wait_until(format_args!("the server to reach {point}"), async || {
+        paused.exists().then_some(())
+    })
+    .await;
     server.child.kill().unwrap(); // SIGKILL, in the middle of the swap
     server.child.wait().unwrap();
 
     let server = start(&env).await;
-    let old_cookie = client
-        .get(format!("{}/api/admin/backup/status", server.base))
-        .send()
-        .await
-        .unwrap();
+    let old_cookie = client.at(&server.base).status().await.unwrap_err();
     assert_eq!(
-        old_cookie.status(),
-        401,
+        old_cookie.status, 401,
         "whether or not the switch happened, everyone signs in again"
     );
     let client = sign_in(&server).await;
-    let status = json(
-        client
-            .get(format!("{}/api/admin/backup/status", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let status = client.status().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM courses WHERE code = 'AFTER'")
         .fetch_one(&pool)
@@ -462,10 +308,10 @@ async fn a_server_killed_between_the_two_renames_changes_nothing() {
         ["<db>"],
         "one live database, no copy, nothing kept"
     );
-    assert_eq!(status["is_locked"], false, "{status}");
-    assert_eq!(status["maintenance"], false, "{status}");
-    assert_eq!(status["undo_available"], false, "{status}");
-    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+    assert!(!status.is_locked, "{status:?}");
+    assert!(!status.maintenance, "{status:?}");
+    assert!(!status.undo_available, "{status:?}");
+    assert_eq!(status.job.unwrap().status, JobStatus::Interrupted);
 }
 
 #[tokio::test]
@@ -478,15 +324,16 @@ async fn a_server_killed_after_the_renames_has_switched_completely() {
         databases[1].starts_with("<db>_pre_restore_"),
         "{databases:?}"
     );
-    assert_eq!(status["is_locked"], false, "{status}");
-    assert_eq!(status["maintenance"], false, "{status}");
-    assert_eq!(status["undo_available"], true, "{status}");
-    assert_eq!(status["job"]["status"], "interrupted", "{status}");
+    assert!(!status.is_locked, "{status:?}");
+    assert!(!status.maintenance, "{status:?}");
+    assert!(status.undo_available, "{status:?}");
+    let job = status.job.unwrap();
+    assert_eq!(job.status, JobStatus::Interrupted, "{job:?}");
     assert!(
-        status["job"]["message"]
-            .as_str()
+        job.message
+            .as_deref()
             .unwrap()
             .contains("nothing is half-done"),
-        "{status}"
+        "{job:?}"
     );
 }

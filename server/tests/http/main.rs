@@ -8,6 +8,7 @@ mod authorization;
 mod backups;
 mod chaos;
 mod cli;
+mod client;
 mod crash;
 mod csrf;
 mod instances;

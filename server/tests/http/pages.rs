@@ -7,7 +7,7 @@ use crate::support::spawn_app;
 #[tokio::test]
 async fn admin_page_sends_strangers_to_sign_in() {
     let app = spawn_app().await;
-    let res = app.client().get(app.url("/admin")).send().await.unwrap();
+    let res = app.client().get("/admin").send().await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/login");
 }
@@ -17,7 +17,7 @@ async fn admin_page_renders_the_overview_and_empty_backup_list() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let res = client.get(app.url("/admin")).send().await.unwrap();
+    let res = client.get("/admin").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     for text in [
@@ -35,7 +35,7 @@ async fn admin_page_renders_the_overview_and_empty_backup_list() {
 async fn non_admins_see_administrators_only() {
     let app = spawn_app().await;
     let client = app.signed_in("ingrid", Role::Instructor).await;
-    let res = client.get(app.url("/admin")).send().await.unwrap();
+    let res = client.get("/admin").send().await.unwrap();
     assert_eq!(res.status(), 403);
     let html = res.text().await.unwrap();
     assert!(html.contains("Administrators only"));
@@ -48,26 +48,16 @@ async fn non_admins_see_administrators_only() {
 #[tokio::test]
 async fn unknown_pages_are_404() {
     let app = spawn_app().await;
-    let res = app
-        .client()
-        .get(app.url("/no/such/page"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client().get("/no/such/page").send().await.unwrap();
     assert_eq!(res.status(), 404);
-    let res = app
-        .client()
-        .get(app.url("/api/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client().get("/api/nothing-here").send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
 
 #[tokio::test]
 async fn security_headers_are_set() {
     let app = spawn_app().await;
-    let res = app.client().get(app.url("/login")).send().await.unwrap();
+    let res = app.client().get("/login").send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["x-frame-options"], "DENY");
@@ -78,7 +68,7 @@ async fn pages_are_compressed_for_browsers_that_ask() {
     let app = spawn_app().await;
     let res = app
         .client()
-        .get(app.url("/login"))
+        .get("/login")
         .header("accept-encoding", "gzip")
         .send()
         .await

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use app::ssr::{AppState, Config, LoginLimiter};
 use leptos::config::LeptosOptions;
+use lms_backup::testing::Gate;
 use lms_backup::users::{self, NewUser, Role};
 use lms_backup::{Databases, Engine};
-use reqwest::Client;
+
+use crate::client::ApiClient;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -22,13 +24,9 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A client with its own cookie jar.
-    pub fn client(&self) -> Client {
-        Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+    /// A client with its own, empty cookie jar: nobody signed in.
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(&self.base)
     }
 
     pub async fn create_user(&self, username: &str, role: Role) {
@@ -47,16 +45,13 @@ impl TestApp {
     }
 
     /// A client signed in as a new user with the given role.
-    pub async fn signed_in(&self, username: &str, role: Role) -> Client {
+    pub async fn signed_in(&self, username: &str, role: Role) -> ApiClient {
         self.create_user(username, role).await;
         let client = self.client();
-        let res = client
-            .post(self.url("/api/auth/login"))
-            .json(&serde_json::json!({ "username": username, "password": PASSWORD }))
-            .send()
+        client
+            .sign_in(username, PASSWORD)
             .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "sign-in of {username}");
+            .unwrap_or_else(|e| panic!("sign-in of {username}: {e:?}"));
         client
     }
 }
@@ -67,11 +62,31 @@ pub async fn spawn_app() -> TestApp {
 
 /// The application with its engine configuration adjusted.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> TestApp {
-    let engine = lms_backup::testing::spawn_engine_with(|c| {
+    serve(engine_with(adjust).await).await
+}
+
+/// The application whose pg_dump stops at `dump`, and whose pg_restore at
+/// `restore`, until the test opens the gate: a backup or a restore stays
+/// running for as long as the test needs (see [`Gate`]).
+pub async fn spawn_app_with_gates(dump: Option<&Gate>, restore: Option<&Gate>) -> TestApp {
+    let engine = engine_with(|_| {}).await;
+    let bin = lms_backup::testing::gated_tools(engine.tools(), dump, restore);
+    let tools = lms_backup::postgres::tools::locate(Some(&bin))
+        .await
+        .unwrap();
+    serve(engine.with_tools(tools)).await
+}
+
+async fn engine_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> Engine {
+    lms_backup::testing::spawn_engine_with(|c| {
         c.sign_out_everyone = Some(server::sessions::sign_out_everyone);
         adjust(c)
     })
-    .await;
+    .await
+}
+
+/// Serves the application on `engine` at 127.0.0.1 on a free port.
+async fn serve(engine: Engine) -> TestApp {
     let dbs = engine.dbs().clone();
     let store = server::sessions::store(&dbs.control).await.unwrap();
     let state = AppState {
@@ -98,35 +113,4 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) 
         dbs,
         engine,
     }
-}
-
-/// `POST /api/admin/backup/create` without a body; the response as JSON.
-pub async fn start_backup(app: &TestApp, client: &Client) -> serde_json::Value {
-    client
-        .post(app.url("/api/admin/backup/create"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Polls a job through the API until it ends.
-pub async fn wait_for_job(app: &TestApp, client: &Client, job_id: &str) -> serde_json::Value {
-    for _ in 0..1200 {
-        let job: serde_json::Value = client
-            .get(app.url(&format!("/api/admin/backup/jobs/{job_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !matches!(job["status"].as_str(), Some("queued" | "running")) {
-            return job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("job {job_id} did not finish in 120 s");
 }

@@ -1,10 +1,9 @@
 //! Uploading archives made elsewhere.
 
 use lms_backup::users::Role;
-use lms_types::JobStatus;
-use serde_json::{json, Value};
+use lms_types::{BackupKind, BackupStatus, JobStatus};
 
-use crate::support::{spawn_app, spawn_app_with, start_backup, wait_for_job, TestApp};
+use crate::support::{spawn_app, spawn_app_with, TestApp};
 
 /// Files in the backup directory (archives, partials), sorted.
 fn files(app: &TestApp) -> Vec<String> {
@@ -18,58 +17,28 @@ fn files(app: &TestApp) -> Vec<String> {
     names
 }
 
-async fn upload(app: &TestApp, client: &reqwest::Client, body: Vec<u8>) -> reqwest::Response {
-    client
-        .post(app.url("/api/admin/backup/upload"))
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_valid_archive_is_accepted_and_restorable() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = start_backup(&app, &client).await;
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    let id = started["backup"]["id"].as_i64().unwrap();
-    let archive = client
-        .get(app.url(&format!("/api/admin/backup/download/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let archive = client.download(started.backup.id).await.unwrap().bytes;
 
-    let res = upload(&app, &client, archive.to_vec()).await;
-    assert_eq!(res.status(), 201);
-    let uploaded: Value = res.json().await.unwrap();
-    assert_eq!(uploaded["kind"], "uploaded");
-    assert_eq!(uploaded["status"], "completed");
+    let uploaded = client.upload(archive.clone()).await.unwrap();
+    assert_eq!(uploaded.kind, BackupKind::Uploaded);
+    assert_eq!(uploaded.status, BackupStatus::Completed);
     use sha2::Digest;
     assert_eq!(
-        uploaded["sha256"],
-        hex::encode(sha2::Sha256::digest(&archive))
+        uploaded.sha256,
+        Some(hex::encode(sha2::Sha256::digest(&archive)))
     );
-    assert!(uploaded["filename"]
-        .as_str()
-        .unwrap()
-        .starts_with("upload_"));
-    let detail: Value = client
-        .get(app.url(&format!("/api/admin/backup/{}", uploaded["id"])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert!(uploaded.filename.starts_with("upload_"));
+    let detail = client.backup(uploaded.id).await.unwrap();
     assert_eq!(
-        detail["manifest"]["tables"],
-        Value::Null,
+        detail.manifest.unwrap().tables,
+        None,
         "no fingerprint before its first restore"
     );
 
@@ -77,23 +46,15 @@ async fn a_valid_archive_is_accepted_and_restorable() {
         .execute(&app.dbs.lms)
         .await
         .unwrap();
-    let res = client
-        .post(app.url(&format!("/api/admin/backup/restore/{}", uploaded["id"])))
-        .json(&json!({ "confirm": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    let job: Value = res.json().await.unwrap();
-    let job_id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
-    let finished = lms_backup::testing::wait_for_job(&app.engine, job_id).await;
+    let job = client.restore(uploaded.id).await.unwrap();
+    let finished = lms_backup::testing::wait_for_job(&app.engine, job.id.parse().unwrap()).await;
     assert_eq!(finished.status, JobStatus::Succeeded, "{finished:?}");
     let courses: i64 = sqlx::query_scalar("SELECT count(*) FROM courses")
         .fetch_one(&app.dbs.lms)
         .await
         .unwrap();
     assert_eq!(courses, 20);
-    let detail = lms_backup::catalog::get(&app.dbs.control, uploaded["id"].as_i64().unwrap())
+    let detail = lms_backup::catalog::get(&app.dbs.control, uploaded.id)
         .await
         .unwrap();
     assert!(
@@ -172,19 +133,11 @@ fn zip_of_deflated(name: &str, gzipped: &[u8]) -> Vec<u8> {
 async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started: Value = start_backup(&app, &client).await;
-    wait_for_job(&app, &client, started["job"]["id"].as_str().unwrap()).await;
-    let id = started["backup"]["id"].as_i64().unwrap();
-    let archive = client
-        .get(app.url(&format!("/api/admin/backup/download/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let archive = client.download(started.backup.id).await.unwrap().bytes;
     let before = files(&app);
-    let mut newer = archive.to_vec();
+    let mut newer = archive.clone();
     newer[6] = 99; // archive format 1.99: from a PostgreSQL far newer than ours
                    // 64 MiB of zeros in 64 KiB: never inflated, so never a bomb here.
     let zeros = gzip(&vec![0u8; 64 << 20]);
@@ -203,10 +156,9 @@ async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
         ("zip bomb", zip_of_deflated("lms.dump", &zeros), "zip file"),
     ];
     for (label, body, expected) in cases {
-        let res = upload(&app, &client, body).await;
-        assert_eq!(res.status(), 422, "{label}");
-        let error: Value = res.json().await.unwrap();
-        let message = error["error"]["message"].as_str().unwrap();
+        let refused = client.upload(body).await.unwrap_err();
+        assert_eq!(refused.status, 422, "{label}");
+        let message = refused.message;
         assert!(message.contains(expected), "{label}: {message}");
         assert_eq!(files(&app), before, "{label}: nothing left behind");
     }
@@ -221,8 +173,8 @@ async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
 async fn oversized_uploads_get_413_declared_or_not() {
     let app = spawn_app_with(|c| c.max_backup_size = 64 * 1024).await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let res = upload(&app, &client, vec![b'P'; 200 * 1024]).await;
-    assert_eq!(res.status(), 413);
+    let refused = client.upload(vec![b'P'; 200 * 1024]).await.unwrap_err();
+    assert_eq!(refused.status, 413);
     assert!(files(&app).is_empty());
 
     // No declared length: the stream is cut off at the cap.
@@ -246,20 +198,6 @@ async fn failed_uploads(app: &TestApp) -> i64 {
     .unwrap()
 }
 
-/// Sends `body` as a chunked stream (no Content-Length).
-async fn upload_stream<S>(app: &TestApp, client: &reqwest::Client, body: S) -> reqwest::Response
-where
-    S: futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + Sync + 'static,
-{
-    client
-        .post(app.url("/api/admin/backup/upload"))
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A body that starts like an archive and then stops sending, and one that
 /// trickles a few bytes forever: both are cut off with 408, nothing is left
 /// on disk, and the attempt is audited.
@@ -276,15 +214,11 @@ async fn stalled_and_endless_uploads_get_408_and_leave_nothing() {
     let stalled = futures::stream::iter([Ok(b"PGDMP\x01\x0e\x00".to_vec())])
         .chain(futures::stream::pending());
     let started = std::time::Instant::now();
-    let res = upload_stream(&app, &client, stalled).await;
-    assert_eq!(res.status(), 408);
-    let body: Value = res.json().await.unwrap();
+    let refused = client.upload_stream(stalled).await.unwrap_err();
+    assert_eq!(refused.status, 408);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Nothing arrived for 1 s"),
-        "{body}"
+        refused.message.contains("Nothing arrived for 1 s"),
+        "{refused:?}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert!(files(&app).is_empty(), "{:?}", files(&app));
@@ -294,22 +228,20 @@ async fn stalled_and_endless_uploads_get_408_and_leave_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         Some((Ok(vec![0u8; 16]), ()))
     });
-    let res = upload_stream(&app, &client, trickle).await;
-    assert_eq!(res.status(), 408);
-    let body: Value = res.json().await.unwrap();
+    let refused = client.upload_stream(trickle).await.unwrap_err();
+    assert_eq!(refused.status, 408);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("still arriving after 3 s"),
-        "{body}"
+        refused.message.contains("still arriving after 3 s"),
+        "{refused:?}"
     );
     assert!(files(&app).is_empty(), "{:?}", files(&app));
     assert_eq!(failed_uploads(&app).await, 2);
     assert_eq!(
-        upload(&app, &client, b"still answering".to_vec())
+        client
+            .upload(b"still answering".to_vec())
             .await
-            .status(),
+            .unwrap_err()
+            .status,
         422,
         "the server goes on serving"
     );
@@ -321,8 +253,8 @@ async fn an_endless_chunked_upload_is_cut_off_at_the_cap() {
     let app = spawn_app_with(|c| c.max_backup_size = 256 * 1024).await;
     let client = app.signed_in("alice", Role::Admin).await;
     let endless = futures::stream::repeat_with(|| Ok(vec![b'x'; 16 * 1024]));
-    let res = upload_stream(&app, &client, endless).await;
-    assert_eq!(res.status(), 413);
+    let refused = client.upload_stream(endless).await.unwrap_err();
+    assert_eq!(refused.status, 413);
     assert!(files(&app).is_empty(), "{:?}", files(&app));
     assert_eq!(failed_uploads(&app).await, 1);
 }
