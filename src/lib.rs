@@ -5,21 +5,26 @@
 //! HTTP or of the browser: the `server` binary and the `app` server functions
 //! call into it, and the same functions back both.
 //!
-//! A guided tour:
-//! - [`db`]: the two databases (LMS data and control), connecting, creating
-//!   the control database, migrations.
-//! - [`users`]: LMS accounts, roles and password checks.
-//! - [`overview`]: what the LMS database holds right now.
-//! - [`pgtools`]: finding `pg_dump` / `pg_restore` and checking their versions.
-//! - [`audit`]: the audit log in the control database.
-//! - [`Engine`]: the handle everything else holds; backups
-//!   ([`backup`]), delete/retention/download, start-up recovery.
-//! - [`lock`] and [`jobs`]: one operation at a time across instances, each
-//!   followed as a job with real progress.
-//! - [`archive`], [`process`], [`fingerprint`], [`storage`]: pg_dump and
-//!   pg_restore runs, content fingerprints, the backup directory.
+//! A guided tour, by capability (each folder is one room):
+//! - [`Engine`] (`engine.rs`): the handle everything else holds, and what is
+//!   running right now ([`Engine::operation_status`]).
+//! - [`backup`]: [`Engine::start_backup`] and its phases, uploads, delete,
+//!   retention and download.
+//! - [`restore`]: [`Engine::start_restore`] and [`Engine::start_undo`]: the
+//!   gates, the restore into a copy, its check, the switch, undo.
+//! - [`jobs`]: one operation at a time across instances ([`jobs::lock`],
+//!   [`jobs::lease`]), each followed as a job that begins and ends in one
+//!   place ([`jobs::run`]), with messages for people ([`jobs::messages`]).
 //! - [`catalog`]: the backup catalog in the control database.
-//! - [`demo`]: realistic demo data for the LMS database.
+//! - [`storage`]: where archives live (the backup directory, manifests);
+//!   every file-system call runs off the async threads.
+//! - [`postgres`]: the two databases, `pg_dump` / `pg_restore` and their
+//!   processes, archives, content fingerprints, the overview.
+//! - `recovery`: start-up and watchdog repair after a crash.
+//! - [`audit`], [`users`], [`settings`] (maintenance mode), [`demo`].
+//!
+//! The vocabulary (operations, states, kinds, phases) is the `lms-types`
+//! crate, shared with the browser.
 
 pub mod audit;
 pub mod backup;

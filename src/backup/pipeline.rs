@@ -132,7 +132,8 @@ impl Engine {
             .await?;
         let tables = fingerprint::list_tables(&mut snapshot_conn).await?;
 
-        let connection = ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), None)?;
+        let connection =
+            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), None).await?;
         let file = self.backup_dir().create_new(partial).await?;
         let mut dump = archive::start_dump(&self.tools().pg_dump, &connection, &snapshot)?;
         let stdout = dump.child().stdout.take().expect("stdout is piped");

@@ -19,6 +19,16 @@ use tokio::process::{Child, ChildStderr, Command};
 
 use crate::{Error, Result};
 
+/// A private (0600, as tempfile creates it) password file holding `line`.
+fn write_passfile(line: &str) -> Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix("lms-admin-pgpass-")
+        .tempfile()?;
+    writeln!(file, "{line}")?;
+    file.flush()?;
+    Ok(file)
+}
+
 /// Connection settings for a tool run, with the password in a private file.
 pub struct ToolConnection {
     host: String,
@@ -30,25 +40,20 @@ pub struct ToolConnection {
 
 impl ToolConnection {
     /// Prepares a connection to `database` (defaults to the options' own).
-    pub fn new(
+    /// The password file is written on the blocking pool.
+    pub async fn new(
         options: &PgConnectOptions,
         password: Option<&str>,
         database: Option<&str>,
     ) -> Result<Self> {
         let passfile = match password {
             Some(pw) => {
-                // tempfile creates the file with mode 0600.
-                let mut file = tempfile::Builder::new()
-                    .prefix("lms-admin-pgpass-")
-                    .tempfile()?;
-                writeln!(
-                    file,
+                let line = format!(
                     "*:*:*:{}:{}",
                     pgpass_escape(options.get_username()),
                     pgpass_escape(pw)
-                )?;
-                file.flush()?;
-                Some(file)
+                );
+                Some(crate::storage::blocking(move || write_passfile(&line)).await?)
             }
             None => None,
         };
@@ -207,7 +212,9 @@ mod tests {
     async fn passwords_go_to_a_private_file_not_argv() {
         use std::os::unix::fs::PermissionsExt;
         let options: PgConnectOptions = "postgres://u@127.0.0.1:5432/db".parse().unwrap();
-        let conn = ToolConnection::new(&options, Some("s3cr:et"), None).unwrap();
+        let conn = ToolConnection::new(&options, Some("s3cr:et"), None)
+            .await
+            .unwrap();
         let file = conn.passfile.as_ref().unwrap();
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -116,7 +116,8 @@ impl Engine {
             loaded_rx,
         ));
         let connection =
-            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))?;
+            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))
+                .await?;
         let mut cmd = connection.command(&self.tools().pg_restore);
         cmd.args([
             "--no-owner",
