@@ -1,6 +1,6 @@
 //! Creating backups: [`Engine::start_backup`] checks the request, takes the
 //! operation lock and creates the job and the catalog entry together, then
-//! [`pipeline`] runs the job's phases:
+//! `pipeline` runs the job's phases:
 //!
 //! 1. gates: tools not older than the server, free space for the database;
 //! 2. one REPEATABLE READ transaction exports a snapshot; the fingerprint is
@@ -14,8 +14,8 @@
 //! 6. on any failure the job fails with a message a person can act on, and
 //!    nothing half-written is left.
 //!
-//! Beside it: [`upload`] (archives made elsewhere), and delete, retention
-//! and download ([`housekeeping`]).
+//! Beside it: `upload` (archives made elsewhere), and delete, retention
+//! and download (`housekeeping`).
 
 mod housekeeping;
 mod pipeline;

@@ -1,4 +1,4 @@
-//! The life of a job, written once: [`Engine::begin_job`] takes the
+//! The life of a job, written once: `Engine::begin_job` takes the
 //! operation lock and creates the job row in one transaction (nothing is
 //! left behind when the lock is busy); [`JobRun`] keeps the lease alive,
 //! walks the operation's phase table ([`lms_types::phases`]) as it reports
@@ -170,7 +170,7 @@ pub struct JobRun {
 }
 
 impl JobRun {
-    /// Starts renewing the lease of a job [`Engine::begin_job`] created.
+    /// Starts renewing the lease of a job `Engine::begin_job` created.
     pub fn start(engine: &Engine, job: Job, actor: &Actor) -> Self {
         Self {
             actor: actor.clone(),

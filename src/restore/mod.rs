@@ -2,18 +2,18 @@
 //! [`Engine::start_restore`] and [`Engine::start_undo`] begin
 //! the jobs; the rooms beside this file hold the steps:
 //!
-//! - [`gates`]: before anything changes: completed backup, file present and
+//! - `gates`: before anything changes: completed backup, file present and
 //!   matching its checksum, archive readable by our pg_restore, a role that
 //!   may create databases and owns the LMS database, no superuser for
 //!   uploaded archives, room for the copy;
-//! - [`pipeline`]: restore into a fresh copy `<db>_restore_<job>` while the
+//! - `pipeline`: restore into a fresh copy `<db>_restore_<job>` while the
 //!   live database keeps serving, prove the copy equals the backup
 //!   (fingerprint), bring its schema up to date (migrations);
-//! - [`switch`]: maintenance on, block and end connections to the live
+//! - `switch`: maintenance on, block and end connections to the live
 //!   database, rename live → `<db>_pre_restore_<ts>` and copy → `<db>` in
 //!   one transaction, maintenance off; every session ends; the previous
 //!   database stays for undo;
-//! - [`copies`]: the copies and previous databases beside the live one.
+//! - `copies`: the copies and previous databases beside the live one.
 //!
 //! Any failure before the switch drops the copy; the live database is never
 //! touched until its rename.

@@ -88,7 +88,8 @@ impl BackupDir {
         .await
     }
 
-    /// Opens an archive for reading (see [`open_archive`]).
+    /// Opens an archive for reading: never through a symlink, never a file
+    /// with other hard links, only a regular file.
     pub async fn open_archive(&self, name: &str) -> Result<File> {
         let (root, name) = (self.root.clone(), name.to_owned());
         blocking(move || open_archive(&root, &name)).await
