@@ -13,7 +13,7 @@ use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
 use crate::functions::{CreateBackup, UndoRestore};
-use crate::models::{human_bytes, BackupStatus, OperationStatus};
+use crate::models::{human_bytes, BackupStatus, Operation, OperationStatus};
 
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
@@ -243,6 +243,10 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
     let understood = RwSignal::new(false);
     let undo = ServerAction::<UndoRestore>::new();
     Effect::new(move |_| {
+        if let Some(Err(_)) = undo.value().get() {
+            // Refused: nothing will switch.
+            console.switching.set_value(None);
+        }
         if let Some(Ok(job)) = undo.value().get() {
             console.watch(job);
             open.set(false);
@@ -274,6 +278,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                             loading=undo.pending()
                             disabled=Signal::derive(move || !understood.get())
                             on_click=move |_| {
+                                console.switching.set_value(Some(Operation::Undo));
                                 undo.dispatch(UndoRestore { confirm: true });
                             }
                         >

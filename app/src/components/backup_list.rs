@@ -12,7 +12,7 @@ use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary};
+use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary, Operation};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -260,6 +260,10 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
         }
     });
     Effect::new(move |_| {
+        if let Some(Err(_)) = restore.value().get() {
+            // Refused: nothing will switch.
+            console.switching.set_value(None);
+        }
         if let Some(Ok(job)) = restore.value().get() {
             console.watch(job);
             console
@@ -339,6 +343,8 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                             loading=restore.pending()
                             on_click=move |_| {
                                 if let Some(b) = target.get_untracked() {
+                                    console.switching.set_value(Some(Operation::Restore));
+                                    console.restoring.set(Some(b.filename.clone()));
                                     restore.dispatch(RestoreBackup { id: b.id, confirm: true });
                                 }
                             }

@@ -6,7 +6,7 @@ use thaw::{Toast, ToastBody, ToastIntent, ToastOptions, ToastTitle, ToasterInjec
 
 use crate::error::AppError;
 use crate::functions::get_storage_summary;
-use crate::models::{JobInfo, JobStatus, OperationStatus, StorageSummary};
+use crate::models::{JobInfo, JobStatus, Operation, OperationStatus, StorageSummary};
 
 /// What the pieces of the card share: the live operation status, the
 /// storage summary, a way to reload what is listed, and toasts.
@@ -23,6 +23,10 @@ pub struct Console {
     /// The job this tab last saw running (or started): its outcome is
     /// announced when it ends.
     pub watched: StoredValue<Option<JobInfo>>,
+    /// The switch (restore or undo) this tab asked for, from the click on:
+    /// a sign-out that arrives before the server's answer is still
+    /// explained on the sign-in page.
+    pub switching: StoredValue<Option<Operation>>,
     toaster: ToasterInjection,
 }
 
@@ -49,6 +53,7 @@ impl Console {
             version,
             restoring: RwSignal::new(None),
             watched: StoredValue::new(None),
+            switching: StoredValue::new(None),
             toaster: ToasterInjection::expect_context(),
         };
         provide_context(console);

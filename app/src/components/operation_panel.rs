@@ -84,7 +84,11 @@ pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Consol
                         status.set(Some(s));
                     }
                     Err(AppError::Unauthorized(_)) => {
-                        let after = match seen_running.get_value().map(|j| j.kind) {
+                        let kind = seen_running
+                            .get_value()
+                            .map(|j| j.kind)
+                            .or(console.switching.get_value());
+                        let after = match kind {
                             Some(Operation::Undo) => "after=undo".to_owned(),
                             Some(Operation::Restore) => match restoring.get_untracked() {
                                 Some(name) if !name.is_empty() => {
@@ -116,6 +120,10 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
         return;
     }
     let Some(was) = seen.get_value() else { return };
+    if job.created_at < was.created_at {
+        // An answer from before the watched job began: nothing to say yet.
+        return;
+    }
     if was.id != job.id {
         // Another job finished since; report nothing half-known.
         seen.set_value(None);
@@ -130,6 +138,9 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
         };
         console.toast_success(format!("{what} {message}"));
     } else {
+        // A failed restore or undo switched nothing: a later sign-out is
+        // not its doing.
+        console.switching.set_value(None);
         console.toast_error(
             "Operation failed",
             format!("The {} {}: {message}", job.kind, job.status),
