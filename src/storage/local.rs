@@ -63,17 +63,35 @@ impl BackupDir {
         blocking(move || Ok(!archive.exists() && !partial.exists())).await
     }
 
+    /// Takes `name` for a new archive by creating its `.partial` file, which
+    /// only one caller can do (`O_EXCL`): the file is the reservation.
+    /// `None` when the name is taken (by a partial file or an archive); the
+    /// caller tries another. The file returned is this caller's to remove.
+    pub async fn reserve(&self, name: &str) -> Result<Option<tokio::fs::File>> {
+        let (archive, partial) = (archive_path(&self.root, name)?, self.partial_path(name));
+        let file = blocking(move || {
+            let file = match create_new(&partial) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            // An archive published under this name before the partial file
+            // was created: the name is not free after all.
+            if std::fs::symlink_metadata(&archive).is_ok() {
+                drop(file);
+                remove_if_exists(&partial)?;
+                return Ok(None);
+            }
+            Ok(Some(file))
+        })
+        .await?;
+        Ok(file.map(tokio::fs::File::from_std))
+    }
+
     /// Creates a new file at `path` (which must not exist) for writing.
     pub async fn create_new(&self, path: &Path) -> Result<tokio::fs::File> {
         let path = path.to_owned();
-        let file = blocking(move || {
-            Ok(OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o640)
-                .open(path)?)
-        })
-        .await?;
+        let file = blocking(move || Ok(create_new(&path)?)).await?;
         Ok(tokio::fs::File::from_std(file))
     }
 
@@ -229,6 +247,15 @@ fn open_archive(dir: &Path, name: &str) -> Result<File> {
         return Err(Error::NotFound("backup file".into()));
     }
     Ok(file)
+}
+
+/// Creates a file that must not exist yet, for writing (owner and group).
+fn create_new(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
 }
 
 /// Flushes a directory's entries to disk (after a rename or unlink in it).
