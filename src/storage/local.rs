@@ -16,6 +16,57 @@ pub struct BackupDir {
     root: PathBuf,
 }
 
+/// What tells whether a file is still the one that was read, without
+/// reading it: which file it is and its length, modification and change
+/// times. Writing to it or replacing it changes the change time, which
+/// cannot be set back (short of changing the system clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The file last changed (content or metadata) before `at`.
+    fn changed_before(&self, at: std::time::SystemTime) -> bool {
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(self.ctime.0.max(0) as u64, self.ctime.1 as u32);
+        changed < at
+    }
+}
+
+/// How long a file must have been left alone before its identity is
+/// trusted to say it has not changed since.
+const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An archive opened by [`BackupDir::open_checked`].
+#[derive(Debug)]
+pub struct CheckedArchive {
+    /// At its start.
+    pub file: File,
+    pub size: u64,
+    pub identity: FileIdentity,
+    /// Its SHA-256, or `None` when it was not read (it still is the file
+    /// proven before).
+    pub sha256: Option<String>,
+    /// It was left alone long enough that its identity may stand in for
+    /// its content later.
+    pub settled: bool,
+}
+
 /// A file found in the backup directory.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
@@ -119,16 +170,44 @@ impl BackupDir {
         blocking(move || Ok(sha256_of(&mut open_archive(&root, &name)?)?)).await
     }
 
-    /// Opens an archive and reads it through: the open file (at its start),
-    /// its size and its SHA-256.
-    pub async fn open_checked(&self, name: &str) -> Result<(File, u64, String)> {
+    /// Opens an archive and, unless it still is the file `proven` describes,
+    /// reads it through to hash it. The file is returned at its start.
+    pub async fn open_checked(
+        &self,
+        name: &str,
+        proven: Option<FileIdentity>,
+    ) -> Result<CheckedArchive> {
         let (root, name) = (self.root.clone(), name.to_owned());
         blocking(move || {
             use std::io::{Seek, SeekFrom};
+            let reading_since = std::time::SystemTime::now();
             let mut file = open_archive(&root, &name)?;
+            let meta = file.metadata()?;
+            let identity = FileIdentity::of(&meta);
+            if proven == Some(identity) {
+                return Ok(CheckedArchive {
+                    file,
+                    size: meta.len(),
+                    identity,
+                    sha256: None,
+                    settled: true,
+                });
+            }
             let (size, sha256) = sha256_of(&mut file)?;
             file.seek(SeekFrom::Start(0))?;
-            Ok((file, size, sha256))
+            // A change within the file system's timestamp granularity of
+            // the one before could leave the identity as it was: only a
+            // file left alone for a while is identified by it later.
+            let settled = reading_since
+                .checked_sub(SETTLED_AFTER)
+                .is_some_and(|t| identity.changed_before(t));
+            Ok(CheckedArchive {
+                file,
+                size,
+                identity,
+                sha256: Some(sha256),
+                settled,
+            })
         })
         .await
     }
@@ -350,5 +429,35 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_archive_is_read_again_once_it_is_not_the_file_proven() {
+        let root =
+            std::env::temp_dir().join(format!("storage-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = BackupDir::new(&root);
+        let name = "backup_20260101_000000.dump";
+        std::fs::write(root.join(name), "archive").unwrap();
+
+        let first = dir.open_checked(name, None).await.unwrap();
+        assert!(first.sha256.is_some(), "read when nothing is proven");
+        let again = dir.open_checked(name, Some(first.identity)).await.unwrap();
+        assert_eq!(again.sha256, None, "the same file is not read again");
+        assert_eq!(again.size, 7);
+
+        // Grown, or replaced by another file of the same content: read.
+        std::fs::write(root.join(name), "archive!").unwrap();
+        let grown = dir.open_checked(name, Some(first.identity)).await.unwrap();
+        assert!(grown.sha256.is_some());
+        std::fs::write(root.join("other"), "archive!").unwrap();
+        std::fs::rename(root.join("other"), root.join(name)).unwrap();
+        let replaced = dir.open_checked(name, Some(grown.identity)).await.unwrap();
+        assert!(replaced.sha256.is_some());
+        assert!(
+            !replaced.settled,
+            "a file changed just now is not trusted later"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
