@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::verified::{FileIdentity, SETTLED_AFTER};
 use super::{archive_path, blocking, is_archive_name, manifest_path, Manifest, PARTIAL_SUFFIX};
 use crate::{Error, Result};
 
@@ -15,42 +16,6 @@ use crate::{Error, Result};
 pub struct BackupDir {
     root: PathBuf,
 }
-
-/// What tells whether a file is still the one that was read, without
-/// reading it: which file it is and its length, modification and change
-/// times. Writing to it or replacing it changes the change time, which
-/// cannot be set back (short of changing the system clock).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileIdentity {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// The file last changed (content or metadata) before `at`.
-    fn changed_before(&self, at: std::time::SystemTime) -> bool {
-        let changed = std::time::UNIX_EPOCH
-            + std::time::Duration::new(self.ctime.0.max(0) as u64, self.ctime.1 as u32);
-        changed < at
-    }
-}
-
-/// How long a file must have been left alone before its identity is
-/// trusted to say it has not changed since.
-const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An archive opened by [`BackupDir::open_checked`].
 #[derive(Debug)]

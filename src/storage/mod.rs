@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{Error, Result};
 
-pub use local::{BackupDir, CheckedArchive, FileIdentity};
+pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
-pub use verified::VerifiedArchives;
+pub use verified::{FileIdentity, VerifiedArchives};
 
 /// The subdirectory of the backup directory holding the manifests.
 pub const MANIFEST_DIR: &str = "metadata";

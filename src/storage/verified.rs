@@ -7,7 +7,43 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::local::FileIdentity;
+use std::os::unix::fs::MetadataExt;
+
+/// What tells whether a file is still the one that was read, without
+/// reading it: which file it is and its length, modification and change
+/// times. Writing to it or replacing it changes the change time, which
+/// cannot be set back (short of changing the system clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileIdentity {
+    pub(super) fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The file last changed (content or metadata) before `at`.
+    pub(super) fn changed_before(&self, at: std::time::SystemTime) -> bool {
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(self.ctime.0.max(0) as u64, self.ctime.1 as u32);
+        changed < at
+    }
+}
+
+/// How long a file must have been left alone before its identity is
+/// trusted to say it has not changed since.
+pub(super) const SETTLED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How many archives are remembered; past it the memory starts over (an
 /// archive forgotten is only read in full once more).
