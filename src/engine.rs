@@ -41,6 +41,7 @@ struct Inner {
     tools: PgTools,
     config: EngineConfig,
     instance_id: String,
+    verified: storage::VerifiedArchives,
 }
 
 impl Engine {
@@ -53,6 +54,7 @@ impl Engine {
                 tools,
                 config,
                 instance_id: lock::new_instance_id(),
+                verified: Default::default(),
             }),
         })
     }
@@ -71,6 +73,7 @@ impl Engine {
                 tools: self.inner.tools.clone(),
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
+                verified: Default::default(),
             }),
         }
     }
@@ -84,6 +87,7 @@ impl Engine {
                 tools,
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
+                verified: Default::default(),
             }),
         }
     }
@@ -99,6 +103,12 @@ impl Engine {
     /// The local backup directory.
     pub fn backup_dir(&self) -> storage::BackupDir {
         storage::BackupDir::new(&self.inner.config.backup_dir)
+    }
+
+    /// Archives proven to match their manifests (downloads skip reading
+    /// them again while they are unchanged).
+    pub(crate) fn verified_archives(&self) -> &storage::VerifiedArchives {
+        &self.inner.verified
     }
 
     /// This process's identity in the operation lock.

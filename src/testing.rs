@@ -21,14 +21,19 @@ pub fn test_server_url() -> String {
 
 /// Creates an empty database with a unique name and returns its URL.
 pub async fn fresh_database_url() -> String {
-    let server = test_server_url();
     // Short enough that "<name>_pre_restore_<timestamp>" fits in 63 bytes.
     let name = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+    database_url_named(&name).await
+}
+
+/// Creates an empty database called `name` and returns its URL.
+pub async fn database_url_named(name: &str) -> String {
+    let server = test_server_url();
     let options = PgConnectOptions::from_str(&server).expect("TEST_DATABASE_URL is a URL");
     let mut conn = PgConnection::connect_with(&options)
         .await
         .expect("connect to the test server");
-    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
+    sqlx::query(&format!("CREATE DATABASE {}", quote_ident(name)))
         .execute(&mut conn)
         .await
         .expect("create a test database");
@@ -54,7 +59,11 @@ pub async fn spawn_db() -> Databases {
         lms: fresh_database_url().await,
         control: None,
     };
-    let dbs = Databases::connect(&urls)
+    connect_and_migrate(&urls).await
+}
+
+async fn connect_and_migrate(urls: &DatabaseUrls) -> Databases {
+    let dbs = Databases::connect(urls)
         .await
         .expect("connect to the test databases");
     dbs.migrate().await.expect("migrate the test databases");
@@ -69,7 +78,21 @@ pub async fn spawn_engine() -> crate::Engine {
 
 /// Like [`spawn_engine`], with the configuration adjusted first.
 pub async fn spawn_engine_with(adjust: impl FnOnce(&mut crate::EngineConfig)) -> crate::Engine {
-    let dbs = spawn_db().await;
+    engine_on(spawn_db().await, adjust).await
+}
+
+/// An engine whose LMS database is called `lms_name` (a fresh control
+/// database beside it), to test names near PostgreSQL's 63-byte limit.
+pub async fn spawn_engine_named(lms_name: &str) -> crate::Engine {
+    init_test_log();
+    let urls = DatabaseUrls {
+        lms: database_url_named(lms_name).await,
+        control: Some(fresh_database_url().await),
+    };
+    engine_on(connect_and_migrate(&urls).await, |_| {}).await
+}
+
+async fn engine_on(dbs: Databases, adjust: impl FnOnce(&mut crate::EngineConfig)) -> crate::Engine {
     let dir = std::env::temp_dir().join(format!("lms-backups-{}", uuid::Uuid::new_v4().simple()));
     let mut config = crate::EngineConfig::new(dir);
     config.backup_rate_limit = 0;

@@ -17,7 +17,12 @@ pub async fn fallback(uri: Uri, State(state): State<AppState>, request: Request<
     if let Some(response) = embedded::serve(uri.path(), request.headers()) {
         return response;
     }
-    leptos_axum::file_and_error_handler(shell)(uri, State(state), request).await
+    leptos_axum::file_and_error_handler_with_context(crate::csp::send_policy, shell)(
+        uri,
+        State(state),
+        request,
+    )
+    .await
 }
 
 #[cfg(feature = "embed-site")]

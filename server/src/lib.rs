@@ -1,9 +1,10 @@
 //! The `lms-admin` binary's library: HTTP wiring, sessions, the REST API,
 //! embedded site assets and the command line.
 //!
-//! Where a request goes: [`router`] puts the session layer, the
-//! same-origin guard ([`csrf`]) and the gates ([`guard`]: admin only,
-//! maintenance mode, pages) in front of everything, then sends `/api/auth`
+//! Where a request goes: [`router`] puts the security headers ([`csp`] for
+//! pages), the session layer, the same-origin guard ([`csrf`]) and the gates
+//! ([`guard`]: admin only, maintenance mode, pages) in front of everything,
+//! then sends `/api/auth`
 //! and `/api/admin` to the REST handlers in [`api`], `/api/fn/*` to the
 //! server functions of the `app` crate, pages to Leptos, and anything else to
 //! the site assets ([`assets`]). The gates decide from one endpoint table,
@@ -23,6 +24,7 @@ pub mod api;
 pub mod assets;
 mod backup_cli;
 pub mod cli;
+pub mod csp;
 pub mod csrf;
 pub mod guard;
 pub mod serve;
@@ -46,9 +48,12 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let gates = guard::Gates::new(state.clone());
-    Router::new()
+    let behind_tls = state.config.secure_cookies;
+    let router = Router::new()
         .merge(api::router())
-        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .leptos_routes_with_context(&state, routes, csp::send_policy, move || {
+            shell(options.clone())
+        })
         .fallback(assets::fallback)
         .layer(axum::middleware::from_fn_with_state(
             gates.clone(),
@@ -84,6 +89,16 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
                     .and(NotForContentType::const_new("application/octet-stream")),
             ),
         )
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // Only behind TLS: a browser told so over plain HTTP would refuse the
+    // console until the header expires.
+    let router = if behind_tls {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(csp::HSTS),
+        ))
+    } else {
+        router
+    };
+    router.layer(TraceLayer::new_for_http())
 }

@@ -35,6 +35,7 @@ impl Engine {
                     ));
                 }
                 self.backup_dir().remove_backup(&backup.filename).await?;
+                self.verified_archives().forget(&backup.filename);
                 catalog::delete_row(&self.dbs().control, id).await?;
                 Ok(backup)
             },
@@ -51,6 +52,7 @@ impl Engine {
         let mut removed = Vec::new();
         for old in completed.iter().skip(keep) {
             self.backup_dir().remove_backup(&old.filename).await?;
+            self.verified_archives().forget(&old.filename);
             catalog::delete_row(&self.dbs().control, old.id).await?;
             tracing::info!(backup = %old.filename, "deleted by retention");
             removed.push(old.filename.clone());
@@ -59,25 +61,12 @@ impl Engine {
     }
 
     /// Opens a completed backup for download after checking that the file
-    /// still is what the manifest says (size and SHA-256). Audited.
-    pub async fn open_download(&self, id: i64, actor: &Actor) -> Result<Download> {
-        let result = self.open_verified(id).await;
-        let target = result
-            .as_ref()
-            .map(|d| d.filename.clone())
-            .unwrap_or_else(|_| format!("id {id}"));
-        audit::record_result(
-            &self.dbs().control,
-            actor,
-            AuditAction::BackupDownload,
-            &target,
-            &result,
-        )
-        .await;
-        result
-    }
-
-    async fn open_verified(&self, id: i64) -> Result<Download> {
+    /// still is what the manifest says (size and SHA-256). The file is read
+    /// in full the first time and again whenever it changed; the requests
+    /// that continue a download (ranges, HEAD) find it proven already. Not
+    /// audited: one download can take many requests, so the caller records
+    /// the one that starts it with [`Engine::audit_download`].
+    pub async fn open_download(&self, id: i64) -> Result<Download> {
         let backup = catalog::get_row(&self.dbs().control, id).await?;
         match backup.status {
             BackupStatus::Completed => {}
@@ -94,21 +83,50 @@ impl Engine {
         else {
             return Err(Error::NotFound("backup file".into()));
         };
-        let (file, size, sha256) = self.backup_dir().open_checked(&backup.filename).await?;
-        if size != expected_size as u64 || sha256 != expected_sha {
-            tracing::error!(filename = %backup.filename, size, expected_size, "archive does not match its manifest");
-            return Err(Error::Conflict(
-                "This backup's file no longer matches its checksum: it has been changed or damaged \
-                 and will not be served. Use another backup."
-                    .into(),
-            ));
+        let proven = self.verified_archives();
+        let checked = self
+            .backup_dir()
+            .open_checked(
+                &backup.filename,
+                proven.identity(&backup.filename, &expected_sha),
+            )
+            .await?;
+        if let Some(sha256) = &checked.sha256 {
+            if checked.size != expected_size as u64 || *sha256 != expected_sha {
+                proven.forget(&backup.filename);
+                tracing::error!(filename = %backup.filename, size = checked.size, expected_size, "archive does not match its manifest");
+                return Err(Error::Conflict(
+                    "This backup's file no longer matches its checksum: it has been changed or damaged \
+                     and will not be served. Use another backup."
+                        .into(),
+                ));
+            }
+            if checked.settled {
+                proven.remember(&backup.filename, checked.identity, &expected_sha);
+            }
         }
         Ok(Download {
-            file,
+            file: checked.file,
             filename: backup.filename,
-            size,
-            sha256,
+            size: checked.size,
+            sha256: expected_sha,
         })
+    }
+
+    /// Records a download (or a refused one) in the audit log.
+    pub async fn audit_download(&self, id: i64, actor: &Actor, opened: &Result<Download>) {
+        let target = opened
+            .as_ref()
+            .map(|d| d.filename.clone())
+            .unwrap_or_else(|_| format!("id {id}"));
+        audit::record_result(
+            &self.dbs().control,
+            actor,
+            AuditAction::BackupDownload,
+            &target,
+            opened,
+        )
+        .await;
     }
 
     /// Removes the operation lock whoever holds it (its job is marked

@@ -14,7 +14,7 @@ use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::archive::{self, TableProgress};
-use crate::storage::Manifest;
+use crate::storage::{self, Manifest};
 use crate::{Error, Result};
 
 impl Engine {
@@ -31,13 +31,11 @@ impl Engine {
         if declared_len.is_some_and(|len| len > max) {
             return Err(too_large(max));
         }
-        let name = {
-            let mut conn = self.dbs().control.acquire().await?;
-            self.new_archive_name(&mut conn, "upload").await?
-        };
+        let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);
-        let result = self.verify_upload(body, &partial, &name, actor).await;
+        let result = self.verify_upload(body, file, &partial, &name, actor).await;
         if result.is_err() {
+            // The partial file is this upload's own: reserve created it.
             let _ = self.backup_dir().remove(vec![partial]).await;
         }
         audit::record_result(
@@ -51,9 +49,31 @@ impl Engine {
         result
     }
 
+    /// A name no other upload can be given: free in the catalog, and its
+    /// `.partial` file created by this call (uploads run without the
+    /// operation lock, so two arriving in the same second race for it).
+    async fn reserve_upload_name(&self) -> Result<(String, tokio::fs::File)> {
+        let mut conn = self.dbs().control.acquire().await?;
+        let mut taken: Vec<String> = Vec::new();
+        for _ in 0..MAX_NAME_ATTEMPTS {
+            let name =
+                storage::archive_name("upload", Utc::now(), |n| taken.iter().any(|t| t == n));
+            if !catalog::name_taken(&mut *conn, &name).await? {
+                if let Some(file) = self.backup_dir().reserve(&name).await? {
+                    return Ok((name, file));
+                }
+            }
+            taken.push(name);
+        }
+        Err(Error::Conflict(
+            "Too many uploads are arriving at once; try again in a moment.".into(),
+        ))
+    }
+
     async fn verify_upload(
         &self,
         body: impl AsyncRead + Unpin,
+        file: tokio::fs::File,
         partial: &Path,
         name: &str,
         actor: &Actor,
@@ -65,7 +85,6 @@ impl Engine {
             self.config().upload_timeout,
         );
         let dir = self.backup_dir();
-        let file = dir.create_new(partial).await?;
         let (size, sha256) =
             tokio::time::timeout(total, archive::write_and_hash(body, file, max, Some(idle)))
                 .await
@@ -131,6 +150,10 @@ impl Engine {
         result
     }
 }
+
+/// Names tried before an upload gives up (each try is a name of the current
+/// second with the next `_n`).
+const MAX_NAME_ATTEMPTS: usize = 1000;
 
 fn too_large(max: u64) -> Error {
     Error::TooLarge(format!(

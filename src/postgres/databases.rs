@@ -118,7 +118,7 @@ impl Databases {
                 .await?;
             }
             None => {
-                let pattern = previous_pattern(&live);
+                let pattern = super::names::previous_pattern(&live);
                 let previous: Option<String> = sqlx::query_scalar(
                     "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY datname DESC LIMIT 1",
                 )
@@ -257,11 +257,6 @@ pub(crate) fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
-}
-
-/// LIKE pattern matching the databases kept from before restores of `live`.
-pub(crate) fn previous_pattern(live: &str) -> String {
-    format!("{}\\_pre\\_restore\\_%", like_escape(live))
 }
 
 /// Quotes an SQL identifier (for the few statements that cannot take

@@ -1,12 +1,13 @@
 //! The databases beside the live one: copies being built
 //! (`<db>_restore_<job>`) and previous databases kept for undo
-//! (`<db>_pre_restore_<ts>`).
+//! (`<db>_pre_restore_<ts>`), named by [`crate::postgres::names`].
 
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::engine::Engine;
-use crate::postgres::databases::{like_escape, previous_pattern, quote_ident};
+use crate::postgres::databases::quote_ident;
+use crate::postgres::names::{copy_name, copy_pattern, previous_pattern};
 use crate::Result;
 
 impl Engine {
@@ -26,7 +27,7 @@ impl Engine {
     pub(crate) async fn drop_shadows(&self, job: Option<Uuid>) {
         let result = async {
             let names: Vec<String> = match job {
-                Some(job) => vec![shadow_name(self.dbs().lms_name(), job)],
+                Some(job) => vec![copy_name(self.dbs().lms_name(), job)],
                 None => self.shadow_databases().await?,
             };
             self.drop_databases(&names).await
@@ -39,7 +40,7 @@ impl Engine {
 
     /// Every shadow database (`<db>_restore_<job>`) there is.
     pub(crate) async fn shadow_databases(&self) -> Result<Vec<String>> {
-        let pattern = format!("{}\\_restore\\_%", like_escape(self.dbs().lms_name()));
+        let pattern = copy_pattern(self.dbs().lms_name());
         Ok(
             sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
                 .bind(pattern)
@@ -76,8 +77,4 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-pub(super) fn shadow_name(live: &str, job: Uuid) -> String {
-    format!("{live}_restore_{}", &job.simple().to_string()[..12])
 }

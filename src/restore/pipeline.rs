@@ -10,7 +10,6 @@ use lms_types::Phase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::copies::shadow_name;
 use super::SwapReport;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
@@ -18,6 +17,7 @@ use crate::jobs::run::JobRun;
 use crate::postgres::archive::{DataLoadWatcher, TableProgress};
 use crate::postgres::databases::quote_ident;
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
+use crate::postgres::names::copy_name;
 use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
 use crate::storage::Manifest;
 use crate::{Error, Result};
@@ -74,7 +74,7 @@ impl Engine {
     ) -> Result<Copy> {
         run.enter(Phase::Restoring).await?;
         let dbs = self.dbs();
-        let shadow = shadow_name(dbs.lms_name(), run.job().id);
+        let shadow = copy_name(dbs.lms_name(), run.job().id);
         let mut admin = PgConnection::connect_with(&dbs.maintenance_options()).await?;
         sqlx::query(&format!(
             "CREATE DATABASE {} TEMPLATE template0",

@@ -11,6 +11,7 @@ use super::SwapReport;
 use crate::engine::Engine;
 use crate::jobs::lock;
 use crate::postgres::databases::quote_ident;
+use crate::postgres::names;
 use crate::{settings, Error, Result};
 
 impl Engine {
@@ -19,10 +20,7 @@ impl Engine {
     pub(super) async fn swap_in(&self, incoming: &str, job: Uuid) -> Result<SwapReport> {
         let dbs = self.dbs();
         let live = dbs.lms_name().to_owned();
-        let previous = format!(
-            "{live}_pre_restore_{}",
-            Utc::now().format("%Y%m%d%H%M%S%3f")
-        );
+        let previous = names::previous_name(&live, Utc::now());
         let mut admin = PgConnection::connect_with(&dbs.maintenance_options()).await?;
         let started = Instant::now();
         // A superuser's session cannot be ended by this role, and with one

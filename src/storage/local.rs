@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::verified::{FileIdentity, SETTLED_AFTER};
 use super::{archive_path, blocking, is_archive_name, manifest_path, Manifest, PARTIAL_SUFFIX};
 use crate::{Error, Result};
 
@@ -14,6 +15,21 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct BackupDir {
     root: PathBuf,
+}
+
+/// An archive opened by [`BackupDir::open_checked`].
+#[derive(Debug)]
+pub struct CheckedArchive {
+    /// At its start.
+    pub file: File,
+    pub size: u64,
+    pub identity: FileIdentity,
+    /// Its SHA-256, or `None` when it was not read (it still is the file
+    /// proven before).
+    pub sha256: Option<String>,
+    /// It was left alone long enough that its identity may stand in for
+    /// its content later.
+    pub settled: bool,
 }
 
 /// A file found in the backup directory.
@@ -63,17 +79,35 @@ impl BackupDir {
         blocking(move || Ok(!archive.exists() && !partial.exists())).await
     }
 
+    /// Takes `name` for a new archive by creating its `.partial` file, which
+    /// only one caller can do (`O_EXCL`): the file is the reservation.
+    /// `None` when the name is taken (by a partial file or an archive); the
+    /// caller tries another. The file returned is this caller's to remove.
+    pub async fn reserve(&self, name: &str) -> Result<Option<tokio::fs::File>> {
+        let (archive, partial) = (archive_path(&self.root, name)?, self.partial_path(name));
+        let file = blocking(move || {
+            let file = match create_new(&partial) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            // An archive published under this name before the partial file
+            // was created: the name is not free after all.
+            if std::fs::symlink_metadata(&archive).is_ok() {
+                drop(file);
+                remove_if_exists(&partial)?;
+                return Ok(None);
+            }
+            Ok(Some(file))
+        })
+        .await?;
+        Ok(file.map(tokio::fs::File::from_std))
+    }
+
     /// Creates a new file at `path` (which must not exist) for writing.
     pub async fn create_new(&self, path: &Path) -> Result<tokio::fs::File> {
         let path = path.to_owned();
-        let file = blocking(move || {
-            Ok(OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o640)
-                .open(path)?)
-        })
-        .await?;
+        let file = blocking(move || Ok(create_new(&path)?)).await?;
         Ok(tokio::fs::File::from_std(file))
     }
 
@@ -101,16 +135,44 @@ impl BackupDir {
         blocking(move || Ok(sha256_of(&mut open_archive(&root, &name)?)?)).await
     }
 
-    /// Opens an archive and reads it through: the open file (at its start),
-    /// its size and its SHA-256.
-    pub async fn open_checked(&self, name: &str) -> Result<(File, u64, String)> {
+    /// Opens an archive and, unless it still is the file `proven` describes,
+    /// reads it through to hash it. The file is returned at its start.
+    pub async fn open_checked(
+        &self,
+        name: &str,
+        proven: Option<FileIdentity>,
+    ) -> Result<CheckedArchive> {
         let (root, name) = (self.root.clone(), name.to_owned());
         blocking(move || {
             use std::io::{Seek, SeekFrom};
+            let reading_since = std::time::SystemTime::now();
             let mut file = open_archive(&root, &name)?;
+            let meta = file.metadata()?;
+            let identity = FileIdentity::of(&meta);
+            if proven == Some(identity) {
+                return Ok(CheckedArchive {
+                    file,
+                    size: meta.len(),
+                    identity,
+                    sha256: None,
+                    settled: true,
+                });
+            }
             let (size, sha256) = sha256_of(&mut file)?;
             file.seek(SeekFrom::Start(0))?;
-            Ok((file, size, sha256))
+            // A change within the file system's timestamp granularity of
+            // the one before could leave the identity as it was: only a
+            // file left alone for a while is identified by it later.
+            let settled = reading_since
+                .checked_sub(SETTLED_AFTER)
+                .is_some_and(|t| identity.changed_before(t));
+            Ok(CheckedArchive {
+                file,
+                size,
+                identity,
+                sha256: Some(sha256),
+                settled,
+            })
         })
         .await
     }
@@ -231,6 +293,15 @@ fn open_archive(dir: &Path, name: &str) -> Result<File> {
     Ok(file)
 }
 
+/// Creates a file that must not exist yet, for writing (owner and group).
+fn create_new(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+}
+
 /// Flushes a directory's entries to disk (after a rename or unlink in it).
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
@@ -323,5 +394,35 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_archive_is_read_again_once_it_is_not_the_file_proven() {
+        let root =
+            std::env::temp_dir().join(format!("storage-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = BackupDir::new(&root);
+        let name = "backup_20260101_000000.dump";
+        std::fs::write(root.join(name), "archive").unwrap();
+
+        let first = dir.open_checked(name, None).await.unwrap();
+        assert!(first.sha256.is_some(), "read when nothing is proven");
+        let again = dir.open_checked(name, Some(first.identity)).await.unwrap();
+        assert_eq!(again.sha256, None, "the same file is not read again");
+        assert_eq!(again.size, 7);
+
+        // Grown, or replaced by another file of the same content: read.
+        std::fs::write(root.join(name), "archive!").unwrap();
+        let grown = dir.open_checked(name, Some(first.identity)).await.unwrap();
+        assert!(grown.sha256.is_some());
+        std::fs::write(root.join("other"), "archive!").unwrap();
+        std::fs::rename(root.join("other"), root.join(name)).unwrap();
+        let replaced = dir.open_checked(name, Some(grown.identity)).await.unwrap();
+        assert!(replaced.sha256.is_some());
+        assert!(
+            !replaced.settled,
+            "a file changed just now is not trusted later"
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

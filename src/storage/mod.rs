@@ -9,6 +9,7 @@
 
 mod local;
 mod manifest;
+mod verified;
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{Error, Result};
 
-pub use local::BackupDir;
+pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
+pub use verified::{FileIdentity, VerifiedArchives};
 
 /// The subdirectory of the backup directory holding the manifests.
 pub const MANIFEST_DIR: &str = "metadata";

@@ -434,7 +434,7 @@ async fn downloads_are_checked_against_the_manifest_and_never_follow_links() {
     let engine = spawn_engine().await;
     let who = actor("alice");
     let detail = backup_ok(&engine, None).await;
-    let dl = engine.open_download(detail.backup.id, &who).await.unwrap();
+    let dl = engine.open_download(detail.backup.id).await.unwrap();
     assert_eq!(Some(dl.sha256.clone()), detail.backup.sha256);
     assert_eq!(Some(dl.size as i64), detail.backup.size_bytes);
 
@@ -445,7 +445,7 @@ async fn downloads_are_checked_against_the_manifest_and_never_follow_links() {
     bytes[mid] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
-        engine.open_download(detail.backup.id, &who).await,
+        engine.open_download(detail.backup.id).await,
         Err(Error::Conflict(_))
     ));
 
@@ -455,7 +455,7 @@ async fn downloads_are_checked_against_the_manifest_and_never_follow_links() {
     std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink(&outside, &path).unwrap();
     assert!(matches!(
-        engine.open_download(detail.backup.id, &who).await,
+        engine.open_download(detail.backup.id).await,
         Err(Error::NotFound(_))
     ));
     // Deleting removes the link, not the file it points to.

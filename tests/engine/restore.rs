@@ -586,3 +586,71 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     assert!(!marker.exists(), "the program ran during the restore");
     assert_untouched(&engine, &before).await;
 }
+
+/// PostgreSQL cuts names at 63 bytes. With a 60-byte database name the copy
+/// (`<db>_restore_<job>`) and the previous database
+/// (`<db>_pre_restore_<timestamp>`) used to be cut short: the previous
+/// database was not found, so there was nothing to undo, and the next
+/// restore's previous database collided with it. Now restore, undo and two
+/// more restores work, and every kept database is found.
+#[tokio::test]
+async fn a_database_name_of_60_bytes_restores_and_undoes() {
+    let name = format!(
+        "lms_{}",
+        &uuid::Uuid::new_v4().simple().to_string().repeat(2)[..56]
+    );
+    assert_eq!(name.len(), 60);
+    let engine = lms_backup::testing::spawn_engine_named(&name).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    change_data(&engine).await;
+    let changed = live_fingerprint(&engine).await;
+    let who = actor("alice");
+    let restore = async || {
+        let job = engine
+            .start_restore(detail.backup.id, true, &who)
+            .await
+            .unwrap();
+        let job = wait_for_job(&engine, job.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        // Older previous databases go after the job (not waited for).
+        wait_until("one previous database", async || {
+            let previous = engine.previous_databases().await.unwrap();
+            (previous.len() == 1).then_some(previous)
+        })
+        .await
+    };
+
+    let previous = restore().await;
+    assert!(previous[0].len() <= 63, "{previous:?}");
+    let restored = live_fingerprint(&engine).await;
+    assert!(recorded(&detail).differences(&restored).is_empty());
+    let undo = engine.start_undo(true, &who).await.unwrap();
+    let undo = wait_for_job(&engine, undo.id).await;
+    assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
+    assert_eq!(engine.dbs().lms_name(), name);
+    let undone = live_fingerprint(&engine).await;
+    assert!(
+        changed.differences(&undone).is_empty(),
+        "{:?}",
+        changed.differences(&undone)
+    );
+
+    // Two more restores: each keeps its own previous database.
+    let first = restore().await;
+    let second = restore().await;
+    assert_ne!(first, second);
+    // No copy left behind under any name starting like the live one.
+    let siblings: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 || '%' AND datname <> $2",
+    )
+    .bind(&name[..20])
+    .bind(&name)
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap();
+    assert!(
+        siblings.iter().all(|s| s.contains("_pre_restore_")),
+        "no copy left: {siblings:?}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The backup catalog: create, list, read, delete, upload, download.
+//! The backup catalog: create, list, read, delete, upload (downloads are
+//! in `downloads`).
 
 use lms_backup::backup::BackupRequest;
 use lms_types::BackupKind;
@@ -76,14 +77,4 @@ pub async fn upload_backup(
         .import_upload(archive, declared_len, &admin.actor())
         .await?;
     Ok(backup.into())
-}
-
-/// Opens a backup's archive for download after checking it against its
-/// manifest (audited). The caller streams the file.
-pub async fn open_download(
-    state: &AppState,
-    admin: &AdminUser,
-    id: BackupId,
-) -> Result<lms_backup::Download, AppError> {
-    Ok(state.engine.open_download(id.get(), &admin.actor()).await?)
 }

@@ -18,15 +18,15 @@
 
 mod auth;
 mod backups;
+mod downloads;
 mod inputs;
 mod jobs;
 mod overview;
 mod restore;
 
 pub use auth::{login, logout, whoami};
-pub use backups::{
-    create_backup, delete_backup, get_backup, list_backups, open_download, upload_backup,
-};
+pub use backups::{create_backup, delete_backup, get_backup, list_backups, upload_backup};
+pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
 pub use inputs::{ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging};
 pub use jobs::{job, operation_status, release_lock};
 pub use overview::{database_overview, recent_activity, storage_summary};

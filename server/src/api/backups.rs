@@ -7,12 +7,12 @@ use app::error::AppError;
 use app::models::{
     BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, ReleasedLock, StartedBackup,
 };
-use app::ops::{self, Confirmation, NewBackup, Paging};
+use app::ops::{self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload};
 use app::ssr::{AdminUser, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -156,31 +156,31 @@ async fn release_lock(
 }
 
 /// `GET /api/admin/backup/download/{id}` → the archive, streamed in constant
-/// memory, after checking it against its manifest. Supports one `Range`.
+/// memory, after checking it against its manifest. Supports one `Range`;
+/// `HEAD` answers the same headers.
 async fn download(
     admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let dl = ops::open_download(&state, &admin, id.parse()?).await?;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(spec) => match parse_range(spec, dl.size) {
-            RangeRequest::Satisfiable(start, end) => Some((start, end)),
-            RangeRequest::Ignored => None,
-            RangeRequest::Unsatisfiable => {
-                return Ok((
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    [(header::CONTENT_RANGE, format!("bytes */{}", dl.size))],
-                )
-                    .into_response())
-            }
-        },
-        None => None,
+    let request = DownloadRequest {
+        range: headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        head: method == Method::HEAD,
     };
-    let (status, start, len) = match range {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        None => (StatusCode::OK, 0, dl.size),
+    let ServedDownload { download: dl, part } =
+        ops::open_download(&state, &admin, id.parse()?, request).await?;
+    let (status, start, len) = match part {
+        Part::Whole => (StatusCode::OK, 0, dl.size),
+        Part::Range(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Part::Unsatisfiable => {
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{}", dl.size))],
+            )
+                .into_response())
+        }
     };
     let mut file = tokio::fs::File::from_std(dl.file);
     file.seek(std::io::SeekFrom::Start(start))
@@ -216,79 +216,4 @@ async fn download(
         }
     }
     Ok(response)
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
-    /// Inclusive byte positions.
-    Satisfiable(u64, u64),
-    /// Not a single byte range we serve: send the whole file.
-    Ignored,
-    Unsatisfiable,
-}
-
-fn parse_range(spec: &str, size: u64) -> RangeRequest {
-    let Some(spec) = spec.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Ignored;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Ignored;
-    }
-    let Some((first, last)) = spec.split_once('-') else {
-        return RangeRequest::Ignored;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let parsed = match (first.is_empty(), last.is_empty()) {
-        (false, true) => first
-            .parse::<u64>()
-            .ok()
-            .map(|s| (s, size.saturating_sub(1))),
-        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(size.saturating_sub(1)))),
-            _ => None,
-        },
-        (true, false) => last
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| (size.saturating_sub(n), size.saturating_sub(1))),
-        (true, true) => None,
-    };
-    match parsed {
-        Some((start, end)) if start < size && start <= end => RangeRequest::Satisfiable(start, end),
-        Some(_) => RangeRequest::Unsatisfiable,
-        None => RangeRequest::Ignored,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_are_parsed() {
-        assert_eq!(
-            parse_range("bytes=0-99", 1000),
-            RangeRequest::Satisfiable(0, 99)
-        );
-        assert_eq!(
-            parse_range("bytes=900-", 1000),
-            RangeRequest::Satisfiable(900, 999)
-        );
-        assert_eq!(
-            parse_range("bytes=-100", 1000),
-            RangeRequest::Satisfiable(900, 999)
-        );
-        assert_eq!(
-            parse_range("bytes=990-2000", 1000),
-            RangeRequest::Satisfiable(990, 999)
-        );
-        assert_eq!(
-            parse_range("bytes=1000-", 1000),
-            RangeRequest::Unsatisfiable
-        );
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeRequest::Ignored);
-        assert_eq!(parse_range("items=0-1", 1000), RangeRequest::Ignored);
-        assert_eq!(parse_range("bytes=5-1", 1000), RangeRequest::Ignored);
-    }
 }

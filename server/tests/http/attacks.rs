@@ -365,6 +365,76 @@ async fn a_burst_of_anonymous_requests_is_refused_without_growing() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Every page carries a Content-Security-Policy that lets only the
+/// server's own scripts run: the page's inline scripts by a nonce that is
+/// new for every response, never `unsafe-inline`. Without TLS in front
+/// (SECURE_COOKIES off) no HSTS is sent.
+#[tokio::test]
+async fn pages_allow_only_their_own_scripts_with_a_fresh_nonce() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("alice", Role::Admin).await;
+    let mut nonces = Vec::new();
+    for (client, path) in [
+        (app.client(), "/login"),
+        (app.client(), "/login"),
+        (admin.clone(), "/admin"),
+    ] {
+        let res = client.get(path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.headers().get("strict-transport-security").is_none());
+        let policy = res
+            .headers()
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("no Content-Security-Policy on {path}"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let html = res.text().await.unwrap();
+        let directive = |name: &str| {
+            policy
+                .split(';')
+                .map(str::trim)
+                .find(|d| d.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("no {name} in {policy}"))
+                .to_owned()
+        };
+        for expected in [
+            "default-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+        ] {
+            let name = expected.split_whitespace().next().unwrap();
+            assert_eq!(directive(name), expected, "{policy}");
+        }
+        let scripts = directive("script-src");
+        assert!(!scripts.contains("unsafe-inline"), "{policy}");
+        let nonce = scripts
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no nonce in {policy}"))
+            .to_owned();
+        assert!(nonce.len() >= 16, "{nonce}");
+        let tags: Vec<&str> = html
+            .split("<script")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('>').unwrap()])
+            .collect();
+        assert!(!tags.is_empty(), "{path} has scripts");
+        for tag in tags {
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "<script{tag}> on {path} lacks the nonce {nonce}"
+            );
+        }
+        nonces.push(nonce);
+    }
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 3, "a new nonce for every response");
+}
+
 /// The session cookie as the real binary sets it: HttpOnly, SameSite=Strict,
 /// Path=/, and Secure exactly when SECURE_COOKIES says the site is served
 /// over HTTPS (TLS ends in front of the server).
@@ -415,6 +485,18 @@ async fn the_session_cookie_carries_its_flags_and_secure_behind_tls() {
         assert!(
             !attributes.iter().any(|a| a.starts_with("domain=")),
             "host-only, never shared with sibling domains: {cookies:?}"
+        );
+        // Behind TLS, browsers are told to use nothing else for a year.
+        let page = reqwest::get(format!("{}/login", server.base))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(
+            page.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            secure.then_some("max-age=31536000; includeSubDomains"),
+            "HSTS with SECURE_COOKIES={secure}"
         );
         drop(server);
     }

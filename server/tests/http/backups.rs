@@ -343,3 +343,67 @@ async fn the_notes_limit_the_console_shows_is_the_configured_one() {
     let started = client.create_backup(Some(&"n".repeat(42))).await.unwrap();
     client.wait_for_job(&started.job.id).await;
 }
+
+/// A resumed or probed download (Range, HEAD) used to re-hash the whole
+/// archive and write an audit row on every request. One download is now
+/// audited once, however many ranges it is fetched in; a file changed on
+/// disk is still refused.
+#[tokio::test]
+async fn a_download_in_ranges_is_audited_once_and_a_changed_file_still_refused() {
+    let app = spawn_app().await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let id = started.backup.id;
+    let downloads = async || {
+        client
+            .activity()
+            .await
+            .into_iter()
+            .filter(|e| e.action == AuditAction::BackupDownload)
+            .count()
+    };
+
+    let mut bytes = Vec::new();
+    for part in 0..10 {
+        let range = format!("bytes={}-{}", part * 100, part * 100 + 99);
+        bytes.extend(client.download_range(id, &range).await.unwrap().bytes);
+    }
+    for _ in 0..3 {
+        let head = client
+            .request(
+                reqwest::Method::HEAD,
+                &format!("/api/admin/backup/download/{id}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200);
+    }
+    let whole = client.download(id).await.unwrap().bytes;
+    assert_eq!(bytes, whole[..1000]);
+    assert_eq!(
+        downloads().await,
+        2,
+        "the ranged download and the whole one"
+    );
+
+    // Damage one byte: a fresh download and a range are both refused.
+    let path = app
+        .engine
+        .config()
+        .backup_dir
+        .join(&started.backup.filename);
+    let mut on_disk = std::fs::read(&path).unwrap();
+    on_disk[500] ^= 0xff;
+    std::fs::write(&path, &on_disk).unwrap();
+    assert_eq!(client.download(id).await.unwrap_err().status, 409);
+    assert_eq!(
+        client
+            .download_range(id, "bytes=600-")
+            .await
+            .unwrap_err()
+            .status,
+        409
+    );
+}

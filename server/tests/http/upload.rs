@@ -63,6 +63,48 @@ async fn a_valid_archive_is_accepted_and_restorable() {
     );
 }
 
+/// Uploads arriving in the same second used to be given the same name:
+/// one failed creating its file, then removed the other's, and both
+/// answered 500. Each now reserves its name on disk before writing.
+#[tokio::test]
+async fn uploads_in_the_same_second_each_get_their_own_file() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let archive = client.download(started.backup.id).await.unwrap().bytes;
+
+    const UPLOADS: usize = 5;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(UPLOADS));
+    let uploads = (0..UPLOADS).map(|_| {
+        let (client, archive, barrier) = (client.clone(), archive.clone(), barrier.clone());
+        async move {
+            barrier.wait().await;
+            client.upload(archive).await
+        }
+    });
+    let uploaded: Vec<_> = futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("an upload failed: {e:?}"));
+
+    let mut names: Vec<&str> = uploaded.iter().map(|b| b.filename.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), UPLOADS, "distinct names: {names:?}");
+    for backup in &uploaded {
+        let on_disk = std::fs::read(app.engine.config().backup_dir.join(&backup.filename)).unwrap();
+        assert!(on_disk == archive, "{} is intact", backup.filename);
+    }
+    assert!(
+        !files(&app).iter().any(|f| f.ends_with(".partial")),
+        "{:?}",
+        files(&app)
+    );
+}
+
 /// `data` compressed by the gzip program.
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
