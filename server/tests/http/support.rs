@@ -44,6 +44,12 @@ impl TestApp {
         .unwrap();
     }
 
+    /// A client with an empty cookie jar connecting from another loopback
+    /// address (`127.0.0.<last>`), so the server sees another machine.
+    pub fn client_from(&self, last: u8) -> ApiClient {
+        ApiClient::from_address(&self.base, [127, 0, 0, last].into())
+    }
+
     /// A client signed in as a new user with the given role.
     pub async fn signed_in(&self, username: &str, role: Role) -> ApiClient {
         self.create_user(username, role).await;
