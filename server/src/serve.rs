@@ -98,10 +98,12 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         args.audit_retention(),
         Duration::from_secs(60 * 60),
     );
+    let login_limiter = Arc::new(LoginLimiter::default());
+    login_limiter.evict_idle_every(Duration::from_secs(60));
     let state = AppState {
         leptos_options,
         engine,
-        login_limiter: Arc::new(LoginLimiter::default()),
+        login_limiter,
         config: Arc::new(Config {
             secure_cookies: args.secure_cookies,
         }),

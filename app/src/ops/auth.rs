@@ -9,10 +9,11 @@ use tower_sessions::Session;
 use super::Credentials;
 use crate::error::AppError;
 use crate::models::CurrentUser;
-use crate::ssr::{attach_user, current_user, AppState, ClientIp, SessionUser};
+use crate::ssr::{attach_user, current_user, AppState, ClientIp, SessionUser, MAX_USERNAME_BYTES};
 
 /// Checks the credentials and signs the session in. Rate-limited per address
-/// and username; the error never says whether the username exists. A success is audited as itself; refusals are counted
+/// and per username at an address; the error never says whether the
+/// username exists. A success is audited as itself; refusals are counted
 /// into one row per address and window, under the name tried, cut short and
 /// marked unverified.
 pub async fn login(
@@ -21,6 +22,12 @@ pub async fn login(
     ip: ClientIp,
     credentials: Credentials,
 ) -> Result<CurrentUser, AppError> {
+    // Before anything holds on to it: the limiter, the database, the log.
+    if credentials.username.len() > MAX_USERNAME_BYTES {
+        return Err(AppError::Invalid(format!(
+            "A username is at most {MAX_USERNAME_BYTES} bytes long."
+        )));
+    }
     let username = credentials.username.trim();
     if let Err(wait) = state.login_limiter.check(ip.0, username) {
         audit_refused(state, ip, username, AuditOutcome::Denied).await;

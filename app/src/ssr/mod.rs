@@ -16,7 +16,7 @@ pub use auth::{
     SessionUser,
 };
 pub use endpoint::{Access, Endpoint};
-pub use limiter::LoginLimiter;
+pub use limiter::{LoginLimiter, MAX_USERNAME_BYTES};
 pub use state::{AppState, Config};
 use tower_sessions::Session;
 

@@ -4,7 +4,7 @@
 use lms_backup::users::Role;
 use lms_types::{AuditAction, AuditOutcome};
 
-use crate::support::spawn_app;
+use crate::support::{spawn_app, PASSWORD};
 
 /// 300 failed sign-ins from one address leave a few summary rows, not
 /// 300, and the administrator's own entries stay in recent activity.
@@ -49,4 +49,45 @@ async fn a_sign_in_flood_writes_a_handful_of_audit_rows() {
             && e.outcome == AuditOutcome::Success),
         "the admin's sign-in is still in recent activity: {activity:?}"
     );
+}
+
+/// An oversized username is refused before the limiter, the database or
+/// the password hash see it: with both databases closed the answer is
+/// still the same clear 422.
+#[tokio::test]
+async fn oversized_usernames_are_refused_before_any_lookup() {
+    let app = spawn_app().await;
+    app.dbs.lms.close().await;
+    app.dbs.control.close().await;
+    for len in [151, 1 << 20] {
+        let refused = app
+            .client()
+            .sign_in(&"u".repeat(len), "wrong password")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status, 422, "{len} bytes: {refused:?}");
+        assert_eq!(refused.code, "invalid");
+        assert!(refused.message.contains("150"), "{}", refused.message);
+    }
+}
+
+/// Guessing an administrator's password from one address does not stop
+/// the administrator signing in from another.
+#[tokio::test]
+async fn wrong_passwords_from_one_address_do_not_lock_out_another() {
+    let app = spawn_app().await;
+    app.create_user("alice", Role::Admin).await;
+    let stranger = app.client_from(2);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let refused = stranger.sign_in("alice", "a guess").await.unwrap_err();
+        statuses.push(refused.status);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+
+    let admin = app.client_from(3);
+    admin
+        .sign_in("alice", PASSWORD)
+        .await
+        .expect("the administrator signs in from another address");
 }
