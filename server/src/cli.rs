@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use app::ssr::TrustedProxies;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// What a subcommand ends with: done, or a message for the operator (and a
@@ -198,6 +199,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Reverse proxies in front of the console, as comma-separated addresses
+    /// or CIDR ranges (10.0.0.1,192.168.0.0/16). Only for requests from
+    /// these is the client address taken from X-Forwarded-For (the
+    /// right-most entry that is not itself one of them); empty: forwarding
+    /// headers are ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: TrustedProxies,
+
     /// Days audit log entries are kept (checked at start and hourly; the
     /// newest 100 entries are always kept).
     #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
@@ -216,6 +225,10 @@ impl ServeArgs {
             max_rows: self.audit_max_rows,
         }
     }
+}
+
+fn parse_trusted_proxies(text: &str) -> Result<TrustedProxies, String> {
+    text.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,6 +331,7 @@ mod tests {
         for var in [
             "LISTEN_ADDR",
             "SECURE_COOKIES",
+            "TRUSTED_PROXIES",
             "AUDIT_RETENTION_DAYS",
             "AUDIT_MAX_ROWS",
         ] {

@@ -106,6 +106,7 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         login_limiter,
         config: Arc::new(Config {
             secure_cookies: args.secure_cookies,
+            trusted_proxies: args.trusted_proxies.clone(),
         }),
     };
     let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));
