@@ -28,6 +28,7 @@ async fn a_sign_in_flood_writes_a_handful_of_audit_rows() {
             .fetch_all(&app.dbs.control)
             .await
             .unwrap();
+    println!("the flood's audit rows: {written:?}");
     // One row per outcome and window; a window boundary may split them.
     assert!(
         !written.is_empty() && written.len() <= 4,
