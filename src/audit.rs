@@ -1,8 +1,16 @@
 //! The audit log: who did what, when, from where, and how it ended.
+//!
+//! What strangers can make the log hold is bounded: refused attempts are
+//! counted into one row per source and window ([`tally`]) rather than
+//! written one row each, and [`prune`] drops entries past their age or
+//! beyond a row count, never the newest.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lms_types::{AuditAction, AuditOutcome};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool};
 
 use crate::Result;
@@ -98,4 +106,161 @@ pub async fn recent(control: &PgPool, limit: i64) -> Result<Vec<Entry>> {
     .bind(limit)
     .fetch_all(control)
     .await?)
+}
+
+/// How long one tally row counts a source's refused attempts.
+pub const TALLY_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Distinct names a tally row remembers (as short hashes); past this it
+/// still counts attempts, and says "at least".
+const TALLY_NAMES_CAP: i32 = 100;
+
+/// Longest actor name and target a tally row stores: they come from
+/// whoever sent the request.
+const TALLY_NAME_CHARS: usize = 64;
+const TALLY_TARGET_CHARS: usize = 200;
+
+/// A refused attempt, counted into its source's row for the window.
+pub struct Refusal<'a> {
+    /// Named on the row when it is first written (later attempts in the
+    /// window only count).
+    pub actor: &'a Actor,
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
+    /// What attempts are counted per: a client address, a user.
+    pub source: &'a str,
+    /// What this attempt tried (a username, a path): distinct ones are
+    /// counted, and stored only as hashes.
+    pub tried: &'a str,
+    /// The latest attempt's target.
+    pub target: Option<&'a str>,
+    /// The attempts and the things tried, in the log's words: "refused
+    /// sign-ins" for "usernames" reads "3 refused sign-ins for 2 usernames".
+    pub counted: &'a str,
+    pub distinct: &'a str,
+}
+
+/// Counts a refused attempt: the first in its source's window writes a row,
+/// the others update that row's count ("12 refused sign-ins for 5
+/// usernames"), so an attempt never adds more than that one row.
+pub async fn tally<'e>(
+    db: impl PgExecutor<'e>,
+    refusal: &Refusal<'_>,
+    window: Duration,
+) -> Result<()> {
+    let name = capped(&refusal.actor.name, TALLY_NAME_CHARS);
+    let target = refusal.target.map(|t| capped(t, TALLY_TARGET_CHARS));
+    let tried = hex::encode(&Sha256::digest(refusal.tried.as_bytes())[..8]);
+    // The names after this attempt: the row's, plus this one when new and
+    // while under the cap.
+    let merged = "CASE WHEN EXCLUDED.tally_names <@ audit_log.tally_names
+                         OR cardinality(audit_log.tally_names) >= $11::int
+                       THEN audit_log.tally_names
+                       ELSE audit_log.tally_names || EXCLUDED.tally_names END";
+    sqlx::query(&format!(
+        "INSERT INTO audit_log (actor_id, actor_name, action, target, client_ip, outcome, detail,
+                                tally_key, tally_window, tally_count, tally_names)
+         VALUES ($1, $2, $3, $4, $5, $6, format('1 %s for 1 %s', $9::text, $10::text),
+                 $7, to_timestamp(floor(extract(epoch FROM now())::float8 / $8) * $8), 1, ARRAY[$12::text])
+         ON CONFLICT (action, outcome, tally_key, tally_window) WHERE tally_key IS NOT NULL
+         DO UPDATE SET
+             at = now(),
+             target = EXCLUDED.target,
+             tally_count = audit_log.tally_count + 1,
+             tally_names = {merged},
+             detail = format('%s %s for %s%s %s',
+                             audit_log.tally_count + 1, $9::text,
+                             CASE WHEN cardinality({merged}) >= $11 THEN 'at least ' ELSE '' END,
+                             cardinality({merged}), $10::text)"
+    ))
+    .bind(refusal.actor.id)
+    .bind(name)
+    .bind(refusal.action)
+    .bind(target)
+    .bind(refusal.actor.client_ip.as_deref())
+    .bind(refusal.outcome)
+    .bind(refusal.source)
+    .bind(window.as_secs_f64().max(1.0))
+    .bind(refusal.counted)
+    .bind(refusal.distinct)
+    .bind(TALLY_NAMES_CAP)
+    .bind(tried)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Counts a refused attempt, logging instead of failing (the refusal is
+/// answered either way).
+pub async fn tally_or_log(control: &PgPool, refusal: &Refusal<'_>) {
+    if let Err(e) = tally(control, refusal, TALLY_WINDOW).await {
+        tracing::error!(error = %e, action = %refusal.action, "could not write the audit log");
+    }
+}
+
+/// A name someone typed but nobody verified, as the log may show it:
+/// control characters dropped, cut short, and marked.
+pub fn unverified_name(claimed: &str) -> String {
+    let name: String = claimed.chars().filter(|c| !c.is_control()).collect();
+    format!("{} (unverified)", capped(&name, 32))
+}
+
+fn capped(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// How much of the audit log is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Entries older than this many days are deleted.
+    pub max_age_days: u32,
+    /// Beyond this many entries, the oldest are deleted.
+    pub max_rows: u64,
+}
+
+/// Entries never pruned, whatever their age: the newest, so recent activity
+/// always has something to show.
+pub const ALWAYS_KEPT: u64 = 100;
+
+/// Deletes entries older than the retention's age or beyond its row count,
+/// keeping the newest [`ALWAYS_KEPT`] regardless. Returns how many went.
+pub async fn prune(control: &PgPool, retention: Retention) -> Result<u64> {
+    let kept = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let deleted = sqlx::query(
+        "DELETE FROM audit_log WHERE id IN (
+             SELECT id FROM (
+                 SELECT id, at, row_number() OVER (ORDER BY at DESC, id DESC) AS n
+                 FROM audit_log
+             ) ranked
+             WHERE n > $1 AND (n > $2 OR at < now() - make_interval(days => $3))
+         )",
+    )
+    .bind(kept(ALWAYS_KEPT))
+    .bind(kept(retention.max_rows.max(ALWAYS_KEPT)))
+    .bind(i32::try_from(retention.max_age_days).unwrap_or(i32::MAX))
+    .execute(control)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
+/// Prunes now and then every `period`, for as long as the process runs.
+pub fn prune_every(control: PgPool, retention: Retention, period: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match prune(&control, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned the audit log"),
+                Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+            }
+        }
+    });
 }

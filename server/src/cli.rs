@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use app::ssr::TrustedProxies;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// What a subcommand ends with: done, or a message for the operator (and a
@@ -197,6 +198,37 @@ pub struct ServeArgs {
     /// over HTTPS (for example behind a TLS-terminating proxy).
     #[arg(long, env = "SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+
+    /// Reverse proxies in front of the console, as comma-separated addresses
+    /// or CIDR ranges (10.0.0.1,192.168.0.0/16). Only for requests from
+    /// these is the client address taken from X-Forwarded-For (the
+    /// right-most entry that is not itself one of them); empty: forwarding
+    /// headers are ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Days audit log entries are kept (checked at start and hourly; the
+    /// newest 100 entries are always kept).
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_retention_days: u32,
+
+    /// Most audit log entries kept; beyond it the oldest are deleted.
+    #[arg(long, env = "AUDIT_MAX_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub audit_max_rows: u64,
+}
+
+impl ServeArgs {
+    /// How much of the audit log is kept.
+    pub fn audit_retention(&self) -> lms_backup::audit::Retention {
+        lms_backup::audit::Retention {
+            max_age_days: self.audit_retention_days,
+            max_rows: self.audit_max_rows,
+        }
+    }
+}
+
+fn parse_trusted_proxies(text: &str) -> Result<TrustedProxies, String> {
+    text.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,7 +328,13 @@ mod tests {
             .unwrap()
             .render_long_help()
             .to_string();
-        for var in ["LISTEN_ADDR", "SECURE_COOKIES"] {
+        for var in [
+            "LISTEN_ADDR",
+            "SECURE_COOKIES",
+            "TRUSTED_PROXIES",
+            "AUDIT_RETENTION_DAYS",
+            "AUDIT_MAX_ROWS",
+        ] {
             assert!(serve.contains(var), "{var} missing from serve --help");
         }
     }

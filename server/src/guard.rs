@@ -77,19 +77,24 @@ pub async fn admin_api(
 }
 
 /// A signed-in user who is not an administrator tried the console's API:
-/// worth an audit entry (strangers' 401s are not recorded: anyone can send
-/// those by the thousand).
+/// worth an audit entry, counted into one row per user and window so that
+/// a script running under a student's session cannot flood the log
+/// (strangers' 401s are not recorded at all: anyone can send those by the
+/// thousand).
 async fn audit_refused(state: &AppState, refused: &SessionUser, method: &Method, path: &str) {
     let actor = refused.actor();
     let target = format!("{method} {path}");
-    lms_backup::audit::record_or_log(
+    lms_backup::audit::tally_or_log(
         &state.dbs().control,
-        lms_backup::audit::Event {
+        &lms_backup::audit::Refusal {
             actor: &actor,
             action: lms_types::AuditAction::AdminRefused,
-            target: Some(&target),
             outcome: lms_types::AuditOutcome::Denied,
-            detail: Some("not an administrator"),
+            source: &format!("user {}", refused.user.id),
+            tried: &target,
+            target: Some(&target),
+            counted: "refused requests",
+            distinct: "endpoints",
         },
     )
     .await;

@@ -33,7 +33,7 @@ pub mod sessions;
 use app::ssr::AppState;
 use app::{shell, App};
 use axum::http::{header, HeaderValue};
-use axum::Router;
+use axum::{Extension, Router};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
@@ -69,6 +69,8 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
         ))
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(sessions)
+        // Read by `ClientIp`, wherever a request's address is asked for.
+        .layer(Extension(state.config.trusted_proxies.clone()))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

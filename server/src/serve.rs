@@ -3,6 +3,7 @@
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::ssr::{AppState, Config, LoginLimiter};
 use lms_backup::demo::{self, SeedOutcome};
@@ -92,12 +93,20 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
     let store = crate::sessions::store(&engine.dbs().control)
         .await
         .map_err(|e| format!("session store: {e}"))?;
+    lms_backup::audit::prune_every(
+        engine.dbs().control.clone(),
+        args.audit_retention(),
+        Duration::from_secs(60 * 60),
+    );
+    let login_limiter = Arc::new(LoginLimiter::default());
+    login_limiter.evict_idle_every(Duration::from_secs(60));
     let state = AppState {
         leptos_options,
         engine,
-        login_limiter: Arc::new(LoginLimiter::default()),
+        login_limiter,
         config: Arc::new(Config {
             secure_cookies: args.secure_cookies,
+            trusted_proxies: args.trusted_proxies.clone(),
         }),
     };
     let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));

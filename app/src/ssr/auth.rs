@@ -3,36 +3,18 @@
 //! before it does anything else; the operations in [`crate::ops`] take one
 //! as proof, so none of them can run without the check.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use lms_backup::audit::Actor;
 use lms_backup::users::{self, Role, User};
 use tower_sessions::Session;
 
-use super::AppState;
+use super::{AppState, ClientIp};
 use crate::error::AppError;
 
 const USER_ID_KEY: &str = "user_id";
-
-/// The client's address, from the TCP connection (forwarding headers are
-/// not trusted: anyone can write them).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
-    }
-}
 
 /// A signed-in user together with where the request came from.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! the router's gates read.
 
 mod auth;
+mod client_ip;
 mod endpoint;
 mod limiter;
 mod state;
@@ -12,11 +13,11 @@ use std::future::Future;
 
 pub(crate) use auth::attach_user;
 pub use auth::{
-    admin_from_context, current_user, request_context, require_admin, AdminUser, ClientIp,
-    SessionUser,
+    admin_from_context, current_user, request_context, require_admin, AdminUser, SessionUser,
 };
+pub use client_ip::{ClientIp, TrustedProxies};
 pub use endpoint::{Access, Endpoint};
-pub use limiter::LoginLimiter;
+pub use limiter::{LoginLimiter, MAX_USERNAME_BYTES};
 pub use state::{AppState, Config};
 use tower_sessions::Session;
 

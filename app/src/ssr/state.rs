@@ -4,13 +4,15 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use lms_backup::{Databases, Engine};
 
-use super::LoginLimiter;
+use super::{LoginLimiter, TrustedProxies};
 
 /// Settings the web layer needs (the engine has its own).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Mark the session cookie `Secure` (when served over HTTPS).
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Everything a request handler or server function can reach.

@@ -114,8 +114,9 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     assert_eq!(wrong["error"]["code"], "unauthorized");
     assert_eq!(wrong["error"]["message"], "Invalid username or password.");
 
+    // Both counted, into the address's row for the window.
     let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'failure'",
+        "SELECT sum(tally_count) FROM audit_log WHERE action = 'login' AND outcome = 'failure'",
     )
     .fetch_one(&app.dbs.control)
     .await

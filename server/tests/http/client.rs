@@ -95,6 +95,22 @@ impl ApiClient {
         }
     }
 
+    /// A client with an empty cookie jar whose connections come from
+    /// `local` (a loopback address such as 127.0.0.2): to the server, a
+    /// different machine.
+    pub fn from_address(base: &str, local: std::net::IpAddr) -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
+            .build()
+            .unwrap();
+        ApiClient {
+            http,
+            base: base.to_owned(),
+        }
+    }
+
     /// The same cookie jar talking to another server (cookies are per host,
     /// not per port).
     pub fn at(&self, base: &str) -> Self {

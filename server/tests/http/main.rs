@@ -4,6 +4,7 @@
 mod adapters;
 mod attacks;
 mod auth;
+mod auth_limits;
 mod authorization;
 mod backups;
 mod chaos;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use app::ssr::{AppState, Config, LoginLimiter};
+use app::ssr::{AppState, Config, LoginLimiter, TrustedProxies};
 use leptos::config::LeptosOptions;
 use lms_backup::testing::Gate;
 use lms_backup::users::{self, NewUser, Role};
@@ -44,6 +44,12 @@ impl TestApp {
         .unwrap();
     }
 
+    /// A client with an empty cookie jar connecting from another loopback
+    /// address (`127.0.0.<last>`), so the server sees another machine.
+    pub fn client_from(&self, last: u8) -> ApiClient {
+        ApiClient::from_address(&self.base, [127, 0, 0, last].into())
+    }
+
     /// A client signed in as a new user with the given role.
     pub async fn signed_in(&self, username: &str, role: Role) -> ApiClient {
         self.create_user(username, role).await;
@@ -58,6 +64,11 @@ impl TestApp {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// The application behind a reverse proxy at `trusted` (`TRUSTED_PROXIES`).
+pub async fn spawn_app_behind_proxy(trusted: &str) -> TestApp {
+    serve_with(engine_with(|_| {}).await, trusted.parse().unwrap()).await
 }
 
 /// The application with its engine configuration adjusted.
@@ -87,6 +98,10 @@ async fn engine_with(adjust: impl FnOnce(&mut lms_backup::EngineConfig)) -> Engi
 
 /// Serves the application on `engine` at 127.0.0.1 on a free port.
 async fn serve(engine: Engine) -> TestApp {
+    serve_with(engine, TrustedProxies::default()).await
+}
+
+async fn serve_with(engine: Engine, trusted_proxies: TrustedProxies) -> TestApp {
     let dbs = engine.dbs().clone();
     let store = server::sessions::store(&dbs.control).await.unwrap();
     let state = AppState {
@@ -95,6 +110,7 @@ async fn serve(engine: Engine) -> TestApp {
         login_limiter: Arc::new(LoginLimiter::default()),
         config: Arc::new(Config {
             secure_cookies: false,
+            trusted_proxies,
         }),
     };
     let router = server::router(state, server::sessions::layer(store, false));
