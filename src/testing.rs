@@ -194,6 +194,8 @@ pub async fn start_manual_backup(
         .await
 }
 
+pub use crate::jobs::instance::dead_local_holder;
+
 /// An actor for tests.
 pub fn actor(name: &str) -> crate::audit::Actor {
     crate::audit::Actor {

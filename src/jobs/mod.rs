@@ -9,6 +9,7 @@
 //! - [`lock`] and [`lease`]: one operation at a time across instances;
 //! - [`messages`]: what a person reads when a job fails.
 
+pub(crate) mod instance;
 pub mod lease;
 pub mod lock;
 pub mod messages;

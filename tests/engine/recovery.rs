@@ -17,10 +17,6 @@ async fn completed_backup(engine: &Engine) -> catalog::Backup {
         .unwrap()
 }
 
-fn host() -> String {
-    nix::unistd::gethostname().unwrap().into_string().unwrap()
-}
-
 /// Leaves the state a server killed mid-backup leaves: a running job and
 /// catalog row, the lock held by the dead process, a .partial file.
 async fn simulate_crash(engine: &Engine, holder: &str, name: &str) -> uuid::Uuid {
@@ -77,7 +73,7 @@ async fn recovery_repairs_what_a_crash_left() {
 
     let crashed = simulate_crash(
         &engine,
-        &format!("{}:2147483646:dead", host()),
+        &lms_backup::testing::dead_local_holder(),
         "backup_20991231_235959.dump",
     )
     .await;
@@ -209,5 +205,112 @@ async fn a_live_database_left_closed_by_an_interrupted_swap_is_reopened() {
             .unwrap()
             .is_none(),
         "maintenance off"
+    );
+}
+
+/// A holder with this machine's host name in another PID namespace (another
+/// container): its pid means nothing here, so its lease is kept until it
+/// expires, by start-up recovery and by the repair of an abandoned switch.
+fn holder_in_another_namespace() -> String {
+    let ours = lms_backup::testing::dead_local_holder();
+    let parts: Vec<&str> = ours.split(':').collect();
+    format!("{}:2147483646:other:{}:1", parts[0], parts[3])
+}
+
+#[tokio::test]
+async fn a_holder_with_our_host_name_in_another_pid_namespace_keeps_its_lease() {
+    let engine = spawn_engine().await;
+    let holder = holder_in_another_namespace();
+    let live = simulate_crash(&engine, &holder, "backup_20991231_235956.dump").await;
+    let report = engine.recover().await.unwrap();
+    assert!(!report.released_lock, "{report:?}");
+    assert_eq!(report.interrupted_jobs, 0);
+    let job = lms_backup::jobs::get(&engine.dbs().control, live)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Running, "a live backup elsewhere");
+    assert_eq!(
+        engine.lock_status().await.unwrap().unwrap().holder_instance,
+        holder
+    );
+
+    // Once its lease expires, it is taken over.
+    sqlx::query("UPDATE operation_lock SET heartbeat_at = now() - interval '5 minutes'")
+        .execute(&engine.dbs().control)
+        .await
+        .unwrap();
+    let report = engine.recover().await.unwrap();
+    assert!(report.released_lock, "{report:?}");
+    let job = lms_backup::jobs::get(&engine.dbs().control, live)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Interrupted);
+}
+
+#[tokio::test]
+async fn a_switch_held_in_another_pid_namespace_is_not_repaired_under_it() {
+    let engine = spawn_engine().await;
+    let control = &engine.dbs().control;
+    // Another instance (same host name, another container) is switching:
+    // maintenance on, the live database closed, its lease fresh.
+    lms_backup::settings::maintenance_on(control, "restore")
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO operation_lock (id, holder_instance, operation_type, locked_by_name) VALUES (1, $1, 'restore', 'alice')",
+    )
+    .bind(holder_in_another_namespace())
+    .execute(control)
+    .await
+    .unwrap();
+    let mut admin = sqlx::PgConnection::connect_with(&engine.dbs().maintenance_options())
+        .await
+        .unwrap();
+    let set_connections = |allow: bool| {
+        format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+            engine.dbs().lms_name()
+        )
+    };
+    sqlx::query(&set_connections(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    engine
+        .dbs()
+        .repair_interrupted_swap(engine.config().lease_timeout)
+        .await
+        .unwrap();
+    assert!(
+        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+            .await
+            .is_err(),
+        "left closed: the switch is someone else's and alive"
+    );
+    assert!(lms_backup::settings::maintenance(control)
+        .await
+        .unwrap()
+        .is_some());
+
+    // The same state left by a dead process of this instance's own
+    // namespace is repaired.
+    sqlx::query("UPDATE operation_lock SET holder_instance = $1")
+        .bind(lms_backup::testing::dead_local_holder())
+        .execute(control)
+        .await
+        .unwrap();
+    engine
+        .dbs()
+        .repair_interrupted_swap(engine.config().lease_timeout)
+        .await
+        .unwrap();
+    assert!(
+        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+            .await
+            .is_ok(),
+        "open again"
     );
 }
