@@ -48,12 +48,14 @@ impl Engine {
     /// Prepares the backup directory; the databases must be migrated.
     pub async fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
         storage::BackupDir::new(&config.backup_dir).ensure().await?;
+        // The identity reads procfs (boot id, PID namespace) the first time.
+        let instance_id = storage::blocking(|| Ok(lock::new_instance_id())).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dbs,
                 tools,
                 config,
-                instance_id: lock::new_instance_id(),
+                instance_id,
                 verified: Default::default(),
             }),
         })

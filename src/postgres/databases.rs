@@ -91,9 +91,9 @@ impl Databases {
                 } else {
                     None
                 };
-                holder.is_some_and(|h| {
-                    !crate::jobs::lock::holder_is_dead(&h, &crate::jobs::lock::new_instance_id())
-                })
+                let ours =
+                    crate::storage::blocking(|| Ok(crate::jobs::lock::new_instance_id())).await?;
+                holder.is_some_and(|h| !crate::jobs::lock::holder_is_dead(&h, &ours))
             }
             Err(_) => false,
         };
