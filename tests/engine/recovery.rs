@@ -167,38 +167,12 @@ async fn a_live_database_left_closed_by_an_interrupted_swap_is_reopened() {
     let control = &engine.dbs().control;
     // What a crash after closing the live database and before the renames
     // committed leaves behind.
-    lms_backup::settings::maintenance_on(control, "restore")
-        .await
-        .unwrap();
-    let mut admin = sqlx::PgConnection::connect_with(&engine.dbs().maintenance_options())
-        .await
-        .unwrap();
-    sqlx::query(&format!(
-        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
-        engine.dbs().lms_name()
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    assert!(
-        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-            .await
-            .is_err(),
-        "closed"
-    );
+    leave_a_switch_half_done(&engine).await;
+    assert!(!live_is_open(&engine).await, "closed");
 
-    engine
-        .dbs()
-        .repair_interrupted_swap(engine.config().lease_timeout)
-        .await
-        .unwrap();
+    repair_switch(&engine).await;
     engine.recover().await.unwrap();
-    assert!(
-        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-            .await
-            .is_ok(),
-        "open again"
-    );
+    assert!(live_is_open(&engine).await, "open again");
     assert!(
         lms_backup::settings::maintenance(control)
             .await
@@ -255,9 +229,7 @@ async fn a_switch_held_in_another_pid_namespace_is_not_repaired_under_it() {
     let control = &engine.dbs().control;
     // Another instance (same host name, another container) is switching:
     // maintenance on, the live database closed, its lease fresh.
-    lms_backup::settings::maintenance_on(control, "restore")
-        .await
-        .unwrap();
+    leave_a_switch_half_done(&engine).await;
     sqlx::query(
         "INSERT INTO operation_lock (id, holder_instance, operation_type, locked_by_name) VALUES (1, $1, 'restore', 'alice')",
     )
@@ -265,29 +237,9 @@ async fn a_switch_held_in_another_pid_namespace_is_not_repaired_under_it() {
     .execute(control)
     .await
     .unwrap();
-    let mut admin = sqlx::PgConnection::connect_with(&engine.dbs().maintenance_options())
-        .await
-        .unwrap();
-    let set_connections = |allow: bool| {
-        format!(
-            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
-            engine.dbs().lms_name()
-        )
-    };
-    sqlx::query(&set_connections(false))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-
-    engine
-        .dbs()
-        .repair_interrupted_swap(engine.config().lease_timeout)
-        .await
-        .unwrap();
+    repair_switch(&engine).await;
     assert!(
-        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-            .await
-            .is_err(),
+        !live_is_open(&engine).await,
         "left closed: the switch is someone else's and alive"
     );
     assert!(lms_backup::settings::maintenance(control)
@@ -302,15 +254,40 @@ async fn a_switch_held_in_another_pid_namespace_is_not_repaired_under_it() {
         .execute(control)
         .await
         .unwrap();
+    repair_switch(&engine).await;
+    assert!(live_is_open(&engine).await, "open again");
+}
+
+/// What a crash between closing the live database and the renames leaves:
+/// maintenance mode on and the live database taking no connections.
+async fn leave_a_switch_half_done(engine: &Engine) {
+    lms_backup::settings::maintenance_on(&engine.dbs().control, "restore")
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect_with(&engine.dbs().maintenance_options())
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+        engine.dbs().lms_name()
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+/// The repair of an interrupted switch, as start-up and the watchdog run it.
+async fn repair_switch(engine: &Engine) {
     engine
         .dbs()
         .repair_interrupted_swap(engine.config().lease_timeout)
         .await
         .unwrap();
-    assert!(
-        sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
-            .await
-            .is_ok(),
-        "open again"
-    );
+}
+
+/// The live database takes connections.
+async fn live_is_open(engine: &Engine) -> bool {
+    sqlx::PgConnection::connect_with(&engine.dbs().lms_options)
+        .await
+        .is_ok()
 }

@@ -3,6 +3,7 @@
 use lms_backup::users::Role;
 use lms_types::{BackupKind, BackupStatus, JobStatus};
 
+use crate::client::ApiClient;
 use crate::support::{spawn_app, spawn_app_with, TestApp};
 
 /// Files in the backup directory (archives, partials), sorted.
@@ -17,14 +18,19 @@ fn files(app: &TestApp) -> Vec<String> {
     names
 }
 
+/// An archive this server made: a backup, downloaded.
+async fn archive_made_here(client: &ApiClient) -> Vec<u8> {
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    client.download(started.backup.id).await.unwrap().bytes
+}
+
 #[tokio::test]
 async fn a_valid_archive_is_accepted_and_restorable() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started = client.create_backup(None).await.unwrap();
-    client.wait_for_job(&started.job.id).await;
-    let archive = client.download(started.backup.id).await.unwrap().bytes;
+    let archive = archive_made_here(&client).await;
 
     let uploaded = client.upload(archive.clone()).await.unwrap();
     assert_eq!(uploaded.kind, BackupKind::Uploaded);
@@ -71,9 +77,7 @@ async fn uploads_in_the_same_second_each_get_their_own_file() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let started = client.create_backup(None).await.unwrap();
-    client.wait_for_job(&started.job.id).await;
-    let archive = client.download(started.backup.id).await.unwrap().bytes;
+    let archive = archive_made_here(&client).await;
 
     const UPLOADS: usize = 5;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(UPLOADS));
@@ -175,9 +179,7 @@ fn zip_of_deflated(name: &str, gzipped: &[u8]) -> Vec<u8> {
 async fn anything_but_a_whole_archive_gets_422_and_leaves_nothing() {
     let app = spawn_app().await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let started = client.create_backup(None).await.unwrap();
-    client.wait_for_job(&started.job.id).await;
-    let archive = client.download(started.backup.id).await.unwrap().bytes;
+    let archive = archive_made_here(&client).await;
     let before = files(&app);
     let mut newer = archive.clone();
     newer[6] = 99; // archive format 1.99: from a PostgreSQL far newer than ours
