@@ -116,14 +116,21 @@ su_psql() {
 
 # ensure_app_role ROLE PASSWORD DB: a non-superuser role that may create
 # databases and owns DB (what restores need), and may read the server's
-# settings (so a restore can check the data directory's free space).
+# settings (so a restore can check the data directory's free space); and
+# ROLE_restore, the role restores build their copy as: it logs in (with a
+# password the application sets for each restore) and has no other right,
+# and ROLE is a member of it.
 ensure_app_role() {
   local role="$1" password="$2" db="$3"
-  su_psql -v role="$role" -v pw="$password" -v db="$db" <<'SQL'
+  su_psql -v role="$role" -v pw="$password" -v db="$db" -v restore="${1}_restore" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'role', :'pw')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER PASSWORD %L', :'role', :'pw') \gexec
 SELECT format('GRANT pg_read_all_settings TO %I', :'role') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'restore')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'restore') \gexec
+SELECT format('ALTER ROLE %I LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', :'restore') \gexec
+SELECT format('GRANT %I TO %I', :'restore', :'role') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 SQL

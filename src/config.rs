@@ -37,6 +37,17 @@ pub struct EngineConfig {
     /// How the web layer signs everyone out after a restore (its sessions
     /// are its business, not the engine's); `None` when there are none.
     pub sign_out_everyone: Option<SignOutEveryone>,
+    /// The role restores build their copy as (`RESTORE_ROLE`); `None`:
+    /// `<application role>_restore`. See `restore::role`.
+    pub restore_role: Option<String>,
+    /// Bytes a restore leaves free on the database server's disk
+    /// (`RESTORE_FREE_SPACE_MARGIN`): the copy may grow to the free space
+    /// less this, and is stopped when it would grow further.
+    pub restore_free_space_margin: u64,
+    /// Tests say how much the database server's disk has free, as they
+    /// inject a clock, instead of filling a real disk.
+    #[cfg(feature = "testing")]
+    pub database_free_space: Option<u64>,
 }
 
 impl EngineConfig {
@@ -54,6 +65,10 @@ impl EngineConfig {
             upload_idle_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(60 * 60),
             sign_out_everyone: None,
+            restore_role: None,
+            restore_free_space_margin: 256 << 20,
+            #[cfg(feature = "testing")]
+            database_free_space: None,
         }
     }
 }

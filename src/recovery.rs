@@ -73,6 +73,10 @@ impl Engine {
     /// process that just died to go (PostgreSQL notices a vanished client
     /// within moments). Called with the lock held.
     async fn drop_orphan_shadows(&self) -> Result<()> {
+        // A restore killed half-way leaves the restore role able to log in.
+        if let Err(e) = self.close_restore_role().await {
+            tracing::warn!(error = %e, "could not close the restore role");
+        }
         for _ in 0..20 {
             if self.shadow_databases().await?.is_empty() {
                 return Ok(());

@@ -26,7 +26,10 @@ pub async fn fresh_database_url() -> String {
     database_url_named(&name).await
 }
 
-/// Creates an empty database called `name` and returns its URL.
+/// Creates an empty database called `name` and returns its URL. The
+/// database gets a restore role of its own ([`restore_role_for`]), set up as
+/// an operator sets one up: tests run side by side, and every restore job
+/// sets and removes its role's password, so no two tests share one.
 pub async fn database_url_named(name: &str) -> String {
     let server = test_server_url();
     let options = PgConnectOptions::from_str(&server).expect("TEST_DATABASE_URL is a URL");
@@ -37,8 +40,48 @@ pub async fn database_url_named(name: &str) -> String {
         .execute(&mut conn)
         .await
         .expect("create a test database");
+    create_restore_role(&restore_role_for(name), options.get_username()).await;
     let (base, _) = server.rsplit_once('/').expect("URL has a database part");
     format!("{base}/{name}")
+}
+
+/// The restore role of a test database (see [`database_url_named`]).
+pub fn restore_role_for(database: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(database.as_bytes()));
+    format!("restore_{}", &hash[..16])
+}
+
+/// The restore role of the database a URL names, for a server or CLI
+/// started by a test (`RESTORE_ROLE`).
+pub fn restore_role_for_url(url: &str) -> String {
+    let database = url
+        .rsplit_once('/')
+        .map(|(_, db)| db.split('?').next().unwrap_or(db))
+        .expect("URL has a database part");
+    restore_role_for(database)
+}
+
+/// Creates a restore role the application role `app` is a member of, as
+/// the operator guide says (the test role may not create roles, so this
+/// takes the superuser).
+pub async fn create_restore_role(role: &str, app: &str) {
+    let mut su = PgConnection::connect(&superuser_url())
+        .await
+        .expect("connect as the test superuser");
+    for statement in [
+        format!(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
+            quote_ident(role)
+        ),
+        format!("GRANT {} TO {}", quote_ident(role), quote_ident(app)),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut su)
+            .await
+            .expect("set up a restore role");
+    }
+    let _ = su.close().await;
 }
 
 /// Sends the engine's log to the test's output (shown for failing tests),
@@ -96,6 +139,7 @@ async fn engine_on(dbs: Databases, adjust: impl FnOnce(&mut crate::EngineConfig)
     let dir = std::env::temp_dir().join(format!("lms-backups-{}", uuid::Uuid::new_v4().simple()));
     let mut config = crate::EngineConfig::new(dir);
     config.backup_rate_limit = 0;
+    config.restore_role = Some(restore_role_for(dbs.lms_name()));
     adjust(&mut config);
     let tools = crate::postgres::tools::locate(config_tools_dir().as_deref())
         .await

@@ -92,6 +92,18 @@ pub struct BackupArgs {
     )]
     pub restore_keep_previous: u32,
 
+    /// The role restores build their copy as: it logs in and can change
+    /// nothing but the copy (default: `<application role>_restore`; see the
+    /// operator guide for the two statements that set it up).
+    #[arg(long, env = "RESTORE_ROLE", global = true)]
+    pub restore_role: Option<String>,
+
+    /// Space a restore leaves free on the database server's disk, in bytes
+    /// or with a unit: the copy being built is stopped before it grows into
+    /// it.
+    #[arg(long, env = "RESTORE_FREE_SPACE_MARGIN", default_value = "256MiB", value_parser = parse_size, global = true)]
+    pub restore_free_space_margin: u64,
+
     /// Seconds an upload may send nothing before it is refused (408).
     #[arg(long, env = "UPLOAD_IDLE_TIMEOUT", default_value_t = 60, global = true)]
     pub upload_idle_timeout: u64,
@@ -108,6 +120,8 @@ impl BackupArgs {
         config.max_backups_to_keep = self.max_backups_to_keep;
         config.backup_rate_limit = self.backup_rate_limit;
         config.restore_keep_previous = self.restore_keep_previous;
+        config.restore_role = self.restore_role.clone();
+        config.restore_free_space_margin = self.restore_free_space_margin;
         config.upload_idle_timeout = std::time::Duration::from_secs(self.upload_idle_timeout);
         config.upload_timeout = std::time::Duration::from_secs(self.upload_timeout);
         config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
@@ -316,6 +330,8 @@ mod tests {
             "MAX_BACKUPS_TO_KEEP",
             "BACKUP_RATE_LIMIT",
             "RESTORE_KEEP_PREVIOUS",
+            "RESTORE_ROLE",
+            "RESTORE_FREE_SPACE_MARGIN",
             "UPLOAD_IDLE_TIMEOUT",
             "UPLOAD_TIMEOUT",
             "OPERATION_LEASE_TIMEOUT",

@@ -74,6 +74,12 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
 
 async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliResult {
     let engine = engine(db, backups).await?;
+    // Restores need their own role; without it the console would offer a
+    // restore it cannot do safely.
+    engine
+        .check_restore_role()
+        .await
+        .map_err(|e| format!("cannot serve: {}", describe(e)))?;
     engine
         .recover()
         .await

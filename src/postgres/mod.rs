@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod databases;
 pub mod fingerprint;
+pub mod grants;
 pub mod names;
 pub mod overview;
 pub mod process;

@@ -2,15 +2,85 @@
 //! (`<db>_restore_<job>`) and previous databases kept for undo
 //! (`<db>_pre_restore_<ts>`), named by [`crate::postgres::names`].
 
+use std::time::Duration;
+
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::engine::Engine;
-use crate::postgres::databases::quote_ident;
+use crate::jobs::messages::human;
+use crate::postgres::databases::{quote_ident, quote_literal};
 use crate::postgres::names::{copy_name, copy_pattern, previous_pattern};
-use crate::Result;
+use crate::{Error, Result};
 
 impl Engine {
+    /// Creates the empty copy a restore fills, with the live database's
+    /// encoding and locale, and gives it to the restore role (see `role`).
+    pub(super) async fn create_copy(&self, name: &str) -> Result<()> {
+        let mut admin = PgConnection::connect_with(&self.dbs().maintenance_options()).await?;
+        let result = async {
+            let (encoding, collate, ctype): (String, String, String) = sqlx::query_as(
+                "SELECT pg_encoding_to_char(encoding)::text, datcollate::text, datctype::text
+                 FROM pg_database WHERE datname = $1",
+            )
+            .bind(self.dbs().lms_name())
+            .fetch_one(&mut admin)
+            .await?;
+            for statement in [
+                format!(
+                    "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+                    quote_ident(name),
+                    quote_literal(&encoding),
+                    quote_literal(&collate),
+                    quote_literal(&ctype)
+                ),
+                format!(
+                    "ALTER DATABASE {} OWNER TO {}",
+                    quote_ident(name),
+                    quote_ident(&self.restore_role())
+                ),
+            ] {
+                sqlx::query(&statement).execute(&mut admin).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let _ = admin.close().await;
+        result
+    }
+
+    /// Watches the copy grow while pg_restore fills it, and returns an
+    /// error as soon as it is larger than `budget` (never, without one): an
+    /// archive can hold far more than its size suggests, and a full disk on
+    /// the database server would take the live database down with the copy.
+    pub(super) async fn watch_copy_growth(&self, copy: &str, budget: Option<u64>) -> Error {
+        let Some(budget) = budget else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let size: std::result::Result<i64, _> =
+                sqlx::query_scalar("SELECT pg_database_size($1)")
+                    .bind(copy)
+                    .fetch_one(&self.dbs().lms)
+                    .await;
+            match size {
+                Ok(size) if size.max(0) as u64 > budget => {
+                    return Error::Invalid(format!(
+                        "The restored copy grew past {} (the free space on the database server's \
+                         disk less RESTORE_FREE_SPACE_MARGIN) and was stopped before it could fill \
+                         the disk; nothing was changed. The backup holds more than its size \
+                         suggests: free space on the database server and try again.",
+                        human(budget)
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not measure the copy"),
+            }
+        }
+    }
+
     /// Databases kept from before restores, newest first.
     pub async fn previous_databases(&self) -> Result<Vec<String>> {
         let pattern = previous_pattern(self.dbs().lms_name());

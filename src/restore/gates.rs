@@ -1,14 +1,15 @@
 //! What must hold before a restore changes anything.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::catalog::Backup;
 use crate::engine::Engine;
 use crate::jobs::messages::human;
 use crate::postgres::archive;
+use crate::postgres::databases::quote_ident;
 use crate::storage::{self, Manifest};
 use crate::{Error, Result};
-use lms_types::BackupKind;
 
 impl Engine {
     /// The file is the one the manifest describes (size and SHA-256) and
@@ -45,9 +46,13 @@ impl Engine {
         Ok(path)
     }
 
-    /// The role may create databases and owns the LMS database; uploaded
-    /// archives are never restored with superuser rights.
-    pub(super) async fn check_restore_privileges(&self, kind: BackupKind) -> Result<()> {
+    /// The application role may create databases and owns the LMS
+    /// database (it creates the copy and renames databases), and the restore
+    /// role the copy is built as is set up (see `role`). Every restore runs
+    /// the archive as the restore role, whatever the backup's kind: a backup
+    /// made here of a database restored from an upload carries what the
+    /// upload did.
+    pub(super) async fn check_restore_privileges(&self) -> Result<()> {
         let (user, createdb, superuser, owns): (String, bool, bool, bool) = sqlx::query_as(
             "SELECT r.rolname::text, r.rolcreatedb, r.rolsuper, d.datdba = r.oid
              FROM pg_roles r, pg_database d
@@ -68,14 +73,40 @@ impl Engine {
                  As a superuser run: ALTER DATABASE \"{db}\" OWNER TO \"{user}\";"
             )));
         }
-        if superuser && kind == BackupKind::Uploaded {
-            return Err(Error::Invalid(
-                "Uploaded archives are not restored through a superuser connection: an archive can run \
-                 code as the role that restores it. Connect with the application's own role."
-                    .into(),
-            ));
+        self.check_restore_role().await.map_err(|e| match e {
+            Error::Config(message) => Error::Invalid(message),
+            other => other,
+        })
+    }
+
+    /// Every role the archive's privileges name exists here: a GRANT to a
+    /// missing role would stop pg_restore half-way, so the restore is
+    /// refused before it starts, naming them.
+    pub(super) async fn check_roles_exist(&self, roles: &BTreeSet<String>) -> Result<()> {
+        if roles.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let wanted: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)")
+                .bind(&wanted)
+                .fetch_all(&self.dbs().lms)
+                .await?;
+        let missing: Vec<String> = roles
+            .iter()
+            .filter(|r| !found.contains(r))
+            .map(|r| quote_ident(r))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "This backup grants privileges to roles this database server does not have: {}. \
+             Nothing was changed. Create them first (as a superuser: CREATE ROLE {} NOLOGIN;), \
+             then restore again.",
+            missing.join(", "),
+            missing.join(" NOLOGIN; CREATE ROLE ")
+        )))
     }
 
     /// The copy is built beside the live database, so both must fit on the
@@ -86,7 +117,15 @@ impl Engine {
     /// may read `data_directory` (superuser or `pg_read_all_settings`);
     /// otherwise the check is skipped and logged, and a full disk fails the
     /// restore in the copy, before anything live changed.
-    pub(super) async fn check_room_for_copy(&self, manifest: Option<&Manifest>) -> Result<()> {
+    ///
+    /// Returns how large the copy may grow (the free space less
+    /// `RESTORE_FREE_SPACE_MARGIN`), when the disk can be seen: the estimate
+    /// can be wrong (a small archive of very compressible data), so the copy
+    /// is watched while it is built.
+    pub(super) async fn check_room_for_copy(
+        &self,
+        manifest: Option<&Manifest>,
+    ) -> Result<Option<u64>> {
         let lms = &self.dbs().lms;
         let recorded: Option<i64> = manifest
             .and_then(|m| m.tables.as_ref())
@@ -105,23 +144,31 @@ impl Engine {
                 needed,
                 "free space on the database server cannot be seen from here; not checked"
             );
-            return Ok(());
+            return Ok(None);
         };
-        if free < needed {
+        let margin = self.config().restore_free_space_margin;
+        let budget = free.saturating_sub(margin);
+        if budget < needed {
             return Err(Error::Invalid(format!(
                 "Not enough free space on the database server for the restored copy: about {} needed, \
-                 {} free. The live database stays in place until the copy is proven, so both must fit \
-                 at once. Free some space on the database server's disk and try again.",
+                 {} free, of which {} stays free (RESTORE_FREE_SPACE_MARGIN). The live database stays \
+                 in place until the copy is proven, so both must fit at once. Free some space on the \
+                 database server's disk and try again.",
                 human(needed),
-                human(free)
+                human(free),
+                human(margin)
             )));
         }
-        Ok(())
+        Ok(Some(budget))
     }
 
     /// Free bytes on the disk holding the database server's data directory,
     /// when that disk is this host's and the role may see where it is.
     async fn database_server_free_space(&self) -> Option<u64> {
+        #[cfg(feature = "testing")]
+        if let Some(free) = self.config().database_free_space {
+            return Some(free);
+        }
         let host = self.dbs().lms_options.get_host();
         let local = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
         if !local {

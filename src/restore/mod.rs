@@ -18,9 +18,11 @@
 //! Any failure before the switch drops the copy; the live database is never
 //! touched until its rename.
 
+mod carry;
 mod copies;
 mod gates;
 mod pipeline;
+mod role;
 mod switch;
 
 use std::time::Duration;
@@ -124,6 +126,9 @@ impl Engine {
         }
         let job = run.job().clone();
         self.drop_shadows(Some(job.id)).await;
+        if let Err(e) = self.close_restore_role().await {
+            tracing::error!(error = ?e, "could not close the restore role");
+        }
         let message = match &result {
             Ok(report) => {
                 if let Err(e) = self.end_all_sessions().await {

@@ -8,19 +8,30 @@ use std::process::Stdio;
 
 use lms_types::Phase;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
+use super::carry::DatabaseProfile;
 use super::SwapReport;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::jobs::run::JobRun;
 use crate::postgres::archive::{DataLoadWatcher, TableProgress};
-use crate::postgres::databases::quote_ident;
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
+use crate::postgres::grants;
 use crate::postgres::names::copy_name;
 use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
 use crate::storage::Manifest;
 use crate::{Error, Result};
+
+/// What the gates found, for the steps after them.
+struct Gates {
+    path: PathBuf,
+    manifest: Option<Manifest>,
+    privileges: grants::ArchivePrivileges,
+    profile: DatabaseProfile,
+    /// How large the copy may grow (`None`: the disk cannot be seen).
+    growth_budget: Option<u64>,
+}
 
 /// The copy being built and what it will be checked against.
 struct Copy {
@@ -41,48 +52,40 @@ impl Engine {
         run: &JobRun,
         backup: &Backup,
     ) -> Result<SwapReport> {
-        let (path, manifest) = self.restore_gates(run, backup).await?;
-        let copy = self
-            .restore_into_copy(run, &path, manifest.as_ref())
-            .await?;
-        self.check_copy(run, backup, copy).await
+        let gates = self.restore_gates(run, backup).await?;
+        let copy = self.restore_into_copy(run, &gates).await?;
+        self.check_copy(run, backup, copy, &gates.profile).await
     }
 
-    /// Verifying: every gate before anything changes. Returns the archive's
-    /// path and its manifest.
-    async fn restore_gates(
-        &self,
-        run: &JobRun,
-        backup: &Backup,
-    ) -> Result<(PathBuf, Option<Manifest>)> {
+    /// Verifying: every gate before anything changes.
+    async fn restore_gates(&self, run: &JobRun, backup: &Backup) -> Result<Gates> {
         run.enter(Phase::Verifying).await?;
         let path = self.check_archive(backup).await?;
-        self.check_restore_privileges(backup.kind).await?;
+        self.check_restore_privileges().await?;
+        let privileges = grants::inspect(&self.tools().pg_restore, &path).await?;
+        self.check_roles_exist(&privileges.roles).await?;
+        let profile = self.live_database_profile().await?;
         let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
-        self.check_room_for_copy(manifest.as_ref()).await?;
-        Ok((path, manifest))
+        let growth_budget = self.check_room_for_copy(manifest.as_ref()).await?;
+        Ok(Gates {
+            path,
+            manifest,
+            privileges,
+            profile,
+            growth_budget,
+        })
     }
 
     /// Restoring: a fresh copy beside the live database, filled by
     /// pg_restore; each table is fingerprinted as soon as its data is in,
     /// while pg_restore goes on with the others and with the indexes.
-    async fn restore_into_copy(
-        &self,
-        run: &JobRun,
-        path: &std::path::Path,
-        manifest: Option<&Manifest>,
-    ) -> Result<Copy> {
+    async fn restore_into_copy(&self, run: &JobRun, gates: &Gates) -> Result<Copy> {
         run.enter(Phase::Restoring).await?;
         let dbs = self.dbs();
+        let manifest = gates.manifest.as_ref();
         let shadow = copy_name(dbs.lms_name(), run.job().id);
-        let mut admin = PgConnection::connect_with(&dbs.maintenance_options()).await?;
-        sqlx::query(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&shadow)
-        ))
-        .execute(&mut admin)
-        .await?;
-        admin.close().await?;
+        self.create_copy(&shadow).await?;
+        let login = self.open_restore_role().await?;
         let weights: Vec<TableRef> = manifest
             .and_then(|m| m.tables.as_ref())
             .map(|ts| {
@@ -106,9 +109,12 @@ impl Engine {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
+        // The copy is read and migrated as the restore role too: whatever the
+        // archive left in it (a row-security policy, a trigger) runs with
+        // that role's rights, never the application's.
         let shadow_pool = PgPoolOptions::new()
             .max_connections(jobs_n as u32 + 1)
-            .connect_lazy_with(dbs.sibling_options(&shadow));
+            .connect_lazy_with(login.options.clone().database(&shadow));
         let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
         let early = tokio::spawn(fingerprint_as_loaded(
             shadow_pool.clone(),
@@ -116,19 +122,30 @@ impl Engine {
             loaded_rx,
         ));
         let connection =
-            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))
-                .await?;
+            ToolConnection::new(&login.options, Some(&login.password), Some(&shadow)).await?;
         let mut cmd = connection.command(&self.tools().pg_restore);
+        // Objects are owned by the restore role until the copy is taken
+        // over; their privileges (GRANT/REVOKE) are restored as the archive
+        // has them, default privileges excepted (see `grants`).
         cmd.args([
             "--no-owner",
-            "--no-acl",
             "--exit-on-error",
             "--verbose",
             "--no-password",
         ])
         .arg(format!("--jobs={jobs_n}"))
+        .arg(format!(
+            "--use-list={}",
+            gates.privileges.restore_list.path().display()
+        ))
         .arg(format!("--dbname={shadow}"))
-        .arg(path);
+        .arg(&gates.path);
+        if gates.privileges.default_privileges_skipped > 0 {
+            tracing::warn!(
+                entries = gates.privileges.default_privileges_skipped,
+                "the archive's default privileges (ALTER DEFAULT PRIVILEGES) are not restored"
+            );
+        }
         let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;
         let stderr = tool.child().stderr.take().expect("stderr is piped");
         let follower = {
@@ -141,9 +158,15 @@ impl Engine {
                 }
             })
         };
+        let watched = async {
+            tokio::select! {
+                tail = follower => Ok(tail),
+                err = self.watch_copy_growth(&shadow, gates.growth_budget) => Err(err),
+            }
+        };
         let tail = run
-            .run_phase(Phase::Restoring, || progress.fraction(), follower)
-            .await?;
+            .run_phase(Phase::Restoring, || progress.fraction(), watched)
+            .await??;
         tool.wait(tail).await?;
         let early = early
             .await
@@ -160,7 +183,13 @@ impl Engine {
     /// Checking: the copy equals the backup (what was not fingerprinted
     /// during the restore is now), and its schema is brought up to date.
     /// Then the switch.
-    async fn check_copy(&self, run: &JobRun, backup: &Backup, copy: Copy) -> Result<SwapReport> {
+    async fn check_copy(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+        copy: Copy,
+        profile: &DatabaseProfile,
+    ) -> Result<SwapReport> {
         run.enter(Phase::Checking).await?;
         let Copy {
             name: shadow,
@@ -218,6 +247,8 @@ impl Engine {
         }
         self.dbs().migrate_lms_copy(&shadow_pool).await?;
         shadow_pool.close().await;
+        self.take_over_copy(&shadow).await?;
+        self.carry_to_copy(&shadow, profile).await?;
 
         run.enter(Phase::Switching).await?;
         self.swap_in(&shadow, run.job().id).await

@@ -11,6 +11,7 @@ mod migrations;
 mod outage;
 mod overview;
 mod pgtools;
+mod privileges;
 mod recovery;
 mod restore;
 mod users;

@@ -83,6 +83,8 @@ impl Cluster {
         for sql in [
             "CREATE ROLE app LOGIN PASSWORD 'app-password' CREATEDB",
             "GRANT pg_read_all_settings TO app",
+            "CREATE ROLE app_restore LOGIN",
+            "GRANT app_restore TO app",
             "CREATE DATABASE lms OWNER app",
         ] {
             sqlx::query(sql).execute(&mut su).await.unwrap();

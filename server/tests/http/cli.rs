@@ -7,6 +7,10 @@ async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
+        if *k == "DATABASE_URL" {
+            // Each test database has a restore role of its own.
+            cmd.env("RESTORE_ROLE", lms_backup::testing::restore_role_for_url(v));
+        }
         cmd.env(k, v);
     }
     cmd.args(args).stdin(Stdio::null());
@@ -74,4 +78,28 @@ async fn backup_restore_and_undo_from_the_command_line() {
     assert_eq!(courses, 5);
     pool.close().await;
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Without its restore role the server does not start, and says which two
+/// statements set it up.
+#[tokio::test]
+async fn serve_refuses_to_start_without_the_restore_role() {
+    let dir = lms_backup::testing::scratch_dir("cli-no-restore-role");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let env = [
+        ("DATABASE_URL", url),
+        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        ("RESTORE_ROLE", "missing_restore_role".to_string()),
+        ("LISTEN_ADDR", "127.0.0.1:0".to_string()),
+    ];
+    let out = tokio::time::timeout(lms_backup::testing::PATIENCE, lms_admin(&env, &["serve"]))
+        .await
+        .expect("serve exits instead of serving");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("CREATE ROLE \"missing_restore_role\" LOGIN")
+            && said.contains("GRANT \"missing_restore_role\" TO"),
+        "{said}"
+    );
 }

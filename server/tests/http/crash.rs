@@ -36,6 +36,10 @@ fn lms_admin(env: &[(&str, String)]) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LEPTOS_OUTPUT_NAME", "lms-admin");
     for (k, v) in env {
+        if *k == "DATABASE_URL" {
+            // Each test database has a restore role of its own.
+            cmd.env("RESTORE_ROLE", lms_backup::testing::restore_role_for_url(v));
+        }
         cmd.env(k, v);
     }
     cmd
