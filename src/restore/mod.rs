@@ -4,11 +4,17 @@
 //!
 //! - `gates`: before anything changes: completed backup, file present and
 //!   matching its checksum, archive readable by our pg_restore, a role that
-//!   may create databases and owns the LMS database, no superuser for
-//!   uploaded archives, room for the copy;
+//!   may create databases and owns the LMS database, the restore role set
+//!   up, every role the archive grants to present, the live database's
+//!   properties carriable, room for the copy;
+//! - `role`: the restore role every archive is restored, read and migrated
+//!   as, which can change nothing but the copy;
 //! - `pipeline`: restore into a fresh copy `<db>_restore_<job>` while the
-//!   live database keeps serving, prove the copy equals the backup
-//!   (fingerprint), bring its schema up to date (migrations);
+//!   live database keeps serving (its growth watched), prove the copy equals
+//!   the backup (fingerprint), bring its schema up to date (migrations), take
+//!   it over from the restore role;
+//! - `carry`: the live database's own ACL, settings, connection limit and
+//!   comment, given to the copy before the switch;
 //! - `switch`: maintenance on, block and end connections to the live
 //!   database, rename live → `<db>_pre_restore_<ts>` and copy → `<db>` in
 //!   one transaction, maintenance off; every session ends; the previous
