@@ -18,7 +18,7 @@ use crate::postgres::archive::{DataLoadWatcher, TableProgress};
 use crate::postgres::databases::quote_ident;
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::postgres::names::copy_name;
-use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
+use crate::postgres::process::{follow_stderr, ToolProcess};
 use crate::storage::Manifest;
 use crate::{Error, Result};
 
@@ -115,9 +115,7 @@ impl Engine {
             expected.clone(),
             loaded_rx,
         ));
-        let connection =
-            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), Some(&shadow))
-                .await?;
+        let connection = dbs.tool_connection(Some(&shadow)).await?;
         let mut cmd = connection.command(&self.tools().pg_restore);
         cmd.args([
             "--no-owner",
