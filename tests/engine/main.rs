@@ -13,4 +13,5 @@ mod overview;
 mod pgtools;
 mod recovery;
 mod restore;
+mod tls;
 mod users;
