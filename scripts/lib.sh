@@ -182,4 +182,69 @@ throwaway_cluster() {
   APP_URL_BASE="postgres://lms_test:$password@127.0.0.1:$PG_PORT"
 }
 
+# throwaway_tls: TLS on the throwaway cluster (call after throwaway_cluster),
+# for the tests of connections that must be encrypted and verified. Makes a
+# CA, a server certificate for 127.0.0.1 and localhost, and a role lms_tls
+# that can connect only over TLS and with a client certificate from that CA
+# (pg_hba: hostssl with clientcert=verify-full, hostnossl reject). Other
+# roles connect as before; clients that prefer TLS now get it. Sets TLS_DIR
+# (ca.crt, client.crt and client.key for lms_tls, and other-ca.crt, a CA that
+# did not sign the server's certificate) and TLS_URL_BASE
+# (postgres://lms_tls:…@127.0.0.1:PORT).
+throwaway_tls() {
+  command -v openssl >/dev/null || apt_install openssl
+  TLS_DIR="$THROWAWAY/tls"
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    umask 077
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+    ca() {
+      key "$1.key"
+      openssl req -x509 -new -key "$1.key" -out "$1.crt" -days 2 -subj "/CN=$2" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    }
+    signed() { # NAME CN EXTENSION: a certificate for NAME.key signed by ca
+      key "$1.key"
+      openssl req -new -key "$1.key" -subj "/CN=$2" \
+        | openssl x509 -req -CA ca.crt -CAkey ca.key -days 2 -out "$1.crt" 2>/dev/null \
+          -extfile <(printf '%s\n' basicConstraints=critical,CA:FALSE "$3")
+    }
+    ca ca "lms-admin test CA"
+    ca other-ca "another CA"
+    signed server localhost "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    # clientcert=verify-full: the certificate's CN is the role's name.
+    signed client lms_tls "extendedKeyUsage=clientAuth"
+    chmod 644 ca.crt other-ca.crt client.crt
+  )
+  local data="$THROWAWAY/data" f
+  for f in server.crt server.key ca.crt; do
+    if [ "$(id -u)" -eq 0 ]; then
+      install -o postgres -g postgres -m 600 "$TLS_DIR/$f" "$data/$f"
+    else
+      install -m 600 "$TLS_DIR/$f" "$data/$f"
+    fi
+  done
+  # pg_hba.conf is read top-down: these lines go before initdb's.
+  local hba; hba="$(cat "$data/pg_hba.conf")"
+  printf '%s\n' "hostnossl all lms_tls all reject" \
+    "hostssl all lms_tls 127.0.0.1/32 scram-sha-256 clientcert=verify-full" "$hba" > "$data/pg_hba.conf"
+  su_psql >/dev/null <<'SQL'
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = 'server.crt';
+ALTER SYSTEM SET ssl_key_file = 'server.key';
+ALTER SYSTEM SET ssl_ca_file = 'ca.crt';
+SELECT pg_reload_conf();
+SQL
+  # The reload is asynchronous: done once a new connection is encrypted.
+  local deadline=$((SECONDS + 30))
+  until [ "$(su_psql -tA -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')" = t ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "PostgreSQL did not turn TLS on (log: $THROWAWAY/postgres.log)"
+    sleep 0.1
+  done
+  local password; password="$(random_password)"
+  ensure_app_role lms_tls "$password" lms_tls
+  TLS_URL_BASE="postgres://lms_tls:$password@127.0.0.1:$PG_PORT"
+}
+
 random_password() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20; }

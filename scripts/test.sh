@@ -19,7 +19,9 @@ cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-u
 
 # A throwaway cluster for this run only.
 throwaway_cluster
+throwaway_tls
 export TEST_DATABASE_URL="$APP_URL_BASE/postgres" TEST_SUPERUSER_URL="$PG_SUPERUSER_URL"
+export TEST_TLS_URL_BASE="$TLS_URL_BASE" TEST_TLS_DIR="$TLS_DIR"
 # The tests' scratch files (backup directories, fake tools, private
 # clusters) go inside the throwaway directory, so they go with it at exit.
 export TMPDIR="$THROWAWAY/tmp"

@@ -159,6 +159,15 @@ pub fn set_tool_password(dbs: &mut Databases, password: &str) {
     dbs.lms_password = Some(password.to_owned());
 }
 
+/// Gives the PostgreSQL tools the connection settings of `url` (server,
+/// role, TLS; not its password), while the pools keep theirs: to test what
+/// a tool makes of settings the console's own connections would refuse.
+pub fn set_tool_url(dbs: &mut Databases, url: &str) {
+    dbs.lms_tools = crate::postgres::databases::parse_url(url, "the URL")
+        .expect("a database URL")
+        .1;
+}
+
 /// How long a test waits for a state before it gives up. Generous on
 /// purpose: a busy machine makes a test slower, never red.
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);

@@ -31,6 +31,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// The LMS database (the data being protected), as a postgres:// URL.
+    /// TLS settings in its query (sslmode, sslrootcert, sslcert, sslkey)
+    /// bind pg_dump and pg_restore as well as the console's connections.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 

@@ -16,7 +16,7 @@ use crate::jobs::run::{Ending, JobRun};
 use crate::jobs::Job;
 use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
-use crate::postgres::process::{follow_stderr, ToolConnection};
+use crate::postgres::process::follow_stderr;
 use crate::postgres::tools;
 use crate::storage::Manifest;
 use crate::{Error, Result};
@@ -132,8 +132,7 @@ impl Engine {
             .await?;
         let tables = fingerprint::list_tables(&mut snapshot_conn).await?;
 
-        let connection =
-            ToolConnection::new(&dbs.lms_options, dbs.lms_password.as_deref(), None).await?;
+        let connection = dbs.tool_connection(None).await?;
         let file = self.backup_dir().create_new(partial).await?;
         let mut dump = archive::start_dump(&self.tools().pg_dump, &connection, &snapshot)?;
         let stdout = dump.child().stdout.take().expect("stdout is piped");

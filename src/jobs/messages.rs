@@ -17,13 +17,21 @@ pub fn failure_message(err: &Error) -> String {
             use std::os::unix::process::ExitStatusExt;
             if stderr_tail.contains("password authentication failed") || stderr_tail.contains("no password supplied") {
                 format!("{tool} could not sign in to the database: check the password in DATABASE_URL.")
+            } else if connecting(stderr_tail) && stderr_tail.contains("no encryption") {
+                format!("{tool} was refused a connection without TLS: the database server takes this role only over TLS. Set sslmode in DATABASE_URL (verify-full, with sslrootcert).")
+            } else if connecting(stderr_tail)
+                && ["SSL error", "certificate", "SSL was required", "private key"]
+                    .iter()
+                    .any(|sign| stderr_tail.contains(sign))
+            {
+                format!("{tool} could not set up a verified TLS connection to the database server: check sslmode, sslrootcert, sslcert and sslkey in DATABASE_URL against the server's certificate.")
             } else if let Some(signal) = status.signal() {
                 format!("{tool} was stopped by signal {signal} before it finished; nothing was kept. Try again.")
             } else if stderr_tail.contains("could not connect") || stderr_tail.contains("Connection refused") {
                 format!("{tool} could not connect to the database server. Check that PostgreSQL is running.")
             } else if stderr_tail.contains("could not open input file") {
                 format!("{tool} could not open the backup file: it disappeared (was the backup directory removed or unmounted?); nothing was kept.")
-            } else if ["server closed the connection", "terminating connection", "connection to server was lost", "could not receive data from server"]
+            } else if ["server closed the connection", "terminating connection", "connection to server was lost", "could not receive data from server", "SSL SYSCALL error", "SSL connection has been closed unexpectedly"]
                 .iter()
                 .any(|sign| stderr_tail.contains(sign))
             {
@@ -46,6 +54,12 @@ pub fn failure_message(err: &Error) -> String {
         Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) | Error::TimedOut(m) => m.clone(),
         other => format!("The operation failed ({other}); the server log has the details."),
     }
+}
+
+/// True when a tool's stderr says it failed to connect (rather than losing
+/// a connection it had): libpq's "connection to server at … failed".
+fn connecting(stderr_tail: &str) -> bool {
+    stderr_tail.contains("connection to server at") || stderr_tail.contains("could not connect")
 }
 
 /// A size in the units people read (MB, GB).
@@ -79,5 +93,40 @@ mod tests {
             stderr_tail: "FATAL:  password authentication failed for user \"lms\"".into(),
         };
         assert!(failure_message(&auth).contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn tls_failures_point_at_the_url_settings() {
+        use std::os::unix::process::ExitStatusExt;
+        let failed = |stderr: &str| {
+            failure_message(&Error::ToolFailed {
+                tool: "pg_dump",
+                status: std::process::ExitStatus::from_raw(256),
+                stderr_tail: stderr.into(),
+            })
+        };
+        let plain = failed("pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  pg_hba.conf rejects connection for host \"127.0.0.1\", user \"lms\", database \"lms\", no encryption");
+        assert!(
+            plain.contains("without TLS") && plain.contains("sslmode"),
+            "{plain}"
+        );
+        for stderr in [
+            "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: SSL error: certificate verify failed",
+            "pg_dump: error: connection to server at \"db\", port 5432 failed: server certificate for \"x\" does not match host name \"db\"",
+            "pg_dump: error: connection to server at \"db\", port 5432 failed: root certificate file \"/nope\" does not exist",
+            "pg_dump: error: connection to server at \"db\", port 5432 failed: FATAL:  connection requires a valid client certificate",
+            "pg_dump: error: connection to server at \"db\", port 5432 failed: server does not support SSL, but SSL was required",
+        ] {
+            let message = failed(stderr);
+            assert!(message.contains("sslrootcert"), "{stderr}: {message}");
+            assert!(!message.contains("/nope") && !message.contains("127.0.0.1"), "{message}");
+        }
+        // A TLS connection lost mid-dump is a lost connection, not a setup problem.
+        for stderr in [
+            "pg_dump: error: Dumping the contents of table \"users\" failed: PQgetCopyData() failed.\npg_dump: detail: Error message from server: SSL SYSCALL error: EOF detected",
+            "pg_dump: error: query failed: SSL connection has been closed unexpectedly",
+        ] {
+            assert!(failed(stderr).contains("lost its connection"), "{stderr}");
+        }
     }
 }

@@ -3,12 +3,13 @@
 //! catalog, jobs, lock, audit log and sessions, so that a restore can never
 //! roll back the console's own memory.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+use super::libpq::LibpqSettings;
+use super::process::ToolConnection;
 use crate::{Error, Result};
 
 static LMS_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/lms");
@@ -30,7 +31,7 @@ impl std::fmt::Debug for DatabaseUrls {
 }
 
 /// Connection pools to both databases, plus the options they were made from
-/// (the PostgreSQL tools need host, port, user and password separately).
+/// and how the PostgreSQL tools reach the LMS server the same way.
 #[derive(Clone)]
 pub struct Databases {
     pub lms: PgPool,
@@ -39,15 +40,17 @@ pub struct Databases {
     pub control_options: PgConnectOptions,
     /// The LMS role's password, for the tools' private password file.
     pub(crate) lms_password: Option<String>,
+    /// Everything else DATABASE_URL says, for the tools' environment.
+    pub(crate) lms_tools: LibpqSettings,
 }
 
 impl Databases {
     /// Connects to both databases, creating the control database first if it
     /// does not exist yet. Does not migrate.
     pub async fn connect(urls: &DatabaseUrls) -> Result<Self> {
-        let lms_options = parse_url(&urls.lms, "DATABASE_URL")?;
+        let (lms_options, lms_tools) = parse_url(&urls.lms, "DATABASE_URL")?;
         let control_options = match &urls.control {
-            Some(url) => parse_url(url, "CONTROL_DATABASE_URL")?,
+            Some(url) => parse_url(url, "CONTROL_DATABASE_URL")?.0,
             None => {
                 let lms_name = lms_options
                     .get_database()
@@ -62,7 +65,26 @@ impl Databases {
             lms_options,
             control_options,
             lms_password: url_password(&urls.lms),
+            lms_tools,
         })
+    }
+
+    /// How a PostgreSQL tool connects to `database` on the LMS server (the
+    /// LMS database by default): the server, role, password and TLS
+    /// settings of DATABASE_URL, as the pools connect.
+    pub async fn tool_connection(&self, database: Option<&str>) -> Result<ToolConnection> {
+        ToolConnection::new(&self.lms_tools, self.lms_password.as_deref(), database).await
+    }
+
+    /// A tool connection like [`Self::tool_connection`], signed in as
+    /// another role of the same server.
+    pub(crate) async fn tool_connection_as(
+        &self,
+        user: &str,
+        password: &str,
+        database: Option<&str>,
+    ) -> Result<ToolConnection> {
+        ToolConnection::new(&self.lms_tools.as_user(user), Some(password), database).await
     }
 
     /// Repairs what a crash in the middle of a restore's swap can leave,
@@ -196,10 +218,15 @@ impl Databases {
     }
 }
 
-fn parse_url(url: &str, var: &str) -> Result<PgConnectOptions> {
-    PgConnectOptions::from_str(url)
-        .map(|o| o.log_statements(tracing::log::LevelFilter::Trace))
-        .map_err(|_| Error::Config(format!("{var} is not a valid postgres:// URL")))
+/// Reads a database URL (named `var` in errors) into the pools' options and
+/// the tools' settings.
+pub(crate) fn parse_url(url: &str, var: &str) -> Result<(PgConnectOptions, LibpqSettings)> {
+    let (options, tools) =
+        super::libpq::parse(url).map_err(|problem| Error::Config(format!("{var} {problem}")))?;
+    Ok((
+        options.log_statements(tracing::log::LevelFilter::Trace),
+        tools,
+    ))
 }
 
 /// The password in a postgres:// URL, percent-decoded.

@@ -1,8 +1,10 @@
 //! Running PostgreSQL client tools safely.
 //!
 //! - The connection comes through the environment (`PGHOST`, `PGPORT`,
-//!   `PGUSER`, `PGDATABASE`) and the password through a 0600 `PGPASSFILE`
-//!   that is deleted afterwards: nothing secret is ever in a process's argv.
+//!   `PGUSER`, `PGDATABASE`, and whatever else the URL says: `PGSSLMODE`,
+//!   `PGSSLROOTCERT`, `PGOPTIONS`, … see [`super::libpq`]) and the password
+//!   through a 0600 `PGPASSFILE` that is deleted afterwards: nothing secret
+//!   is ever in a process's argv.
 //! - Each tool runs in its own process group; dropping its [`ToolProcess`]
 //!   kills the whole group, so a cancelled job leaves no tool running.
 //! - stderr is kept (a tail, for the log) and can be followed line by line
@@ -13,10 +15,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
-use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 
+use super::libpq::LibpqSettings;
 use crate::{Error, Result};
 
 /// A private (0600, as tempfile creates it) password file holding `line`.
@@ -31,18 +33,16 @@ fn write_passfile(line: &str) -> Result<tempfile::NamedTempFile> {
 
 /// Connection settings for a tool run, with the password in a private file.
 pub struct ToolConnection {
-    host: String,
-    port: u16,
-    user: String,
+    settings: LibpqSettings,
     database: String,
     passfile: Option<tempfile::NamedTempFile>,
 }
 
 impl ToolConnection {
-    /// Prepares a connection to `database` (defaults to the options' own).
-    /// The password file is written on the blocking pool.
+    /// Prepares a connection to `database` (defaults to the URL's own) as
+    /// `settings` say. The password file is written on the blocking pool.
     pub async fn new(
-        options: &PgConnectOptions,
+        settings: &LibpqSettings,
         password: Option<&str>,
         database: Option<&str>,
     ) -> Result<Self> {
@@ -50,40 +50,35 @@ impl ToolConnection {
             Some(pw) => {
                 let line = format!(
                     "*:*:*:{}:{}",
-                    pgpass_escape(options.get_username()),
+                    pgpass_escape(settings.user()),
                     pgpass_escape(pw)
                 );
                 Some(crate::storage::blocking(move || write_passfile(&line)).await?)
             }
             None => None,
         };
-        let host = match options.get_socket() {
-            Some(dir) => dir.display().to_string(),
-            None => options.get_host().to_owned(),
-        };
         Ok(Self {
-            host,
-            port: options.get_port(),
-            user: options.get_username().to_owned(),
-            database: database
-                .or(options.get_database())
-                .unwrap_or_default()
-                .to_owned(),
+            settings: settings.clone(),
+            database: database.unwrap_or(settings.database()).to_owned(),
             passfile,
         })
     }
 
     /// A command for `tool` with the connection in its environment (see
-    /// [`tool_command`] for what else it gets).
+    /// [`tool_command`] for what else it gets). What the URL says wins over
+    /// what the server's own environment holds.
     pub fn command(&self, tool: &Path) -> Command {
         let mut cmd = tool_command(tool);
-        cmd.env("PGHOST", &self.host)
-            .env("PGPORT", self.port.to_string())
-            .env("PGUSER", &self.user)
-            .env("PGDATABASE", &self.database)
-            .env("PGCONNECT_TIMEOUT", "10")
+        // A default the URL may override (connect_timeout).
+        cmd.env("PGCONNECT_TIMEOUT", "10");
+        for (name, value) in self.settings.vars() {
+            cmd.env(name, value);
+        }
+        cmd.env("PGDATABASE", &self.database)
             .env("PGAPPNAME", "lms-admin")
-            .env_remove("PGSERVICE");
+            .env_remove("PGSERVICE")
+            // libpq would connect there instead of PGHOST, the URL's host.
+            .env_remove("PGHOSTADDR");
         if let Some(file) = &self.passfile {
             cmd.env("PGPASSFILE", file.path()).env_remove("PGPASSWORD");
         }
@@ -211,8 +206,8 @@ mod tests {
     #[tokio::test]
     async fn passwords_go_to_a_private_file_not_argv() {
         use std::os::unix::fs::PermissionsExt;
-        let options: PgConnectOptions = "postgres://u@127.0.0.1:5432/db".parse().unwrap();
-        let conn = ToolConnection::new(&options, Some("s3cr:et"), None)
+        let (_, settings) = super::super::libpq::parse("postgres://u@127.0.0.1:5432/db").unwrap();
+        let conn = ToolConnection::new(&settings, Some("s3cr:et"), None)
             .await
             .unwrap();
         let file = conn.passfile.as_ref().unwrap();
@@ -231,6 +226,39 @@ mod tests {
             !path.exists(),
             "the password file is deleted with the connection"
         );
+    }
+
+    #[tokio::test]
+    async fn the_url_decides_how_a_tool_connects() {
+        let url = "postgres://u:pw@db.example:6543/lms?sslmode=verify-full\
+                   &sslrootcert=/etc/lms/ca.crt&connect_timeout=3";
+        let (_, settings) = super::super::libpq::parse(url).unwrap();
+        let conn = ToolConnection::new(&settings, Some("pw"), Some("lms_copy"))
+            .await
+            .unwrap();
+        let cmd = conn.command(Path::new("/bin/true"));
+        let env: std::collections::HashMap<_, _> = cmd
+            .as_std()
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_str().unwrap().to_owned(),
+                    v.map(|v| v.to_str().unwrap().to_owned()),
+                )
+            })
+            .collect();
+        let get = |name: &str| env.get(name).cloned().flatten();
+        assert_eq!(get("PGHOST").as_deref(), Some("db.example"));
+        assert_eq!(get("PGPORT").as_deref(), Some("6543"));
+        assert_eq!(get("PGDATABASE").as_deref(), Some("lms_copy"));
+        assert_eq!(get("PGSSLMODE").as_deref(), Some("verify-full"));
+        assert_eq!(get("PGSSLROOTCERT").as_deref(), Some("/etc/lms/ca.crt"));
+        assert_eq!(get("PGCONNECT_TIMEOUT").as_deref(), Some("3"));
+        assert_eq!(get("PGAPPNAME").as_deref(), Some("lms-admin"));
+        for unset in ["PGHOSTADDR", "PGSERVICE", "PGPASSWORD"] {
+            assert_eq!(get(unset), None, "{unset}");
+        }
+        assert!(env.values().flatten().all(|v| !v.contains("pw")));
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use crate::postgres::archive::{DataLoadWatcher, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::postgres::grants;
 use crate::postgres::names::copy_name;
-use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
+use crate::postgres::process::{follow_stderr, ToolProcess};
 use crate::storage::Manifest;
 use crate::{Error, Result};
 
@@ -121,8 +121,9 @@ impl Engine {
             expected.clone(),
             loaded_rx,
         ));
-        let connection =
-            ToolConnection::new(&login.options, Some(&login.password), Some(&shadow)).await?;
+        let connection = dbs
+            .tool_connection_as(&login.user, &login.password, Some(&shadow))
+            .await?;
         let mut cmd = connection.command(&self.tools().pg_restore);
         // Objects are owned by the restore role until the copy is taken
         // over; their privileges (GRANT/REVOKE) are restored as the archive

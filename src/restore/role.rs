@@ -37,6 +37,7 @@ use crate::{Error, Result};
 
 /// How a job's tools and checks reach the copy as the restore role.
 pub(crate) struct RestoreLogin {
+    pub user: String,
     pub options: PgConnectOptions,
     pub password: String,
 }
@@ -170,7 +171,11 @@ impl Engine {
             .clone()
             .username(&role)
             .password(&password);
-        Ok(RestoreLogin { options, password })
+        Ok(RestoreLogin {
+            user: role,
+            options,
+            password,
+        })
     }
 
     /// Ends every session of the restore role and takes back what a job gave

@@ -14,4 +14,5 @@ mod pgtools;
 mod privileges;
 mod recovery;
 mod restore;
+mod tls;
 mod users;
