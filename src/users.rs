@@ -154,16 +154,22 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
     .fetch_optional(pool)
     .await?;
     let hash = match &row {
-        Some(r) if r.password_hash.starts_with("$argon2") => r.password_hash.clone(),
+        Some(r) if is_usable_password_hash(&r.password_hash) => r.password_hash.clone(),
         _ => dummy_hash().to_owned(),
     };
     let matches = verify_password(password.to_owned(), hash).await?;
     match row {
-        Some(r) if matches && r.is_active && r.password_hash.starts_with("$argon2") => {
+        Some(r) if matches && r.is_active && is_usable_password_hash(&r.password_hash) => {
             Ok(Some(r.try_into()?))
         }
         _ => Ok(None),
     }
+}
+
+/// Whether a stored password hash is one a password can sign in with: an
+/// argon2 PHC string (`!` marks accounts that cannot sign in).
+pub fn is_usable_password_hash(hash: &str) -> bool {
+    hash.starts_with("$argon2")
 }
 
 fn validate_username(username: &str) -> Result<()> {

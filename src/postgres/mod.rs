@@ -1,8 +1,10 @@
 //! PostgreSQL itself: the two databases and their connections, the names of
 //! the databases kept beside the LMS one, the client tools (`pg_dump`,
-//! `pg_restore`) and the processes that run them, archives, content
-//! fingerprints, and what the LMS database holds right now.
+//! `pg_restore`) and the processes that run them, archives and the accounts
+//! they hold, content fingerprints, and what the LMS database holds right
+//! now.
 
+pub mod accounts;
 pub mod archive;
 pub mod databases;
 pub mod fingerprint;

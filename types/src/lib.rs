@@ -137,6 +137,36 @@ impl AuditAction {
     }
 }
 
+text_enum! {
+    /// Whether an administrator can sign in once a backup is restored,
+    /// judged from the accounts the backup holds (a restore replaces the
+    /// `users` table with the backup's).
+    AccessAfterRestore {
+        /// An active administrator there, with the password they have now.
+        Kept => "kept",
+        /// An active administrator there, whose password then is not the
+        /// one they have now: only the old one signs in.
+        OlderPassword => "older_password",
+        /// An administrator there, but deactivated.
+        Deactivated => "deactivated",
+        /// An active administrator there without a password that signs in.
+        NoPassword => "no_password",
+        /// Not an administrator there: no account of that name, or one with
+        /// another role.
+        NotAdmin => "not_admin",
+    }
+}
+
+impl AccessAfterRestore {
+    /// They can sign in after the restore, with some password.
+    pub fn can_sign_in(self) -> bool {
+        matches!(
+            self,
+            AccessAfterRestore::Kept | AccessAfterRestore::OlderPassword
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
