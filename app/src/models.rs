@@ -197,6 +197,28 @@ pub fn table_label(schema: &str, name: &str) -> String {
     }
 }
 
+/// The command, run on the server, that makes `username` an active
+/// administrator with a new password (creating the account if it is
+/// missing): how someone a restore locked out gets back in.
+pub fn grant_admin_command(username: &str) -> String {
+    let plain = !username.is_empty()
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let quoted = if plain {
+        username.to_owned()
+    } else {
+        format!("'{}'", username.replace('\'', r"'\''"))
+    };
+    // A name that starts like an option is joined to its flag.
+    let flag = if username.starts_with('-') {
+        format!("--username={quoted}")
+    } else {
+        format!("--username {quoted}")
+    };
+    format!("lms-admin user grant-admin {flag} --password-stdin")
+}
+
 /// Formats a byte count for people ("1.5 MB").
 pub fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -395,6 +417,22 @@ mod convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grant_command_is_safe_to_paste() {
+        assert_eq!(
+            grant_admin_command("e2e-admin"),
+            "lms-admin user grant-admin --username e2e-admin --password-stdin"
+        );
+        assert_eq!(
+            grant_admin_command("o'neil $(rm)"),
+            r"lms-admin user grant-admin --username 'o'\''neil $(rm)' --password-stdin"
+        );
+        assert_eq!(
+            grant_admin_command("-x"),
+            "lms-admin user grant-admin --username=-x --password-stdin"
+        );
+    }
 
     #[test]
     fn bytes_read_like_people_write_them() {

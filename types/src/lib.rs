@@ -115,6 +115,9 @@ text_enum! {
         LockForceRelease => "lock.force_release",
         /// A signed-in user who is not an administrator tried the console.
         AdminRefused => "admin.refused",
+        /// An account made an active administrator with a new password
+        /// from the command line (`lms-admin user grant-admin`).
+        AdminGrant => "user.grant_admin",
     }
 }
 
@@ -133,6 +136,7 @@ impl AuditAction {
             AuditAction::RestoreUndo => "undid the last restore",
             AuditAction::LockForceRelease => "released the operation lock",
             AuditAction::AdminRefused => "was refused the console",
+            AuditAction::AdminGrant => "made an administrator",
         }
     }
 }
