@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use lms_types::{
-    AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation, Phase,
+    AccessAfterRestore, AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation,
+    Phase,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,43 @@ pub struct TableRows {
     pub schema: String,
     pub name: String,
     pub rows: i64,
+}
+
+/// An administrator account a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupAdmin {
+    pub username: String,
+    /// Empty when the account has none.
+    pub full_name: String,
+    pub is_active: bool,
+    /// It could sign in after the restore (active, with a password).
+    pub can_sign_in: bool,
+}
+
+/// Who could sign in after restoring a backup, as the administrator asking
+/// sees it (`GET /api/admin/backup/{id}/administrators`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupAdministrators {
+    pub backup_id: i64,
+    /// The administrators the backup holds, by username.
+    pub admins: Vec<BackupAdmin>,
+    /// The administrator asking.
+    pub you: String,
+    /// Whether they could sign in after the restore.
+    pub your_access: AccessAfterRestore,
+    /// Administrators who could sign in after the restore but cannot now.
+    pub returning: Vec<String>,
+    /// Administrators who can sign in now but could not after the restore.
+    pub leaving: Vec<String>,
+    /// The command, run on the server, that gets `you` back in afterwards.
+    pub recovery_command: String,
+}
+
+impl BackupAdministrators {
+    /// Some administrator could sign in after the restore.
+    pub fn anyone_can_sign_in(&self) -> bool {
+        self.admins.iter().any(|a| a.can_sign_in)
+    }
 }
 
 /// A long operation and how far it has got.
@@ -329,6 +367,31 @@ mod convert {
                             .collect()
                     }),
                 }),
+            }
+        }
+    }
+
+    impl BackupAdministrators {
+        /// The engine's answer for `you`, the administrator who asked
+        /// (password digests stay on the server).
+        pub fn new(seen: lms_backup::restore::AdminsAfterRestore, you: &str) -> Self {
+            BackupAdministrators {
+                backup_id: seen.backup.id,
+                admins: seen
+                    .admins
+                    .iter()
+                    .map(|a| BackupAdmin {
+                        username: a.username.clone(),
+                        full_name: a.full_name.clone(),
+                        is_active: a.is_active,
+                        can_sign_in: a.can_sign_in(),
+                    })
+                    .collect(),
+                you: you.to_owned(),
+                your_access: seen.access.unwrap_or(AccessAfterRestore::NotAdmin),
+                returning: seen.returning,
+                leaving: seen.leaving,
+                recovery_command: grant_admin_command(you),
             }
         }
     }
