@@ -103,11 +103,7 @@ const USER_COLUMNS: &str = "id, username, email, full_name, role, is_active, pas
 #[tracing::instrument(skip(pool, new), fields(username = new.username))]
 pub async fn create(pool: &PgPool, new: NewUser<'_>) -> Result<User> {
     validate_username(new.username)?;
-    if new.password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(Error::Invalid(format!(
-            "the password must have at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
+    check_password(new.password)?;
     if !new.email.contains('@') {
         return Err(Error::Invalid("the email address must contain @".into()));
     }
@@ -132,6 +128,64 @@ pub async fn create(pool: &PgPool, new: NewUser<'_>) -> Result<User> {
     row.try_into()
 }
 
+/// What [`grant_admin`] needs.
+pub struct AdminGrant<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// For an account created by the grant (an existing one keeps its own).
+    pub email: &'a str,
+    /// For an account created by the grant (an existing one keeps its own).
+    pub full_name: &'a str,
+}
+
+/// What [`grant_admin`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub user: User,
+    /// There was no account of that name, so one was created.
+    pub created: bool,
+}
+
+/// Makes `username` an active administrator who signs in with `password`,
+/// creating the account when there is none of that name: how someone
+/// locked out of the console (by a restore that brought back accounts
+/// without theirs, say) gets back in from the server's command line.
+#[tracing::instrument(skip(pool, grant), fields(username = grant.username))]
+pub async fn grant_admin(pool: &PgPool, grant: AdminGrant<'_>) -> Result<Granted> {
+    check_password(grant.password)?;
+    let hash = hash_password(grant.password.to_owned()).await?;
+    let updated: Option<UserRow> = sqlx::query_as(&format!(
+        "UPDATE users SET role = $2, is_active = true, password_hash = $3, updated_at = now()
+         WHERE username = $1 RETURNING {USER_COLUMNS}"
+    ))
+    .bind(grant.username)
+    .bind(Role::Admin.as_str())
+    .bind(&hash)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = updated {
+        return Ok(Granted {
+            user: row.try_into()?,
+            created: false,
+        });
+    }
+    let user = create(
+        pool,
+        NewUser {
+            username: grant.username,
+            email: grant.email,
+            full_name: grant.full_name,
+            role: Role::Admin,
+            password: grant.password,
+        },
+    )
+    .await?;
+    Ok(Granted {
+        user,
+        created: true,
+    })
+}
+
 /// Looks a user up by id.
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
     let row: Option<UserRow> =
@@ -154,16 +208,31 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
     .fetch_optional(pool)
     .await?;
     let hash = match &row {
-        Some(r) if r.password_hash.starts_with("$argon2") => r.password_hash.clone(),
+        Some(r) if is_usable_password_hash(&r.password_hash) => r.password_hash.clone(),
         _ => dummy_hash().to_owned(),
     };
     let matches = verify_password(password.to_owned(), hash).await?;
     match row {
-        Some(r) if matches && r.is_active && r.password_hash.starts_with("$argon2") => {
+        Some(r) if matches && r.is_active && is_usable_password_hash(&r.password_hash) => {
             Ok(Some(r.try_into()?))
         }
         _ => Ok(None),
     }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a stored password hash is one a password can sign in with: an
+/// argon2 PHC string (`!` marks accounts that cannot sign in).
+pub fn is_usable_password_hash(hash: &str) -> bool {
+    hash.starts_with("$argon2")
 }
 
 fn validate_username(username: &str) -> Result<()> {

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use lms_types::{
-    AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation, Phase,
+    AccessAfterRestore, AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation,
+    Phase,
 };
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,43 @@ pub struct TableRows {
     pub rows: i64,
 }
 
+/// An administrator account a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupAdmin {
+    pub username: String,
+    /// Empty when the account has none.
+    pub full_name: String,
+    pub is_active: bool,
+    /// It could sign in after the restore (active, with a password).
+    pub can_sign_in: bool,
+}
+
+/// Who could sign in after restoring a backup, as the administrator asking
+/// sees it (`GET /api/admin/backup/{id}/administrators`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupAdministrators {
+    pub backup_id: i64,
+    /// The administrators the backup holds, by username.
+    pub admins: Vec<BackupAdmin>,
+    /// The administrator asking.
+    pub you: String,
+    /// Whether they could sign in after the restore.
+    pub your_access: AccessAfterRestore,
+    /// Administrators who could sign in after the restore but cannot now.
+    pub returning: Vec<String>,
+    /// Administrators who can sign in now but could not after the restore.
+    pub leaving: Vec<String>,
+    /// The command, run on the server, that gets `you` back in afterwards.
+    pub recovery_command: String,
+}
+
+impl BackupAdministrators {
+    /// Some administrator could sign in after the restore.
+    pub fn anyone_can_sign_in(&self) -> bool {
+        self.admins.iter().any(|a| a.can_sign_in)
+    }
+}
+
 /// A long operation and how far it has got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobInfo {
@@ -195,6 +233,28 @@ pub fn table_label(schema: &str, name: &str) -> String {
     } else {
         format!("{schema}.{name}")
     }
+}
+
+/// The command, run on the server, that makes `username` an active
+/// administrator with a new password (creating the account if it is
+/// missing): how someone a restore locked out gets back in.
+pub fn grant_admin_command(username: &str) -> String {
+    let plain = !username.is_empty()
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let quoted = if plain {
+        username.to_owned()
+    } else {
+        format!("'{}'", username.replace('\'', r"'\''"))
+    };
+    // A name that starts like an option is joined to its flag.
+    let flag = if username.starts_with('-') {
+        format!("--username={quoted}")
+    } else {
+        format!("--username {quoted}")
+    };
+    format!("lms-admin user grant-admin {flag} --password-stdin")
 }
 
 /// Formats a byte count for people ("1.5 MB").
@@ -311,6 +371,31 @@ mod convert {
         }
     }
 
+    impl BackupAdministrators {
+        /// The engine's answer for `you`, the administrator who asked
+        /// (password digests stay on the server).
+        pub fn new(seen: lms_backup::restore::AdminsAfterRestore, you: &str) -> Self {
+            BackupAdministrators {
+                backup_id: seen.backup.id,
+                admins: seen
+                    .admins
+                    .iter()
+                    .map(|a| BackupAdmin {
+                        username: a.username.clone(),
+                        full_name: a.full_name.clone(),
+                        is_active: a.is_active,
+                        can_sign_in: a.can_sign_in(),
+                    })
+                    .collect(),
+                you: you.to_owned(),
+                your_access: seen.access.unwrap_or(AccessAfterRestore::NotAdmin),
+                returning: seen.returning,
+                leaving: seen.leaving,
+                recovery_command: grant_admin_command(you),
+            }
+        }
+    }
+
     impl From<jobs::Job> for JobInfo {
         fn from(j: jobs::Job) -> Self {
             JobInfo {
@@ -395,6 +480,22 @@ mod convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grant_command_is_safe_to_paste() {
+        assert_eq!(
+            grant_admin_command("e2e-admin"),
+            "lms-admin user grant-admin --username e2e-admin --password-stdin"
+        );
+        assert_eq!(
+            grant_admin_command("o'neil $(rm)"),
+            r"lms-admin user grant-admin --username 'o'\''neil $(rm)' --password-stdin"
+        );
+        assert_eq!(
+            grant_admin_command("-x"),
+            "lms-admin user grant-admin --username=-x --password-stdin"
+        );
+    }
 
     #[test]
     fn bytes_read_like_people_write_them() {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 
 import {
+  admin,
   backupTable,
   controlSql,
   createBackup,
@@ -130,6 +131,59 @@ test('the restore button waits for the checkbox and the exact name', async ({ pa
   await expect(checkbox).not.toBeChecked();
   await expect(typed).toHaveValue('');
   await page.keyboard.press('Escape');
+});
+
+test('the restore dialog names the backup\'s administrators and warns an admin it would lock out', async ({
+  page,
+}, testInfo) => {
+  // A backup whose users table has this administrator under another name
+  // (the session follows the account's id, so it carries on meanwhile).
+  const was = `e2e-admin-was-${Date.now()}`;
+  await lmsSql('UPDATE users SET username = $1 WHERE username = $2', [was, admin.username]);
+  const locked = await createBackup(page, `without me ${Date.now()}`).finally(() =>
+    lmsSql('UPDATE users SET username = $1 WHERE username = $2', [admin.username, was]),
+  );
+  const kept = await createBackup(page, `with me ${Date.now()}`);
+  await page.reload(); // no toasts over the dialog
+  await openConsole(page);
+
+  await kept.row.getByRole('button', { name: `Restore ${kept.name}` }).click();
+  const dialog = page.getByRole('dialog', { name: 'Restore this backup?' });
+  await expect(dialog.getByTestId('restore-admins')).toContainText(
+    `Administrators in this backup: ${admin.username} (E2E Admin, you)`,
+  );
+  await expect(dialog.getByTestId('lockout-warning')).toHaveCount(0);
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+
+  await locked.row.getByRole('button', { name: `Restore ${locked.name}` }).click();
+  await expect(dialog.getByTestId('restore-admins')).toContainText(`${was} (E2E Admin)`);
+  await expect(dialog.getByTestId('restore-admins')).not.toContainText('(you)');
+  const warning = dialog.getByRole('alert').filter({ hasText: 'You will be locked out' });
+  await expect(warning).toContainText(`You (${admin.username}) are not an administrator in this backup.`);
+  await expect(warning).toContainText('signed out and unable to sign in');
+  await expect(warning.locator('code')).toHaveText(
+    `lms-admin user grant-admin --username ${admin.username} --password-stdin`,
+  );
+  await expect(dialog.getByText(`No longer able to sign in: ${admin.username}`)).toBeVisible();
+
+  // As an administrator sees it, wide and on a phone.
+  for (const [width, height] of [
+    [1440, 900],
+    [390, 844],
+  ]) {
+    await page.setViewportSize({ width, height });
+    await expect(warning).toBeInViewport({ ratio: 0.2 });
+    const box = await dialog.boundingBox();
+    expect(box!.x + box!.width, `dialog at ${width} px`).toBeLessThanOrEqual(width);
+    await page.screenshot({ path: testInfo.outputPath(`restore-lockout-${width}.png`), animations: 'disabled' });
+  }
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+  for (const { row } of [locked, kept]) {
+    const id = await row.getAttribute('data-backup-id');
+    expect((await page.request.delete(`/api/admin/backup/${id}`)).status()).toBe(204);
+  }
 });
 
 test('restore brings the old data back, signs everyone out, and undo returns the rest', async ({

@@ -123,6 +123,7 @@ test('screenshots of the card at rest, during a job and of the restore dialog', 
   await backupTable(page).getByRole('button', { name: `Restore ${name}` }).click();
   const restore = page.getByRole('dialog', { name: 'Restore this backup?' });
   await expect(restore.getByTestId('restore-summary')).toBeVisible();
+  await expect(restore.getByTestId('restore-admins')).toBeVisible();
   await restore.getByRole('checkbox').check();
   await restore.getByLabel(/Type the backup's name/).fill(name);
   await shoot('restore-dialog.png', restore);

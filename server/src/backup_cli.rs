@@ -4,13 +4,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
+use app::models::grant_admin_command;
 use indicatif::{ProgressBar, ProgressStyle};
 use lms_backup::audit::Actor;
 use lms_backup::backup::BackupRequest;
 use lms_backup::jobs::messages::failure_message;
 use lms_backup::jobs::Job;
 use lms_backup::{catalog, Engine};
-use lms_types::{BackupKind, JobStatus};
+use lms_types::{AccessAfterRestore, BackupKind, JobStatus};
 
 use crate::cli::{BackupCommand, CliResult};
 
@@ -58,6 +59,7 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let backup = catalog::get_row(&engine.dbs().control, id)
                 .await
                 .map_err(fail)?;
+            print_admins_after_restore(engine, id).await;
             confirm(
                 yes,
                 &format!(
@@ -85,15 +87,117 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
 }
 
 /// The actor for audit and jobs: the operating-system user at the terminal.
-fn cli_actor() -> Actor {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+pub(crate) fn cli_actor() -> Actor {
     Actor {
         id: None,
-        name: format!("cli:{user}"),
+        name: format!("cli:{}", terminal_user()),
         client_ip: None,
     }
+}
+
+/// The login name of whoever runs the command.
+fn terminal_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Before a restore is confirmed: the administrators the backup holds, who
+/// comes back and who can no longer sign in, and a warning with the way
+/// back in when the account named like the user at the terminal would be
+/// locked out. The restore's own checks decide whether it may go on, so a
+/// backup whose accounts cannot be read is only warned about.
+async fn print_admins_after_restore(engine: &Engine, id: i64) {
+    let user = terminal_user();
+    let seen = match engine.admins_after_restore(id, Some(&user)).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            println!(
+                "WARNING: the administrators in this backup cannot be told: {}\n\
+                 After restoring it you may be unable to sign in to the console; to get back in, \
+                 run on this server:\n  {}\n",
+                failure_message(&e),
+                grant_admin_command(&user)
+            );
+            return;
+        }
+    };
+    println!("Administrators in {}:", seen.backup.filename);
+    if seen.admins.is_empty() {
+        println!("  (none)");
+    }
+    for admin in &seen.admins {
+        let state = if !admin.is_active {
+            "  (deactivated)"
+        } else if admin.password_tag.is_none() {
+            "  (no password: cannot sign in)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<20} {}{state}",
+            printable(&admin.username),
+            printable(&admin.full_name)
+        );
+    }
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| printable(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !seen.returning.is_empty() {
+        println!(
+            "Back as administrators after the restore: {}",
+            list(&seen.returning)
+        );
+    }
+    if !seen.leaving.is_empty() {
+        println!(
+            "Administrators now who can no longer sign in after it: {}",
+            list(&seen.leaving)
+        );
+    }
+    if !seen.anyone_can_sign_in() {
+        println!("WARNING: no administrator in this backup can sign in.");
+    }
+    let who = format!("\"{}\" (your login name)", printable(&user));
+    let warning = match seen.access {
+        Some(AccessAfterRestore::NotAdmin) => format!(
+            "{who} is not an administrator in this backup: after the restore that name cannot \
+             sign in to the console."
+        ),
+        Some(AccessAfterRestore::Deactivated) => format!(
+            "{who} is a deactivated administrator in this backup: after the restore that name \
+             cannot sign in to the console."
+        ),
+        Some(AccessAfterRestore::NoPassword) => format!(
+            "{who} has no password in this backup: after the restore that name cannot sign in \
+             to the console."
+        ),
+        Some(AccessAfterRestore::OlderPassword) => format!(
+            "{who} has another password in this backup: after the restore only the password it \
+             had when the backup was taken signs in."
+        ),
+        Some(AccessAfterRestore::Kept) | None => {
+            println!();
+            return;
+        }
+    };
+    println!(
+        "WARNING: {warning}\nTo get back in afterwards, run on this server (it reads the new \
+         password from standard input):\n  {}\n",
+        grant_admin_command(&user)
+    );
+}
+
+/// Text from an archive, safe to print on a terminal: control characters
+/// (an escape sequence, a line break) become spaces.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn confirm(yes: bool, prompt: &str, expected: &str) -> CliResult {

@@ -252,6 +252,28 @@ pub enum UserCommand {
     /// Create an account. The password is read from standard input (one
     /// line), never from the command line.
     Create(CreateUserArgs),
+    /// Make an account an active administrator with a new password (read
+    /// from standard input), creating it if there is none of that name: how
+    /// to get back into the console after a restore brought back accounts
+    /// without yours, or with yours demoted, deactivated or on an old
+    /// password.
+    GrantAdmin(GrantAdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GrantAdminArgs {
+    #[arg(long)]
+    pub username: String,
+    /// Read the new password from standard input. Required: passwords never
+    /// go on the command line.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// For an account the command creates; defaults to <username>@localhost.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// For an account the command creates.
+    #[arg(long, default_value = "")]
+    pub full_name: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,8 +13,8 @@ use lms_backup::users::{self, NewUser};
 use lms_backup::{Databases, Engine};
 
 use crate::cli::{
-    BackupArgs, Cli, CliResult, Command, CreateUserArgs, DatabaseArgs, DemoCommand, ServeArgs,
-    UserCommand,
+    BackupArgs, Cli, CliResult, Command, CreateUserArgs, DatabaseArgs, DemoCommand, GrantAdminArgs,
+    ServeArgs, UserCommand,
 };
 
 /// Runs the parsed command line.
@@ -27,6 +27,7 @@ pub async fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::User(UserCommand::Create(args)) => create_user(&cli.db, args).await,
+        Command::User(UserCommand::GrantAdmin(args)) => grant_admin(&cli.db, args).await,
         Command::Demo(DemoCommand::Seed { scale }) => seed(&cli.db, scale).await,
         Command::Backup(command) => {
             let engine = engine(&cli.db, &cli.backups).await?;
@@ -161,13 +162,19 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
+/// One line of standard input, without its line ending.
+fn password_from_stdin() -> Result<String, String> {
     let mut password = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut password)
         .map_err(|e| format!("could not read the password from standard input: {e}"))?;
-    let password = password.trim_end_matches(['\r', '\n']);
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
+    let password = password_from_stdin()?;
+    let password = password.as_str();
     let dbs = connect(db).await?;
     let email = args
         .email
@@ -184,12 +191,60 @@ async fn create_user(db: &DatabaseArgs, args: CreateUserArgs) -> CliResult {
         },
     )
     .await
-    .map_err(describe)?;
+    .map_err(|e| match e {
+        lms_backup::Error::Conflict(message) => format!(
+            "{message}. To make an existing account an active administrator with a new \
+             password, run: {}",
+            app::models::grant_admin_command(&args.username)
+        ),
+        other => describe(other),
+    })?;
     println!(
         "Created {} \"{}\" (id {}).",
         user.role.as_str(),
         user.username,
         user.id
+    );
+    Ok(())
+}
+
+async fn grant_admin(db: &DatabaseArgs, args: GrantAdminArgs) -> CliResult {
+    let password = password_from_stdin()?;
+    let dbs = connect(db).await?;
+    let email = args
+        .email
+        .clone()
+        .unwrap_or_else(|| format!("{}@localhost", args.username));
+    let granted = users::grant_admin(
+        &dbs.lms,
+        users::AdminGrant {
+            username: &args.username,
+            password: &password,
+            email: &email,
+            full_name: &args.full_name,
+        },
+    )
+    .await
+    .map_err(describe)?;
+    let what = if granted.created {
+        "created the account"
+    } else {
+        "existing account"
+    };
+    lms_backup::audit::record_or_log(
+        &dbs.control,
+        lms_backup::audit::Event {
+            actor: &crate::backup_cli::cli_actor(),
+            action: lms_types::AuditAction::AdminGrant,
+            target: Some(&granted.user.username),
+            outcome: lms_types::AuditOutcome::Success,
+            detail: Some(what),
+        },
+    )
+    .await;
+    println!(
+        "\"{}\" (id {}) is an active administrator and signs in with the new password ({what}).",
+        granted.user.username, granted.user.id
     );
     Ok(())
 }

@@ -120,8 +120,20 @@ pub struct ToolProcess {
 
 impl ToolProcess {
     /// Starts `cmd` in a new process group with stdin closed and stderr piped.
-    pub fn spawn(name: &'static str, mut cmd: Command, stdout: Stdio) -> Result<Self> {
-        cmd.stdin(Stdio::null())
+    pub fn spawn(name: &'static str, cmd: Command, stdout: Stdio) -> Result<Self> {
+        Self::spawn_with_stdin(name, cmd, Stdio::null(), stdout)
+    }
+
+    /// Like [`spawn`](Self::spawn), with `stdin` as the tool's input (a file
+    /// opened here reaches the tool as that open file, not as a path it
+    /// would open again).
+    pub fn spawn_with_stdin(
+        name: &'static str,
+        mut cmd: Command,
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Result<Self> {
+        cmd.stdin(stdin)
             .stdout(stdout)
             .stderr(Stdio::piped())
             .process_group(0)

@@ -19,11 +19,14 @@
 //!   database, rename live → `<db>_pre_restore_<ts>` and copy → `<db>` in
 //!   one transaction, maintenance off; every session ends; the previous
 //!   database stays for undo;
-//! - `copies`: the copies and previous databases beside the live one.
+//! - `copies`: the copies and previous databases beside the live one;
+//! - `admins`: before any of it, who could sign in afterwards (the
+//!   administrators the backup holds, and who would be locked out).
 //!
 //! Any failure before the switch drops the copy; the live database is never
 //! touched until its rename.
 
+mod admins;
 mod carry;
 mod copies;
 mod gates;
@@ -41,6 +44,8 @@ use crate::jobs::run::{Ending, JobRun};
 use crate::jobs::Job;
 use crate::{settings, Error, Result};
 use lms_types::{AuditAction, BackupStatus, Operation, Phase};
+
+pub use admins::AdminsAfterRestore;
 
 /// What a restore or undo did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Engine integration tests against a real PostgreSQL (see `scripts/test.sh`).
 //! Each test gets its own databases, so they run in parallel.
 
+mod admins;
 mod audit;
 mod backup;
 mod clock;

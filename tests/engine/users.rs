@@ -91,3 +91,64 @@ async fn bad_input_is_refused_clearly() {
     let again = users::create(&dbs.lms, alice("another long password")).await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
 }
+
+#[tokio::test]
+async fn granting_admin_brings_an_account_back_or_creates_it() {
+    let dbs = spawn_db().await;
+    let grant = |username: &'static str, password: &'static str| users::AdminGrant {
+        username,
+        password,
+        email: "granted@example.edu",
+        full_name: "Granted",
+    };
+    // Demoted and deactivated (as a restored backup may have it).
+    let mut old = alice("the password from before");
+    old.role = Role::Instructor;
+    let before = users::create(&dbs.lms, old).await.unwrap();
+    sqlx::query("UPDATE users SET is_active = false WHERE id = $1")
+        .bind(before.id)
+        .execute(&dbs.lms)
+        .await
+        .unwrap();
+
+    let granted = users::grant_admin(&dbs.lms, grant("alice", "a brand new password"))
+        .await
+        .unwrap();
+    assert!(!granted.created);
+    assert_eq!(granted.user.id, before.id, "the same account");
+    assert_eq!(granted.user.role, Role::Admin);
+    assert!(granted.user.is_active);
+    assert_eq!(granted.user.email, "alice@example.edu", "kept");
+    let signed_in = users::authenticate(&dbs.lms, "alice", "a brand new password")
+        .await
+        .unwrap();
+    assert_eq!(signed_in.map(|u| u.id), Some(before.id));
+    assert!(
+        users::authenticate(&dbs.lms, "alice", "the password from before")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let created = users::grant_admin(&dbs.lms, grant("erin", "another long password"))
+        .await
+        .unwrap();
+    assert!(created.created);
+    assert_eq!(created.user.email, "granted@example.edu");
+    assert!(
+        users::authenticate(&dbs.lms, "erin", "another long password")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let short = users::grant_admin(&dbs.lms, grant("alice", "short")).await;
+    assert!(matches!(short, Err(Error::Invalid(_))), "{short:?}");
+    assert!(
+        users::authenticate(&dbs.lms, "alice", "a brand new password")
+            .await
+            .unwrap()
+            .is_some(),
+        "a refused grant changes nothing"
+    );
+}

@@ -115,6 +115,9 @@ text_enum! {
         LockForceRelease => "lock.force_release",
         /// A signed-in user who is not an administrator tried the console.
         AdminRefused => "admin.refused",
+        /// An account made an active administrator with a new password
+        /// from the command line (`lms-admin user grant-admin`).
+        AdminGrant => "user.grant_admin",
     }
 }
 
@@ -133,7 +136,38 @@ impl AuditAction {
             AuditAction::RestoreUndo => "undid the last restore",
             AuditAction::LockForceRelease => "released the operation lock",
             AuditAction::AdminRefused => "was refused the console",
+            AuditAction::AdminGrant => "made an administrator",
         }
+    }
+}
+
+text_enum! {
+    /// Whether an administrator can sign in once a backup is restored,
+    /// judged from the accounts the backup holds (a restore replaces the
+    /// `users` table with the backup's).
+    AccessAfterRestore {
+        /// An active administrator there, with the password they have now.
+        Kept => "kept",
+        /// An active administrator there, whose password then is not the
+        /// one they have now: only the old one signs in.
+        OlderPassword => "older_password",
+        /// An administrator there, but deactivated.
+        Deactivated => "deactivated",
+        /// An active administrator there without a password that signs in.
+        NoPassword => "no_password",
+        /// Not an administrator there: no account of that name, or one with
+        /// another role.
+        NotAdmin => "not_admin",
+    }
+}
+
+impl AccessAfterRestore {
+    /// They can sign in after the restore, with some password.
+    pub fn can_sign_in(self) -> bool {
+        matches!(
+            self,
+            AccessAfterRestore::Kept | AccessAfterRestore::OlderPassword
+        )
     }
 }
 

@@ -10,6 +10,7 @@ use super::console::Console;
 use super::dialog::{CancelOr, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
+use super::restore_admins::RestoreAdmins;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
 use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary, Operation};
@@ -325,6 +326,9 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                                 )
                             })}
                         </Suspense>
+                        <RestoreAdmins backup_id=Signal::derive(move || {
+                            target.with(|t| t.as_ref().map(|b| b.id))
+                        }) />
                         <ul class="restore-points">
                             <li>"The site switches over in about a second; meanwhile pages show a short maintenance notice."</li>
                             <li>"Everyone, you included, is signed out and signs in again."</li>

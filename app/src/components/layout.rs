@@ -5,9 +5,11 @@ use crate::functions::Logout;
 use crate::models::CurrentUser;
 
 /// The LMS admin frame: top bar with the product name and the signed-in
-/// administrator, content below.
+/// administrator, content below (which finds the administrator as a
+/// `CurrentUser` context).
 #[component]
 pub fn AdminLayout(user: CurrentUser, children: Children) -> impl IntoView {
+    provide_context(user.clone());
     view! {
         <div class="admin-shell">
             <header class="top-bar">

@@ -10,6 +10,7 @@ mod facts;
 mod layout;
 mod operation_panel;
 mod overview_card;
+mod restore_admins;
 mod style_primer;
 mod time;
 mod upload;

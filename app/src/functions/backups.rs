@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
-use crate::models::{BackupDetail, JobInfo, OperationStatus, ReleasedLock, StartedBackup};
+use crate::models::{
+    BackupAdministrators, BackupDetail, JobInfo, OperationStatus, ReleasedLock, StartedBackup,
+};
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
 
@@ -45,6 +47,16 @@ pub async fn get_job(id: String) -> Result<JobInfo, AppError> {
 #[server(prefix = "/api/fn", endpoint = "release_lock", input = Json)]
 pub async fn release_lock() -> Result<ReleasedLock, AppError> {
     as_admin(|state, admin| async move { ops::release_lock(&state, &admin).await }).await
+}
+
+/// The administrators a backup holds, and whether the caller (and who
+/// else) could sign in after restoring it.
+#[server(prefix = "/api/fn", endpoint = "backup_administrators", input = Json)]
+pub async fn get_backup_administrators(id: i64) -> Result<BackupAdministrators, AppError> {
+    as_admin(|state, admin| async move {
+        ops::backup_administrators(&state, &admin, id.try_into()?).await
+    })
+    .await
 }
 
 /// Starts restoring a backup over the LMS database. `confirm` must be true.

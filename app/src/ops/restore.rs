@@ -1,9 +1,10 @@
 //! Restoring a backup over the LMS database, and undoing the last restore.
-//! Both replace live data, so both need an explicit confirmation.
+//! Both replace live data, so both need an explicit confirmation. Before
+//! either, who could sign in afterwards.
 
 use super::{BackupId, Confirmation};
 use crate::error::AppError;
-use crate::models::JobInfo;
+use crate::models::{BackupAdministrators, JobInfo};
 use crate::ssr::{AdminUser, AppState};
 
 /// Starts restoring backup `id`: 400 without confirmation, 404 unknown, 409
@@ -32,4 +33,21 @@ pub async fn undo_restore(
     confirmation.require()?;
     let job = state.engine.start_undo(true, &admin.actor()).await?;
     Ok(job.into())
+}
+
+/// The administrators backup `id` holds and what restoring it would do to
+/// who can sign in, the asking administrator first: 404 unknown, 422 when
+/// the backup is not completed, its file is missing or changed, or it has
+/// no readable users table.
+pub async fn backup_administrators(
+    state: &AppState,
+    admin: &AdminUser,
+    id: BackupId,
+) -> Result<BackupAdministrators, AppError> {
+    let you = admin.user().username.as_str();
+    let seen = state
+        .engine
+        .admins_after_restore(id.get(), Some(you))
+        .await?;
+    Ok(BackupAdministrators::new(seen, you))
 }

@@ -5,7 +5,8 @@
 
 use app::error::AppError;
 use app::models::{
-    BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus, ReleasedLock, StartedBackup,
+    BackupAdministrators, BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus,
+    ReleasedLock, StartedBackup,
 };
 use app::ops::{self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload};
 use app::ssr::{AdminUser, AppState};
@@ -30,6 +31,7 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/restore/{id}", restore)
         .get_in_maintenance("/api/admin/backup/{id}", get)
+        .get("/api/admin/backup/{id}/administrators", administrators)
         .delete("/api/admin/backup/{id}", delete)
 }
 
@@ -69,6 +71,19 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<BackupDetail>, AppError> {
     Ok(Json(ops::get_backup(&state, &admin, id.parse()?).await?))
+}
+
+/// `GET /api/admin/backup/{id}/administrators` → the administrators the
+/// backup holds and who could sign in after restoring it; 404 unknown; 422
+/// when its accounts cannot be read.
+async fn administrators(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BackupAdministrators>, AppError> {
+    Ok(Json(
+        ops::backup_administrators(&state, &admin, id.parse()?).await?,
+    ))
 }
 
 /// `DELETE /api/admin/backup/{id}` → 204; 404 unknown; 409 while in use.

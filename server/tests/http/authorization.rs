@@ -310,7 +310,9 @@ impl<'a> Console<'a> {
             ("POST", "/api/fn/restore_backup") => {
                 WellFormed::new(path, json(json!({ "id": id, "confirm": true })), 200)
             }
-            ("POST", "/api/fn/get_backup") => WellFormed::new(path, json(json!({ "id": id })), 200),
+            ("POST", "/api/fn/get_backup" | "/api/fn/backup_administrators") => {
+                WellFormed::new(path, json(json!({ "id": id })), 200)
+            }
             ("POST", "/api/fn/delete_backup") => {
                 let own = self.admin.backup_now().await.backup.id;
                 WellFormed::new(path, json(json!({ "id": own })), 200)

@@ -103,3 +103,142 @@ async fn serve_refuses_to_start_without_the_restore_role() {
         "{said}"
     );
 }
+
+/// `lms-admin` with `input` on its standard input.
+async fn lms_admin_with_input(env: &[(&str, String)], args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lms-admin"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        if *k == "DATABASE_URL" {
+            cmd.env("RESTORE_ROLE", lms_backup::testing::restore_role_for_url(v));
+        }
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A restore from the terminal names the administrators the backup holds
+/// and, when the one at the terminal is not among them, says so with the
+/// command that gets them back in; that command works on the restored
+/// database, and creating an account that exists points to it.
+#[tokio::test]
+async fn restore_warns_who_would_be_locked_out_and_grant_admin_gets_them_back_in() {
+    let dir = lms_backup::testing::scratch_dir("cli-admins");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let env = [
+        ("DATABASE_URL", url.clone()),
+        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        ("USER", "erin".to_owned()),
+    ];
+    let password = "correct horse battery staple\n";
+    let create = |name: &'static str, role: &'static str| {
+        let env = env.clone();
+        async move {
+            let args = ["user", "create", "--username", name, "--role", role];
+            let args = [
+                &args[..],
+                &["--full-name", "Alice Admin", "--password-stdin"],
+            ]
+            .concat();
+            lms_admin_with_input(&env, &args, password).await
+        }
+    };
+    let out = create("alice", "admin").await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lms_admin(&env, &["backup", "create"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // erin, at the terminal, is made an administrator after the backup.
+    let out = create("erin", "admin").await;
+    assert!(out.status.success(), "{}", text(&out));
+    let again = create("erin", "admin").await;
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("lms-admin user grant-admin --username erin --password-stdin"),
+        "{}",
+        text(&again)
+    );
+
+    let out = lms_admin(&env, &["backup", "restore", "1", "--yes"]).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Administrators in backup_"), "{said}");
+    assert!(
+        said.contains("alice") && said.contains("Alice Admin"),
+        "{said}"
+    );
+    assert!(
+        said.contains("Administrators now who can no longer sign in after it: erin"),
+        "{said}"
+    );
+    assert!(
+        said.contains("\"erin\" (your login name) is not an administrator in this backup"),
+        "{said}"
+    );
+    assert!(
+        said.contains("lms-admin user grant-admin --username erin --password-stdin"),
+        "{said}"
+    );
+    let warned_at = said.find("WARNING").unwrap();
+    let restored_at = said.find("maintenance for").unwrap();
+    assert!(
+        warned_at < restored_at,
+        "the warning comes before the restore"
+    );
+
+    // Locked out, as warned; the command brings erin back.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let signs_in = async |pool: &sqlx::PgPool| {
+        lms_backup::users::authenticate(pool, "erin", "a new password for erin")
+            .await
+            .unwrap()
+            .map(|u| u.role)
+    };
+    assert_eq!(signs_in(&pool).await, None);
+    let out = lms_admin_with_input(
+        &env,
+        &[
+            "user",
+            "grant-admin",
+            "--username",
+            "erin",
+            "--password-stdin",
+        ],
+        "a new password for erin\n",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(signs_in(&pool).await, Some(lms_backup::users::Role::Admin));
+    pool.close().await;
+
+    let control = sqlx::PgPool::connect(&format!("{url}_control"))
+        .await
+        .unwrap();
+    let audited: (String, Option<String>) = sqlx::query_as(
+        "SELECT actor_name, target FROM audit_log WHERE action = 'user.grant_admin'",
+    )
+    .fetch_one(&control)
+    .await
+    .unwrap();
+    assert_eq!(audited, ("cli:erin".to_owned(), Some("erin".to_owned())));
+    control.close().await;
+    std::fs::remove_dir_all(dir).ok();
+}

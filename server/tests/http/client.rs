@@ -6,8 +6,8 @@
 
 use app::error::AppError;
 use app::models::{
-    ActivityEntry, BackupDetail, BackupList, BackupSummary, CurrentUser, DatabaseOverview, JobInfo,
-    OperationStatus, StartedBackup,
+    ActivityEntry, BackupAdministrators, BackupDetail, BackupList, BackupSummary, CurrentUser,
+    DatabaseOverview, JobInfo, OperationStatus, StartedBackup,
 };
 use lms_types::JobStatus;
 use reqwest::header::HeaderMap;
@@ -242,6 +242,16 @@ impl ApiClient {
             .post(&format!("/api/admin/backup/restore/{id}"))
             .json(&json!({ "confirm": true }));
         answer(request, 202).await
+    }
+
+    /// `GET /api/admin/backup/{id}/administrators` → 200: who could sign
+    /// in after restoring it.
+    pub async fn administrators(&self, id: i64) -> Result<BackupAdministrators, ApiError> {
+        answer(
+            self.get(&format!("/api/admin/backup/{id}/administrators")),
+            200,
+        )
+        .await
     }
 
     /// The same without the confirmation (no body): refused.

@@ -1,7 +1,7 @@
 //! Restore and undo over HTTP, sessions after a restore, maintenance mode.
 
 use app::error::AppError;
-use app::models::{DatabaseOverview, OperationStatus};
+use app::models::{AccessAfterRestore, BackupAdministrators, DatabaseOverview, OperationStatus};
 use lms_backup::testing::Gate;
 use lms_backup::users::Role;
 use lms_types::JobStatus;
@@ -166,4 +166,102 @@ async fn an_unreachable_lms_database_is_503_not_500() {
         .status()
         .await
         .expect("back as soon as the database is");
+}
+
+/// Before a restore, the console learns which administrators the backup
+/// holds and whether the one asking could sign in afterwards: the same
+/// through the REST route and the server function, for administrators only.
+/// The restore then does what was said: the administrator created since the
+/// backup is locked out, the one demoted since is back.
+#[tokio::test]
+async fn the_administrators_a_backup_holds_say_who_a_restore_would_lock_out() {
+    let app = spawn_app().await;
+    let alice = app.signed_in("alice", Role::Admin).await;
+    app.create_user("bob", Role::Admin).await;
+    app.create_user("carol", Role::Admin).await;
+    sqlx::query("UPDATE users SET is_active = false WHERE username = 'carol'")
+        .execute(&app.dbs.lms)
+        .await
+        .unwrap();
+    let id = alice.backup_now().await.backup.id;
+
+    // Since the backup: bob demoted, erin made an administrator.
+    sqlx::query("UPDATE users SET role = 'instructor' WHERE username = 'bob'")
+        .execute(&app.dbs.lms)
+        .await
+        .unwrap();
+    let erin = app.signed_in("erin", Role::Admin).await;
+
+    let seen = erin.administrators(id).await.unwrap();
+    let admins: Vec<_> = seen
+        .admins
+        .iter()
+        .map(|a| (a.username.as_str(), a.is_active, a.can_sign_in))
+        .collect();
+    assert_eq!(
+        admins,
+        [
+            ("alice", true, true),
+            ("bob", true, true),
+            ("carol", false, false)
+        ]
+    );
+    assert_eq!(seen.you, "erin");
+    assert_eq!(seen.your_access, AccessAfterRestore::NotAdmin);
+    assert_eq!(seen.returning, ["bob"]);
+    assert_eq!(seen.leaving, ["erin"]);
+    assert_eq!(
+        seen.recovery_command,
+        "lms-admin user grant-admin --username erin --password-stdin"
+    );
+    let via_fn: BackupAdministrators = erin
+        .server_fn("backup_administrators", json!({ "id": id }))
+        .await
+        .unwrap();
+    assert_eq!(via_fn, seen, "one operation behind both doors");
+    let for_alice = alice.administrators(id).await.unwrap();
+    assert_eq!(for_alice.your_access, AccessAfterRestore::Kept);
+    assert_eq!(for_alice.you, "alice");
+
+    // Administrators only; ids checked; a backup without an archive is 422.
+    assert_eq!(
+        app.client().administrators(id).await.unwrap_err().status,
+        401
+    );
+    let student = app.signed_in("sam", Role::Student).await;
+    assert_eq!(student.administrators(id).await.unwrap_err().status, 403);
+    let refused = student
+        .server_fn::<BackupAdministrators>("backup_administrators", json!({ "id": id }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, 403);
+    assert_eq!(erin.administrators(424242).await.unwrap_err().status, 404);
+    assert_eq!(erin.administrators(0).await.unwrap_err().status, 400);
+    let failed: i64 = sqlx::query_scalar(
+        "INSERT INTO backup_history (filename, kind, status, created_by_name)
+         VALUES ('backup_20200101_000000.dump', 'manual', 'failed', 'x') RETURNING id",
+    )
+    .fetch_one(&app.dbs.control)
+    .await
+    .unwrap();
+    let not_completed = erin.administrators(failed).await.unwrap_err();
+    assert_eq!(not_completed.status, 422, "{not_completed:?}");
+
+    // As said: erin is locked out after the restore, bob is back.
+    let job = erin.restore(id).await.unwrap();
+    let job = lms_backup::testing::wait_for_job(&app.engine, job.id.parse().unwrap()).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(
+        app.client()
+            .sign_in("erin", PASSWORD)
+            .await
+            .unwrap_err()
+            .status,
+        401
+    );
+    let bob = app.client();
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.unwrap().role,
+        app::models::Role::Admin
+    );
 }
