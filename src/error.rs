@@ -66,6 +66,12 @@ pub enum Error {
     /// The operation was cancelled (its lease was lost or it was stopped).
     #[error("{0}")]
     Cancelled(String),
+
+    /// The backup directory cannot be used (not there, unreadable, or not
+    /// where the catalog's backups are); the message names it and says
+    /// what to do.
+    #[error("{0}")]
+    StorageUnavailable(String),
 }
 
 /// The engine's result type.

@@ -97,6 +97,11 @@ async fn engine_on(dbs: Databases, adjust: impl FnOnce(&mut crate::EngineConfig)
     let mut config = crate::EngineConfig::new(dir);
     config.backup_rate_limit = 0;
     adjust(&mut config);
+    // The operator's part: the server never creates its backup directory.
+    crate::storage::BackupDir::new(&config.backup_dir)
+        .ensure()
+        .await
+        .expect("create the backup directory");
     let tools = crate::postgres::tools::locate(config_tools_dir().as_deref())
         .await
         .expect("pg_dump and pg_restore");

@@ -143,6 +143,7 @@ mod server {
                     tracing::error!(error = %m, "configuration or tool problem");
                     AppError::Unavailable(m)
                 }
+                Error::StorageUnavailable(m) => AppError::Unavailable(m),
                 other => {
                     tracing::error!(error = ?other, "request failed");
                     AppError::internal()

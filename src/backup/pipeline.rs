@@ -96,16 +96,13 @@ impl Engine {
         let database_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
             .fetch_one(lms)
             .await?;
-        let dir = self.backup_dir();
-        if !dir.is_present().await {
-            // Not re-created here: a vanished directory is often an unmounted
-            // disk, and writing to the mount point would fill the wrong one.
-            return Err(Error::Invalid(
-                "The backup directory is missing (removed or unmounted?); nothing was written. \
-                 Restore it (restarting the server creates it again) and try again."
-                    .into(),
-            ));
+        // Looked at again here (it may have gone since the job began); never
+        // re-created: a vanished directory is often an unmounted disk, and
+        // writing to the mount point would fill the wrong one.
+        if let Some(unavailable) = self.backup_dir_unavailable().await? {
+            return Err(Error::StorageUnavailable(unavailable.message));
         }
+        let dir = self.backup_dir();
         let free = dir.free_space().await?;
         if free < database_bytes as u64 {
             return Err(Error::Invalid(format!(

@@ -20,7 +20,8 @@ use crate::{Error, Result};
 impl Engine {
     /// Stores and verifies an uploaded archive. `declared_len` (the request's
     /// Content-Length) is refused up front when over the cap; the stream is
-    /// cut off past it either way.
+    /// cut off past it either way. Refused (and audited) while the backup
+    /// directory cannot be used ([`Error::StorageUnavailable`]).
     pub async fn import_upload(
         &self,
         body: impl AsyncRead + Unpin,
@@ -30,6 +31,18 @@ impl Engine {
         let max = self.config().max_backup_size;
         if declared_len.is_some_and(|len| len > max) {
             return Err(too_large(max));
+        }
+        if let Err(refused) = self.require_backup_dir().await {
+            let refused = Err(refused);
+            audit::record_result(
+                &self.dbs().control,
+                actor,
+                AuditAction::BackupUpload,
+                "upload",
+                &refused,
+            )
+            .await;
+            return refused;
         }
         let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod backup_dir;
 mod clock;
 mod demo;
 mod fidelity;

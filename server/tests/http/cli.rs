@@ -29,7 +29,10 @@ async fn backup_restore_and_undo_from_the_command_line() {
     let url = lms_backup::testing::fresh_database_url().await;
     let env = [
         ("DATABASE_URL", url.clone()),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
     ];
     assert!(lms_admin(&env, &["demo", "seed"]).await.status.success());
 
