@@ -47,6 +47,7 @@ struct Inner {
     config: EngineConfig,
     instance_id: String,
     verified: storage::VerifiedArchives,
+    budget: Arc<storage::DiskBudget>,
     dir_watch: Arc<crate::backup::DirWatch>,
 }
 
@@ -64,6 +65,7 @@ impl Engine {
                 config,
                 instance_id,
                 verified: Default::default(),
+                budget: Default::default(),
                 dir_watch: Default::default(),
             }),
         })
@@ -84,6 +86,7 @@ impl Engine {
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
                 verified: Default::default(),
+                budget: self.inner.budget.clone(),
                 dir_watch: self.inner.dir_watch.clone(),
             }),
         }
@@ -99,6 +102,7 @@ impl Engine {
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
                 verified: Default::default(),
+                budget: self.inner.budget.clone(),
                 dir_watch: self.inner.dir_watch.clone(),
             }),
         }
@@ -121,6 +125,11 @@ impl Engine {
     /// them again while they are unchanged).
     pub(crate) fn verified_archives(&self) -> &storage::VerifiedArchives {
         &self.inner.verified
+    }
+
+    /// The room writers have claimed on the backup directory's disk.
+    pub(crate) fn disk_budget(&self) -> &Arc<storage::DiskBudget> {
+        &self.inner.budget
     }
 
     /// What was last seen of the backup directory.

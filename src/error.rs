@@ -72,6 +72,11 @@ pub enum Error {
     /// what to do.
     #[error("{0}")]
     StorageUnavailable(String),
+
+    /// Not enough room on the backup directory's disk; the message gives
+    /// the sizes.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 /// The engine's result type.

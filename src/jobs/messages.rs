@@ -44,7 +44,7 @@ pub fn failure_message(err: &Error) -> String {
         }
         Error::Database(_) => "The database could not be read. Check that PostgreSQL is running; the server log has the details.".into(),
         Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) | Error::TimedOut(m)
-        | Error::StorageUnavailable(m) => m.clone(),
+        | Error::StorageUnavailable(m) | Error::InsufficientStorage(m) => m.clone(),
         other => format!("The operation failed ({other}); the server log has the details."),
     }
 }

@@ -8,8 +8,10 @@
 //! threads, through [`blocking`].
 //!
 //! Whether the directory can be used at all is `health` (a missing one is
-//! reported, never re-created).
+//! reported, never re-created); the room writers have claimed on its disk
+//! is `budget`.
 
+mod budget;
 mod health;
 mod local;
 mod manifest;
@@ -21,6 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{Error, Result};
 
+pub use budget::{Claim, ClaimRequest, DiskBudget, Metered, Writer};
 pub use health::DirProblem;
 pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;

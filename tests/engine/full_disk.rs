@@ -11,10 +11,12 @@ use lms_backup::testing::{
 };
 use lms_types::{BackupStatus, JobStatus};
 
-struct Tmpfs(PathBuf);
+/// A small file system of its own (unmounted when dropped), whose free
+/// space is exactly what the test leaves on it.
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(megabytes: u32) -> Self {
+    pub(crate) fn mount(megabytes: u32) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "mounting a tmpfs needs root; run the suite as root (CI does)"

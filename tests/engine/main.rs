@@ -14,4 +14,5 @@ mod overview;
 mod pgtools;
 mod recovery;
 mod restore;
+mod upload_room;
 mod users;
