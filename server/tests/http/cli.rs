@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
+pub(crate) async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lms-admin"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -15,7 +15,7 @@ async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
