@@ -26,6 +26,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DOWNLOAD_MB = int(os.environ.get("BENCH_DOWNLOAD_MB", "520"))
 
 work = tempfile.mkdtemp(prefix="lms-bench-")
+# The server never creates a missing backup directory: made here, as an operator would.
+os.makedirs(os.path.join(work, "backups"), mode=0o750)
 env = dict(os.environ, BACKUP_DIR=os.path.join(work, "backups"), BACKUP_RATE_LIMIT="0",
            MAX_BACKUP_SIZE="8GiB", MAX_BACKUPS_TO_KEEP="2", RUST_LOG=os.environ.get("BENCH_LOG", "warn"))
 url = urllib.parse.urlparse(DB)

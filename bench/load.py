@@ -54,6 +54,8 @@ TIMING_USERS = 10
 rng = random.Random(20261126)  # the same catalog and load pattern every run
 work = tempfile.mkdtemp(prefix="lms-load-bench-")
 backup_dir = os.path.join(work, "backups")
+# The server never creates a missing backup directory: made here, as an operator would.
+os.makedirs(backup_dir, mode=0o750)
 # Retention keeps every backup, so the seeded catalog stays 5,000 entries
 # (it still reads all of them after each backup); no backup rate limit.
 env = dict(os.environ, BACKUP_DIR=backup_dir, BACKUP_RATE_LIMIT="0", MAX_BACKUPS_TO_KEEP="1000000",

@@ -17,6 +17,14 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL="postgres://lms_admin:$(cat "$DATA/app.password")@127.0.0.1:${LMS_PG_PORT:-5433}/lms"
 fi
 
+# The server never creates a missing backup directory (it may be the mount
+# point of a disk that is not mounted): this script makes its own default,
+# ./backups in the checkout, and leaves a BACKUP_DIR given to it alone.
+if [ -z "${BACKUP_DIR:-}" ]; then
+  export BACKUP_DIR="$ROOT/backups"
+  mkdir -p -m 750 "$BACKUP_DIR"
+fi
+
 build_release
 
 log "migrating"

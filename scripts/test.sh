@@ -37,6 +37,7 @@ build_release
 log "end-to-end tests (Playwright, Chromium)"
 export DATABASE_URL="$APP_URL_BASE/lms_e2e"
 export BACKUP_DIR="$THROWAWAY/backups" BACKUP_RATE_LIMIT=0
+mkdir -m 750 "$BACKUP_DIR"
 # A cap the browser-side size check can be shown against with a sparse file.
 export MAX_BACKUP_SIZE=200MiB
 export E2E_ADMIN_PASSWORD="$(random_password)" E2E_INSTRUCTOR_PASSWORD="$(random_password)"

@@ -34,6 +34,13 @@ pub struct EngineConfig {
     /// An upload still arriving after this long is refused (408), however
     /// steadily it trickles (`UPLOAD_TIMEOUT`).
     pub upload_timeout: Duration,
+    /// Uploads received at once; one more is refused (409) until one ends
+    /// (`MAX_CONCURRENT_UPLOADS`).
+    pub max_concurrent_uploads: usize,
+    /// Free space an upload must leave on the backup directory's disk once
+    /// it and every running upload and backup have written all they may
+    /// (`MIN_FREE_SPACE`).
+    pub min_free_space: u64,
     /// How the web layer signs everyone out after a restore (its sessions
     /// are its business, not the engine's); `None` when there are none.
     pub sign_out_everyone: Option<SignOutEveryone>,
@@ -64,6 +71,8 @@ impl EngineConfig {
             restore_keep_previous: 1,
             upload_idle_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(60 * 60),
+            max_concurrent_uploads: 2,
+            min_free_space: 512 << 20,
             sign_out_everyone: None,
             restore_role: None,
             restore_free_space_margin: 256 << 20,

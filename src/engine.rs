@@ -18,6 +18,11 @@ pub struct OperationStatus {
     pub maintenance: bool,
     /// A previous database is kept, so the last restore can be undone.
     pub undo_available: bool,
+    /// Why backups cannot be made, uploaded or restored (the backup
+    /// directory cannot be used), if so.
+    pub backup_dir: Option<crate::backup::DirUnavailable>,
+    /// Catalog entries whose file is missing.
+    pub missing_backups: i64,
 }
 
 /// The stored backups at a glance (the card's header).
@@ -42,12 +47,15 @@ struct Inner {
     config: EngineConfig,
     instance_id: String,
     verified: storage::VerifiedArchives,
+    budget: Arc<storage::DiskBudget>,
+    dir_watch: Arc<crate::backup::DirWatch>,
 }
 
 impl Engine {
-    /// Prepares the backup directory; the databases must be migrated.
+    /// The databases must be migrated. The backup directory is not created
+    /// (it may be an unmounted disk's mount point): while it is missing,
+    /// backups are refused and say so.
     pub async fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
-        storage::BackupDir::new(&config.backup_dir).ensure().await?;
         // The identity reads procfs (boot id, PID namespace) the first time.
         let instance_id = storage::blocking(|| Ok(lock::new_instance_id())).await?;
         Ok(Self {
@@ -57,6 +65,8 @@ impl Engine {
                 config,
                 instance_id,
                 verified: Default::default(),
+                budget: Default::default(),
+                dir_watch: Default::default(),
             }),
         })
     }
@@ -76,6 +86,8 @@ impl Engine {
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
                 verified: Default::default(),
+                budget: self.inner.budget.clone(),
+                dir_watch: self.inner.dir_watch.clone(),
             }),
         }
     }
@@ -90,6 +102,8 @@ impl Engine {
                 config: self.inner.config.clone(),
                 instance_id: self.inner.instance_id.clone(),
                 verified: Default::default(),
+                budget: self.inner.budget.clone(),
+                dir_watch: self.inner.dir_watch.clone(),
             }),
         }
     }
@@ -111,6 +125,16 @@ impl Engine {
     /// them again while they are unchanged).
     pub(crate) fn verified_archives(&self) -> &storage::VerifiedArchives {
         &self.inner.verified
+    }
+
+    /// The room writers have claimed on the backup directory's disk.
+    pub(crate) fn disk_budget(&self) -> &Arc<storage::DiskBudget> {
+        &self.inner.budget
+    }
+
+    /// What was last seen of the backup directory.
+    pub(crate) fn dir_watch(&self) -> &crate::backup::DirWatch {
+        &self.inner.dir_watch
     }
 
     /// This process's identity in the operation lock.
@@ -135,11 +159,19 @@ impl Engine {
             .await?
             .is_some();
         let undo_available = !self.previous_databases().await?.is_empty();
+        let backup_dir = self.backup_dir_unavailable().await?;
+        let missing_backups = crate::catalog::count_with_status(
+            &self.dbs().control,
+            lms_types::BackupStatus::Missing,
+        )
+        .await?;
         Ok(OperationStatus {
             lock,
             job,
             maintenance,
             undo_available,
+            backup_dir,
+            missing_backups,
         })
     }
 

@@ -66,6 +66,17 @@ pub enum Error {
     /// The operation was cancelled (its lease was lost or it was stopped).
     #[error("{0}")]
     Cancelled(String),
+
+    /// The backup directory cannot be used (not there, unreadable, or not
+    /// where the catalog's backups are); the message names it and says
+    /// what to do.
+    #[error("{0}")]
+    StorageUnavailable(String),
+
+    /// Not enough room on the backup directory's disk; the message gives
+    /// the sizes.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 /// The engine's result type.

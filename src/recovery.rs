@@ -1,6 +1,8 @@
 //! Start-up recovery: after a crash, leave no stale lock, no running job
 //! that nobody runs, no half-written file, and a catalog that matches the
-//! disk.
+//! disk (when the backup directory can be used at all: a missing or
+//! unreadable one is an outage, left alone and reported, not a reason to
+//! mark every backup missing).
 
 use std::collections::HashSet;
 
@@ -20,7 +22,11 @@ pub struct RecoveryReport {
     pub interrupted_jobs: u64,
     pub removed_partials: Vec<String>,
     pub marked_missing: Vec<String>,
+    /// Missing backups whose file was back, intact.
+    pub found_again: Vec<String>,
     pub reimported: Vec<String>,
+    /// Why the backup directory was left alone, if it was.
+    pub backup_dir_unavailable: Option<String>,
     pub released_lock: bool,
 }
 
@@ -102,7 +108,11 @@ impl Engine {
         let live_file = self.interrupt_orphaned_jobs(&mut report, live_job).await?;
         self.tidy_backup_dir(&mut report, live_file.as_deref())
             .await?;
-        if report != RecoveryReport::default() {
+        let repaired = RecoveryReport {
+            backup_dir_unavailable: None,
+            ..report.clone()
+        };
+        if repaired != RecoveryReport::default() {
             tracing::warn!(?report, "start-up recovery repaired the backup state");
         }
         Ok(report)
@@ -227,14 +237,20 @@ impl Engine {
     }
 
     /// Removes half-written files (but the live job's) and failed backups'
-    /// files, marks completed entries whose file vanished `missing`, and
-    /// brings back archives that have a sidecar but no entry.
+    /// files, holds the catalog against the files (completed entries whose
+    /// file vanished become `missing`, missing ones whose file is back
+    /// `completed`), and brings back archives that have a sidecar but no
+    /// entry. Nothing at all while the directory cannot be used.
     async fn tidy_backup_dir(
         &self,
         report: &mut RecoveryReport,
         live_file: Option<&str>,
     ) -> Result<()> {
         let control = &self.dbs().control;
+        if let Some(unavailable) = self.backup_dir_unavailable().await? {
+            report.backup_dir_unavailable = Some(unavailable.message);
+            return Ok(());
+        }
         // Half-written files, and files whose backup failed.
         let dir = self.backup_dir();
         let failed: HashSet<String> = catalog::with_status(control, BackupStatus::Failed)
@@ -257,13 +273,16 @@ impl Engine {
             dir.remove(leftovers).await?;
         }
 
-        // Completed entries whose file vanished are marked, not dropped.
-        for backup in catalog::with_status(control, BackupStatus::Completed).await? {
-            if dir.open_archive(&backup.filename).await.is_err() {
-                catalog::set_status(control, backup.id, BackupStatus::Missing).await?;
-                report.marked_missing.push(backup.filename);
-            }
-        }
+        // Entries whose file vanished are marked, not dropped; and back.
+        let checked = self
+            .check_backup_files(&crate::audit::Actor {
+                id: None,
+                name: "recovery".into(),
+                client_ip: None,
+            })
+            .await?;
+        report.marked_missing = checked.newly_missing;
+        report.found_again = checked.found;
 
         // Archives with a sidecar but no entry come back (catalog rebuilt from disk).
         for entry in dir.entries().await? {

@@ -141,6 +141,11 @@ async fn engine_on(dbs: Databases, adjust: impl FnOnce(&mut crate::EngineConfig)
     config.backup_rate_limit = 0;
     config.restore_role = Some(restore_role_for(dbs.lms_name()));
     adjust(&mut config);
+    // The operator's part: the server never creates its backup directory.
+    crate::storage::BackupDir::new(&config.backup_dir)
+        .ensure()
+        .await
+        .expect("create the backup directory");
     let tools = crate::postgres::tools::locate(config_tools_dir().as_deref())
         .await
         .expect("pg_dump and pg_restore");

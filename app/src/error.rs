@@ -39,6 +39,9 @@ pub enum AppError {
     /// The service cannot answer right now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// No room on the backup disk for what was sent (507).
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// Something failed on the server; details are in its log (500).
     #[error("{0}")]
     Internal(String),
@@ -61,6 +64,7 @@ impl AppError {
             AppError::TimedOut(_) => 408,
             AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
+            AppError::InsufficientStorage(_) => 507,
             AppError::Internal(_) | AppError::Transport(_) => 500,
         }
     }
@@ -78,6 +82,7 @@ impl AppError {
             AppError::TimedOut(_) => "timed_out",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Internal(_) => "internal",
             AppError::Transport(_) => "transport",
         }
@@ -143,6 +148,8 @@ mod server {
                     tracing::error!(error = %m, "configuration or tool problem");
                     AppError::Unavailable(m)
                 }
+                Error::StorageUnavailable(m) => AppError::Unavailable(m),
+                Error::InsufficientStorage(m) => AppError::InsufficientStorage(m),
                 other => {
                     tracing::error!(error = ?other, "request failed");
                     AppError::internal()
@@ -190,6 +197,7 @@ mod tests {
             429
         );
         assert_eq!(AppError::Invalid("no".into()).status(), 422);
+        assert_eq!(AppError::InsufficientStorage("full".into()).status(), 507);
     }
 
     #[cfg(feature = "ssr")]

@@ -177,6 +177,59 @@ pub struct OperationStatus {
     pub maintenance: bool,
     /// The last restore can be undone.
     pub undo_available: bool,
+    /// Why backups cannot be made, uploaded or restored right now (the
+    /// backup directory cannot be used): which directory, what is wrong,
+    /// what to do. `None` while it can be used.
+    pub backup_dir_problem: Option<String>,
+    /// Backups whose file is missing from the backup directory.
+    pub missing_backups: i64,
+}
+
+/// What a check of the backup files against the catalog found, by archive
+/// name (`POST /api/admin/backup/recheck`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FileCheck {
+    /// Missing backups whose file is back, intact: completed again.
+    pub found: Vec<String>,
+    /// Completed backups whose file is gone: now missing.
+    pub newly_missing: Vec<String>,
+    /// Missing backups whose file is still not there.
+    pub still_missing: Vec<String>,
+    /// Missing backups with a file of their name that is not the archive
+    /// catalogued: still missing.
+    pub changed: Vec<String>,
+}
+
+impl FileCheck {
+    /// What the check did, in a sentence.
+    pub fn words(&self) -> String {
+        let count = |n: usize| format!("{n} backup{}", if n == 1 { "" } else { "s" });
+        let mut parts = Vec::new();
+        if !self.found.is_empty() {
+            parts.push(format!(
+                "{} found again and completed",
+                count(self.found.len())
+            ));
+        }
+        if !self.newly_missing.is_empty() {
+            parts.push(format!("{} now missing", count(self.newly_missing.len())));
+        }
+        let still = self.still_missing.len() + self.changed.len();
+        if still > 0 {
+            parts.push(format!("{} still missing", count(still)));
+        }
+        if parts.is_empty() {
+            "Every backup's file is where it should be.".into()
+        } else {
+            let mut sentence = parts.join(", ");
+            sentence.push('.');
+            let mut chars = sentence.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// What a forced release of the operation lock freed
@@ -472,6 +525,19 @@ mod convert {
                 job: s.job.map(Into::into),
                 maintenance: s.maintenance,
                 undo_available: s.undo_available,
+                backup_dir_problem: s.backup_dir.map(|d| d.message),
+                missing_backups: s.missing_backups,
+            }
+        }
+    }
+
+    impl From<lms_backup::backup::FileCheck> for FileCheck {
+        fn from(c: lms_backup::backup::FileCheck) -> Self {
+            FileCheck {
+                found: c.found,
+                newly_missing: c.newly_missing,
+                still_missing: c.still_missing,
+                changed: c.changed,
             }
         }
     }
@@ -503,5 +569,23 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KB");
         assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MB");
+    }
+
+    #[test]
+    fn a_file_check_reads_as_a_sentence() {
+        assert_eq!(
+            FileCheck::default().words(),
+            "Every backup's file is where it should be."
+        );
+        let check = FileCheck {
+            found: vec!["a".into()],
+            newly_missing: vec![],
+            still_missing: vec!["b".into()],
+            changed: vec!["c".into()],
+        };
+        assert_eq!(
+            check.words(),
+            "1 backup found again and completed, 2 backups still missing."
+        );
     }
 }

@@ -24,6 +24,9 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let page = catalog::list(&engine.dbs().control, 0, limit)
                 .await
                 .map_err(fail)?;
+            if let Some(unavailable) = engine.backup_dir_unavailable().await.map_err(fail)? {
+                eprintln!("{}\n", unavailable.message);
+            }
             println!("   ID  NAME                               KIND        STATUS           SIZE  CREATED");
             for b in &page.backups {
                 println!(
@@ -72,6 +75,27 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             )?;
             let job = engine.start_restore(id, true, &actor).await.map_err(fail)?;
             follow(engine, job).await.map(|_| ())
+        }
+        BackupCommand::Recheck => {
+            let check = engine.check_backup_files(&actor).await.map_err(fail)?;
+            let show = |what: &str, names: &[String]| {
+                if !names.is_empty() {
+                    println!("{what} ({}): {}", names.len(), names.join(", "));
+                }
+            };
+            show("Found again, intact, now completed", &check.found);
+            show("File gone, now missing", &check.newly_missing);
+            show(
+                "Still missing: a file of that name is back but is not the archive catalogued",
+                &check.changed,
+            );
+            show("Still missing", &check.still_missing);
+            if check == Default::default() {
+                println!(
+                    "Every completed backup's file is in the backup directory; none is missing."
+                );
+            }
+            Ok(())
         }
         BackupCommand::Undo { yes } => {
             confirm(

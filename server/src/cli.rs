@@ -67,7 +67,10 @@ impl DatabaseArgs {
 /// Where backups go and the limits they live by.
 #[derive(Debug, Clone, Args)]
 pub struct BackupArgs {
-    /// Directory for backup archives and their manifests.
+    /// Directory for backup archives and their manifests. It must exist: the
+    /// server never creates it (it may be the mount point of a disk that is
+    /// not mounted), and refuses backups, uploads and restores, saying so,
+    /// until it is there.
     #[arg(long, env = "BACKUP_DIR", default_value = "./backups", global = true)]
     pub backup_dir: PathBuf,
 
@@ -113,6 +116,18 @@ pub struct BackupArgs {
     /// Seconds an upload may take in all before it is refused (408).
     #[arg(long, env = "UPLOAD_TIMEOUT", default_value_t = 3600, global = true)]
     pub upload_timeout: u64,
+
+    /// Uploads received at once; one more is refused (409) until one has
+    /// finished.
+    #[arg(long, env = "MAX_CONCURRENT_UPLOADS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_concurrent_uploads: u32,
+
+    /// Free space an upload must leave on the backup directory's disk once
+    /// it, the other running uploads and a running backup have written all
+    /// they may (an upload that does not announce its size counts as
+    /// MAX_BACKUP_SIZE); refused (507) otherwise. Bytes or with a unit.
+    #[arg(long, env = "MIN_FREE_SPACE", default_value = "512MiB", value_parser = parse_size_or_zero, global = true)]
+    pub min_free_space: u64,
 }
 
 impl BackupArgs {
@@ -126,9 +141,19 @@ impl BackupArgs {
         config.restore_free_space_margin = self.restore_free_space_margin;
         config.upload_idle_timeout = std::time::Duration::from_secs(self.upload_idle_timeout);
         config.upload_timeout = std::time::Duration::from_secs(self.upload_timeout);
+        config.max_concurrent_uploads = self.max_concurrent_uploads as usize;
+        config.min_free_space = self.min_free_space;
         config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
         config
     }
+}
+
+/// Like [`parse_size`], and "0" is allowed.
+pub fn parse_size_or_zero(text: &str) -> Result<u64, String> {
+    if text.trim().trim_start_matches('0').is_empty() {
+        return Ok(0);
+    }
+    parse_size(text)
 }
 
 /// "1073741824", "512MiB", "1G", "2 GB" (units are powers of 1024).
@@ -202,6 +227,11 @@ pub enum BackupCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Check the catalog against the backup directory: backups whose file
+    /// is gone are marked missing, and missing ones whose file is back,
+    /// intact (size and SHA-256 as catalogued), are completed again.
+    /// Refused while the directory itself is unavailable.
+    Recheck,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +370,9 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("1 PB").is_err());
         assert!(parse_size("0").is_err());
+        assert_eq!(parse_size_or_zero("0"), Ok(0));
+        assert_eq!(parse_size_or_zero("512MiB"), Ok(512 << 20));
+        assert!(parse_size_or_zero("lots").is_err());
     }
 
     #[test]
@@ -358,6 +391,8 @@ mod tests {
             "RESTORE_FREE_SPACE_MARGIN",
             "UPLOAD_IDLE_TIMEOUT",
             "UPLOAD_TIMEOUT",
+            "MAX_CONCURRENT_UPLOADS",
+            "MIN_FREE_SPACE",
             "OPERATION_LEASE_TIMEOUT",
         ] {
             assert!(help.contains(var), "{var} missing from --help");

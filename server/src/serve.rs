@@ -62,8 +62,8 @@ fn describe(err: lms_backup::Error) -> String {
     }
 }
 
-/// Connects, migrates, checks the PostgreSQL tools and prepares the backup
-/// directory.
+/// Connects, migrates and checks the PostgreSQL tools (the backup directory
+/// is looked at, never created, when it is used).
 pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, String> {
     let dbs = connect(db).await?;
     let tools = check_tools(db, &dbs).await?;
@@ -86,6 +86,9 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         .await
         .map_err(|e| format!("start-up recovery failed: {}", describe(e)))?;
     engine.watch_for_abandoned_switches();
+    // A backup directory that is not there (yet) does not stop the console:
+    // backups wait for it, say why, and resume once it is back.
+    engine.watch_backup_dir();
 
     let conf = leptos::config::get_configuration(None)
         .map_err(|e| format!("Leptos configuration: {e}"))?;

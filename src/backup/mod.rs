@@ -14,13 +14,20 @@
 //! 6. on any failure the job fails with a message a person can act on, and
 //!    nothing half-written is left.
 //!
-//! Beside it: `upload` (archives made elsewhere), and delete, retention
-//! and download (`housekeeping`).
+//! Beside it: `upload` (archives made elsewhere), delete, retention and
+//! download (`housekeeping`), whether the backup directory can be used at
+//! all (`availability`), and the catalog held against its files
+//! (`file_check`).
 
+mod availability;
+mod file_check;
 mod housekeeping;
 mod pipeline;
 mod upload;
 
+pub use availability::DirUnavailable;
+pub(crate) use availability::DirWatch;
+pub use file_check::FileCheck;
 pub use housekeeping::Download;
 
 use chrono::Utc;

@@ -11,14 +11,14 @@ use sqlx::{Connection, PgConnection};
 use crate::audit::Actor;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
-use crate::jobs::messages::{failure_message, human};
+use crate::jobs::messages::failure_message;
 use crate::jobs::run::{Ending, JobRun};
 use crate::jobs::Job;
 use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
 use crate::postgres::process::follow_stderr;
 use crate::postgres::tools;
-use crate::storage::Manifest;
+use crate::storage::{Claim, ClaimRequest, Manifest, Writer};
 use crate::{Error, Result};
 
 /// What the dump phase leaves for the next ones.
@@ -40,8 +40,9 @@ impl Engine {
         let started = Instant::now();
         let result = run
             .guard(async {
-                let server_version = self.backup_gates(&run).await?;
-                let dumped = self.dump(&run, &partial, server_version).await?;
+                // The room claimed on the disk is held until the archive is saved.
+                let (server_version, room) = self.backup_gates(&run).await?;
+                let dumped = self.dump(&run, &partial, server_version, &room).await?;
                 let info = self.verify_archive(&run, &partial, &dumped.tables).await?;
                 self.save(&run, &backup, &partial, dumped, info, started)
                     .await
@@ -87,8 +88,9 @@ impl Engine {
     }
 
     /// Checking: tools not older than the server, the directory there, room
-    /// for the database. Returns the server's version.
-    async fn backup_gates(&self, run: &JobRun) -> Result<String> {
+    /// for the database beside what running uploads may still write.
+    /// Returns the server's version and the room claimed.
+    async fn backup_gates(&self, run: &JobRun) -> Result<(String, Claim)> {
         run.enter(Phase::Checking).await?;
         let lms = &self.dbs().lms;
         let (major, server_version) = tools::server_version(lms).await?;
@@ -96,31 +98,36 @@ impl Engine {
         let database_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
             .fetch_one(lms)
             .await?;
-        let dir = self.backup_dir();
-        if !dir.is_present().await {
-            // Not re-created here: a vanished directory is often an unmounted
-            // disk, and writing to the mount point would fill the wrong one.
-            return Err(Error::Invalid(
-                "The backup directory is missing (removed or unmounted?); nothing was written. \
-                 Restore it (restarting the server creates it again) and try again."
-                    .into(),
-            ));
+        // Looked at again here (it may have gone since the job began); never
+        // re-created: a vanished directory is often an unmounted disk, and
+        // writing to the mount point would fill the wrong one.
+        if let Some(unavailable) = self.backup_dir_unavailable().await? {
+            return Err(Error::StorageUnavailable(unavailable.message));
         }
-        let free = dir.free_space().await?;
-        if free < database_bytes as u64 {
-            return Err(Error::Invalid(format!(
-                "Not enough free space for the backup: {} free in the backup directory, up to {} needed. \
-                 Free some space or delete old backups.",
-                human(free),
-                human(database_bytes as u64)
-            )));
-        }
-        Ok(server_version)
+        let room = self
+            .disk_budget()
+            .claim(
+                &self.backup_dir(),
+                ClaimRequest {
+                    writer: Writer::Backup,
+                    bytes: database_bytes.max(0) as u64,
+                    margin: 0,
+                    max_uploads: 0,
+                },
+            )
+            .await?;
+        Ok((server_version, room))
     }
 
     /// Dumping: one exported snapshot, fingerprinted while pg_dump streams
     /// it into the partial file (hashed on the way).
-    async fn dump(&self, run: &JobRun, partial: &Path, server_version: String) -> Result<Dumped> {
+    async fn dump(
+        &self,
+        run: &JobRun,
+        partial: &Path,
+        server_version: String,
+        room: &Claim,
+    ) -> Result<Dumped> {
         let dbs = self.dbs();
         // The snapshot stays open until both the dump and the fingerprint are done.
         let mut snapshot_conn = PgConnection::connect_with(&dbs.lms_options).await?;
@@ -144,7 +151,12 @@ impl Engine {
         };
         let work = async {
             tokio::join!(
-                archive::write_and_hash(stdout, file, self.config().max_backup_size, None),
+                archive::write_and_hash(
+                    room.meter(stdout),
+                    file,
+                    self.config().max_backup_size,
+                    None
+                ),
                 follower,
                 fingerprint::fingerprint(&mut snapshot_conn, &tables),
             )

@@ -3,6 +3,13 @@
 //! a whole custom-format archive this server can read before they join the
 //! catalog as `uploaded`. Anything else is refused with a message that says
 //! what the file is and what is expected, and leaves nothing behind.
+//!
+//! Uploads run without the operation lock (they change no database), so
+//! they are bounded on their own: at most `MAX_CONCURRENT_UPLOADS` at once,
+//! and each claims room on the backup disk for its announced size (the
+//! largest accepted when it announces none) beside what running uploads and
+//! backups may still write, leaving `MIN_FREE_SPACE` free; past either it is
+//! refused before a byte is written.
 
 use std::path::Path;
 
@@ -14,13 +21,17 @@ use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::archive::{self, TableProgress};
-use crate::storage::{self, Manifest};
+use crate::storage::{self, Claim, ClaimRequest, Manifest, Writer};
 use crate::{Error, Result};
 
 impl Engine {
     /// Stores and verifies an uploaded archive. `declared_len` (the request's
     /// Content-Length) is refused up front when over the cap; the stream is
-    /// cut off past it either way.
+    /// cut off past the cap, or past the length it announced, either way.
+    /// Refused while the backup directory cannot be used
+    /// ([`Error::StorageUnavailable`]), while `MAX_CONCURRENT_UPLOADS` run
+    /// ([`Error::Conflict`]), and when the disk has no room for it
+    /// ([`Error::InsufficientStorage`]); refusals are audited.
     pub async fn import_upload(
         &self,
         body: impl AsyncRead + Unpin,
@@ -31,9 +42,27 @@ impl Engine {
         if declared_len.is_some_and(|len| len > max) {
             return Err(too_large(max));
         }
+        let room = match self.admit_upload(declared_len).await {
+            Ok(room) => room,
+            Err(refused) => {
+                let refused = Err(refused);
+                audit::record_result(
+                    &self.dbs().control,
+                    actor,
+                    AuditAction::BackupUpload,
+                    "upload",
+                    &refused,
+                )
+                .await;
+                return refused;
+            }
+        };
         let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);
-        let result = self.verify_upload(body, file, &partial, &name, actor).await;
+        let result = self
+            .verify_upload(room.meter(body), file, &partial, &name, declared_len, actor)
+            .await;
+        drop(room);
         if result.is_err() {
             // The partial file is this upload's own: reserve created it.
             let _ = self.backup_dir().remove(vec![partial]).await;
@@ -47,6 +76,23 @@ impl Engine {
         )
         .await;
         result
+    }
+
+    /// Room for one more upload, or the reason there is none.
+    async fn admit_upload(&self, declared_len: Option<u64>) -> Result<Claim> {
+        self.require_backup_dir().await?;
+        let config = self.config();
+        self.disk_budget()
+            .claim(
+                &self.backup_dir(),
+                ClaimRequest {
+                    writer: Writer::Upload,
+                    bytes: declared_len.unwrap_or(config.max_backup_size),
+                    margin: config.min_free_space,
+                    max_uploads: config.max_concurrent_uploads.max(1),
+                },
+            )
+            .await
     }
 
     /// A name no other upload can be given: free in the catalog, and its
@@ -76,17 +122,20 @@ impl Engine {
         file: tokio::fs::File,
         partial: &Path,
         name: &str,
+        declared_len: Option<u64>,
         actor: &Actor,
     ) -> Result<Backup> {
         let started = std::time::Instant::now();
         let max = self.config().max_backup_size;
+        // No more than announced: the room claimed is that much.
+        let limit = declared_len.unwrap_or(max);
         let (idle, total) = (
             self.config().upload_idle_timeout,
             self.config().upload_timeout,
         );
         let dir = self.backup_dir();
         let (size, sha256) =
-            tokio::time::timeout(total, archive::write_and_hash(body, file, max, Some(idle)))
+            tokio::time::timeout(total, archive::write_and_hash(body, file, limit, Some(idle)))
                 .await
                 .map_err(|_| {
                     Error::TimedOut(format!(
@@ -96,6 +145,9 @@ impl Engine {
                     ))
                 })?
                 .map_err(|e| match e {
+                    Error::Invalid(_) if declared_len.is_some() => Error::TooLarge(format!(
+                        "The upload is longer than the {limit} bytes it announced (Content-Length)."
+                    )),
                     Error::Invalid(_) => too_large(max),
                     other => other,
                 })?;

@@ -1,7 +1,8 @@
 //! The backup catalog (`backup_history` in the control database). A row is
 //! `running` while its archive is written, `completed` once the archive has
 //! been verified and its manifest written, `failed` otherwise, and `missing`
-//! when start-up recovery finds its file gone.
+//! when its file is found gone from a backup directory that is otherwise
+//! there (and `completed` again once the same file is back).
 
 use chrono::{DateTime, Utc};
 use lms_types::{BackupKind, BackupStatus};
@@ -192,6 +193,47 @@ pub async fn set_status<'e>(db: impl PgExecutor<'e>, id: i64, status: BackupStat
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Moves an entry from one status to another, if it still has the first
+/// (several processes may look at the same files at once). True when this
+/// call changed it.
+pub async fn change_status<'e>(
+    db: impl PgExecutor<'e>,
+    id: i64,
+    from: BackupStatus,
+    to: BackupStatus,
+) -> Result<bool> {
+    let changed =
+        sqlx::query("UPDATE backup_history SET status = $3 WHERE id = $1 AND status = $2")
+            .bind(id)
+            .bind(from)
+            .bind(to)
+            .execute(db)
+            .await?
+            .rows_affected();
+    Ok(changed == 1)
+}
+
+/// How many entries have the given status.
+pub async fn count_with_status(control: &PgPool, status: BackupStatus) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM backup_history WHERE status = $1")
+            .bind(status)
+            .fetch_one(control)
+            .await?,
+    )
+}
+
+/// How many entries have (or had) a file in the backup directory: the
+/// completed and the missing ones.
+pub async fn count_stored(control: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM backup_history WHERE status = ANY($1)")
+            .bind([BackupStatus::Completed, BackupStatus::Missing])
+            .fetch_one(control)
+            .await?,
+    )
 }
 
 /// Removes an entry.

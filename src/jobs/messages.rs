@@ -51,7 +51,8 @@ pub fn failure_message(err: &Error) -> String {
             "The backup directory disappeared while writing; nothing was kept. Check BACKUP_DIR.".into()
         }
         Error::Database(_) => "The database could not be read. Check that PostgreSQL is running; the server log has the details.".into(),
-        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) | Error::TimedOut(m) => m.clone(),
+        Error::Invalid(m) | Error::Tool(m) | Error::Cancelled(m) | Error::Config(m) | Error::Conflict(m) | Error::TooLarge(m) | Error::TimedOut(m)
+        | Error::StorageUnavailable(m) | Error::InsufficientStorage(m) => m.clone(),
         other => format!("The operation failed ({other}); the server log has the details."),
     }
 }

@@ -55,12 +55,15 @@ impl PendingJob {
 impl Engine {
     /// Takes the operation lock for `operation` and creates its running
     /// job. Fails with [`Error::Busy`] (naming the holder) and leaves
-    /// nothing behind when another operation runs.
+    /// nothing behind when another operation runs, and with
+    /// [`Error::StorageUnavailable`] when the operation needs the backup
+    /// directory and it cannot be used.
     pub(crate) async fn begin_job(
         &self,
         operation: Operation,
         actor: &Actor,
     ) -> Result<PendingJob> {
+        self.require_backup_dir_for(operation).await?;
         let mut tx = lock::begin(&self.dbs().control).await?;
         let id = Uuid::new_v4();
         let job = super::insert_running(&mut *tx, id, operation, actor, self.instance_id()).await?;

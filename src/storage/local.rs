@@ -55,16 +55,12 @@ impl BackupDir {
     }
 
     /// Creates the directory and its `metadata/` (owner and group only).
+    /// Only on an operator's explicit request (and in tests): the server
+    /// never creates a configured directory that is missing, since it may
+    /// be the mount point of a disk that is not mounted.
     pub async fn ensure(&self) -> Result<()> {
         let root = self.root.clone();
         blocking(move || ensure_dirs(&root)).await
-    }
-
-    /// The directory is there (a vanished one is often an unmounted disk,
-    /// and is never re-created behind the administrator's back).
-    pub async fn is_present(&self) -> bool {
-        let root = self.root.clone();
-        blocking(move || Ok(root.is_dir())).await.unwrap_or(false)
     }
 
     /// Bytes free for an unprivileged writer on the directory's disk.

@@ -6,7 +6,13 @@
 //! opened without following symlinks. A planted symlink or hard link is
 //! refused rather than read. Every file-system call runs off the async
 //! threads, through [`blocking`].
+//!
+//! Whether the directory can be used at all is `health` (a missing one is
+//! reported, never re-created); the room writers have claimed on its disk
+//! is `budget`.
 
+mod budget;
+mod health;
 mod local;
 mod manifest;
 mod verified;
@@ -17,6 +23,8 @@ use chrono::{DateTime, Utc};
 
 use crate::{Error, Result};
 
+pub use budget::{Claim, ClaimRequest, DiskBudget, Metered, Writer};
+pub use health::DirProblem;
 pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
 pub use verified::{FileIdentity, VerifiedArchives};

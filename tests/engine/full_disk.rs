@@ -11,10 +11,12 @@ use lms_backup::testing::{
 };
 use lms_types::{BackupStatus, JobStatus};
 
-struct Tmpfs(PathBuf);
+/// A small file system of its own (unmounted when dropped), whose free
+/// space is exactly what the test leaves on it.
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(megabytes: u32) -> Self {
+    pub(crate) fn mount(megabytes: u32) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "mounting a tmpfs needs root; run the suite as root (CI does)"
@@ -162,8 +164,8 @@ async fn a_read_only_backup_directory_fails_the_backup_with_a_message() {
 
 /// The backup directory removed while pg_dump is writing into it: the job
 /// fails saying so, nothing is kept or listed, the directory is not silently
-/// re-created (it may be an unmounted disk's mount point), and once it is
-/// back the next backup works.
+/// re-created (it may be an unmounted disk's mount point), the next backup
+/// is refused up front naming it, and once it is back the next backup works.
 #[tokio::test]
 async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
     let base = spawn_engine().await;
@@ -201,11 +203,14 @@ async fn a_backup_directory_removed_mid_write_fails_the_backup_cleanly() {
         .unwrap();
     assert_eq!(row.status, BackupStatus::Failed);
 
-    let job = one_backup(&base).await;
-    assert_eq!(job.status, JobStatus::Failed);
+    let refused = start_manual_backup(&base, &who)
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(
-        job.message.as_deref().unwrap().contains("missing"),
-        "{job:?}"
+        matches!(&refused, lms_backup::Error::StorageUnavailable(m)
+            if m.contains("does not exist") && m.contains(&dir.display().to_string())),
+        "{refused:?}"
     );
     assert!(!dir.exists());
 

@@ -4,6 +4,7 @@
 mod admins;
 mod audit;
 mod backup;
+mod backup_dir;
 mod clock;
 mod demo;
 mod fidelity;
@@ -16,4 +17,5 @@ mod privileges;
 mod recovery;
 mod restore;
 mod tls;
+mod upload_room;
 mod users;

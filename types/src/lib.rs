@@ -110,6 +110,12 @@ text_enum! {
         BackupUpload => "backup.upload",
         /// Old backups removed by retention.
         BackupCleanup => "backup.cleanup",
+        /// A completed backup's file was found gone from the backup
+        /// directory (the entry is now `missing`).
+        BackupMissing => "backup.missing",
+        /// A missing backup's file was found back, intact (the entry is
+        /// `completed` again).
+        BackupFound => "backup.found",
         Restore => "restore",
         RestoreUndo => "restore.undo",
         LockForceRelease => "lock.force_release",
@@ -132,6 +138,8 @@ impl AuditAction {
             AuditAction::BackupDelete => "deleted backup",
             AuditAction::BackupUpload => "uploaded backup",
             AuditAction::BackupCleanup => "removed old backups",
+            AuditAction::BackupMissing => "found a backup's file missing",
+            AuditAction::BackupFound => "found a missing backup's file again",
             AuditAction::Restore => "restored backup",
             AuditAction::RestoreUndo => "undid the last restore",
             AuditAction::LockForceRelease => "released the operation lock",

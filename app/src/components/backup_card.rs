@@ -12,7 +12,7 @@ use super::error_bar::ErrorBar;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
-use crate::functions::{CreateBackup, UndoRestore};
+use crate::functions::{CreateBackup, RecheckBackups, UndoRestore};
 use crate::models::{human_bytes, BackupStatus, Operation, OperationStatus};
 
 /// Backups of the LMS database: everything an administrator does with them,
@@ -43,6 +43,7 @@ fn BackupConsole() -> impl IntoView {
                 switched in within a second, and can be undone."
             </p>
             <SummaryLine />
+            <StorageAlert />
             <ActionBar />
             <OperationPanel status />
             <BackupList />
@@ -106,8 +107,80 @@ fn SummaryLine() -> impl IntoView {
     }
 }
 
+/// What is wrong with the backup directory, or the backups whose file is
+/// missing from it (with a way to look for them again). Lists reload when
+/// either changes, on whichever server the change was seen.
+#[component]
+fn StorageAlert() -> impl IntoView {
+    let console = Console::expect();
+    let storage = Memo::new(move |_| {
+        console.status.with(|s| {
+            s.as_ref()
+                .map(|s| (s.backup_dir_problem.clone(), s.missing_backups))
+        })
+    });
+    Effect::new(move |before: Option<Option<(bool, i64)>>| {
+        let now = storage.with(|s| s.as_ref().map(|(p, m)| (p.is_some(), *m)));
+        if before.flatten().is_some_and(|b| Some(b) != now) {
+            console.refresh();
+        }
+        now
+    });
+    let recheck = ServerAction::<RecheckBackups>::new();
+    Effect::new(move |_| match recheck.value().get() {
+        Some(Ok(check)) => {
+            console.toast_info("Backup files checked", check.words());
+            console.refresh();
+        }
+        Some(Err(e)) => console.toast_error("Backup files not checked", e.to_string()),
+        None => {}
+    });
+    move || {
+        let (problem, missing) = storage.get()?;
+        if let Some(problem) = problem {
+            return Some(
+                view! {
+                    <MessageBar intent=MessageBarIntent::Error attr:role="alert" class="storage-alert">
+                        <MessageBarBody attr:data-testid="backup-dir-problem">{problem}</MessageBarBody>
+                    </MessageBar>
+                }
+                .into_any(),
+            );
+        }
+        (missing > 0).then(|| {
+            let backups = if missing == 1 {
+                "backup is"
+            } else {
+                "backups are"
+            };
+            view! {
+                <MessageBar intent=MessageBarIntent::Warning class="storage-alert">
+                    <MessageBarBody attr:data-testid="missing-backups">
+                        {format!(
+                            "{missing} {backups} missing their file in the backup directory. \
+                            Once a file is back, checking again lists it as completed if it is \
+                            the same archive (size and SHA-256).",
+                        )}
+                        " "
+                        <Button
+                            appearance=ButtonAppearance::Secondary
+                            loading=recheck.pending()
+                            on_click=move |_| {
+                                recheck.dispatch(RecheckBackups {});
+                            }
+                        >
+                            "Check files again"
+                        </Button>
+                    </MessageBarBody>
+                </MessageBar>
+            }
+            .into_any()
+        })
+    }
+}
+
 /// Create, upload, refresh, undo: each disabled, with the reason, while
-/// something else runs.
+/// something else runs (undo needs no backup directory).
 #[component]
 fn ActionBar() -> impl IntoView {
     let console = Console::expect();
@@ -116,6 +189,8 @@ fn ActionBar() -> impl IntoView {
     let undo_open = RwSignal::new(false);
     let reason = Signal::derive(move || console.busy_reason());
     let busy = Signal::derive(move || reason.get().is_some());
+    let undo_reason = Signal::derive(move || console.lock_reason());
+    let undo_busy = Signal::derive(move || undo_reason.get().is_some());
     let undo_available = move || {
         console
             .status
@@ -141,8 +216,8 @@ fn ActionBar() -> impl IntoView {
                 "Refresh"
             </Button>
             <Show when=undo_available>
-                <span class="action undo-action" title=move || reason.get().unwrap_or_default()>
-                    <Button disabled=busy on_click=move |_| undo_open.set(true)>
+                <span class="action undo-action" title=move || undo_reason.get().unwrap_or_default()>
+                    <Button disabled=undo_busy on_click=move |_| undo_open.set(true)>
                         "Undo last restore"
                     </Button>
                 </span>

@@ -84,8 +84,22 @@ impl Console {
         self.version.get()
     }
 
-    /// Why nothing can be started right now, in words, if so.
+    /// Why nothing that needs the backup directory (create, upload,
+    /// restore) can be started right now, in words, if so.
     pub fn busy_reason(&self) -> Option<String> {
+        let unavailable = self.status.with(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.backup_dir_problem.is_some() && !s.maintenance)
+        });
+        if unavailable {
+            return Some("The backup directory is unavailable (see above).".into());
+        }
+        self.lock_reason()
+    }
+
+    /// Why no operation at all can be started right now (maintenance, or
+    /// another operation running), in words, if so.
+    pub fn lock_reason(&self) -> Option<String> {
         self.status.with(|s| {
             let s = s.as_ref()?;
             if s.maintenance {

@@ -3,7 +3,8 @@ use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
 use crate::models::{
-    BackupAdministrators, BackupDetail, JobInfo, OperationStatus, ReleasedLock, StartedBackup,
+    BackupAdministrators, BackupDetail, FileCheck, JobInfo, OperationStatus, ReleasedLock,
+    StartedBackup,
 };
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
@@ -29,6 +30,13 @@ pub async fn get_backup(id: i64) -> Result<BackupDetail, AppError> {
 pub async fn delete_backup(id: i64) -> Result<(), AppError> {
     as_admin(|state, admin| async move { ops::delete_backup(&state, &admin, id.try_into()?).await })
         .await
+}
+
+/// Checks the backup files against the catalog: missing backups whose file
+/// is back intact are completed again (audited).
+#[server(prefix = "/api/fn", endpoint = "recheck_backups", input = Json)]
+pub async fn recheck_backups() -> Result<FileCheck, AppError> {
+    as_admin(|state, admin| async move { ops::recheck_backups(&state, &admin).await }).await
 }
 
 /// What is running right now, and who started it.

@@ -1,5 +1,6 @@
-//! The backup catalog: create, list, read, delete, upload (downloads are
-//! in `downloads`).
+//! The backup catalog: create, list, read, delete, upload, and the catalog
+//! held against the backup directory's files (downloads are in
+//! `downloads`).
 
 use lms_backup::backup::BackupRequest;
 use lms_types::BackupKind;
@@ -7,7 +8,7 @@ use tokio::io::AsyncRead;
 
 use super::{BackupId, NewBackup, Paging};
 use crate::error::AppError;
-use crate::models::{BackupDetail, BackupList, BackupSummary, StartedBackup};
+use crate::models::{BackupDetail, BackupList, BackupSummary, FileCheck, StartedBackup};
 use crate::ssr::{AdminUser, AppState};
 
 /// Starts a manual backup and returns at once with its job. Busy (409) while
@@ -77,4 +78,16 @@ pub async fn upload_backup(
         .import_upload(archive, declared_len, &admin.actor())
         .await?;
     Ok(backup.into())
+}
+
+/// Holds the catalog against the backup directory (audited under the
+/// administrator): missing backups whose file is back intact are completed
+/// again, completed ones whose file is gone are marked missing. 503 while
+/// the directory itself cannot be used.
+pub async fn recheck_backups(state: &AppState, admin: &AdminUser) -> Result<FileCheck, AppError> {
+    Ok(state
+        .engine
+        .check_backup_files(&admin.actor())
+        .await?
+        .into())
 }

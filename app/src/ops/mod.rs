@@ -25,7 +25,9 @@ mod overview;
 mod restore;
 
 pub use auth::{login, logout, whoami};
-pub use backups::{create_backup, delete_backup, get_backup, list_backups, upload_backup};
+pub use backups::{
+    create_backup, delete_backup, get_backup, list_backups, recheck_backups, upload_backup,
+};
 pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
 pub use inputs::{ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging};
 pub use jobs::{job, operation_status, release_lock};

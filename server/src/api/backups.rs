@@ -5,8 +5,8 @@
 
 use app::error::AppError;
 use app::models::{
-    BackupAdministrators, BackupDetail, BackupList, BackupSummary, JobInfo, OperationStatus,
-    ReleasedLock, StartedBackup,
+    BackupAdministrators, BackupDetail, BackupList, BackupSummary, FileCheck, JobInfo,
+    OperationStatus, ReleasedLock, StartedBackup,
 };
 use app::ops::{self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload};
 use app::ssr::{AdminUser, AppState};
@@ -29,6 +29,7 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .post("/api/admin/backup/lock/release", release_lock)
         .post("/api/admin/backup/restore/undo", undo)
         .post("/api/admin/backup/upload", upload)
+        .post("/api/admin/backup/recheck", recheck)
         .post("/api/admin/backup/restore/{id}", restore)
         .get_in_maintenance("/api/admin/backup/{id}", get)
         .get("/api/admin/backup/{id}/administrators", administrators)
@@ -143,6 +144,16 @@ async fn upload(
     let reader = tokio_util::io::StreamReader::new(stream);
     let backup = ops::upload_backup(&state, &admin, reader, declared).await?;
     Ok((StatusCode::CREATED, Json(backup)))
+}
+
+/// `POST /api/admin/backup/recheck` → 200 with what the check of the backup
+/// files found (missing backups whose file is back intact are completed
+/// again); 503 while the backup directory cannot be used.
+async fn recheck(
+    admin: AdminUser,
+    State(state): State<AppState>,
+) -> Result<Json<FileCheck>, AppError> {
+    Ok(Json(ops::recheck_backups(&state, &admin).await?))
 }
 
 /// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.

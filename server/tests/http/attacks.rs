@@ -95,7 +95,10 @@ async fn the_password_is_in_no_child_command_line_or_environment() {
     let dump = Gate::new();
     let env = [
         ("DATABASE_URL", url),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
         (
             "POSTGRES_BIN_PATH",
             gated_tools(Some(&dump), None).await.display().to_string(),
@@ -325,7 +328,10 @@ async fn a_burst_of_anonymous_requests_is_refused_without_growing() {
             "DATABASE_URL",
             lms_backup::testing::fresh_database_url().await,
         ),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
     ];
     let server = start(&env).await;
     let pid = server.child.id();
@@ -445,7 +451,10 @@ async fn the_session_cookie_carries_its_flags_and_secure_behind_tls() {
     for secure in [false, true] {
         let env = [
             ("DATABASE_URL", url.clone()),
-            ("BACKUP_DIR", dir.join("backups").display().to_string()),
+            (
+                "BACKUP_DIR",
+                crate::support::backup_dir_in(&dir).display().to_string(),
+            ),
             ("SECURE_COOKIES", secure.to_string()),
         ];
         if !secure {

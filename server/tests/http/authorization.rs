@@ -291,7 +291,9 @@ impl<'a> Console<'a> {
                 WellFormed::new(path.replace("{id}", &own.to_string()), None, 204)
             }
             ("POST", "/api/admin/backup/create") => WellFormed::new(path, None, 202),
-            ("POST", "/api/admin/backup/lock/release") => WellFormed::new(path, None, 200),
+            ("POST", "/api/admin/backup/lock/release" | "/api/admin/backup/recheck") => {
+                WellFormed::new(path, None, 200)
+            }
             ("POST", "/api/admin/backup/upload") => {
                 let archive = self.admin.download(id).await.unwrap().bytes;
                 WellFormed::new(path, Some(Body::Archive(archive)), 201)
@@ -332,6 +334,7 @@ impl<'a> Console<'a> {
                 "/api/fn/database_overview"
                 | "/api/fn/storage_summary"
                 | "/api/fn/operation_status"
+                | "/api/fn/recheck_backups"
                 | "/api/fn/release_lock",
             ) => WellFormed::new(path, json(json!({})), 200),
             _ => panic!("{method} {path}: describe here how an administrator calls it"),

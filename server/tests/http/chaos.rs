@@ -36,7 +36,7 @@ async fn random_kills_during_backups_and_restores_leave_a_known_state() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let dir = lms_backup::testing::scratch_dir("chaos");
-    let backups = dir.join("backups");
+    let backups = crate::support::backup_dir_in(&dir);
     let url = lms_backup::testing::fresh_database_url().await;
     let db = url.rsplit_once('/').unwrap().1.to_owned();
     let env = vec![

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
+pub(crate) async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lms-admin"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -19,7 +19,7 @@ async fn lms_admin(env: &[(&str, String)], args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -33,7 +33,10 @@ async fn backup_restore_and_undo_from_the_command_line() {
     let url = lms_backup::testing::fresh_database_url().await;
     let env = [
         ("DATABASE_URL", url.clone()),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
     ];
     assert!(lms_admin(&env, &["demo", "seed"]).await.status.success());
 

@@ -291,6 +291,11 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /api/admin/backup/recheck` → 200 with what the check found.
+    pub async fn recheck(&self) -> Result<app::models::FileCheck, ApiError> {
+        answer(self.post("/api/admin/backup/recheck"), 200).await
+    }
+
     /// `POST /api/admin/backup/lock/release` → 200.
     pub async fn release_lock(&self) -> Result<ReleasedLock, ApiError> {
         answer(self.post("/api/admin/backup/lock/release"), 200).await

@@ -115,7 +115,7 @@ pub(crate) async fn sign_in(server: &Server) -> ApiClient {
 #[tokio::test]
 async fn a_server_killed_mid_backup_recovers_on_restart() {
     let dir = std::env::temp_dir().join(format!("crash-{}", uuid::Uuid::new_v4().simple()));
-    let backups = dir.join("backups");
+    let backups = crate::support::backup_dir_in(&dir);
     // pg_dump stops at the gate: the backup is under way until the kill.
     let dump = Gate::new();
     let env = [
@@ -176,7 +176,10 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
     let load = Gate::new();
     let env = [
         ("DATABASE_URL", url.clone()),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
         (
             "POSTGRES_BIN_PATH",
             gated_tools(None, Some(&load)).await.display().to_string(),
@@ -245,7 +248,10 @@ async fn restore_killed_at(point: &str) -> (i64, OperationStatus, Vec<String>) {
     let paused = dir.join("paused");
     let env = vec![
         ("DATABASE_URL", url.clone()),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
     ];
     create_admin(&env);

@@ -23,7 +23,10 @@ async fn two_instances_share_one_lock_and_one_maintenance_mode() {
     let dump = Gate::new();
     let env = vec![
         ("DATABASE_URL", url.clone()),
-        ("BACKUP_DIR", dir.join("backups").display().to_string()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
         ("BACKUP_RATE_LIMIT", "0".to_string()),
         (
             "POSTGRES_BIN_PATH",

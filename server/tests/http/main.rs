@@ -6,6 +6,7 @@ mod attacks;
 mod auth;
 mod auth_limits;
 mod authorization;
+mod backup_dir;
 mod backups;
 mod chaos;
 mod cli;

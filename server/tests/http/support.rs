@@ -13,6 +13,14 @@ use crate::client::ApiClient;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// `dir/backups`, created as an operator would before starting the server
+/// (it never creates a missing backup directory).
+pub fn backup_dir_in(dir: &std::path::Path) -> std::path::PathBuf {
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).expect("create the backup directory");
+    backups
+}
+
 pub struct TestApp {
     pub base: String,
     pub dbs: Databases,

@@ -74,12 +74,12 @@ async fn a_valid_archive_is_accepted_and_restorable() {
 /// answered 500. Each now reserves its name on disk before writing.
 #[tokio::test]
 async fn uploads_in_the_same_second_each_get_their_own_file() {
-    let app = spawn_app().await;
+    const UPLOADS: usize = 5;
+    let app = spawn_app_with(|c| c.max_concurrent_uploads = UPLOADS).await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
     let archive = archive_made_here(&client).await;
 
-    const UPLOADS: usize = 5;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(UPLOADS));
     let uploads = (0..UPLOADS).map(|_| {
         let (client, archive, barrier) = (client.clone(), archive.clone(), barrier.clone());
@@ -301,4 +301,81 @@ async fn an_endless_chunked_upload_is_cut_off_at_the_cap() {
     assert_eq!(refused.status, 413);
     assert!(files(&app).is_empty(), "{:?}", files(&app));
     assert_eq!(failed_uploads(&app).await, 1);
+}
+
+/// No room on the backup disk for an upload (free space, less what running
+/// writers claimed, would fall below `MIN_FREE_SPACE`): 507 with the sizes
+/// in words, nothing written, and the refusal audited.
+#[tokio::test]
+async fn an_upload_without_room_on_the_disk_gets_507_and_writes_nothing() {
+    let app = spawn_app_with(|c| c.min_free_space = 1 << 60).await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let archive = archive_made_here(&client).await;
+    let before = files(&app);
+    let refused = client.upload(archive).await.unwrap_err();
+    assert_eq!(refused.status, 507, "{refused:?}");
+    assert_eq!(refused.code, "insufficient_storage");
+    for words in [
+        "Not enough room on the backup disk",
+        "free",
+        "MIN_FREE_SPACE",
+    ] {
+        assert!(refused.message.contains(words), "{words:?} in {refused:?}");
+    }
+    assert_eq!(files(&app), before);
+    assert_eq!(failed_uploads(&app).await, 1);
+}
+
+/// One upload more than `MAX_CONCURRENT_UPLOADS` while they run: 409 saying
+/// so, without touching the running one's file; admitted once it has gone.
+#[tokio::test]
+async fn an_upload_past_the_limit_gets_409_until_one_has_finished() {
+    use futures::StreamExt;
+    let app = spawn_app_with(|c| {
+        c.max_concurrent_uploads = 1;
+        c.max_backup_size = 64 << 20;
+    })
+    .await;
+    let client = app.signed_in("alice", Role::Admin).await;
+    let archive = archive_made_here(&client).await;
+
+    let stalled =
+        futures::stream::iter([Ok(archive[..64].to_vec())]).chain(futures::stream::pending());
+    let running = {
+        let client = client.clone();
+        tokio::spawn(async move { client.upload_stream(stalled).await })
+    };
+    let partial = lms_backup::testing::wait_until("the first upload's file", async || {
+        files(&app).into_iter().find(|f| f.ends_with(".partial"))
+    })
+    .await;
+    let refused = client.upload(archive.clone()).await.unwrap_err();
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .contains("1 upload is already being received"),
+        "{refused:?}"
+    );
+    assert!(
+        files(&app).contains(&partial),
+        "the running upload's file is untouched"
+    );
+
+    // The first one's client goes away: its file and its place go with it.
+    running.abort();
+    lms_backup::testing::wait_until("the first upload to be gone", async || {
+        (!files(&app).iter().any(|f| f.ends_with(".partial"))).then_some(())
+    })
+    .await;
+    let uploaded =
+        lms_backup::testing::wait_until("an upload to be admitted", async || {
+            match client.upload(archive.clone()).await {
+                Ok(backup) => Some(backup),
+                Err(e) if e.status == 409 => None,
+                Err(e) => panic!("{e:?}"),
+            }
+        })
+        .await;
+    assert_eq!(uploaded.status, BackupStatus::Completed);
 }
