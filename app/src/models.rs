@@ -232,6 +232,18 @@ impl FileCheck {
     }
 }
 
+/// The restore (or undo) that the next undo would reverse: the last one
+/// that switched the LMS database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSwitch {
+    /// A restore, or an undo (which an undo reverses in turn).
+    pub kind: Operation,
+    /// The backup restored; `None` for an undo or a backup deleted since.
+    pub backup: Option<String>,
+    pub restored_by: String,
+    pub restored_at: DateTime<Utc>,
+}
+
 /// What a forced release of the operation lock freed
 /// (`POST /api/admin/backup/lock/release`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -225,6 +225,12 @@ test('restore brings the old data back, signs everyone out, and undo returns the
   // Undo, with its own confirmation.
   await page.getByRole('button', { name: 'Undo last restore' }).click();
   const undo = page.getByRole('dialog', { name: 'Undo the last restore?' });
+  // It says which restore it undoes: the backup, who, and when.
+  const undone = undo.getByTestId('undone-restore');
+  await expect(undone).toContainText('Undoes the restore of');
+  await expect(undone.locator('.filename')).toHaveText(name);
+  await expect(undone).toContainText(/e2e-admin|E2E Admin/);
+  await expect(undone.locator('.local-time .relative')).toHaveText(/just now|min ago/);
   const go = undo.getByRole('button', { name: 'Undo restore' });
   await expect(go).toBeDisabled();
   await undo.getByRole('checkbox').check();

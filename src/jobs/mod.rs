@@ -145,6 +145,20 @@ pub async fn get(control: &PgPool, id: Uuid) -> Result<Option<Job>> {
     )
 }
 
+/// The restore or undo that last switched the LMS database (the one an
+/// undo would reverse), if any completed.
+pub async fn last_switch(control: &PgPool) -> Result<Option<Job>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ($1, $2) AND status = $3
+         ORDER BY coalesce(finished_at, created_at) DESC, created_at DESC LIMIT 1"
+    ))
+    .bind(Operation::Restore)
+    .bind(Operation::Undo)
+    .bind(JobStatus::Succeeded)
+    .fetch_optional(control)
+    .await?)
+}
+
 /// The most recent jobs, newest first.
 pub async fn recent(control: &PgPool, limit: i64) -> Result<Vec<Job>> {
     Ok(sqlx::query_as(&format!(

@@ -9,11 +9,12 @@ use super::backup_list::BackupList;
 use super::console::Console;
 use super::dialog::{CancelOr, ConsoleDialog};
 use super::error_bar::ErrorBar;
+use super::facts::Fact;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::time::LocalTime;
 use super::upload::UploadDialog;
-use crate::functions::{CreateBackup, RecheckBackups, UndoRestore};
-use crate::models::{human_bytes, BackupStatus, Operation, OperationStatus};
+use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
+use crate::models::{human_bytes, BackupStatus, LastSwitch, Operation, OperationStatus};
 
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
@@ -317,6 +318,23 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
     let console = Console::expect();
     let understood = RwSignal::new(false);
     let undo = ServerAction::<UndoRestore>::new();
+    // Which restore this undoes, read each time the dialog opens.
+    let last = Resource::new(
+        move || open.get(),
+        |open| async move {
+            if open {
+                last_restore().await.ok().flatten()
+            } else {
+                None
+            }
+        },
+    );
+    Effect::new(move |_| {
+        if open.get() {
+            understood.set(false);
+            undo.clear();
+        }
+    });
     Effect::new(move |_| {
         if let Some(Err(_)) = undo.value().get() {
             // Refused: nothing will switch.
@@ -343,6 +361,11 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                                 current database (so this can be undone in turn)."
                             </MessageBarBody>
                         </MessageBar>
+                        <Suspense fallback=|| view! { <p class="muted">"Reading which restore this undoes…"</p> }>
+                            {move || Suspend::new(async move {
+                                last.await.map(|l| view! { <UndoneRestore last=l /> })
+                            })}
+                        </Suspense>
                         <p>"Everyone, you included, is signed out and signs in again."</p>
                         <Checkbox checked=understood label="I understand the data written since the restore is set aside" />
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
@@ -350,6 +373,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                     <CancelOr on_cancel=move |_| open.set(false)>
                         <Button
                             appearance=ButtonAppearance::Primary
+                            class="danger-button"
                             loading=undo.pending()
                             disabled=Signal::derive(move || !understood.get())
                             on_click=move |_| {
@@ -362,5 +386,37 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                     </CancelOr>
                 </DialogBody>
         </ConsoleDialog>
+    }
+}
+
+/// Which restore an undo reverses: the backup, who restored it, and when
+/// (or, after an undo, that one).
+#[component]
+fn UndoneRestore(last: LastSwitch) -> impl IntoView {
+    let what = match (last.kind, last.backup) {
+        (Operation::Undo, _) => view! { <Fact term="Undoes">"the last undo"</Fact> }.into_any(),
+        (_, Some(name)) => {
+            view! {
+                <Fact term="Undoes the restore of">
+                    <span class="filename">{name}</span>
+                </Fact>
+            }
+                .into_any()
+        }
+        (_, None) => {
+            view! { <Fact term="Undoes the restore of">"a backup deleted since"</Fact> }.into_any()
+        }
+    };
+    view! {
+        <dl class="facts undo-facts" data-testid="undone-restore">
+            {what}
+            <Fact term="By">{last.restored_by}</Fact>
+            <div>
+                <dt>"When"</dt>
+                <dd>
+                    <LocalTime at=last.restored_at relative=true />
+                </dd>
+            </div>
+        </dl>
     }
 }

@@ -3,18 +3,35 @@ use thaw::{Button, ButtonAppearance, Dialog, DialogActions, DialogSurface};
 
 /// A dialog of the console: named by its title element (`labelled_by`),
 /// keyboard focus kept inside, Escape and the backdrop close it.
+///
+/// Its content is built afresh each time it opens, so no checkbox, field or
+/// file picker remembers an earlier visit; when it closes, focus goes back
+/// to the control that opened it.
 #[component]
 pub fn ConsoleDialog(
     open: RwSignal<bool>,
     labelled_by: &'static str,
     #[prop(optional)] class: &'static str,
     #[prop(default = true.into(), into)] mask_closeable: Signal<bool>,
-    children: Children,
+    children: ChildrenFn,
 ) -> impl IntoView {
+    // Counts openings; the content is rebuilt on each (and kept while the
+    // dialog fades out).
+    let openings = Memo::new(move |prev: Option<&(bool, u32)>| {
+        let (was_open, count) = prev.copied().unwrap_or((false, 0));
+        let now = open.get();
+        (now, if now && !was_open { count + 1 } else { count })
+    });
+    let opening = Memo::new(move |_| openings.get().1);
+    browser::return_focus_on_close(open);
     view! {
         <Dialog open mask_closeable>
             <DialogSurface attr:aria-labelledby=labelled_by class=class>
-                <FocusScope open>{children()}</FocusScope>
+                {move || {
+                    opening.track();
+                    let children = children.clone();
+                    view! { <FocusScope open>{children()}</FocusScope> }
+                }}
             </DialogSurface>
         </Dialog>
     }
@@ -69,8 +86,35 @@ fn FocusScope(#[prop(into)] open: Signal<bool>, children: Children) -> impl Into
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    use leptos::prelude::*;
     use wasm_bindgen::JsCast;
-    use web_sys::{HtmlElement, KeyboardEvent};
+    use web_sys::{FocusOptions, HtmlElement, KeyboardEvent};
+
+    /// Remembers the focused control when `open` turns on and focuses it
+    /// again (without scrolling) when it turns off, if it is still on the
+    /// page; otherwise focus would fall to `<body>`.
+    pub fn return_focus_on_close(open: RwSignal<bool>) {
+        let opener = StoredValue::new_local(None::<HtmlElement>);
+        Effect::new(move |was_open: Option<bool>| {
+            let now = open.get();
+            let was_open = was_open.unwrap_or(false);
+            if now && !was_open {
+                let active = document()
+                    .active_element()
+                    .and_then(|e| e.dyn_into::<HtmlElement>().ok())
+                    .filter(|e| e.tag_name() != "BODY");
+                opener.set_value(active);
+            } else if !now && was_open {
+                if let Some(el) = opener.get_value().filter(|e| e.is_connected()) {
+                    let options = FocusOptions::new();
+                    options.set_prevent_scroll(true);
+                    let _ = el.focus_with_options(&options);
+                }
+                opener.set_value(None);
+            }
+            now
+        });
+    }
 
     const FOCUSABLE: &str =
         "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), \
@@ -119,6 +163,7 @@ mod browser {
 
 #[cfg(not(feature = "hydrate"))]
 mod browser {
+    pub fn return_focus_on_close(_open: leptos::prelude::RwSignal<bool>) {}
     pub fn focus_first<T>(_scope: &T) {}
     pub fn wrap_tab<T, E>(_scope: &T, _ev: &E) {}
 }

@@ -12,6 +12,7 @@ mod operation_panel;
 mod overview_card;
 mod restore_admins;
 mod style_primer;
+mod table_header;
 mod time;
 mod upload;
 

@@ -1,10 +1,11 @@
 use leptos::prelude::*;
 use thaw::{
     Card, CardHeader, MessageBar, MessageBarBody, MessageBarIntent, Table, TableBody, TableCell,
-    TableHeader, TableHeaderCell, TableRow,
+    TableHeader, TableRow,
 };
 
 use super::facts::Fact;
+use super::table_header::TableHeaderCell;
 use crate::functions::get_database_overview;
 use crate::models::{human_bytes, table_label};
 

@@ -76,7 +76,9 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                         <Upload custom_request=on_files accept=".dump,.backup,application/octet-stream">
                             <UploadDragger class="upload-drop">
                                 <p class="upload-drop-text">"Drop the archive here, or"</p>
-                                <button type="button" class="choose-file">"Choose a file…"</button>
+                                <Button appearance=ButtonAppearance::Primary class="choose-file">
+                                    "Choose a file…"
+                                </Button>
                             </UploadDragger>
                         </Upload>
                         {move || match state.get() {
