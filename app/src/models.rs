@@ -274,8 +274,11 @@ pub struct StorageSummary {
     /// The most characters a backup's notes may have (the engine's
     /// `max_notes_len`; the create form counts against it).
     pub max_notes_len: usize,
-    /// The newest backup that finished, completed or failed.
+    /// The newest backup taken that finished, completed or failed.
     pub last_finished: Option<BackupSummary>,
+    /// When its data was taken (an uploaded archive's own time).
+    #[serde(default)]
+    pub last_taken_at: Option<DateTime<Utc>>,
 }
 
 /// One audited action, as the activity list shows it.
@@ -320,6 +323,22 @@ pub fn grant_admin_command(username: &str) -> String {
         format!("--username {quoted}")
     };
     format!("lms-admin user grant-admin {flag} --password-stdin")
+}
+
+/// A count with thousands separators ("1,234,567"), as people read them.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Formats a byte count for people ("1.5 MB").
@@ -498,6 +517,7 @@ mod convert {
                 max_backup_size: s.max_backup_size,
                 max_notes_len: config.max_notes_len,
                 last_finished: s.catalog.last_finished.map(Into::into),
+                last_taken_at: s.catalog.last_taken_at,
             }
         }
     }
@@ -558,6 +578,15 @@ mod convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_in_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-12_345), "-12,345");
+    }
 
     #[test]
     fn the_grant_command_is_safe_to_paste() {

@@ -315,7 +315,7 @@ test('a large backup shows a moving progress bar, a second browser follows it li
   await sampling;
   expect(seen.size, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
   expect(seenByOther.size, `progress values seen by the other browser: ${[...seenByOther]}`).toBeGreaterThan(1);
-  await expect(page.getByText('The backup is complete and verified.').last()).toBeVisible();
+  await expect(page.getByText(/^backup_\d{8}_\d{6}(_\d+)?\.dump is complete and verified\./).last()).toBeVisible();
   await expect(otherPage.getByRole('button', { name: 'Create backup' })).toBeEnabled();
   await other.close();
 });
@@ -366,11 +366,12 @@ test('a file over the size cap is refused in the browser before anything is sent
   await page.keyboard.press('Escape');
 });
 
-test('a valid archive uploads and becomes restorable; a corrupted one is refused and nothing changes', async ({
+test('a valid archive uploads and becomes restorable; a corrupted one or a copy of a listed backup is refused', async ({
   page,
   consoleErrors,
 }, testInfo) => {
   consoleErrors.expect(/status of 422/);
+  consoleErrors.expect(/status of 409/);
   test.setTimeout(120_000);
   const { row, name } = await createBackup(page, `source ${Date.now()}`);
   const id = await row.getAttribute('data-backup-id');
@@ -388,8 +389,14 @@ test('a valid archive uploads and becomes restorable; a corrupted one is refused
   await expect(dialog.getByRole('alert')).toContainText(/damaged|cannot be read|truncated/, { timeout: 60_000 });
   expect(await tableCounts()).toEqual(before);
 
+  // A byte-identical copy of a listed backup is not a second backup.
   const copyPath = testInfo.outputPath(`copy-of-${name}`);
   await writeFile(copyPath, archive);
+  await dialog.locator('input[type=file]').setInputFiles(copyPath);
+  await expect(dialog.getByRole('alert')).toContainText(`already in the catalog as ${name}`, { timeout: 60_000 });
+
+  // Once the backup is gone from the list, its archive (kept elsewhere) uploads.
+  expect((await page.request.delete(`/api/admin/backup/${id}`)).status()).toBe(204);
   await dialog.locator('input[type=file]').setInputFiles(copyPath);
   await expect(dialog).toBeHidden({ timeout: 60_000 });
   const uploaded = backupTable(page).getByRole('row').filter({ hasText: 'Uploaded' }).first();

@@ -227,6 +227,7 @@ impl Engine {
             size_bytes: dumped.size,
             sha256: dumped.sha256,
             created_at: backup.created_at,
+            taken_at: None,
             completed_at: Utc::now(),
             created_by_id: backup.created_by_id,
             created_by_name: backup.created_by_name.clone(),

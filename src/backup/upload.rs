@@ -151,6 +151,13 @@ impl Engine {
                     Error::Invalid(_) => too_large(max),
                     other => other,
                 })?;
+        if let Some(same) = catalog::with_sha256(&self.dbs().control, &sha256).await? {
+            return Err(Error::Conflict(format!(
+                "This archive is already in the catalog as {} (the same SHA-256), so it was not \
+                 stored again.",
+                same.filename
+            )));
+        }
         let head = dir.head(partial, 512).await?;
         describe_if_not_an_archive(&head, size)?;
         let info = archive::list(&self.tools().pg_restore, partial).await.map_err(|_| {
@@ -178,6 +185,7 @@ impl Engine {
             size_bytes: size,
             sha256,
             created_at: now,
+            taken_at: info.created_at,
             completed_at: now,
             created_by_id: actor.id,
             created_by_name: actor.name.clone(),

@@ -61,13 +61,14 @@ fn SummaryLine() -> impl IntoView {
         <Transition fallback=|| view! { <dl class="facts summary-facts" aria-busy="true"></dl> }>
             {move || Suspend::new(async move {
                 let summary = console.summary.await.ok()?;
+                let taken = summary.last_taken_at;
                 let last = match summary.last_finished {
                     Some(b) => {
                         let outcome = if b.status == BackupStatus::Completed { "completed" } else { "failed" };
                         view! {
                             <span class=format!("outcome-{outcome}")>{outcome}</span>
                             " · "
-                            <LocalTime at=b.created_at relative=true />
+                            <LocalTime at=taken.unwrap_or(b.created_at) relative=true />
                         }
                             .into_any()
                     }
@@ -213,7 +214,11 @@ fn ActionBar() -> impl IntoView {
                     "Upload backup"
                 </Button>
             </span>
-            <Button appearance=ButtonAppearance::Subtle on_click=move |_| console.refresh()>
+            <Button
+                appearance=ButtonAppearance::Subtle
+                loading=console.loading
+                on_click=move |_| console.refresh()
+            >
                 "Refresh"
             </Button>
             <Show when=undo_available>
@@ -223,9 +228,11 @@ fn ActionBar() -> impl IntoView {
                     </Button>
                 </span>
             </Show>
+            // While the running panel shows the job, it says all of this.
             {move || {
                 reason
                     .get()
+                    .filter(|_| !console.panel_shown())
                     .map(|r| view! { <span class="busy-reason muted" data-testid="busy-reason">{r}</span> })
             }}
         </div>
@@ -248,7 +255,8 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
         if let Some(Ok(started)) = create.value().get() {
             open.set(false);
             notes.set(String::new());
-            console.watch(started.job.clone());
+            console.starting.set(Some(started.job.id.clone()));
+            console.watch_backup(started.job.clone(), started.backup.filename.clone());
             console.refresh();
             console.toast_info(
                 "Backup started",
@@ -339,8 +347,10 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
         if let Some(Err(_)) = undo.value().get() {
             // Refused: nothing will switch.
             console.switching.set_value(None);
+            console.starting.set(None);
         }
         if let Some(Ok(job)) = undo.value().get() {
+            console.starting.set(Some(job.id.clone()));
             console.watch(job);
             open.set(false);
             understood.set(false);
@@ -378,6 +388,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                             disabled=Signal::derive(move || !understood.get())
                             on_click=move |_| {
                                 console.switching.set_value(Some(Operation::Undo));
+                                console.starting.set(Some(String::new()));
                                 undo.dispatch(UndoRestore { confirm: true });
                             }
                         >

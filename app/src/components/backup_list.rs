@@ -14,7 +14,7 @@ use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary, Operation};
+use crate::models::{human_bytes, table_label, thousands, BackupStatus, BackupSummary, Operation};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -38,7 +38,10 @@ pub fn BackupList() -> impl IntoView {
         details,
     };
     view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
+        <Transition
+            fallback=|| view! { <p class="muted">"Loading backups…"</p> }
+            set_pending=console.loading.write_only()
+        >
             {move || Suspend::new(async move {
                 match backups.await {
                     Ok(list) if list.backups.is_empty() && list.total == 0 => {
@@ -151,27 +154,42 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
         }
     });
     let (for_restore, for_delete, for_details) = (backup.clone(), backup.clone(), backup.clone());
+    let notes_class = if backup
+        .notes
+        .as_deref()
+        .is_some_and(|n| !n.trim().is_empty())
+    {
+        "notes"
+    } else {
+        "notes no-notes"
+    };
     let name = backup.filename.clone();
     let (details_label, delete_label) = (format!("Details of {name}"), format!("Delete {name}"));
     view! {
-        <TableRow attr:data-backup-id=id.to_string()>
-            <TableCell>
-                <span class="filename">{backup.filename.clone()}</span>
+        <TableRow class="backup-row" attr:data-backup-id=id.to_string()>
+            <TableCell class="name-cell">
+                <span class="filename" title=backup.filename.clone()>{backup.filename.clone()}</span>
                 {checksum}
             </TableCell>
-            <TableCell>
+            <TableCell class="created-cell" attr:data-label="Created">
                 <LocalTime at=backup.created_at relative=true />
             </TableCell>
-            <TableCell class="num">{backup.size_bytes.map(human_bytes)}</TableCell>
-            <TableCell>{backup.kind.words()}</TableCell>
-            <TableCell>
+            <TableCell class="num size-cell" attr:data-label="Size">
+                {backup.size_bytes.map(human_bytes)}
+            </TableCell>
+            <TableCell attr:data-label="Kind">{backup.kind.words()}</TableCell>
+            <TableCell attr:data-label="Status">
                 <Badge color=status_color(backup.status) appearance=BadgeAppearance::Tint>
                     {backup.status.as_str()}
                 </Badge>
             </TableCell>
-            <TableCell>{backup.created_by.clone()}</TableCell>
-            <TableCell class="notes">{backup.notes.clone()}</TableCell>
-            <TableCell>
+            <TableCell class="by-cell" attr:data-label="By">
+                <span class="clip" title=backup.created_by.clone()>{backup.created_by.clone()}</span>
+            </TableCell>
+            <TableCell class=notes_class attr:data-label="Notes">
+                <span class="clip" title=backup.notes.clone()>{backup.notes.clone()}</span>
+            </TableCell>
+            <TableCell class="actions-cell">
                 <div class="row-actions">
                     {download}
                     {completed
@@ -320,7 +338,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                                             {format!(
                                                 "It holds {} tables with {} rows in all.",
                                                 tables.len(),
-                                                rows,
+                                                thousands(rows),
                                             )}
                                         </p>
                                     },
@@ -516,8 +534,13 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     view! {
         <ConsoleDialog open labelled_by="details-title" class="details-dialog">
                 <DialogBody>
-                    <DialogTitle attr:id="details-title">
-                        {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
+                    <DialogTitle attr:id="details-title" class="details-title">
+                        <span
+                            class="clip"
+                            title=move || target.with(|t| t.as_ref().map(|b| b.filename.clone()))
+                        >
+                            {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
+                        </span>
                     </DialogTitle>
                     <DialogContent>
                         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -559,9 +582,19 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
     let tables = detail.manifest.and_then(|m| m.tables);
     view! {
         <dl class="facts manifest-facts">
+            <div class="wide-fact">
+                <dt>"Name"</dt>
+                <dd class="filename">{b.filename.clone()}</dd>
+            </div>
             <Fact term="Status">{b.status.as_str()}</Fact>
             <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
             {facts}
+            {b.notes.clone().map(|notes| view! {
+                <div class="wide-fact">
+                    <dt>"Notes"</dt>
+                    <dd class="notes-full">{notes}</dd>
+                </div>
+            })}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
         {match tables {
@@ -582,7 +615,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
                                     view! {
                                         <TableRow>
                                             <TableCell>{name}</TableCell>
-                                            <TableCell class="num">{t.rows}</TableCell>
+                                            <TableCell class="num">{thousands(t.rows)}</TableCell>
                                         </TableRow>
                                     }
                                 })

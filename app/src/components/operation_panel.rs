@@ -80,6 +80,14 @@ pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Consol
             leptos::task::spawn_local(async move {
                 match crate::functions::get_operation_status().await {
                     Ok(s) => {
+                        let shown = console.starting.with_untracked(|id| {
+                            id.as_ref().is_some_and(|id| {
+                                !id.is_empty() && s.job.as_ref().is_some_and(|j| &j.id == id)
+                            })
+                        });
+                        if shown {
+                            console.starting.set(None);
+                        }
                         announce_outcome(&console, &s);
                         status.set(Some(s));
                     }
@@ -130,11 +138,14 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
         return;
     }
     seen.set_value(None);
+    let name = console.watched_backup.get_value().filter(|n| !n.is_empty());
+    console.watched_backup.set_value(None);
     let message = job.message.clone().unwrap_or_default();
     if job.status == JobStatus::Succeeded {
-        let what = match job.kind {
-            Operation::Backup => "The backup is complete and verified.".to_owned(),
-            other => format!("The {other} finished."),
+        let what = match (job.kind, name) {
+            (Operation::Backup, Some(name)) => format!("{name} is complete and verified."),
+            (Operation::Backup, None) => "The backup is complete and verified.".to_owned(),
+            (other, _) => format!("The {other} finished."),
         };
         console.toast_success(format!("{what} {message}"));
     } else {
