@@ -472,6 +472,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
         <dl class="facts manifest-facts">
             <Fact term="Status">{b.status.as_str()}</Fact>
             <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
+            {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}
             {facts}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
