@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use lms_types::{
-    AccessAfterRestore, AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation,
-    Phase,
+    AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
+    JobStatus, Operation, Phase,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,9 @@ pub struct BackupSummary {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
+    /// An upload's file name on the uploader's machine.
+    #[serde(default)]
+    pub original_name: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -153,6 +156,10 @@ pub struct JobInfo {
     pub message: Option<String>,
     pub started_by: String,
     pub backup_id: Option<i64>,
+    /// The backup's file name (for an undo, the backup whose restore it
+    /// undoes).
+    #[serde(default)]
+    pub backup_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -279,6 +286,10 @@ pub struct StorageSummary {
     /// When its data was taken (an uploaded archive's own time).
     #[serde(default)]
     pub last_taken_at: Option<DateTime<Utc>>,
+    /// When the administrator asking may start their next manual backup,
+    /// if not now (the hourly limit is used up).
+    #[serde(default)]
+    pub next_manual_backup_at: Option<DateTime<Utc>>,
 }
 
 /// One audited action, as the activity list shows it.
@@ -414,6 +425,7 @@ mod convert {
                 size_bytes: b.size_bytes,
                 sha256: b.sha256,
                 notes: b.notes,
+                original_name: b.original_name,
                 created_by: b.created_by_name,
                 created_at: b.created_at,
                 completed_at: b.completed_at,
@@ -491,6 +503,7 @@ mod convert {
                 message: j.message,
                 started_by: j.started_by_name,
                 backup_id: j.backup_id,
+                backup_name: j.backup_name,
                 created_at: j.created_at,
                 finished_at: j.finished_at,
             }
@@ -509,7 +522,11 @@ mod convert {
     impl StorageSummary {
         /// The engine's summary, with the limits of its configuration that
         /// the console's forms follow.
-        pub fn new(s: lms_backup::StorageSummary, config: &lms_backup::EngineConfig) -> Self {
+        pub fn new(
+            s: lms_backup::StorageSummary,
+            config: &lms_backup::EngineConfig,
+            next_manual_backup_at: Option<DateTime<Utc>>,
+        ) -> Self {
             StorageSummary {
                 backups: s.catalog.count,
                 stored_bytes: s.catalog.stored_bytes,
@@ -518,6 +535,7 @@ mod convert {
                 max_notes_len: config.max_notes_len,
                 last_finished: s.catalog.last_finished.map(Into::into),
                 last_taken_at: s.catalog.last_taken_at,
+                next_manual_backup_at,
             }
         }
     }
@@ -527,7 +545,11 @@ mod convert {
             ActivityEntry {
                 id: e.id,
                 at: e.at,
-                actor: e.actor_name,
+                actor: if e.actor_name.trim().is_empty() {
+                    lms_backup::audit::NO_USERNAME.to_owned()
+                } else {
+                    e.actor_name
+                },
                 action: e.action,
                 target: e.target,
                 client_ip: e.client_ip,

@@ -221,6 +221,7 @@ impl Engine {
         let dir = self.backup_dir();
         dir.publish(partial, &backup.filename).await?;
         let manifest = Manifest {
+            original_name: None,
             manifest_version: 1,
             filename: backup.filename.clone(),
             kind: backup.kind,

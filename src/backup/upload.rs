@@ -28,6 +28,9 @@ impl Engine {
     /// Stores and verifies an uploaded archive. `declared_len` (the request's
     /// Content-Length) is refused up front when over the cap; the stream is
     /// cut off past the cap, or past the length it announced, either way.
+    /// `original_name` is the file's name on the uploader's machine: kept in
+    /// the catalog, and what the audit log names a refused upload by (the
+    /// name the catalog would have given it goes to the next upload).
     /// Refused while the backup directory cannot be used
     /// ([`Error::StorageUnavailable`]), while `MAX_CONCURRENT_UPLOADS` run
     /// ([`Error::Conflict`]), and when the disk has no room for it
@@ -36,46 +39,51 @@ impl Engine {
         &self,
         body: impl AsyncRead + Unpin,
         declared_len: Option<u64>,
+        original_name: Option<&str>,
         actor: &Actor,
     ) -> Result<Backup> {
         let max = self.config().max_backup_size;
+        let refused_as = || match original_name {
+            Some(original) => format!("refused upload of {original}"),
+            None => "refused upload".to_owned(),
+        };
         if declared_len.is_some_and(|len| len > max) {
-            return Err(too_large(max));
+            let result = Err(too_large(max));
+            self.audit_upload(actor, &refused_as(), &result).await;
+            return result;
         }
         let room = match self.admit_upload(declared_len).await {
             Ok(room) => room,
             Err(refused) => {
                 let refused = Err(refused);
-                audit::record_result(
-                    &self.dbs().control,
-                    actor,
-                    AuditAction::BackupUpload,
-                    "upload",
-                    &refused,
-                )
-                .await;
+                self.audit_upload(actor, &refused_as(), &refused).await;
                 return refused;
             }
         };
         let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);
         let result = self
-            .verify_upload(room.meter(body), file, &partial, &name, declared_len, actor)
+            .verify_upload(room.meter(body), file, &partial, &name, declared_len, original_name, actor)
             .await;
         drop(room);
         if result.is_err() {
             // The partial file is this upload's own: reserve created it.
             let _ = self.backup_dir().remove(vec![partial]).await;
         }
+        let target = if result.is_ok() { name } else { refused_as() };
+        self.audit_upload(actor, &target, &result).await;
+        result
+    }
+
+    async fn audit_upload(&self, actor: &Actor, target: &str, result: &Result<Backup>) {
         audit::record_result(
             &self.dbs().control,
             actor,
             AuditAction::BackupUpload,
-            &name,
-            &result,
+            target,
+            result,
         )
         .await;
-        result
     }
 
     /// Room for one more upload, or the reason there is none.
@@ -123,6 +131,7 @@ impl Engine {
         partial: &Path,
         name: &str,
         declared_len: Option<u64>,
+        original_name: Option<&str>,
         actor: &Actor,
     ) -> Result<Backup> {
         let started = std::time::Instant::now();
@@ -190,6 +199,7 @@ impl Engine {
             created_by_id: actor.id,
             created_by_name: actor.name.clone(),
             notes: None,
+            original_name: original_name.map(str::to_owned),
             database: String::new(),
             server_version: String::new(),
             pg_dump_version: info.dumped_by,

@@ -24,6 +24,8 @@ pub struct Backup {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
+    /// An upload's file name on the uploader's machine.
+    pub original_name: Option<String>,
     pub created_by_id: Option<i64>,
     pub created_by_name: String,
     pub job_id: Option<Uuid>,
@@ -49,7 +51,8 @@ pub struct BackupPage {
 /// Largest page a caller may ask for.
 pub const MAX_PAGE: i64 = 200;
 
-const COLUMNS: &str = "id, filename, kind, status, size_bytes, sha256, notes, created_by_id,
+const COLUMNS: &str =
+    "id, filename, kind, status, size_bytes, sha256, notes, original_name, created_by_id,
     created_by_name, job_id, created_at, completed_at";
 
 /// The catalog at a glance: how many backups are stored, how much they
@@ -78,6 +81,7 @@ pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
          FROM backup_history WHERE status = $1",
     )
     .bind(BackupStatus::Completed)
+    .bind(&manifest.original_name)
     .fetch_one(control)
     .await?;
     let last: Option<(i64, DateTime<Utc>)> = sqlx::query_as(&format!(
@@ -286,8 +290,9 @@ pub async fn with_status(control: &PgPool, status: BackupStatus) -> Result<Vec<B
 pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO backup_history (filename, kind, status, size_bytes, sha256, manifest, notes,
-                                     created_by_id, created_by_name, created_at, completed_at)
-         VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                     created_by_id, created_by_name, created_at, completed_at,
+                                     original_name)
+         VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10, $12) RETURNING id",
     )
     .bind(&manifest.filename)
     .bind(manifest.kind)

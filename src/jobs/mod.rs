@@ -39,6 +39,9 @@ pub struct Job {
     pub started_by_name: String,
     pub instance_id: String,
     pub backup_id: Option<i64>,
+    /// The file name of the backup it works on (for an undo, the backup
+    /// whose restore it undoes), while the catalog has it.
+    pub backup_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -53,7 +56,8 @@ impl Job {
 
 const JOB_COLUMNS: &str =
     "id, kind, status, phase, progress, message, started_by_id, started_by_name,
-    instance_id, backup_id, created_at, started_at, finished_at";
+    instance_id, backup_id, created_at, started_at, finished_at,
+    (SELECT b.filename FROM backup_history b WHERE b.id = jobs.backup_id) AS backup_name";
 
 /// Inserts a running job (the caller already holds the lock).
 pub(crate) async fn insert_running<'e>(
@@ -83,13 +87,15 @@ pub(crate) async fn set_backup<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
     backup_id: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE jobs SET backup_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(backup_id)
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE jobs SET backup_id = $2 WHERE id = $1
+         RETURNING (SELECT b.filename FROM backup_history b WHERE b.id = $2)",
+    )
+    .bind(id)
+    .bind(backup_id)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Records the phase a running job is in and its overall progress (0..=1).

@@ -25,6 +25,10 @@ pub struct Manifest {
     pub created_by_id: Option<i64>,
     pub created_by_name: String,
     pub notes: Option<String>,
+    /// An uploaded archive's file name on the uploader's machine (absent
+    /// for backups taken here, and in manifests written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_name: Option<String>,
     pub database: String,
     pub server_version: String,
     pub pg_dump_version: String,

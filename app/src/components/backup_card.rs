@@ -11,7 +11,7 @@ use super::dialog::{CancelOr, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::operation_panel::{poll_status, OperationPanel};
-use super::time::LocalTime;
+use super::time::{browser, LocalTime};
 use super::upload::UploadDialog;
 use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
 use crate::models::{human_bytes, BackupStatus, LastSwitch, Operation, OperationStatus};
@@ -200,15 +200,7 @@ fn ActionBar() -> impl IntoView {
     };
     view! {
         <div class="backup-actions" role="toolbar" aria-label="Backup actions">
-            <span class="action" title=move || reason.get().unwrap_or_default()>
-                <Button
-                    appearance=ButtonAppearance::Primary
-                    disabled=busy
-                    on_click=move |_| create_open.set(true)
-                >
-                    "Create backup"
-                </Button>
-            </span>
+            <CreateButton reason busy open=create_open />
             <span class="action" title=move || reason.get().unwrap_or_default()>
                 <Button disabled=busy on_click=move |_| upload_open.set(true)>
                     "Upload backup"
@@ -239,6 +231,65 @@ fn ActionBar() -> impl IntoView {
         <CreateDialog open=create_open />
         <UploadDialog open=upload_open />
         <UndoDialog open=undo_open />
+    }
+}
+
+/// Opens the create dialog; disabled while something else runs, or until
+/// the hourly limit of manual backups lets this administrator start one
+/// (saying when, in the viewer's time).
+#[component]
+fn CreateButton(
+    reason: Signal<Option<String>>,
+    busy: Signal<bool>,
+    open: RwSignal<bool>,
+) -> impl IntoView {
+    let console = Console::expect();
+    // The clock the limit is compared with: moves on in the browser, so the
+    // button comes back when the time is reached.
+    let now = RwSignal::new(browser::now());
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || now.set(browser::now()),
+            std::time::Duration::from_secs(10),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let button = move |limit: Option<chrono::DateTime<chrono::Utc>>| {
+        let disabled = Signal::derive(move || busy.get() || limit.is_some());
+        view! {
+            <span class="action" title=move || reason.get().unwrap_or_default()>
+                <Button
+                    appearance=ButtonAppearance::Primary
+                    disabled
+                    on_click=move |_| open.set(true)
+                >
+                    "Create backup"
+                </Button>
+            </span>
+            {limit
+                .map(|at| {
+                    view! {
+                        <span class="rate-limit muted" data-testid="rate-limit">
+                            "Next manual backup possible at "
+                            <LocalTime at />
+                        </span>
+                    }
+                })}
+        }
+    };
+    view! {
+        <Transition fallback=move || button(None)>
+            {move || {
+                let limit = console
+                    .summary
+                    .get()
+                    .and_then(Result::ok)
+                    .and_then(|s| s.next_manual_backup_at)
+                    .filter(|at| *at > now.get());
+                button(limit)
+            }}
+        </Transition>
     }
 }
 

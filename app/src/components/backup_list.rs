@@ -588,6 +588,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
             </div>
             <Fact term="Status">{b.status.as_str()}</Fact>
             <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
+            {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}
             {facts}
             {b.notes.clone().map(|notes| view! {
                 <div class="wide-fact">

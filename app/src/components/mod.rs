@@ -20,3 +20,4 @@ pub use backup_card::BackupCard;
 pub use layout::{AdminLayout, AdminsOnly, SignOutButton};
 pub use overview_card::OverviewCard;
 pub use style_primer::StylePrimer;
+pub use time::LocalTime;

@@ -194,8 +194,14 @@ mod browser {
         let Ok(xhr) = XmlHttpRequest::new() else {
             return fail("This browser cannot send files.".into());
         };
+        // The file's own name goes along: the catalog keeps it, and the
+        // activity log names a refused upload by it.
+        let url = format!(
+            "/api/admin/backup/upload?name={}",
+            js_sys::encode_uri_component(&name)
+        );
         if xhr
-            .open_with_async("POST", "/api/admin/backup/upload", true)
+            .open_with_async("POST", &url, true)
             .and_then(|_| xhr.set_request_header("Content-Type", "application/octet-stream"))
             .is_err()
         {

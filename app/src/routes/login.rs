@@ -5,7 +5,9 @@ use thaw::{
     Input, InputRule, InputType, MessageBar, MessageBarBody, MessageBarIntent,
 };
 
+use crate::components::LocalTime;
 use crate::functions::{whoami, Login};
+use chrono::{DateTime, Utc};
 
 /// The sign-in form. Signed-in visitors go straight on to `/admin`.
 #[component]
@@ -24,23 +26,53 @@ pub fn LoginPage() -> impl IntoView {
 }
 
 /// Why the visitor is here again, from `?after=…` (set by the console when
-/// a session ends under it).
-fn arrival_notice() -> Option<String> {
+/// a session ends under it): for a restore or undo, which backup, who ran it
+/// and when, as far as the console knew.
+#[derive(Clone)]
+struct ArrivalNotice {
+    text: String,
+    /// When the restore or undo signed everyone out (shown in the
+    /// viewer's time).
+    at: Option<DateTime<Utc>>,
+    /// A restore or undo signed everyone out (not only this visitor).
+    everyone: bool,
+}
+
+fn arrival_notice() -> Option<ArrivalNotice> {
     let query = leptos_router::hooks::use_query_map();
-    let (after, backup) = query.with_untracked(|q| (q.get("after"), q.get("backup")));
-    match after.as_deref()? {
-        "restore" => Some(match backup.filter(|b| !b.is_empty()) {
-            Some(name) => format!(
-                "The database was restored from {name}. Everyone was signed out: sign in again."
-            ),
-            None => "The database was restored. Everyone was signed out: sign in again.".into(),
-        }),
-        "undo" => {
-            Some("The last restore was undone. Everyone was signed out: sign in again.".into())
+    let (after, backup, by, at) =
+        query.with_untracked(|q| (q.get("after"), q.get("backup"), q.get("by"), q.get("at")));
+    let backup = backup.filter(|b| !b.is_empty());
+    let by = by
+        .filter(|b| !b.is_empty())
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    let at = at
+        .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+        .map(|at| at.to_utc());
+    let text = match after.as_deref()? {
+        "restore" => match backup {
+            Some(name) => format!("The database was restored from {name}{by}."),
+            None => format!("The database was restored{by}."),
+        },
+        "undo" => match backup {
+            Some(name) => format!("The restore of {name} was undone{by}."),
+            None => format!("The last restore was undone{by}."),
+        },
+        "expired" => {
+            return Some(ArrivalNotice {
+                text: "Your session ended. Sign in again to continue.".into(),
+                at: None,
+                everyone: false,
+            })
         }
-        "expired" => Some("Your session ended. Sign in again to continue.".into()),
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(ArrivalNotice {
+        text,
+        at,
+        everyone: true,
+    })
 }
 
 #[component]
@@ -51,7 +83,11 @@ fn LoginForm() -> impl IntoView {
     let after = leptos_router::hooks::use_query_map().with_untracked(|q| q.get("after"));
     Effect::new(move |_| {
         if signed_out::here() && matches!(after.as_deref(), None | Some("expired")) {
-            notice.set(Some("You signed out. Sign in again to continue.".into()));
+            notice.set(Some(ArrivalNotice {
+                text: "You signed out. Sign in again to continue.".into(),
+                at: None,
+                everyone: false,
+            }));
         }
     });
     view! {
@@ -62,11 +98,23 @@ fn LoginForm() -> impl IntoView {
                 {move || {
                     notice
                         .get()
-                        .map(|text| {
+                        .map(|ArrivalNotice { text, at, everyone }| {
                             view! {
                                 <div role="status">
                                     <MessageBar intent=MessageBarIntent::Info class="arrival-notice">
-                                        <MessageBarBody>{text}</MessageBarBody>
+                                        <MessageBarBody>
+                                            {text}
+                                            {at
+                                                .map(|at| {
+                                                    view! {
+                                                        " At "
+                                                        <LocalTime at />
+                                                        "."
+                                                    }
+                                                })}
+                                            {everyone
+                                                .then_some(" Everyone was signed out: sign in again.")}
+                                        </MessageBarBody>
                                     </MessageBar>
                                 </div>
                             }
