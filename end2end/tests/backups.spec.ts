@@ -8,6 +8,7 @@ import {
   createBackup,
   deleteAllBackups,
   expect,
+  expectAccessible,
   lmsSql,
   openConsole,
   tableCounts,
@@ -187,6 +188,7 @@ test('the restore dialog names the backup\'s administrators and warns an admin i
 });
 
 test('restore brings the old data back, signs everyone out, and undo returns the rest', async ({
+  browser,
   page,
   consoleErrors,
 }) => {
@@ -204,15 +206,34 @@ test('restore brings the old data back, signs everyone out, and undo returns the
   const changed = await tableCounts();
   expect(changed).not.toEqual(backedUp);
 
+  // Another administrator's console, on the other server, watches.
+  const second = process.env.E2E_SECOND_URL;
+  if (!second) throw new Error('E2E_SECOND_URL is not set: run the suite through scripts/test.sh');
+  const watcher = await browser.newContext({ baseURL: second });
+  const watching = await watcher.newPage();
+  await openConsole(watching);
+
   await row.getByRole('button', { name: `Restore ${name}` }).click();
   const dialog = page.getByRole('dialog', { name: 'Restore this backup?' });
   await dialog.getByRole('checkbox', { name: 'I understand this will replace all current data' }).check();
   await dialog.getByLabel(/Type the backup's name/).fill(name);
   await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
 
+  // The other console's running panel names the backup and who restores it.
+  const panel = watching.getByRole('region', { name: 'Running operation' });
+  await expect(panel).toContainText(`Restore of ${name} in progress`, { timeout: 30_000 });
+  await expect(panel).toContainText('e2e-admin');
+
   // Everyone is signed out; the sign-in page says what happened.
   await expect(page).toHaveURL(/\/login\?after=restore/, { timeout: 120_000 });
   await expect(page.getByRole('status')).toContainText(`The database was restored from ${name}`);
+  // So does the other administrator's: which backup, by whom, and when.
+  await expect(watching).toHaveURL(/\/login\?after=restore/, { timeout: 30_000 });
+  const told = watching.getByRole('status');
+  await expect(told).toContainText(`The database was restored from ${name} by e2e-admin.`);
+  await expect(told.locator('time')).toBeVisible();
+  await expect(told).toContainText('Everyone was signed out');
+  await watcher.close();
   expect(await tableCounts()).toEqual(backedUp);
 
   await openConsole(page);
@@ -231,12 +252,16 @@ test('restore brings the old data back, signs everyone out, and undo returns the
   await expect(undone.locator('.filename')).toHaveText(name);
   await expect(undone).toContainText(/e2e-admin|E2E Admin/);
   await expect(undone.locator('.local-time .relative')).toHaveText(/just now|min ago/);
+  await expectAccessible(page, 'the undo dialog');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expectAccessible(page, 'the undo dialog on a phone');
+  await page.setViewportSize({ width: 1280, height: 720 });
   const go = undo.getByRole('button', { name: 'Undo restore' });
   await expect(go).toBeDisabled();
   await undo.getByRole('checkbox').check();
   await go.click();
   await expect(page).toHaveURL(/\/login\?after=undo/, { timeout: 120_000 });
-  await expect(page.getByRole('status')).toContainText('The last restore was undone');
+  await expect(page.getByRole('status')).toContainText(new RegExp(`The (last restore|restore of ${name}) was undone`));
   expect(await tableCounts()).toEqual(changed);
 });
 

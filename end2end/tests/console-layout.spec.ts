@@ -219,6 +219,22 @@ test('screenshots of the list on a desktop and on a phone', async ({ page }, tes
     await page.screenshot({ path: out, fullPage: true, animations: 'disabled' });
     shots.push(out);
   }
+  // A backup running: the panel where the admin looks first, at both sizes.
+  await startBackup(page, 'nightly check');
+  const panel = page.getByRole('region', { name: 'Running operation' });
+  await expect(panel.getByRole('progressbar')).toHaveAttribute('aria-valuenow', /^0\.[1-9]/, { timeout: 30_000 });
+  await page.mouse.move(0, 0);
+  for (const [file, width, height] of [
+    ['running-desktop.png', 1440, 900],
+    ['running-phone.png', 390, 844],
+  ] as const) {
+    await page.setViewportSize({ width, height });
+    await expect(panel).toBeVisible();
+    const out = testInfo.outputPath(file);
+    await page.screenshot({ path: out, animations: 'disabled' });
+    shots.push(out);
+  }
+  await waitUntilIdle(page.request);
   if (process.env.UPDATE_SCREENSHOTS) {
     const docs = path.join(__dirname, '..', '..', 'docs', 'screenshots');
     await mkdir(docs, { recursive: true });

@@ -11,8 +11,6 @@
 //! backups may still write, leaving `MIN_FREE_SPACE` free; past either it is
 //! refused before a byte is written.
 
-use std::path::Path;
-
 use chrono::Utc;
 use lms_types::{AuditAction, BackupKind};
 use tokio::io::AsyncRead;
@@ -63,7 +61,14 @@ impl Engine {
         let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);
         let result = self
-            .verify_upload(room.meter(body), file, &partial, &name, declared_len, original_name, actor)
+            .verify_upload(
+                room.meter(body),
+                file,
+                &name,
+                declared_len,
+                original_name,
+                actor,
+            )
             .await;
         drop(room);
         if result.is_err() {
@@ -128,7 +133,6 @@ impl Engine {
         &self,
         body: impl AsyncRead + Unpin,
         file: tokio::fs::File,
-        partial: &Path,
         name: &str,
         declared_len: Option<u64>,
         original_name: Option<&str>,
@@ -143,6 +147,7 @@ impl Engine {
             self.config().upload_timeout,
         );
         let dir = self.backup_dir();
+        let partial = &dir.partial_path(name);
         let (size, sha256) =
             tokio::time::timeout(total, archive::write_and_hash(body, file, limit, Some(idle)))
                 .await

@@ -81,7 +81,6 @@ pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
          FROM backup_history WHERE status = $1",
     )
     .bind(BackupStatus::Completed)
-    .bind(&manifest.original_name)
     .fetch_one(control)
     .await?;
     let last: Option<(i64, DateTime<Utc>)> = sqlx::query_as(&format!(
@@ -305,6 +304,7 @@ pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     .bind(manifest.created_at)
     .bind(manifest.completed_at)
     .bind(BackupStatus::Completed)
+    .bind(&manifest.original_name)
     .fetch_one(control)
     .await?)
 }

@@ -537,6 +537,7 @@ fn entry(
         created_by_id: None,
         created_by_name: "alice".into(),
         notes: None,
+        original_name: None,
         database: String::new(),
         server_version: String::new(),
         pg_dump_version: String::new(),
@@ -581,7 +582,7 @@ async fn the_headline_counts_stored_backups_and_the_newest_taken() {
         "upload_b.dump",
         BackupKind::Uploaded,
         now,
-        Some(now - 30 * day),
+        Some(now - day * 30),
         500,
     );
     catalog::import(control, &old).await.unwrap();

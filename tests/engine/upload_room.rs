@@ -60,7 +60,7 @@ impl HeldUpload {
         let uploading = engine.clone();
         let task = tokio::spawn(async move {
             uploading
-                .import_upload(body, Some(announced), &actor("alice"))
+                .import_upload(body, Some(announced), None, &actor("alice"))
                 .await
         });
         let half = archive.len() / 2;
@@ -105,7 +105,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     let first = HeldUpload::start(&engine, 40 << 20, &archive).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&archive[..], Some(30 << 20), &who)
+        .import_upload(&archive[..], Some(30 << 20), None, &who)
         .await
         .map(|_| ())
         .unwrap_err();
@@ -121,7 +121,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
         assert!(message.contains(words), "{words:?} in {message}");
     }
     // Announcing nothing counts as MAX_BACKUP_SIZE (1 GiB): refused too.
-    let refused = engine.import_upload(&archive[..], None, &who).await;
+    let refused = engine.import_upload(&archive[..], None, None, &who).await;
     assert!(
         matches!(refused, Err(Error::InsufficientStorage(_))),
         "{refused:?}"
@@ -142,7 +142,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     // Once the first is in, its claim is gone: the second fits.
     first.finish().await;
     engine
-        .import_upload(&archive[..], Some(30 << 20), &who)
+        .import_upload(&archive[..], Some(30 << 20), None, &who)
         .await
         .unwrap();
 
@@ -189,7 +189,7 @@ async fn uploads_past_the_limit_wait_their_turn() {
     let second = HeldUpload::start(&engine, len, &archive).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&archive[..], Some(len), &who)
+        .import_upload(&archive[..], Some(len), None, &who)
         .await
         .map(|_| ())
         .unwrap_err();
@@ -206,7 +206,7 @@ async fn uploads_past_the_limit_wait_their_turn() {
 
     let first = first.finish().await;
     let third = engine
-        .import_upload(&archive[..], Some(len), &who)
+        .import_upload(&archive[..], Some(len), None, &who)
         .await
         .unwrap();
     let second = second.finish().await;

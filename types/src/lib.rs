@@ -163,6 +163,8 @@ impl ActivityKind {
                 BackupDelete,
                 BackupUpload,
                 BackupCleanup,
+                BackupMissing,
+                BackupFound,
             ],
             ActivityKind::Restores => &[Restore, RestoreUndo],
             ActivityKind::SignIns => &[Login, Logout],

@@ -457,14 +457,12 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
 fn UndoneRestore(last: LastSwitch) -> impl IntoView {
     let what = match (last.kind, last.backup) {
         (Operation::Undo, _) => view! { <Fact term="Undoes">"the last undo"</Fact> }.into_any(),
-        (_, Some(name)) => {
-            view! {
-                <Fact term="Undoes the restore of">
-                    <span class="filename">{name}</span>
-                </Fact>
-            }
-                .into_any()
+        (_, Some(name)) => view! {
+            <Fact term="Undoes the restore of">
+                <span class="filename">{name}</span>
+            </Fact>
         }
+        .into_any(),
         (_, None) => {
             view! { <Fact term="Undoes the restore of">"a backup deleted since"</Fact> }.into_any()
         }

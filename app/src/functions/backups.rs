@@ -4,8 +4,7 @@ use leptos::server_fn::codec::Json;
 use crate::error::AppError;
 use crate::models::{
     BackupAdministrators, BackupDetail, FileCheck, JobInfo, LastSwitch, OperationStatus,
-    ReleasedLock,
-    StartedBackup,
+    ReleasedLock, StartedBackup,
 };
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};

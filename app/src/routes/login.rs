@@ -209,6 +209,7 @@ fn SignInFields() -> impl IntoView {
 /// session, and the sign-in page says "You signed out" rather than "Your
 /// session ended".
 pub mod signed_out {
+    #[cfg(feature = "hydrate")]
     const KEY: &str = "lms-admin-signed-out";
 
     #[cfg(feature = "hydrate")]

@@ -55,14 +55,16 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
     // What an undo would reverse: this restore, of this backup, by alice.
     let last = app.engine.last_switch().await.unwrap().expect("a switch");
     assert_eq!(
-        (last.id, last.kind, last.backup_id, last.started_by_name.as_str()),
+        (
+            last.id,
+            last.kind,
+            last.backup_id,
+            last.started_by_name.as_str()
+        ),
         (job.id, Operation::Restore, Some(id), "alice")
     );
     // The undo dialog names it.
-    let named: Option<LastSwitch> = client
-        .server_fn("last_restore", json!({}))
-        .await
-        .unwrap();
+    let named: Option<LastSwitch> = client.server_fn("last_restore", json!({})).await.unwrap();
     let named = named.expect("a last restore");
     assert_eq!(named.kind, Operation::Restore);
     assert_eq!(named.backup.as_deref(), Some(backup.filename.as_str()));
