@@ -185,6 +185,9 @@ impl Engine {
             .run_phase(Phase::Restoring, || progress.fraction(), watched)
             .await??;
         tool.wait(tail).await?;
+        if let Some(outgrown) = self.copy_outgrew(&shadow, gates.growth_budget).await {
+            return Err(outgrown);
+        }
         let early = early
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
@@ -306,10 +309,6 @@ fn qualified(schema: &str, name: &str) -> String {
     format!("{schema}.{name}")
 }
 
-/// Fingerprints the tables named on `loaded` ("schema.name", data complete)
-/// until the channel closes. Tables the backup did not record are skipped
-/// (partitions, covered by their parent); a table that cannot be done here
-/// is simply left for the check after the restore.
 /// About how long the checks after a restore take on a small database.
 const CHECKS_USUALLY_TAKE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -320,6 +319,10 @@ fn time_share(elapsed: std::time::Duration, usual: std::time::Duration) -> f64 {
     share.min(0.95)
 }
 
+/// Fingerprints the tables named on `loaded` ("schema.name", data complete)
+/// until the channel closes. Tables the backup did not record are skipped
+/// (partitions, covered by their parent); a table that cannot be done here
+/// is simply left for the check after the restore.
 async fn fingerprint_as_loaded(
     pool: sqlx::PgPool,
     expected: Option<Fingerprint>,

@@ -557,6 +557,16 @@ async fn the_headline_counts_stored_backups_and_the_newest_taken() {
     let engine = spawn_engine().await;
     let control = &engine.dbs().control;
     let who = actor("alice");
+    // A backup under way: its job and its running entry.
+    let job_id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, started_by_name, instance_id)
+         VALUES ($1, 'backup', 'running', 'alice', 'test')",
+    )
+    .bind(job_id)
+    .execute(control)
+    .await
+    .unwrap();
     catalog::insert_running(
         control,
         catalog::NewEntry {
@@ -564,7 +574,7 @@ async fn the_headline_counts_stored_backups_and_the_newest_taken() {
             kind: BackupKind::Manual,
             notes: None,
             actor: &who,
-            job_id: uuid::Uuid::new_v4(),
+            job_id,
         },
     )
     .await
