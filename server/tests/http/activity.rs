@@ -8,11 +8,14 @@ use lms_types::{AuditAction, AuditOutcome, JobStatus, Operation};
 use crate::client::ApiClient;
 use crate::support::{spawn_app, spawn_app_with, PASSWORD};
 
-/// An archive this server made: a backup, downloaded.
+/// An archive this server made and no longer lists (a copy of a listed
+/// backup is refused): a backup, downloaded, then deleted.
 async fn archive_made_here(client: &ApiClient) -> Vec<u8> {
     let started = client.create_backup(None).await.unwrap();
     client.wait_for_job(&started.job.id).await;
-    client.download(started.backup.id).await.unwrap().bytes
+    let bytes = client.download(started.backup.id).await.unwrap().bytes;
+    client.delete_backup(started.backup.id).await.unwrap();
+    bytes
 }
 
 /// Restores and undos used to be logged as "backup 4" (a catalog id), a

@@ -382,7 +382,7 @@ async fn an_upload_past_the_limit_gets_409_until_one_has_finished() {
     })
     .await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let archive = archive_made_here(&client).await;
+    let archive = archive_kept_elsewhere(&client).await;
 
     let stalled =
         futures::stream::iter([Ok(archive[..64].to_vec())]).chain(futures::stream::pending());
