@@ -60,23 +60,33 @@ impl Engine {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            let size: std::result::Result<i64, _> =
-                sqlx::query_scalar("SELECT pg_database_size($1)")
-                    .bind(copy)
-                    .fetch_one(&self.dbs().lms)
-                    .await;
-            match size {
-                Ok(size) if size.max(0) as u64 > budget => {
-                    return Error::Invalid(format!(
-                        "The restored copy grew past {} (the free space on the database server's \
-                         disk less RESTORE_FREE_SPACE_MARGIN) and was stopped before it could fill \
-                         the disk; nothing was changed. The backup holds more than its size \
-                         suggests: free space on the database server and try again.",
-                        human(budget)
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "could not measure the copy"),
+            if let Some(outgrown) = self.copy_outgrew(copy, Some(budget)).await {
+                return outgrown;
+            }
+        }
+    }
+
+    /// The error for a copy larger than `budget`, if it is: checked once
+    /// more when pg_restore has finished, so a copy that outgrew its budget
+    /// between two looks of the watch is refused all the same.
+    pub(super) async fn copy_outgrew(&self, copy: &str, budget: Option<u64>) -> Option<Error> {
+        let budget = budget?;
+        let size: std::result::Result<i64, _> = sqlx::query_scalar("SELECT pg_database_size($1)")
+            .bind(copy)
+            .fetch_one(&self.dbs().lms)
+            .await;
+        match size {
+            Ok(size) if size.max(0) as u64 > budget => Some(Error::Invalid(format!(
+                "The restored copy grew past {} (the free space on the database server's \
+                 disk less RESTORE_FREE_SPACE_MARGIN) and was stopped before it could fill \
+                 the disk; nothing was changed. The backup holds more than its size \
+                 suggests: free space on the database server and try again.",
+                human(budget)
+            ))),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not measure the copy");
+                None
             }
         }
     }
@@ -138,13 +148,29 @@ impl Engine {
         }
         let mut admin = PgConnection::connect_with(&self.dbs().maintenance_options()).await?;
         for name in names {
-            sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(name)
-            ))
-            .execute(&mut admin)
-            .await?;
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+            let mut attempt = 1;
+            loop {
+                match sqlx::query(&drop).execute(&mut admin).await {
+                    Ok(_) => break,
+                    // An autovacuum worker on the database (it has no role)
+                    // makes PostgreSQL up to 15 refuse FORCE as if it were
+                    // another role's session; it is gone within moments.
+                    Err(sqlx::Error::Database(e))
+                        if e.code().as_deref() == Some("42501") && attempt < DROP_ATTEMPTS =>
+                    {
+                        tracing::debug!(database = %name, attempt, "dropping again shortly: {e}");
+                        tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }
 }
+
+/// How often a database is tried to be dropped before giving up (see
+/// `drop_databases`).
+const DROP_ATTEMPTS: u64 = 8;

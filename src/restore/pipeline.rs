@@ -169,6 +169,9 @@ impl Engine {
             .run_phase(Phase::Restoring, || progress.fraction(), watched)
             .await??;
         tool.wait(tail).await?;
+        if let Some(outgrown) = self.copy_outgrew(&shadow, gates.growth_budget).await {
+            return Err(outgrown);
+        }
         let early = early
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
