@@ -145,6 +145,8 @@ async fn lms_admin_with_input(env: &[(&str, String)], args: &[&str], input: &str
 #[tokio::test]
 async fn restore_warns_who_would_be_locked_out_and_grant_admin_gets_them_back_in() {
     let dir = lms_backup::testing::scratch_dir("cli-admins");
+    // The server never creates its backup directory.
+    std::fs::create_dir(dir.join("backups")).unwrap();
     let url = lms_backup::testing::fresh_database_url().await;
     let env = [
         ("DATABASE_URL", url.clone()),
