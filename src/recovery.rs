@@ -37,14 +37,27 @@ impl Engine {
     /// start-up recovery would, so the site does not stay in maintenance
     /// until some server restarts.
     pub fn watch_for_abandoned_switches(&self) {
+        self.every_heartbeat(
+            "could not check for an abandoned switch",
+            |engine| async move { engine.repair_abandoned_switch().await.map(|_| ()) },
+        );
+    }
+
+    /// Runs `check` every heartbeat for as long as the process runs,
+    /// logging `failed` with the error when it fails.
+    pub(crate) fn every_heartbeat<F, Fut>(&self, failed: &'static str, check: F)
+    where
+        F: Fn(Engine) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = crate::Result<()>> + Send,
+    {
         let engine = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(engine.config().heartbeat_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = engine.repair_abandoned_switch().await {
-                    tracing::warn!(error = ?e, "could not check for an abandoned switch");
+                if let Err(e) = check(engine.clone()).await {
+                    tracing::warn!(error = ?e, "{failed}");
                 }
             }
         });

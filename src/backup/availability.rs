@@ -86,17 +86,10 @@ impl Engine {
     /// comes back is put to use (and its files checked) without a restart,
     /// even while nobody has the console open.
     pub fn watch_backup_dir(&self) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(engine.config().heartbeat_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = engine.backup_dir_unavailable().await {
-                    tracing::warn!(error = ?e, "could not check the backup directory");
-                }
-            }
-        });
+        self.every_heartbeat(
+            "could not check the backup directory",
+            |engine| async move { engine.backup_dir_unavailable().await.map(|_| ()) },
+        );
     }
 
     /// Logs a change of the directory's state; when it has come back, checks

@@ -414,8 +414,13 @@ async fn a_missing_or_mistaken_restore_role_is_named_with_the_sql_that_fixes_it(
         .differences(&live_fingerprint(&engine).await)
         .is_empty());
 
-    // A restore role with a right it must not have is refused too.
-    let role = format!("bad_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // A restore role with a right it must not have is refused too. (Named
+    // like the tests' restore roles, which the role snapshots of tests
+    // running meanwhile leave out of the application role's memberships.)
+    let role = format!(
+        "restore_bad_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let mut su = su().await;
     for sql in [
         format!("CREATE ROLE {role} LOGIN CREATEDB"),
