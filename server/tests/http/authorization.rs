@@ -339,6 +339,7 @@ impl<'a> Console<'a> {
                 "/api/fn/database_overview"
                 | "/api/fn/storage_summary"
                 | "/api/fn/operation_status"
+                | "/api/fn/last_restore"
                 | "/api/fn/recheck_backups"
                 | "/api/fn/release_lock",
             ) => WellFormed::new(path, json(json!({})), 200),
