@@ -42,7 +42,7 @@ test('create a backup, see it listed with its details, and download exactly it',
   const tables = details.getByRole('table', { name: 'Tables in this backup' });
   for (const [table, rows] of await tableCounts()) {
     const line = tables.getByRole('row').filter({ has: page.getByRole('cell', { name: table, exact: true }) });
-    await expect(line.getByRole('cell').nth(1)).toHaveText(String(rows));
+    await expect(line.getByRole('cell').nth(1)).toHaveText(Number(rows).toLocaleString('en-US'));
   }
   await page.keyboard.press('Escape');
   await expect(details).toBeHidden();
@@ -110,7 +110,7 @@ test('the restore button waits for the checkbox and the exact name', async ({ pa
   await expect(dialog).toContainText('All current data in the LMS database will be replaced');
   await expect(dialog).toContainText('signed out');
   await expect(dialog).toContainText('can be undone');
-  await expect(dialog.getByTestId('restore-summary')).toContainText(/\d+ tables with \d+ rows/);
+  await expect(dialog.getByTestId('restore-summary')).toContainText(/\d+ tables with [\d,]+ rows/);
   const go = dialog.getByRole('button', { name: 'Restore', exact: true });
   const checkbox = dialog.getByRole('checkbox', { name: 'I understand this will replace all current data' });
   const typed = dialog.getByLabel(/Type the backup's name/);
@@ -240,7 +240,7 @@ test('restore brings the old data back, signs everyone out, and undo returns the
   const overview = page.getByRole('table', { name: 'Database overview' });
   for (const [table, rows] of backedUp) {
     const line = overview.getByRole('row').filter({ has: page.getByRole('cell', { name: table, exact: true }) });
-    await expect(line.getByRole('cell').nth(1)).toHaveText(String(rows));
+    await expect(line.getByRole('cell').nth(1)).toHaveText(Number(rows).toLocaleString('en-US'));
   }
 
   // Undo, with its own confirmation.

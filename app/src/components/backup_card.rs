@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
-    Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogBody, DialogContent, DialogTitle,
-    Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
+    Button, ButtonAppearance, Card, CardHeader, DialogBody, DialogContent, DialogTitle, Field,
+    MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
 };
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
 use super::console::Console;
-use super::dialog::{CancelOr, ConsoleDialog};
+use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::operation_panel::{poll_status, OperationPanel};
@@ -315,6 +315,13 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
             );
         }
     });
+    // A fresh start each time the dialog opens.
+    Effect::new(move |_| {
+        if open.get() {
+            notes.set(String::new());
+            create.clear();
+        }
+    });
     let error = move || create.value().get().and_then(|r| r.err());
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -428,7 +435,7 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                             })}
                         </Suspense>
                         <p>"Everyone, you included, is signed out and signs in again."</p>
-                        <Checkbox checked=understood label="I understand the data written since the restore is set aside" />
+                        <ConfirmCheckbox checked=understood label="I understand the data written since the restore is set aside" />
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
                     <CancelOr on_cancel=move |_| open.set(false)>

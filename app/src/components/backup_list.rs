@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
-    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, Checkbox,
-    DialogActions, DialogBody, DialogContent, DialogTitle, Field, FieldValidationState, Input,
-    InputRule, InputRuleTrigger, MessageBar, MessageBarBody, MessageBarIntent, Pagination, Table,
-    TableBody, TableCell, TableHeader, TableRow,
+    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, DialogActions,
+    DialogBody, DialogContent, DialogTitle, Field, FieldValidationState, Input, InputRule,
+    InputRuleTrigger, MessageBar, MessageBarBody, MessageBarIntent, Pagination, Table, TableBody,
+    TableCell, TableHeader, TableRow,
 };
 
 use super::console::Console;
-use super::dialog::{CancelOr, ConsoleDialog};
+use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::restore_admins::RestoreAdmins;
@@ -353,7 +353,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                             <li>"Everyone, you included, is signed out and signs in again."</li>
                             <li>"The current database is kept, so this restore can be undone."</li>
                         </ul>
-                        <Checkbox checked=understood label="I understand this will replace all current data" />
+                        <ConfirmCheckbox checked=understood label="I understand this will replace all current data" />
                         <Field label=Signal::derive(move || format!("Type the backup's name ({}) to confirm", name()))>
                             <Input
                                 value=typed

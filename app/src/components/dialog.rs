@@ -2,38 +2,46 @@ use leptos::prelude::*;
 use thaw::{Button, ButtonAppearance, Dialog, DialogActions, DialogSurface};
 
 /// A dialog of the console: named by its title element (`labelled_by`),
-/// keyboard focus kept inside, Escape and the backdrop close it.
+/// keyboard focus kept inside, Escape and the backdrop close it; when it
+/// closes, focus goes back to the control that opened it.
 ///
-/// Its content is built afresh each time it opens, so no checkbox, field or
-/// file picker remembers an earlier visit; when it closes, focus goes back
-/// to the control that opened it.
+/// Its content stays mounted between openings (the component library mounts
+/// a dialog once): whoever opens it resets the state the content shows, and
+/// inputs are bound to properties, not attributes, so a reset is what they
+/// show and hold (see [`ConfirmCheckbox`]).
 #[component]
 pub fn ConsoleDialog(
     open: RwSignal<bool>,
     labelled_by: &'static str,
     #[prop(optional)] class: &'static str,
     #[prop(default = true.into(), into)] mask_closeable: Signal<bool>,
-    children: ChildrenFn,
+    children: Children,
 ) -> impl IntoView {
-    // Counts openings; the content is rebuilt on each (and kept while the
-    // dialog fades out).
-    let openings = Memo::new(move |prev: Option<&(bool, u32)>| {
-        let (was_open, count) = prev.copied().unwrap_or((false, 0));
-        let now = open.get();
-        (now, if now && !was_open { count + 1 } else { count })
-    });
-    let opening = Memo::new(move |_| openings.get().1);
     browser::return_focus_on_close(open);
     view! {
         <Dialog open mask_closeable>
             <DialogSurface attr:aria-labelledby=labelled_by class=class>
-                {move || {
-                    opening.track();
-                    let children = children.clone();
-                    view! { <FocusScope open>{children()}</FocusScope> }
-                }}
+                <FocusScope open>{children()}</FocusScope>
             </DialogSurface>
         </Dialog>
+    }
+}
+
+/// A checkbox whose ticked state is `checked`, bound to the input's
+/// property: what is drawn, what the input holds and what a screen reader
+/// announces always agree, also after the state is reset from outside (an
+/// attribute binding stops following once the box has been clicked).
+#[component]
+pub fn ConfirmCheckbox(checked: RwSignal<bool>, label: &'static str) -> impl IntoView {
+    view! {
+        <label class="confirm-check">
+            <input
+                type="checkbox"
+                prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))
+            />
+            <span>{label}</span>
+        </label>
     }
 }
 

@@ -28,7 +28,7 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
                             {format!(" — started by {who} at ")}
                             <LocalTime at=since />
                         </p>
-                        <ProgressBar value=job.progress />
+                        <ProgressBar value=job.progress attr:aria-label=running_title(&job) />
                         <p class="muted" aria-live="polite">
                             <span class="phase">{lms_types::phases::words(job.kind, job.phase)}</span>
                             {format!(": {percent}% · {elapsed} elapsed")}

@@ -33,6 +33,12 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
             state.set(State::Idle);
         }
     });
+    // A refusal is in the activity log now: show it there.
+    Effect::new(move |_| {
+        if state.with(|s| matches!(s, State::Failed(_))) {
+            console.refresh();
+        }
+    });
     let on_files = move |files: thaw::FileList| {
         let Some(file) = files.get(0) else { return };
         let max = console
@@ -73,7 +79,12 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                             from another server. It is read through in full before it is \
                             listed; nothing is restored until you choose to." {limit}
                         </p>
-                        <Upload custom_request=on_files accept=".dump,.backup,application/octet-stream">
+                        <label for="upload-file" class="visually-hidden">"Backup archive to upload"</label>
+                        <Upload
+                            id="upload-file"
+                            custom_request=on_files
+                            accept=".dump,.backup,application/octet-stream"
+                        >
                             <UploadDragger class="upload-drop">
                                 <p class="upload-drop-text">"Drop the archive here, or"</p>
                                 <Button appearance=ButtonAppearance::Primary class="choose-file">
@@ -95,7 +106,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                                                     human_bytes(total as i64),
                                                 )}
                                             </p>
-                                            <ProgressBar value=fraction />
+                                            <ProgressBar value=fraction attr:aria-label="Upload progress" />
                                         </div>
                                     }
                                         .into_any(),
