@@ -87,6 +87,28 @@ test('on a phone every action of every backup is on screen without sideways scro
   const rows = backupTable(page).locator('tbody tr');
   await expect(rows).toHaveCount(2);
   for (const row of await rows.all()) {
+    // No fact of a card is drawn over another (a cell's own height once
+    // pushed "just now" onto the next label).
+    const overlaps = await row.evaluate((tr) => {
+      const cells = [...tr.querySelectorAll('td')].map((td) => ({
+        label: td.getAttribute('data-label') ?? td.className,
+        box: td.getBoundingClientRect(),
+        content: [...td.querySelectorAll('*')].map((e) => e.getBoundingClientRect()),
+      }));
+      const found: string[] = [];
+      for (const a of cells)
+        for (const b of cells) {
+          if (a === b) continue;
+          for (const r of a.content) {
+            const inside = r.width > 0 && r.height > 0 &&
+              r.left < b.box.right - 1 && r.right > b.box.left + 1 &&
+              r.top < b.box.bottom - 1 && r.bottom > b.box.top + 1;
+            if (inside) found.push(`${a.label} over ${b.label}`);
+          }
+        }
+      return [...new Set(found)];
+    });
+    expect(overlaps, 'facts of a card drawn over each other').toEqual([]);
     const actions = rowActions(row);
     expect(await actions.count()).toBeGreaterThanOrEqual(3);
     for (const action of await actions.all()) {
