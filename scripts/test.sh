@@ -60,14 +60,25 @@ export E2E_SECOND_URL="http://127.0.0.1:$E2E_SECOND_PORT"
 (cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_SECOND_PORT") > "$THROWAWAY/server2.log" 2>&1 &
 CLEANUP_PIDS="$CLEANUP_PIDS $!"
 wait_for_http "$E2E_SECOND_URL/login" 60 || { cat "$THROWAWAY/server2.log" >&2; die "the second server did not come up"; }
+# A third with the hourly limit on manual backups, for the console's notice
+# of when the next one is possible.
+E2E_LIMITED_PORT="$(free_port)"
+export E2E_LIMITED_URL="http://127.0.0.1:$E2E_LIMITED_PORT"
+(cd "$E2E_CWD" && BACKUP_RATE_LIMIT=1 exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_LIMITED_PORT") > "$THROWAWAY/server3.log" 2>&1 &
+CLEANUP_PIDS="$CLEANUP_PIDS $!"
+wait_for_http "$E2E_LIMITED_URL/login" 60 || { cat "$THROWAWAY/server3.log" >&2; die "the third server did not come up"; }
 set +e
-(cd end2end && npx playwright test)
-status=$?
+(cd end2end && npx playwright test) 2>&1 | tee "$THROWAWAY/playwright.log"
+status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
   echo "---- last lines of the server's log ----" >&2
   tail -n 60 "$THROWAWAY/server.log" >&2
   echo "---- last lines of the second server's log ----" >&2
   tail -n 20 "$THROWAWAY/server2.log" >&2
+  # Last, so that whoever reads only the end of the output sees what failed.
+  echo "---- what failed in the browser tests ----" >&2
+  grep -E '^ +[0-9]+\) |^ +(Error|Expected|Received|Timeout|Call log)|^ +[0-9]+ (failed|flaky|passed)|✘' \
+    "$THROWAWAY/playwright.log" | head -n 80 >&2
 fi
 set -e
 echo "$cargo_summary"

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lms_types::{AuditAction, AuditOutcome};
+use lms_types::{ActivityKind, AuditAction, AuditOutcome};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, PgPool};
@@ -97,13 +97,38 @@ pub async fn record_result<T>(
     .await;
 }
 
-/// The most recent entries, newest first.
-pub async fn recent(control: &PgPool, limit: i64) -> Result<Vec<Entry>> {
+/// What part of the audit log to read: every entry by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only entries of this kind.
+    pub kind: Option<ActivityKind>,
+    /// Only entries by this person: their name as recorded, compared
+    /// without regard to case; a name someone typed at sign-in but nobody
+    /// verified counts as theirs too.
+    pub person: Option<String>,
+}
+
+/// The most recent entries that pass `filter`, newest first.
+pub async fn recent(control: &PgPool, limit: i64, filter: &Filter) -> Result<Vec<Entry>> {
+    let kind = filter.kind;
+    let actions: Option<Vec<&str>> = kind.map(|k| k.actions().iter().map(|a| a.as_str()).collect());
+    let refusals_only = kind == Some(ActivityKind::Refusals);
+    let person = filter.person.as_deref().map(str::to_lowercase);
+    let unverified = person.as_deref().map(|p| format!("{p}{UNVERIFIED}"));
     Ok(sqlx::query_as(
         "SELECT id, at, actor_name, action, target, client_ip, outcome, detail
-         FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
+         FROM audit_log
+         WHERE ($2::text[] IS NULL OR action = ANY($2))
+           AND (NOT $3 OR outcome <> $4)
+           AND ($5::text IS NULL OR lower(actor_name) = $5 OR lower(actor_name) = $6)
+         ORDER BY at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
+    .bind(actions)
+    .bind(refusals_only)
+    .bind(AuditOutcome::Success)
+    .bind(person)
+    .bind(unverified)
     .fetch_all(control)
     .await?)
 }
@@ -200,10 +225,20 @@ pub async fn tally_or_log(control: &PgPool, refusal: &Refusal<'_>) {
 
 /// A name someone typed but nobody verified, as the log may show it:
 /// control characters dropped, cut short, and marked.
+/// An empty name (a form sent without one) shows as [`NO_USERNAME`].
 pub fn unverified_name(claimed: &str) -> String {
     let name: String = claimed.chars().filter(|c| !c.is_control()).collect();
-    format!("{} (unverified)", capped(&name, 32))
+    if name.trim().is_empty() {
+        return NO_USERNAME.to_owned();
+    }
+    format!("{}{UNVERIFIED}", capped(&name, 32))
 }
+
+/// What the log names as the actor of an attempt sent without a username.
+pub const NO_USERNAME: &str = "(no username)";
+
+/// The mark after a name nobody verified.
+const UNVERIFIED: &str = " (unverified)";
 
 fn capped(text: &str, chars: usize) -> String {
     if text.chars().count() <= chars {

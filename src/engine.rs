@@ -186,6 +186,12 @@ impl Engine {
         })
     }
 
+    /// The restore or undo an undo would reverse: the last one that
+    /// switched the LMS database.
+    pub async fn last_switch(&self) -> Result<Option<jobs::Job>> {
+        jobs::last_switch(&self.dbs().control).await
+    }
+
     /// One job; [`crate::Error::NotFound`] if there is none.
     pub async fn job(&self, id: uuid::Uuid) -> Result<jobs::Job> {
         jobs::get(&self.dbs().control, id)

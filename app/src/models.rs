@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use lms_types::{
-    AccessAfterRestore, AuditAction, AuditOutcome, BackupKind, BackupStatus, JobStatus, Operation,
-    Phase,
+    AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
+    JobStatus, Operation, Phase,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,9 @@ pub struct BackupSummary {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
+    /// An upload's file name on the uploader's machine.
+    #[serde(default)]
+    pub original_name: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -153,6 +156,10 @@ pub struct JobInfo {
     pub message: Option<String>,
     pub started_by: String,
     pub backup_id: Option<i64>,
+    /// The backup's file name (for an undo, the backup whose restore it
+    /// undoes).
+    #[serde(default)]
+    pub backup_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -232,6 +239,18 @@ impl FileCheck {
     }
 }
 
+/// The restore (or undo) that the next undo would reverse: the last one
+/// that switched the LMS database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSwitch {
+    /// A restore, or an undo (which an undo reverses in turn).
+    pub kind: Operation,
+    /// The backup restored; `None` for an undo or a backup deleted since.
+    pub backup: Option<String>,
+    pub restored_by: String,
+    pub restored_at: DateTime<Utc>,
+}
+
 /// What a forced release of the operation lock freed
 /// (`POST /api/admin/backup/lock/release`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,8 +281,15 @@ pub struct StorageSummary {
     /// The most characters a backup's notes may have (the engine's
     /// `max_notes_len`; the create form counts against it).
     pub max_notes_len: usize,
-    /// The newest backup that finished, completed or failed.
+    /// The newest backup taken that finished, completed or failed.
     pub last_finished: Option<BackupSummary>,
+    /// When its data was taken (an uploaded archive's own time).
+    #[serde(default)]
+    pub last_taken_at: Option<DateTime<Utc>>,
+    /// When the administrator asking may start their next manual backup,
+    /// if not now (the hourly limit is used up).
+    #[serde(default)]
+    pub next_manual_backup_at: Option<DateTime<Utc>>,
 }
 
 /// One audited action, as the activity list shows it.
@@ -308,6 +334,22 @@ pub fn grant_admin_command(username: &str) -> String {
         format!("--username {quoted}")
     };
     format!("lms-admin user grant-admin {flag} --password-stdin")
+}
+
+/// A count with thousands separators ("1,234,567"), as people read them.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Formats a byte count for people ("1.5 MB").
@@ -383,6 +425,7 @@ mod convert {
                 size_bytes: b.size_bytes,
                 sha256: b.sha256,
                 notes: b.notes,
+                original_name: b.original_name,
                 created_by: b.created_by_name,
                 created_at: b.created_at,
                 completed_at: b.completed_at,
@@ -460,6 +503,7 @@ mod convert {
                 message: j.message,
                 started_by: j.started_by_name,
                 backup_id: j.backup_id,
+                backup_name: j.backup_name,
                 created_at: j.created_at,
                 finished_at: j.finished_at,
             }
@@ -478,7 +522,11 @@ mod convert {
     impl StorageSummary {
         /// The engine's summary, with the limits of its configuration that
         /// the console's forms follow.
-        pub fn new(s: lms_backup::StorageSummary, config: &lms_backup::EngineConfig) -> Self {
+        pub fn new(
+            s: lms_backup::StorageSummary,
+            config: &lms_backup::EngineConfig,
+            next_manual_backup_at: Option<DateTime<Utc>>,
+        ) -> Self {
             StorageSummary {
                 backups: s.catalog.count,
                 stored_bytes: s.catalog.stored_bytes,
@@ -486,6 +534,8 @@ mod convert {
                 max_backup_size: s.max_backup_size,
                 max_notes_len: config.max_notes_len,
                 last_finished: s.catalog.last_finished.map(Into::into),
+                last_taken_at: s.catalog.last_taken_at,
+                next_manual_backup_at,
             }
         }
     }
@@ -495,7 +545,11 @@ mod convert {
             ActivityEntry {
                 id: e.id,
                 at: e.at,
-                actor: e.actor_name,
+                actor: if e.actor_name.trim().is_empty() {
+                    lms_backup::audit::NO_USERNAME.to_owned()
+                } else {
+                    e.actor_name
+                },
                 action: e.action,
                 target: e.target,
                 client_ip: e.client_ip,
@@ -546,6 +600,15 @@ mod convert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_in_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-12_345), "-12,345");
+    }
 
     #[test]
     fn the_grant_command_is_safe_to_paste() {

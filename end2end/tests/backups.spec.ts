@@ -8,6 +8,7 @@ import {
   createBackup,
   deleteAllBackups,
   expect,
+  expectAccessible,
   lmsSql,
   openConsole,
   tableCounts,
@@ -41,7 +42,7 @@ test('create a backup, see it listed with its details, and download exactly it',
   const tables = details.getByRole('table', { name: 'Tables in this backup' });
   for (const [table, rows] of await tableCounts()) {
     const line = tables.getByRole('row').filter({ has: page.getByRole('cell', { name: table, exact: true }) });
-    await expect(line.getByRole('cell').nth(1)).toHaveText(String(rows));
+    await expect(line.getByRole('cell').nth(1)).toHaveText(Number(rows).toLocaleString('en-US'));
   }
   await page.keyboard.press('Escape');
   await expect(details).toBeHidden();
@@ -109,7 +110,7 @@ test('the restore button waits for the checkbox and the exact name', async ({ pa
   await expect(dialog).toContainText('All current data in the LMS database will be replaced');
   await expect(dialog).toContainText('signed out');
   await expect(dialog).toContainText('can be undone');
-  await expect(dialog.getByTestId('restore-summary')).toContainText(/\d+ tables with \d+ rows/);
+  await expect(dialog.getByTestId('restore-summary')).toContainText(/\d+ tables with [\d,]+ rows/);
   const go = dialog.getByRole('button', { name: 'Restore', exact: true });
   const checkbox = dialog.getByRole('checkbox', { name: 'I understand this will replace all current data' });
   const typed = dialog.getByLabel(/Type the backup's name/);
@@ -187,6 +188,7 @@ test('the restore dialog names the backup\'s administrators and warns an admin i
 });
 
 test('restore brings the old data back, signs everyone out, and undo returns the rest', async ({
+  browser,
   page,
   consoleErrors,
 }) => {
@@ -204,33 +206,62 @@ test('restore brings the old data back, signs everyone out, and undo returns the
   const changed = await tableCounts();
   expect(changed).not.toEqual(backedUp);
 
+  // Another administrator's console, on the other server, watches.
+  const second = process.env.E2E_SECOND_URL;
+  if (!second) throw new Error('E2E_SECOND_URL is not set: run the suite through scripts/test.sh');
+  const watcher = await browser.newContext({ baseURL: second });
+  const watching = await watcher.newPage();
+  await openConsole(watching);
+
   await row.getByRole('button', { name: `Restore ${name}` }).click();
   const dialog = page.getByRole('dialog', { name: 'Restore this backup?' });
   await dialog.getByRole('checkbox', { name: 'I understand this will replace all current data' }).check();
   await dialog.getByLabel(/Type the backup's name/).fill(name);
   await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
 
+  // The other console's running panel names the backup and who restores it.
+  const panel = watching.getByRole('region', { name: 'Running operation' });
+  await expect(panel).toContainText(`Restore of ${name} in progress`, { timeout: 30_000 });
+  await expect(panel).toContainText('e2e-admin');
+
   // Everyone is signed out; the sign-in page says what happened.
   await expect(page).toHaveURL(/\/login\?after=restore/, { timeout: 120_000 });
   await expect(page.getByRole('status')).toContainText(`The database was restored from ${name}`);
+  // So does the other administrator's: which backup, by whom, and when.
+  await expect(watching).toHaveURL(/\/login\?after=restore/, { timeout: 30_000 });
+  const told = watching.getByRole('status');
+  await expect(told).toContainText(`The database was restored from ${name} by e2e-admin.`);
+  await expect(told.locator('time')).toBeVisible();
+  await expect(told).toContainText('Everyone was signed out');
+  await watcher.close();
   expect(await tableCounts()).toEqual(backedUp);
 
   await openConsole(page);
   const overview = page.getByRole('table', { name: 'Database overview' });
   for (const [table, rows] of backedUp) {
     const line = overview.getByRole('row').filter({ has: page.getByRole('cell', { name: table, exact: true }) });
-    await expect(line.getByRole('cell').nth(1)).toHaveText(String(rows));
+    await expect(line.getByRole('cell').nth(1)).toHaveText(Number(rows).toLocaleString('en-US'));
   }
 
   // Undo, with its own confirmation.
   await page.getByRole('button', { name: 'Undo last restore' }).click();
   const undo = page.getByRole('dialog', { name: 'Undo the last restore?' });
+  // It says which restore it undoes: the backup, who, and when.
+  const undone = undo.getByTestId('undone-restore');
+  await expect(undone).toContainText('Undoes the restore of');
+  await expect(undone.locator('.filename')).toHaveText(name);
+  await expect(undone).toContainText(/e2e-admin|E2E Admin/);
+  await expect(undone.locator('.local-time .relative')).toHaveText(/just now|min ago/);
+  await expectAccessible(page, 'the undo dialog');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expectAccessible(page, 'the undo dialog on a phone');
+  await page.setViewportSize({ width: 1280, height: 720 });
   const go = undo.getByRole('button', { name: 'Undo restore' });
   await expect(go).toBeDisabled();
   await undo.getByRole('checkbox').check();
   await go.click();
   await expect(page).toHaveURL(/\/login\?after=undo/, { timeout: 120_000 });
-  await expect(page.getByRole('status')).toContainText('The last restore was undone');
+  await expect(page.getByRole('status')).toContainText(new RegExp(`The (last restore|restore of ${name}) was undone`));
   expect(await tableCounts()).toEqual(changed);
 });
 
@@ -309,7 +340,7 @@ test('a large backup shows a moving progress bar, a second browser follows it li
   await sampling;
   expect(seen.size, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
   expect(seenByOther.size, `progress values seen by the other browser: ${[...seenByOther]}`).toBeGreaterThan(1);
-  await expect(page.getByText('The backup is complete and verified.').last()).toBeVisible();
+  await expect(page.getByText(/^backup_\d{8}_\d{6}(_\d+)?\.dump is complete and verified\./).last()).toBeVisible();
   await expect(otherPage.getByRole('button', { name: 'Create backup' })).toBeEnabled();
   await other.close();
 });
@@ -360,11 +391,12 @@ test('a file over the size cap is refused in the browser before anything is sent
   await page.keyboard.press('Escape');
 });
 
-test('a valid archive uploads and becomes restorable; a corrupted one is refused and nothing changes', async ({
+test('a valid archive uploads and becomes restorable; a corrupted one or a copy of a listed backup is refused', async ({
   page,
   consoleErrors,
 }, testInfo) => {
   consoleErrors.expect(/status of 422/);
+  consoleErrors.expect(/status of 409/);
   test.setTimeout(120_000);
   const { row, name } = await createBackup(page, `source ${Date.now()}`);
   const id = await row.getAttribute('data-backup-id');
@@ -382,8 +414,14 @@ test('a valid archive uploads and becomes restorable; a corrupted one is refused
   await expect(dialog.getByRole('alert')).toContainText(/damaged|cannot be read|truncated/, { timeout: 60_000 });
   expect(await tableCounts()).toEqual(before);
 
+  // A byte-identical copy of a listed backup is not a second backup.
   const copyPath = testInfo.outputPath(`copy-of-${name}`);
   await writeFile(copyPath, archive);
+  await dialog.locator('input[type=file]').setInputFiles(copyPath);
+  await expect(dialog.getByRole('alert')).toContainText(`already in the catalog as ${name}`, { timeout: 60_000 });
+
+  // Once the backup is gone from the list, its archive (kept elsewhere) uploads.
+  expect((await page.request.delete(`/api/admin/backup/${id}`)).status()).toBe(204);
   await dialog.locator('input[type=file]').setInputFiles(copyPath);
   await expect(dialog).toBeHidden({ timeout: 60_000 });
   const uploaded = backupTable(page).getByRole('row').filter({ hasText: 'Uploaded' }).first();

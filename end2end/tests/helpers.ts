@@ -1,3 +1,4 @@
+import AxeBuilder from '@axe-core/playwright';
 import { expect, test as base, type APIRequestContext, type Page } from '@playwright/test';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -151,4 +152,20 @@ export async function waitUntilIdle(request: APIRequestContext) {
       timeout: 90_000,
     })
     .toBe(false);
+}
+
+/**
+ * Scans the page as it is now with axe-core; fails naming each serious or
+ * critical rule broken and where.
+ */
+export async function expectAccessible(page: Page, what: string) {
+  const result = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'])
+    .analyze();
+  const grave = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(grave, `axe on ${what}`).toEqual([]);
+  // The scan looked at something: the page's own landmarks were there.
+  expect(result.passes.length, `axe checked ${what}`).toBeGreaterThan(0);
 }

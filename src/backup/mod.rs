@@ -92,11 +92,35 @@ impl Engine {
         Ok(StartedBackup { job, backup })
     }
 
-    /// Refuses a manual backup past the per-user hourly limit.
+    /// Refuses a manual backup past the per-user hourly limit. The message
+    /// gives no clock time (the engine does not know the reader's zone):
+    /// `retry_at` carries the moment for whoever shows it.
     async fn check_backup_rate(&self, actor: &Actor) -> Result<()> {
+        let Some(retry_at) = self.next_manual_backup_at(actor).await? else {
+            return Ok(());
+        };
+        let limit = self.config().backup_rate_limit;
+        let minutes = ((retry_at - Utc::now()).num_seconds().max(0) + 59) / 60;
+        Err(Error::RateLimited {
+            message: format!(
+                "You can start {limit} manual backup{} per hour. The next one is possible in {} minute{}.",
+                if limit == 1 { "" } else { "s" },
+                minutes.max(1),
+                if minutes > 1 { "s" } else { "" },
+            ),
+            retry_at,
+        })
+    }
+
+    /// When `actor` may start their next manual backup, if not now: they
+    /// started the hourly limit's worth in the last hour.
+    pub async fn next_manual_backup_at(
+        &self,
+        actor: &Actor,
+    ) -> Result<Option<chrono::DateTime<Utc>>> {
         let limit = self.config().backup_rate_limit;
         let Some(user_id) = actor.id.filter(|_| limit > 0) else {
-            return Ok(());
+            return Ok(None);
         };
         let (count, oldest): (i64, Option<chrono::DateTime<Utc>>) = sqlx::query_as(
             "SELECT count(*), min(j.created_at) FROM jobs j JOIN backup_history b ON b.job_id = j.id
@@ -110,17 +134,11 @@ impl Engine {
         .fetch_one(&self.dbs().control)
         .await?;
         if count < i64::from(limit) {
-            return Ok(());
+            return Ok(None);
         }
-        let retry_at = oldest.unwrap_or_else(Utc::now) + chrono::Duration::hours(1);
-        Err(Error::RateLimited {
-            message: format!(
-                "You can start {limit} manual backup{} per hour. The next one is possible at {} UTC.",
-                if limit == 1 { "" } else { "s" },
-                retry_at.format("%H:%M")
-            ),
-            retry_at,
-        })
+        Ok(Some(
+            oldest.unwrap_or_else(Utc::now) + chrono::Duration::hours(1),
+        ))
     }
 
     /// A file name free both in the catalog and on disk.

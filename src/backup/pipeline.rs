@@ -221,12 +221,14 @@ impl Engine {
         let dir = self.backup_dir();
         dir.publish(partial, &backup.filename).await?;
         let manifest = Manifest {
+            original_name: None,
             manifest_version: 1,
             filename: backup.filename.clone(),
             kind: backup.kind,
             size_bytes: dumped.size,
             sha256: dumped.sha256,
             created_at: backup.created_at,
+            taken_at: None,
             completed_at: Utc::now(),
             created_by_id: backup.created_by_id,
             created_by_name: backup.created_by_name.clone(),

@@ -11,8 +11,6 @@
 //! backups may still write, leaving `MIN_FREE_SPACE` free; past either it is
 //! refused before a byte is written.
 
-use std::path::Path;
-
 use chrono::Utc;
 use lms_types::{AuditAction, BackupKind};
 use tokio::io::AsyncRead;
@@ -28,6 +26,9 @@ impl Engine {
     /// Stores and verifies an uploaded archive. `declared_len` (the request's
     /// Content-Length) is refused up front when over the cap; the stream is
     /// cut off past the cap, or past the length it announced, either way.
+    /// `original_name` is the file's name on the uploader's machine: kept in
+    /// the catalog, and what the audit log names a refused upload by (the
+    /// name the catalog would have given it goes to the next upload).
     /// Refused while the backup directory cannot be used
     /// ([`Error::StorageUnavailable`]), while `MAX_CONCURRENT_UPLOADS` run
     /// ([`Error::Conflict`]), and when the disk has no room for it
@@ -36,46 +37,58 @@ impl Engine {
         &self,
         body: impl AsyncRead + Unpin,
         declared_len: Option<u64>,
+        original_name: Option<&str>,
         actor: &Actor,
     ) -> Result<Backup> {
         let max = self.config().max_backup_size;
+        let refused_as = || match original_name {
+            Some(original) => format!("refused upload of {original}"),
+            None => "refused upload".to_owned(),
+        };
         if declared_len.is_some_and(|len| len > max) {
-            return Err(too_large(max));
+            let result = Err(too_large(max));
+            self.audit_upload(actor, &refused_as(), &result).await;
+            return result;
         }
         let room = match self.admit_upload(declared_len).await {
             Ok(room) => room,
             Err(refused) => {
                 let refused = Err(refused);
-                audit::record_result(
-                    &self.dbs().control,
-                    actor,
-                    AuditAction::BackupUpload,
-                    "upload",
-                    &refused,
-                )
-                .await;
+                self.audit_upload(actor, &refused_as(), &refused).await;
                 return refused;
             }
         };
         let (name, file) = self.reserve_upload_name().await?;
         let partial = self.backup_dir().partial_path(&name);
         let result = self
-            .verify_upload(room.meter(body), file, &partial, &name, declared_len, actor)
+            .verify_upload(
+                room.meter(body),
+                file,
+                &name,
+                declared_len,
+                original_name,
+                actor,
+            )
             .await;
         drop(room);
         if result.is_err() {
             // The partial file is this upload's own: reserve created it.
             let _ = self.backup_dir().remove(vec![partial]).await;
         }
+        let target = if result.is_ok() { name } else { refused_as() };
+        self.audit_upload(actor, &target, &result).await;
+        result
+    }
+
+    async fn audit_upload(&self, actor: &Actor, target: &str, result: &Result<Backup>) {
         audit::record_result(
             &self.dbs().control,
             actor,
             AuditAction::BackupUpload,
-            &name,
-            &result,
+            target,
+            result,
         )
         .await;
-        result
     }
 
     /// Room for one more upload, or the reason there is none.
@@ -120,9 +133,9 @@ impl Engine {
         &self,
         body: impl AsyncRead + Unpin,
         file: tokio::fs::File,
-        partial: &Path,
         name: &str,
         declared_len: Option<u64>,
+        original_name: Option<&str>,
         actor: &Actor,
     ) -> Result<Backup> {
         let started = std::time::Instant::now();
@@ -134,6 +147,7 @@ impl Engine {
             self.config().upload_timeout,
         );
         let dir = self.backup_dir();
+        let partial = &dir.partial_path(name);
         let (size, sha256) =
             tokio::time::timeout(total, archive::write_and_hash(body, file, limit, Some(idle)))
                 .await
@@ -151,6 +165,13 @@ impl Engine {
                     Error::Invalid(_) => too_large(max),
                     other => other,
                 })?;
+        if let Some(same) = catalog::with_sha256(&self.dbs().control, &sha256).await? {
+            return Err(Error::Conflict(format!(
+                "This archive is already in the catalog as {} (the same SHA-256), so it was not \
+                 stored again.",
+                same.filename
+            )));
+        }
         let head = dir.head(partial, 512).await?;
         describe_if_not_an_archive(&head, size)?;
         let info = archive::list(&self.tools().pg_restore, partial).await.map_err(|_| {
@@ -178,10 +199,12 @@ impl Engine {
             size_bytes: size,
             sha256,
             created_at: now,
+            taken_at: info.created_at,
             completed_at: now,
             created_by_id: actor.id,
             created_by_name: actor.name.clone(),
             notes: None,
+            original_name: original_name.map(str::to_owned),
             database: String::new(),
             server_version: String::new(),
             pg_dump_version: info.dumped_by,

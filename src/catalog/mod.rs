@@ -24,6 +24,8 @@ pub struct Backup {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
+    /// An upload's file name on the uploader's machine.
+    pub original_name: Option<String>,
     pub created_by_id: Option<i64>,
     pub created_by_name: String,
     pub job_id: Option<Uuid>,
@@ -49,40 +51,67 @@ pub struct BackupPage {
 /// Largest page a caller may ask for.
 pub const MAX_PAGE: i64 = 200;
 
-const COLUMNS: &str = "id, filename, kind, status, size_bytes, sha256, notes, created_by_id,
+const COLUMNS: &str =
+    "id, filename, kind, status, size_bytes, sha256, notes, original_name, created_by_id,
     created_by_name, job_id, created_at, completed_at";
 
-/// The catalog at a glance: how many backups, how much they take, and the
-/// newest one that has finished (completed or failed).
+/// The catalog at a glance: how many backups are stored, how much they
+/// take, and the newest one taken that has finished (completed or failed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogStats {
+    /// Completed backups (the ones on disk); running, failed and missing
+    /// entries are not stored backups.
     pub count: i64,
     /// Bytes of the archives that are on disk (completed backups).
     pub stored_bytes: i64,
     pub last_finished: Option<Backup>,
+    /// When the data of `last_finished` was taken (for an upload, the
+    /// archive's own time, not the upload's).
+    pub last_taken_at: Option<DateTime<Utc>>,
 }
+
+/// When an entry's data was taken: an uploaded archive's own creation time
+/// when its manifest knows it, else when the entry was created.
+const TAKEN_AT: &str = "coalesce((manifest->>'taken_at')::timestamptz, created_at)";
 
 /// Counts and sums the catalog.
 pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
     let (count, stored_bytes): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), coalesce(sum(size_bytes) FILTER (WHERE status = $1), 0)::bigint
-         FROM backup_history",
+        "SELECT count(*), coalesce(sum(size_bytes), 0)::bigint
+         FROM backup_history WHERE status = $1",
     )
     .bind(BackupStatus::Completed)
     .fetch_one(control)
     .await?;
-    let last_finished = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backup_history WHERE status = ANY($1)
-         ORDER BY created_at DESC, id DESC LIMIT 1"
+    let last: Option<(i64, DateTime<Utc>)> = sqlx::query_as(&format!(
+        "SELECT id, {TAKEN_AT} FROM backup_history WHERE status = ANY($1)
+         ORDER BY {TAKEN_AT} DESC, id DESC LIMIT 1"
     ))
     .bind([BackupStatus::Completed, BackupStatus::Failed])
     .fetch_optional(control)
     .await?;
+    let (last_finished, last_taken_at) = match last {
+        Some((id, taken)) => (Some(get_row(control, id).await?), Some(taken)),
+        None => (None, None),
+    };
     Ok(CatalogStats {
         count,
         stored_bytes,
         last_finished,
+        last_taken_at,
     })
+}
+
+/// The completed entry whose archive has this SHA-256, if any.
+pub async fn with_sha256(control: &PgPool, sha256: &str) -> Result<Option<Backup>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history WHERE status = $1 AND sha256 = $2
+         ORDER BY id LIMIT 1"
+    ))
+    .bind(BackupStatus::Completed)
+    .bind(sha256)
+    .fetch_optional(control)
+    .await?)
 }
 
 /// Lists backups newest first. `limit` is clamped to 1..=[`MAX_PAGE`].
@@ -260,8 +289,9 @@ pub async fn with_status(control: &PgPool, status: BackupStatus) -> Result<Vec<B
 pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO backup_history (filename, kind, status, size_bytes, sha256, manifest, notes,
-                                     created_by_id, created_by_name, created_at, completed_at)
-         VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                                     created_by_id, created_by_name, created_at, completed_at,
+                                     original_name)
+         VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10, $12) RETURNING id",
     )
     .bind(&manifest.filename)
     .bind(manifest.kind)
@@ -274,6 +304,7 @@ pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
     .bind(manifest.created_at)
     .bind(manifest.completed_at)
     .bind(BackupStatus::Completed)
+    .bind(&manifest.original_name)
     .fetch_one(control)
     .await?)
 }

@@ -39,6 +39,9 @@ pub struct Job {
     pub started_by_name: String,
     pub instance_id: String,
     pub backup_id: Option<i64>,
+    /// The file name of the backup it works on (for an undo, the backup
+    /// whose restore it undoes), while the catalog has it.
+    pub backup_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -53,7 +56,8 @@ impl Job {
 
 const JOB_COLUMNS: &str =
     "id, kind, status, phase, progress, message, started_by_id, started_by_name,
-    instance_id, backup_id, created_at, started_at, finished_at";
+    instance_id, backup_id, created_at, started_at, finished_at,
+    (SELECT b.filename FROM backup_history b WHERE b.id = jobs.backup_id) AS backup_name";
 
 /// Inserts a running job (the caller already holds the lock).
 pub(crate) async fn insert_running<'e>(
@@ -83,13 +87,15 @@ pub(crate) async fn set_backup<'e>(
     db: impl PgExecutor<'e>,
     id: Uuid,
     backup_id: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE jobs SET backup_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(backup_id)
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE jobs SET backup_id = $2 WHERE id = $1
+         RETURNING (SELECT b.filename FROM backup_history b WHERE b.id = $2)",
+    )
+    .bind(id)
+    .bind(backup_id)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Records the phase a running job is in and its overall progress (0..=1).
@@ -143,6 +149,20 @@ pub async fn get(control: &PgPool, id: Uuid) -> Result<Option<Job>> {
             .fetch_optional(control)
             .await?,
     )
+}
+
+/// The restore or undo that last switched the LMS database (the one an
+/// undo would reverse), if any completed.
+pub async fn last_switch(control: &PgPool) -> Result<Option<Job>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ($1, $2) AND status = $3
+         ORDER BY coalesce(finished_at, created_at) DESC, created_at DESC LIMIT 1"
+    ))
+    .bind(Operation::Restore)
+    .bind(Operation::Undo)
+    .bind(JobStatus::Succeeded)
+    .fetch_optional(control)
+    .await?)
 }
 
 /// The most recent jobs, newest first.

@@ -40,7 +40,7 @@ impl PendingJob {
 
     /// Links the job to the backup it works on.
     pub async fn link_backup(&mut self, backup_id: i64) -> Result<()> {
-        super::set_backup(&mut *self.tx, self.job.id, backup_id).await?;
+        self.job.backup_name = super::set_backup(&mut *self.tx, self.job.id, backup_id).await?;
         self.job.backup_id = Some(backup_id);
         Ok(())
     }

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -71,28 +72,50 @@ pub async fn write_and_hash(
 }
 
 /// Progress through a list of tables, weighted by their size, advanced by
-/// the tools' `--verbose` lines naming the table they start on.
+/// the tools' `--verbose` lines naming the table they start on. The tools
+/// say nothing while they copy a table, so inside the current one the bar
+/// moves with the time spent on it at an assumed copy rate, slowing as it
+/// nears the table's end and never passing it: one large table no longer
+/// holds the bar still until it jumps to done.
 #[derive(Clone)]
 pub struct TableProgress {
-    /// Cumulative size of the tables before each table, by "schema.name".
-    offsets: Arc<HashMap<String, u64>>,
+    /// Cumulative size of the tables before each table, and its own size,
+    /// by "schema.name".
+    tables: Arc<HashMap<String, (u64, u64)>>,
     total: u64,
-    done: Arc<AtomicU64>,
+    current: Arc<Mutex<Option<CurrentTable>>>,
 }
+
+/// The table a tool is on: where it starts in the total, its size, and
+/// since when.
+#[derive(Clone, Copy)]
+struct CurrentTable {
+    offset: u64,
+    weight: u64,
+    since: Instant,
+}
+
+/// Bytes of table (as PostgreSQL sizes it) the tools are assumed to get
+/// through per second, for the estimate inside a table.
+const ASSUMED_BYTES_PER_SEC: f64 = 32.0 * 1024.0 * 1024.0;
+/// The estimate inside a table stops short of its end: only the tool's
+/// next line says it is done.
+const MAX_WITHIN_TABLE: f64 = 0.95;
 
 impl TableProgress {
     pub fn new(tables: &[TableRef]) -> Self {
-        let mut offsets = HashMap::new();
+        let mut by_name = HashMap::new();
         let mut total = 0u64;
         for t in tables {
-            offsets.insert(format!("{}.{}", t.schema, t.name), total);
             // Every table weighs something, so empty ones still move the bar.
-            total += (t.size_bytes.max(0) as u64).max(8192);
+            let weight = (t.size_bytes.max(0) as u64).max(8192);
+            by_name.insert(format!("{}.{}", t.schema, t.name), (total, weight));
+            total += weight;
         }
         Self {
-            offsets: Arc::new(offsets),
+            tables: Arc::new(by_name),
             total: total.max(1),
-            done: Arc::new(AtomicU64::new(0)),
+            current: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -107,14 +130,32 @@ impl TableProgress {
             return;
         };
         let name = rest.trim().trim_matches('"');
-        if let Some(&offset) = self.offsets.get(name) {
-            self.done.fetch_max(offset, Ordering::Relaxed);
+        let Some(&(offset, weight)) = self.tables.get(name) else {
+            return;
+        };
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        // Parallel restores start tables out of order: never go back.
+        if current.is_none_or(|c| offset > c.offset) {
+            *current = Some(CurrentTable {
+                offset,
+                weight,
+                since: Instant::now(),
+            });
         }
     }
 
     /// Fraction done, 0..=1.
     pub fn fraction(&self) -> f64 {
-        self.done.load(Ordering::Relaxed) as f64 / self.total as f64
+        self.fraction_at(Instant::now())
+    }
+
+    /// Fraction done as of `now`.
+    fn fraction_at(&self, now: Instant) -> f64 {
+        let current = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(c) = current else { return 0.0 };
+        let secs = now.saturating_duration_since(c.since).as_secs_f64();
+        let within = 1.0 - (-secs * ASSUMED_BYTES_PER_SEC / c.weight as f64).exp();
+        (c.offset as f64 + c.weight as f64 * within.min(MAX_WITHIN_TABLE)) / self.total as f64
     }
 }
 
@@ -158,13 +199,18 @@ pub struct ArchiveInfo {
     pub dumped_by: String,
     /// "schema.name" of every table the archive defines.
     pub tables: Vec<String>,
+    /// When pg_dump made the archive (its snapshot of the data), as the
+    /// archive records it.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Reads an archive's table of contents. Cheap, but accepts truncated files:
 /// use [`read_all`] to prove an archive is whole.
 pub async fn list(pg_restore: &Path, archive: &Path) -> Result<ArchiveInfo> {
     let mut cmd = crate::postgres::process::tool_command(pg_restore);
-    cmd.arg("--list").arg(archive);
+    // The archive keeps its creation time as the dumping machine's wall
+    // clock; read it back as UTC rather than in whatever zone we run in.
+    cmd.env("TZ", "UTC").arg("--list").arg(archive);
     let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::piped())?;
     let mut stdout = tool.child().stdout.take().expect("stdout is piped");
     let stderr = tool.child().stderr.take().expect("stderr is piped");
@@ -190,6 +236,13 @@ fn parse_listing(listing: &str) -> Option<ArchiveInfo> {
     };
     let archive_version = header("Dump Version:")?;
     let dumped_by = header("Dumped by pg_dump version:").unwrap_or_default();
+    // "2026-11-26 14:00:00 UTC"
+    let created_at = header("Archive created at").and_then(|at| {
+        let stamp = at.get(..19)?;
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc())
+    });
     let tables = listing
         .lines()
         .filter(|l| !l.starts_with(';'))
@@ -208,6 +261,7 @@ fn parse_listing(listing: &str) -> Option<ArchiveInfo> {
         archive_version,
         dumped_by,
         tables,
+        created_at,
     })
 }
 
@@ -282,6 +336,10 @@ mod tests {
         assert_eq!(info.archive_version, "1.14-0");
         assert_eq!(info.dumped_by, "15.18 (Debian 15.18-0+deb12u1)");
         assert_eq!(info.tables, ["public.users"]);
+        assert_eq!(
+            info.created_at,
+            Some("2026-11-26T14:00:00Z".parse().unwrap())
+        );
         assert!(parse_listing("hello").is_none());
     }
 
@@ -293,18 +351,46 @@ mod tests {
             size_bytes: size,
         };
         let p = TableProgress::new(&[t("a", 100_000), t("b", 300_000), t("c", 600_000)]);
+        // As of a moment before any table started: no time spent inside one.
+        let before = Instant::now();
         assert_eq!(p.fraction(), 0.0);
         p.on_line("pg_dump: dumping contents of table \"public.b\"");
-        assert!((p.fraction() - 0.1).abs() < 1e-9);
+        assert!((p.fraction_at(before) - 0.1).abs() < 1e-9);
         p.on_line("pg_restore: processing data for table \"public.c\"");
-        assert!((p.fraction() - 0.4).abs() < 1e-9);
+        assert!((p.fraction_at(before) - 0.4).abs() < 1e-9);
         p.on_line("pg_dump: dumping contents of table \"public.a\"");
         assert!(
-            (p.fraction() - 0.4).abs() < 1e-9,
+            (p.fraction_at(before) - 0.4).abs() < 1e-9,
             "progress never goes back"
         );
         p.on_line("unrelated");
-        assert!((p.fraction() - 0.4).abs() < 1e-9);
+        assert!((p.fraction_at(before) - 0.4).abs() < 1e-9);
+    }
+
+    /// A database that is mostly one large table used to show the small
+    /// tables' share (6 %) until the dump was done.
+    #[test]
+    fn progress_moves_inside_a_large_table_without_passing_it() {
+        let t = |name: &str, size| TableRef {
+            schema: "public".into(),
+            name: name.into(),
+            size_bytes: size,
+        };
+        let big = 1_000_000_000;
+        let p = TableProgress::new(&[t("small", 60_000_000), t("big", big), t("last", 8192)]);
+        p.on_line("pg_dump: dumping contents of table \"public.big\"");
+        let started = p.current.lock().unwrap().unwrap().since;
+        let at = |secs: u64| p.fraction_at(started + std::time::Duration::from_secs(secs));
+        let start = 60_000_000.0 / (60_000_000.0 + big as f64 + 8192.0);
+        assert!((at(0) - start).abs() < 1e-9);
+        let (a, b, c) = (at(5), at(20), at(3600));
+        assert!(start < a && a < b && b < c, "{start} {a} {b} {c}");
+        assert!(a - start > 0.1, "moves within seconds: {a}");
+        let next = (60_000_000.0 + big as f64) / (60_000_000.0 + big as f64 + 8192.0);
+        assert!(
+            c < next,
+            "stays inside the table until the tool moves on: {c}"
+        );
     }
 
     #[tokio::test]

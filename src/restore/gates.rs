@@ -13,8 +13,9 @@ use crate::{Error, Result};
 
 impl Engine {
     /// The file is the one the manifest describes (size and SHA-256) and
-    /// this server's pg_restore can read it. Returns its path.
-    pub(super) async fn check_archive(&self, backup: &Backup) -> Result<PathBuf> {
+    /// this server's pg_restore can read it. Returns its path and the
+    /// tables it defines ("schema.name").
+    pub(super) async fn check_archive(&self, backup: &Backup) -> Result<(PathBuf, Vec<String>)> {
         let dir = self.backup_dir();
         let (size, sha256) = dir
             .hash_archive(&backup.filename)
@@ -35,7 +36,7 @@ impl Engine {
             )));
         }
         let path = storage::archive_path(dir.path(), &backup.filename)?;
-        archive::list(&self.tools().pg_restore, &path)
+        let info = archive::list(&self.tools().pg_restore, &path)
             .await
             .map_err(|_| {
                 Error::Invalid(format!(
@@ -43,7 +44,7 @@ impl Engine {
                     backup.filename
                 ))
             })?;
-        Ok(path)
+        Ok((path, info.tables))
     }
 
     /// The application role may create databases and owns the LMS

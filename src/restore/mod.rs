@@ -85,7 +85,9 @@ impl Engine {
         tokio::spawn(async move {
             let run = JobRun::start(&engine, job_for_task, &actor);
             let result = run.guard(engine.restore_pipeline(&run, &backup)).await;
-            engine.end_swap_job(run, result).await;
+            engine
+                .end_swap_job(run, result, Some(&backup.filename))
+                .await;
         });
         Ok(job)
     }
@@ -105,11 +107,15 @@ impl Engine {
             .into_iter()
             .next()
             .ok_or_else(|| Error::Invalid("There is no previous database to go back to.".into()))?;
-        let job = self
-            .begin_job(Operation::Undo, actor)
-            .await?
-            .commit()
-            .await?;
+        // The backup whose restore this undoes: named on the job, so the
+        // running panel and the audit log can say which.
+        let undone = self.last_restored_backup().await?;
+        let mut pending = self.begin_job(Operation::Undo, actor).await?;
+        if let Some((id, _)) = &undone {
+            pending.link_backup(*id).await?;
+        }
+        let job = pending.commit().await?;
+        let undone_name = undone.map(|(_, name)| name);
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {
@@ -120,7 +126,9 @@ impl Engine {
                     engine.swap_in(&previous, run.job().id).await
                 })
                 .await;
-            engine.end_swap_job(run, result).await;
+            engine
+                .end_swap_job(run, result, undone_name.as_deref())
+                .await;
         });
         Ok(job)
     }
@@ -128,8 +136,9 @@ impl Engine {
     /// Ends a restore or undo: maintenance off and the copy dropped
     /// whatever happened, everyone signed out after a switch, then the job
     /// ends (audited, lock released) and older previous databases are
-    /// dropped.
-    async fn end_swap_job(&self, run: JobRun, result: Result<SwapReport>) {
+    /// dropped. `backup` is the name of the backup restored (or whose
+    /// restore is undone), as the audit log records it.
+    async fn end_swap_job(&self, run: JobRun, result: Result<SwapReport>, backup: Option<&str>) {
         let control = &self.dbs().control;
         // Whatever happened, nobody stays locked out.
         if let Err(e) = settings::maintenance_off(control).await {
@@ -160,14 +169,8 @@ impl Engine {
             Operation::Undo => AuditAction::RestoreUndo,
             _ => AuditAction::Restore,
         };
-        let target = job.backup_id.map(|b| b.to_string());
-        run.finish(Ending::of(
-            &result,
-            Some(&message),
-            action,
-            target.as_deref(),
-        ))
-        .await;
+        run.finish(Ending::of(&result, Some(&message), action, backup))
+            .await;
         if result.is_ok() {
             // Housekeeping once the job has ended: dropping a large database
             // takes time nobody needs to wait for. Only databases beyond the
@@ -177,6 +180,22 @@ impl Engine {
                 tracing::error!(error = ?e, "could not drop old previous databases");
             }
         }
+    }
+
+    /// The backup the live database was last restored from: the backup of
+    /// the newest restore or undo that switched databases (an undo names
+    /// the backup whose restore it undid). `None` when unknown (deleted
+    /// since, or no restore yet).
+    pub async fn last_restored_backup(&self) -> Result<Option<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT b.id, b.filename FROM jobs j JOIN backup_history b ON b.id = j.backup_id
+             WHERE j.kind = ANY($1) AND j.status = $2
+             ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC LIMIT 1",
+        )
+        .bind([Operation::Restore, Operation::Undo])
+        .bind(lms_types::JobStatus::Succeeded)
+        .fetch_optional(&self.dbs().control)
+        .await?)
     }
 
     /// Everyone signs in again after a restore (the users table changed).

@@ -28,6 +28,8 @@ struct Gates {
     path: PathBuf,
     manifest: Option<Manifest>,
     privileges: grants::ArchivePrivileges,
+    /// "schema.name" of the archive's tables.
+    tables: Vec<String>,
     profile: DatabaseProfile,
     /// How large the copy may grow (`None`: the disk cannot be seen).
     growth_budget: Option<u64>,
@@ -60,7 +62,7 @@ impl Engine {
     /// Verifying: every gate before anything changes.
     async fn restore_gates(&self, run: &JobRun, backup: &Backup) -> Result<Gates> {
         run.enter(Phase::Verifying).await?;
-        let path = self.check_archive(backup).await?;
+        let (path, tables) = self.check_archive(backup).await?;
         self.check_restore_privileges().await?;
         let privileges = grants::inspect(&self.tools().pg_restore, &path).await?;
         self.check_roles_exist(&privileges.roles).await?;
@@ -71,6 +73,7 @@ impl Engine {
             path,
             manifest,
             privileges,
+            tables,
             profile,
             growth_budget,
         })
@@ -97,7 +100,20 @@ impl Engine {
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            // No table record yet (an upload before its first restore):
+            // the archive's tables, of equal weight.
+            .unwrap_or_else(|| {
+                gates
+                    .tables
+                    .iter()
+                    .filter_map(|t| t.split_once('.'))
+                    .map(|(schema, name)| TableRef {
+                        schema: schema.to_owned(),
+                        name: name.to_owned(),
+                        size_bytes: 0,
+                    })
+                    .collect()
+            });
         let progress = TableProgress::new(&weights);
         let expected = manifest.and_then(|m| {
             Some(Fingerprint {
@@ -184,9 +200,9 @@ impl Engine {
         })
     }
 
-    /// Checking: the copy equals the backup (what was not fingerprinted
-    /// during the restore is now), and its schema is brought up to date.
-    /// Then the switch.
+    /// Checking, then the switch. Nothing reports how far the checks are,
+    /// so the bar moves with the time they usually take (never reaching the
+    /// switch's share before they are done).
     async fn check_copy(
         &self,
         run: &JobRun,
@@ -194,7 +210,27 @@ impl Engine {
         copy: Copy,
         profile: &DatabaseProfile,
     ) -> Result<SwapReport> {
-        run.enter(Phase::Checking).await?;
+        let since = std::time::Instant::now();
+        let shadow = run
+            .run_phase(
+                Phase::Checking,
+                || time_share(since.elapsed(), CHECKS_USUALLY_TAKE),
+                self.check_and_prepare_copy(backup, copy, profile),
+            )
+            .await??;
+        run.enter(Phase::Switching).await?;
+        self.swap_in(&shadow, run.job().id).await
+    }
+
+    /// The copy equals the backup (what was not fingerprinted during the
+    /// restore is now), its schema is brought up to date, and it is taken
+    /// over. Returns its name.
+    async fn check_and_prepare_copy(
+        &self,
+        backup: &Backup,
+        copy: Copy,
+        profile: &DatabaseProfile,
+    ) -> Result<String> {
         let Copy {
             name: shadow,
             pool: shadow_pool,
@@ -253,9 +289,7 @@ impl Engine {
         shadow_pool.close().await;
         self.take_over_copy(&shadow).await?;
         self.carry_to_copy(&shadow, profile).await?;
-
-        run.enter(Phase::Switching).await?;
-        self.swap_in(&shadow, run.job().id).await
+        Ok(shadow)
     }
 
     /// Stores a fingerprint in a backup's manifest (catalog and sidecar).
@@ -273,6 +307,16 @@ impl Engine {
 
 fn qualified(schema: &str, name: &str) -> String {
     format!("{schema}.{name}")
+}
+
+/// About how long the checks after a restore take on a small database.
+const CHECKS_USUALLY_TAKE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The share of a step of unknown length done after `elapsed`, for one that
+/// usually takes `usual`: quick at first, then slower, never all of it.
+fn time_share(elapsed: std::time::Duration, usual: std::time::Duration) -> f64 {
+    let share = 1.0 - (-elapsed.as_secs_f64() / usual.as_secs_f64().max(0.001)).exp();
+    share.min(0.95)
 }
 
 /// Fingerprints the tables named on `loaded` ("schema.name", data complete)
@@ -320,4 +364,24 @@ async fn fingerprint_as_loaded(
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::time_share;
+
+    #[test]
+    fn a_step_of_unknown_length_moves_but_never_finishes() {
+        let usual = Duration::from_secs(2);
+        let shares: Vec<f64> = [0, 1, 2, 4, 60]
+            .iter()
+            .map(|s| time_share(Duration::from_secs(*s), usual))
+            .collect();
+        assert_eq!(shares[0], 0.0);
+        assert!(shares.windows(2).all(|w| w[0] <= w[1]), "{shares:?}");
+        assert!(shares[1] > 0.3, "moves at once: {shares:?}");
+        assert!(shares[4] <= 0.95, "{shares:?}");
+    }
 }

@@ -17,10 +17,18 @@ pub struct Manifest {
     pub size_bytes: u64,
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    /// When the data was taken, if not at `created_at`: an uploaded
+    /// archive's own creation time (its pg_dump snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<DateTime<Utc>>,
     pub completed_at: DateTime<Utc>,
     pub created_by_id: Option<i64>,
     pub created_by_name: String,
     pub notes: Option<String>,
+    /// An uploaded archive's file name on the uploader's machine (absent
+    /// for backups taken here, and in manifests written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_name: Option<String>,
     pub database: String,
     pub server_version: String,
     pub pg_dump_version: String,

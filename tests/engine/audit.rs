@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use lms_backup::audit::{self, Event, Refusal, Retention, ALWAYS_KEPT};
 use lms_backup::testing::{actor, spawn_db};
-use lms_types::{AuditAction, AuditOutcome};
+use lms_types::{ActivityKind, AuditAction, AuditOutcome};
 use sqlx::PgPool;
 
 /// `count` entries at `days_ago`, named `name`.
@@ -116,7 +116,9 @@ async fn refusals_are_counted_into_one_row_per_source_and_window() {
     .await
     .unwrap();
 
-    let recent = audit::recent(&dbs.control, 10).await.unwrap();
+    let recent = audit::recent(&dbs.control, 10, &audit::Filter::default())
+        .await
+        .unwrap();
     let details: Vec<_> = recent.iter().filter_map(|e| e.detail.as_deref()).collect();
     // A window boundary may split the first source's attempts in two.
     assert!(recent.len() <= 4, "{recent:?}");
@@ -129,4 +131,84 @@ async fn refusals_are_counted_into_one_row_per_source_and_window() {
         "{details:?}"
     );
     assert_eq!(recent[0].actor_name, "alice");
+}
+
+async fn logged(control: &PgPool, name: &str, action: AuditAction, outcome: AuditOutcome) {
+    audit::record(
+        control,
+        &Event {
+            actor: &actor(name),
+            action,
+            target: Some("backup_20261130_120000.dump"),
+            outcome,
+            detail: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_log_can_be_narrowed_to_a_kind_and_a_person() {
+    let dbs = spawn_db().await;
+    let c = &dbs.control;
+    logged(c, "alice", AuditAction::Login, AuditOutcome::Success).await;
+    logged(c, "alice", AuditAction::BackupCreate, AuditOutcome::Success).await;
+    logged(c, "bob", AuditAction::Restore, AuditOutcome::Success).await;
+    logged(c, "bob", AuditAction::RestoreUndo, AuditOutcome::Failure).await;
+    logged(
+        c,
+        "Bob (unverified)",
+        AuditAction::Login,
+        AuditOutcome::Failure,
+    )
+    .await;
+    let read = |kind, person: Option<&str>| {
+        let filter = audit::Filter {
+            kind,
+            person: person.map(str::to_owned),
+        };
+        async move {
+            audit::recent(c, 100, &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.actor_name, e.action))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(read(None, None).await.len(), 5);
+    assert_eq!(
+        read(Some(ActivityKind::Restores), None).await,
+        [
+            ("bob".to_owned(), AuditAction::RestoreUndo),
+            ("bob".to_owned(), AuditAction::Restore)
+        ]
+    );
+    assert_eq!(
+        read(Some(ActivityKind::Backups), None).await,
+        [("alice".to_owned(), AuditAction::BackupCreate)]
+    );
+    assert_eq!(read(Some(ActivityKind::SignIns), None).await.len(), 2);
+    assert_eq!(
+        read(Some(ActivityKind::Refusals), None).await,
+        [
+            ("Bob (unverified)".to_owned(), AuditAction::Login),
+            ("bob".to_owned(), AuditAction::RestoreUndo)
+        ]
+    );
+    // A person's own entries, and what was tried in their name.
+    assert_eq!(read(None, Some("BOB")).await.len(), 3);
+    assert_eq!(
+        read(Some(ActivityKind::SignIns), Some("alice")).await,
+        [("alice".to_owned(), AuditAction::Login)]
+    );
+    assert!(read(None, Some("carol")).await.is_empty());
+}
+
+#[test]
+fn an_empty_username_is_named_as_missing() {
+    assert_eq!(audit::unverified_name(""), audit::NO_USERNAME);
+    assert_eq!(audit::unverified_name("  \n"), audit::NO_USERNAME);
+    assert_eq!(audit::unverified_name("eve"), "eve (unverified)");
 }

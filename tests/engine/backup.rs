@@ -515,3 +515,96 @@ async fn notes_are_length_limited() {
         .unwrap();
     assert_eq!(jobs, 0, "a refused request leaves no job");
 }
+
+/// A completed catalog entry with `created_at` and, for an upload, the
+/// archive's own time.
+fn entry(
+    name: &str,
+    kind: BackupKind,
+    created_at: chrono::DateTime<chrono::Utc>,
+    taken_at: Option<chrono::DateTime<chrono::Utc>>,
+    size: u64,
+) -> lms_backup::storage::Manifest {
+    lms_backup::storage::Manifest {
+        manifest_version: 1,
+        filename: name.to_owned(),
+        kind,
+        size_bytes: size,
+        sha256: format!("{:064x}", size),
+        created_at,
+        taken_at,
+        completed_at: created_at,
+        created_by_id: None,
+        created_by_name: "alice".into(),
+        notes: None,
+        original_name: None,
+        database: String::new(),
+        server_version: String::new(),
+        pg_dump_version: String::new(),
+        archive_version: String::new(),
+        tables: None,
+        sequences: None,
+        duration_ms: 0,
+    }
+}
+
+/// The card's headline used to read "Last backup: none yet · 1 backup · 0 B"
+/// during a first backup, and to call an old archive uploaded today the
+/// last backup. Running entries are not stored backups, and the last backup
+/// is the newest taken.
+#[tokio::test]
+async fn the_headline_counts_stored_backups_and_the_newest_taken() {
+    let engine = spawn_engine().await;
+    let control = &engine.dbs().control;
+    let who = actor("alice");
+    // A backup under way: its job and its running entry.
+    let job_id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, started_by_name, instance_id)
+         VALUES ($1, 'backup', 'running', 'alice', 'test')",
+    )
+    .bind(job_id)
+    .execute(control)
+    .await
+    .unwrap();
+    catalog::insert_running(
+        control,
+        catalog::NewEntry {
+            filename: "backup_20261201_010000.dump",
+            kind: BackupKind::Manual,
+            notes: None,
+            actor: &who,
+            job_id,
+        },
+    )
+    .await
+    .unwrap();
+    let stats = catalog::stats(control).await.unwrap();
+    assert_eq!((stats.count, stats.stored_bytes), (0, 0), "{stats:?}");
+    assert_eq!(stats.last_finished, None);
+
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    let taken = entry("backup_a.dump", BackupKind::Manual, now - day, None, 1000);
+    catalog::import(control, &taken).await.unwrap();
+    // Uploaded now, but made from the data of a month ago.
+    let old = entry(
+        "upload_b.dump",
+        BackupKind::Uploaded,
+        now,
+        Some(now - day * 30),
+        500,
+    );
+    catalog::import(control, &old).await.unwrap();
+
+    let stats = catalog::stats(control).await.unwrap();
+    assert_eq!((stats.count, stats.stored_bytes), (2, 1500), "{stats:?}");
+    assert_eq!(
+        stats.last_finished.map(|b| b.filename).as_deref(),
+        Some("backup_a.dump")
+    );
+    assert_eq!(
+        stats.last_taken_at.map(|t| t.timestamp()),
+        Some((now - day).timestamp())
+    );
+}

@@ -94,7 +94,7 @@ async fn a_restart_while_the_directory_is_away_marks_nothing_and_creates_nothing
             .map(|_| ())
             .unwrap_err(),
         engine
-            .import_upload(&b"PGDMP"[..], Some(5), &who)
+            .import_upload(&b"PGDMP"[..], Some(5), None, &who)
             .await
             .map(|_| ())
             .unwrap_err(),

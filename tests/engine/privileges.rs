@@ -75,7 +75,7 @@ async fn upload_dump_of(engine: &Engine, database: &str) -> i64 {
     );
     let bytes = std::fs::read(&file).unwrap();
     engine
-        .import_upload(&bytes[..], Some(bytes.len() as u64), &actor("alice"))
+        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
         .await
         .unwrap()
         .id
@@ -664,7 +664,7 @@ async fn a_copy_growing_past_the_free_space_is_stopped() {
     })
     .await;
     let uploaded = engine
-        .import_upload(&bytes[..], Some(bytes.len() as u64), &actor("alice"))
+        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
         .await
         .unwrap();
     let before = live_fingerprint(&engine).await;

@@ -543,7 +543,7 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     let who = actor("alice");
     let archive = &dumped.stdout[..];
     let uploaded = engine
-        .import_upload(archive, Some(archive.len() as u64), &who)
+        .import_upload(archive, Some(archive.len() as u64), None, &who)
         .await
         .unwrap();
     let before = live_fingerprint(&engine).await;

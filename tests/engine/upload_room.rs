@@ -34,14 +34,30 @@ fn partials(dir: &Path) -> usize {
         .count()
 }
 
-/// The bytes of an archive this server made.
-async fn archive_made_here(engine: &Engine) -> Vec<u8> {
-    let started = start_manual_backup(engine, &actor("alice")).await.unwrap();
-    assert_eq!(
-        wait_for_job(engine, started.job.id).await.status,
-        JobStatus::Succeeded
-    );
-    std::fs::read(engine.config().backup_dir.join(&started.backup.filename)).unwrap()
+/// The bytes of `n` different archives this server made and no longer
+/// lists (a copy of a listed backup would be refused as such): a row
+/// apart, each backed up, read, and deleted from the catalog.
+async fn archives_made_here(engine: &Engine, n: usize) -> Vec<Vec<u8>> {
+    let mut archives = Vec::new();
+    for i in 0..n {
+        sqlx::query("INSERT INTO courses (code, title) VALUES ($1, 'a distinct archive')")
+            .bind(format!("ROOM-{i}-{}", uuid::Uuid::new_v4().simple()))
+            .execute(&engine.dbs().lms)
+            .await
+            .unwrap();
+        let started = start_manual_backup(engine, &actor("alice")).await.unwrap();
+        assert_eq!(
+            wait_for_job(engine, started.job.id).await.status,
+            JobStatus::Succeeded
+        );
+        let path = engine.config().backup_dir.join(&started.backup.filename);
+        archives.push(std::fs::read(path).unwrap());
+        engine
+            .delete_backup(started.backup.id, &actor("alice"))
+            .await
+            .unwrap();
+    }
+    archives
 }
 
 /// An upload that has announced its size, been admitted and sent half the
@@ -60,7 +76,7 @@ impl HeldUpload {
         let uploading = engine.clone();
         let task = tokio::spawn(async move {
             uploading
-                .import_upload(body, Some(announced), &actor("alice"))
+                .import_upload(body, Some(announced), None, &actor("alice"))
                 .await
         });
         let half = archive.len() / 2;
@@ -97,7 +113,8 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     })
     .await;
     let dir = engine.config().backup_dir.clone();
-    let archive = archive_made_here(&engine).await;
+    let [archive, second, hog_archive]: [Vec<u8>; 3] =
+        archives_made_here(&engine, 3).await.try_into().unwrap();
     let who = actor("alice");
 
     // 40 MiB announced and under way: 30 MiB more would leave less than
@@ -105,7 +122,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     let first = HeldUpload::start(&engine, 40 << 20, &archive).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&archive[..], Some(30 << 20), &who)
+        .import_upload(&second[..], Some(30 << 20), None, &who)
         .await
         .map(|_| ())
         .unwrap_err();
@@ -121,7 +138,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
         assert!(message.contains(words), "{words:?} in {message}");
     }
     // Announcing nothing counts as MAX_BACKUP_SIZE (1 GiB): refused too.
-    let refused = engine.import_upload(&archive[..], None, &who).await;
+    let refused = engine.import_upload(&second[..], None, None, &who).await;
     assert!(
         matches!(refused, Err(Error::InsufficientStorage(_))),
         "{refused:?}"
@@ -142,7 +159,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     // Once the first is in, its claim is gone: the second fits.
     first.finish().await;
     engine
-        .import_upload(&archive[..], Some(30 << 20), &who)
+        .import_upload(&second[..], Some(30 << 20), None, &who)
         .await
         .unwrap();
 
@@ -151,7 +168,7 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     // before writing.
     let free = engine.backup_dir().free_space().await.unwrap();
     let almost_all = free - (4 << 20) - (64 << 10);
-    let hog = HeldUpload::start(&engine, almost_all, &archive).await;
+    let hog = HeldUpload::start(&engine, almost_all, &hog_archive).await;
     let before_backup = files(&dir);
     let started = start_manual_backup(&engine, &who).await.unwrap();
     let job = wait_for_job(&engine, started.job.id).await;
@@ -181,15 +198,15 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
 async fn uploads_past_the_limit_wait_their_turn() {
     let engine = spawn_engine_with(|c| c.max_concurrent_uploads = 2).await;
     let dir = engine.config().backup_dir.clone();
-    let archive = archive_made_here(&engine).await;
+    let archives = archives_made_here(&engine, 3).await;
     let who = actor("alice");
-    let len = archive.len() as u64;
+    let len = |i: usize| archives[i].len() as u64;
 
-    let first = HeldUpload::start(&engine, len, &archive).await;
-    let second = HeldUpload::start(&engine, len, &archive).await;
+    let first = HeldUpload::start(&engine, len(0), &archives[0]).await;
+    let second = HeldUpload::start(&engine, len(1), &archives[1]).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&archive[..], Some(len), &who)
+        .import_upload(&archives[2][..], Some(len(2)), None, &who)
         .await
         .map(|_| ())
         .unwrap_err();
@@ -206,13 +223,13 @@ async fn uploads_past_the_limit_wait_their_turn() {
 
     let first = first.finish().await;
     let third = engine
-        .import_upload(&archive[..], Some(len), &who)
+        .import_upload(&archives[2][..], Some(len(2)), None, &who)
         .await
         .unwrap();
     let second = second.finish().await;
-    for backup in [first, second, third] {
+    for (backup, archive) in [first, second, third].iter().zip(&archives) {
         assert_eq!(
-            std::fs::read(dir.join(&backup.filename)).unwrap(),
+            &std::fs::read(dir.join(&backup.filename)).unwrap(),
             archive,
             "{} is intact",
             backup.filename

@@ -127,6 +127,52 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What the activity log can be narrowed to.
+    ActivityKind {
+        /// Backups created, downloaded, uploaded, deleted or cleaned up.
+        Backups => "backups",
+        /// Restores and their undos.
+        Restores => "restores",
+        /// Signing in and out.
+        SignIns => "sign_ins",
+        /// Anything refused or failed.
+        Refusals => "refusals",
+    }
+}
+
+impl ActivityKind {
+    /// The kind in the words of the activity log's filter.
+    pub fn words(self) -> &'static str {
+        match self {
+            ActivityKind::Backups => "Backups",
+            ActivityKind::Restores => "Restores",
+            ActivityKind::SignIns => "Sign-ins",
+            ActivityKind::Refusals => "Refusals",
+        }
+    }
+
+    /// The actions of this kind (all of them for refusals, which are told
+    /// apart by their outcome).
+    pub fn actions(self) -> &'static [AuditAction] {
+        use AuditAction::*;
+        match self {
+            ActivityKind::Backups => &[
+                BackupCreate,
+                BackupDownload,
+                BackupDelete,
+                BackupUpload,
+                BackupCleanup,
+                BackupMissing,
+                BackupFound,
+            ],
+            ActivityKind::Restores => &[Restore, RestoreUndo],
+            ActivityKind::SignIns => &[Login, Logout],
+            ActivityKind::Refusals => AuditAction::ALL,
+        }
+    }
+}
+
 impl AuditAction {
     /// The action in the words of the activity log ("created backup").
     pub fn words(self) -> &'static str {

@@ -1,19 +1,20 @@
 use leptos::prelude::*;
 use thaw::{
-    Button, ButtonAppearance, Card, CardHeader, Checkbox, DialogBody, DialogContent, DialogTitle,
-    Field, MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
+    Button, ButtonAppearance, Card, CardHeader, DialogBody, DialogContent, DialogTitle, Field,
+    MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
 };
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
 use super::console::Console;
-use super::dialog::{CancelOr, ConsoleDialog};
+use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
+use super::facts::Fact;
 use super::operation_panel::{poll_status, OperationPanel};
-use super::time::LocalTime;
+use super::time::{browser, LocalTime};
 use super::upload::UploadDialog;
-use crate::functions::{CreateBackup, RecheckBackups, UndoRestore};
-use crate::models::{human_bytes, BackupStatus, Operation, OperationStatus};
+use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
+use crate::models::{human_bytes, BackupStatus, LastSwitch, Operation, OperationStatus};
 
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
@@ -60,13 +61,14 @@ fn SummaryLine() -> impl IntoView {
         <Transition fallback=|| view! { <dl class="facts summary-facts" aria-busy="true"></dl> }>
             {move || Suspend::new(async move {
                 let summary = console.summary.await.ok()?;
+                let taken = summary.last_taken_at;
                 let last = match summary.last_finished {
                     Some(b) => {
                         let outcome = if b.status == BackupStatus::Completed { "completed" } else { "failed" };
                         view! {
                             <span class=format!("outcome-{outcome}")>{outcome}</span>
                             " · "
-                            <LocalTime at=b.created_at relative=true />
+                            <LocalTime at=taken.unwrap_or(b.created_at) relative=true />
                         }
                             .into_any()
                     }
@@ -198,21 +200,17 @@ fn ActionBar() -> impl IntoView {
     };
     view! {
         <div class="backup-actions" role="toolbar" aria-label="Backup actions">
-            <span class="action" title=move || reason.get().unwrap_or_default()>
-                <Button
-                    appearance=ButtonAppearance::Primary
-                    disabled=busy
-                    on_click=move |_| create_open.set(true)
-                >
-                    "Create backup"
-                </Button>
-            </span>
+            <CreateButton reason busy open=create_open />
             <span class="action" title=move || reason.get().unwrap_or_default()>
                 <Button disabled=busy on_click=move |_| upload_open.set(true)>
                     "Upload backup"
                 </Button>
             </span>
-            <Button appearance=ButtonAppearance::Subtle on_click=move |_| console.refresh()>
+            <Button
+                appearance=ButtonAppearance::Subtle
+                loading=console.loading
+                on_click=move |_| console.refresh()
+            >
                 "Refresh"
             </Button>
             <Show when=undo_available>
@@ -222,15 +220,76 @@ fn ActionBar() -> impl IntoView {
                     </Button>
                 </span>
             </Show>
+            // While the running panel shows the job, it says all of this.
             {move || {
                 reason
                     .get()
+                    .filter(|_| !console.panel_shown())
                     .map(|r| view! { <span class="busy-reason muted" data-testid="busy-reason">{r}</span> })
             }}
         </div>
         <CreateDialog open=create_open />
         <UploadDialog open=upload_open />
         <UndoDialog open=undo_open />
+    }
+}
+
+/// Opens the create dialog; disabled while something else runs, or until
+/// the hourly limit of manual backups lets this administrator start one
+/// (saying when, in the viewer's time).
+#[component]
+fn CreateButton(
+    reason: Signal<Option<String>>,
+    busy: Signal<bool>,
+    open: RwSignal<bool>,
+) -> impl IntoView {
+    let console = Console::expect();
+    // The clock the limit is compared with: moves on in the browser, so the
+    // button comes back when the time is reached.
+    let now = RwSignal::new(browser::now());
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || now.set(browser::now()),
+            std::time::Duration::from_secs(10),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let button = move |limit: Option<chrono::DateTime<chrono::Utc>>| {
+        let disabled = Signal::derive(move || busy.get() || limit.is_some());
+        view! {
+            <span class="action" title=move || reason.get().unwrap_or_default()>
+                <Button
+                    appearance=ButtonAppearance::Primary
+                    disabled
+                    on_click=move |_| open.set(true)
+                >
+                    "Create backup"
+                </Button>
+            </span>
+            {limit
+                .map(|at| {
+                    view! {
+                        <span class="rate-limit muted" data-testid="rate-limit">
+                            "Next manual backup possible at "
+                            <LocalTime at />
+                        </span>
+                    }
+                })}
+        }
+    };
+    view! {
+        <Transition fallback=move || button(None)>
+            {move || {
+                let limit = console
+                    .summary
+                    .get()
+                    .and_then(Result::ok)
+                    .and_then(|s| s.next_manual_backup_at)
+                    .filter(|at| *at > now.get());
+                button(limit)
+            }}
+        </Transition>
     }
 }
 
@@ -247,12 +306,20 @@ fn CreateDialog(open: RwSignal<bool>) -> impl IntoView {
         if let Some(Ok(started)) = create.value().get() {
             open.set(false);
             notes.set(String::new());
-            console.watch(started.job.clone());
+            console.starting.set(Some(started.job.id.clone()));
+            console.watch_backup(started.job.clone(), started.backup.filename.clone());
             console.refresh();
             console.toast_info(
                 "Backup started",
                 format!("{} is being written and verified.", started.backup.filename),
             );
+        }
+    });
+    // A fresh start each time the dialog opens.
+    Effect::new(move |_| {
+        if open.get() {
+            notes.set(String::new());
+            create.clear();
         }
     });
     let error = move || create.value().get().and_then(|r| r.err());
@@ -317,12 +384,31 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
     let console = Console::expect();
     let understood = RwSignal::new(false);
     let undo = ServerAction::<UndoRestore>::new();
+    // Which restore this undoes, read each time the dialog opens.
+    let last = Resource::new(
+        move || open.get(),
+        |open| async move {
+            if open {
+                last_restore().await.ok().flatten()
+            } else {
+                None
+            }
+        },
+    );
+    Effect::new(move |_| {
+        if open.get() {
+            understood.set(false);
+            undo.clear();
+        }
+    });
     Effect::new(move |_| {
         if let Some(Err(_)) = undo.value().get() {
             // Refused: nothing will switch.
             console.switching.set_value(None);
+            console.starting.set(None);
         }
         if let Some(Ok(job)) = undo.value().get() {
+            console.starting.set(Some(job.id.clone()));
             console.watch(job);
             open.set(false);
             understood.set(false);
@@ -343,17 +429,24 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                                 current database (so this can be undone in turn)."
                             </MessageBarBody>
                         </MessageBar>
+                        <Suspense fallback=|| view! { <p class="muted">"Reading which restore this undoes…"</p> }>
+                            {move || Suspend::new(async move {
+                                last.await.map(|l| view! { <UndoneRestore last=l /> })
+                            })}
+                        </Suspense>
                         <p>"Everyone, you included, is signed out and signs in again."</p>
-                        <Checkbox checked=understood label="I understand the data written since the restore is set aside" />
+                        <ConfirmCheckbox checked=understood label="I understand the data written since the restore is set aside" />
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
                     <CancelOr on_cancel=move |_| open.set(false)>
                         <Button
                             appearance=ButtonAppearance::Primary
+                            class="danger-button"
                             loading=undo.pending()
                             disabled=Signal::derive(move || !understood.get())
                             on_click=move |_| {
                                 console.switching.set_value(Some(Operation::Undo));
+                                console.starting.set(Some(String::new()));
                                 undo.dispatch(UndoRestore { confirm: true });
                             }
                         >
@@ -362,5 +455,35 @@ fn UndoDialog(open: RwSignal<bool>) -> impl IntoView {
                     </CancelOr>
                 </DialogBody>
         </ConsoleDialog>
+    }
+}
+
+/// Which restore an undo reverses: the backup, who restored it, and when
+/// (or, after an undo, that one).
+#[component]
+fn UndoneRestore(last: LastSwitch) -> impl IntoView {
+    let what = match (last.kind, last.backup) {
+        (Operation::Undo, _) => view! { <Fact term="Undoes">"the last undo"</Fact> }.into_any(),
+        (_, Some(name)) => view! {
+            <Fact term="Undoes the restore of">
+                <span class="filename">{name}</span>
+            </Fact>
+        }
+        .into_any(),
+        (_, None) => {
+            view! { <Fact term="Undoes the restore of">"a backup deleted since"</Fact> }.into_any()
+        }
+    };
+    view! {
+        <dl class="facts undo-facts" data-testid="undone-restore">
+            {what}
+            <Fact term="By">{last.restored_by}</Fact>
+            <div>
+                <dt>"When"</dt>
+                <dd>
+                    <LocalTime at=last.restored_at relative=true />
+                </dd>
+            </div>
+        </dl>
     }
 }

@@ -1,19 +1,20 @@
 use leptos::prelude::*;
 use thaw::{
-    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, Checkbox,
-    DialogActions, DialogBody, DialogContent, DialogTitle, Field, Input, MessageBar,
-    MessageBarBody, MessageBarIntent, Pagination, Table, TableBody, TableCell, TableHeader,
-    TableHeaderCell, TableRow,
+    Badge, BadgeAppearance, BadgeColor, Button, ButtonAppearance, ButtonSize, DialogActions,
+    DialogBody, DialogContent, DialogTitle, Field, FieldValidationState, Input, InputRule,
+    InputRuleTrigger, MessageBar, MessageBarBody, MessageBarIntent, Pagination, Table, TableBody,
+    TableCell, TableHeader, TableRow,
 };
 
 use super::console::Console;
-use super::dialog::{CancelOr, ConsoleDialog};
+use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::restore_admins::RestoreAdmins;
+use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, table_label, BackupStatus, BackupSummary, Operation};
+use crate::models::{human_bytes, table_label, thousands, BackupStatus, BackupSummary, Operation};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -37,7 +38,10 @@ pub fn BackupList() -> impl IntoView {
         details,
     };
     view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading backups…"</p> }>
+        <Transition
+            fallback=|| view! { <p class="muted">"Loading backups…"</p> }
+            set_pending=console.loading.write_only()
+        >
             {move || Suspend::new(async move {
                 match backups.await {
                     Ok(list) if list.backups.is_empty() && list.total == 0 => {
@@ -150,27 +154,42 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
         }
     });
     let (for_restore, for_delete, for_details) = (backup.clone(), backup.clone(), backup.clone());
+    let notes_class = if backup
+        .notes
+        .as_deref()
+        .is_some_and(|n| !n.trim().is_empty())
+    {
+        "notes"
+    } else {
+        "notes no-notes"
+    };
     let name = backup.filename.clone();
     let (details_label, delete_label) = (format!("Details of {name}"), format!("Delete {name}"));
     view! {
-        <TableRow attr:data-backup-id=id.to_string()>
-            <TableCell>
-                <span class="filename">{backup.filename.clone()}</span>
+        <TableRow class="backup-row" attr:data-backup-id=id.to_string()>
+            <TableCell class="name-cell">
+                <span class="filename" title=backup.filename.clone()>{backup.filename.clone()}</span>
                 {checksum}
             </TableCell>
-            <TableCell>
+            <TableCell class="created-cell" attr:data-label="Created">
                 <LocalTime at=backup.created_at relative=true />
             </TableCell>
-            <TableCell class="num">{backup.size_bytes.map(human_bytes)}</TableCell>
-            <TableCell>{backup.kind.words()}</TableCell>
-            <TableCell>
+            <TableCell class="num size-cell" attr:data-label="Size">
+                {backup.size_bytes.map(human_bytes)}
+            </TableCell>
+            <TableCell attr:data-label="Kind">{backup.kind.words()}</TableCell>
+            <TableCell attr:data-label="Status">
                 <Badge color=status_color(backup.status) appearance=BadgeAppearance::Tint>
                     {backup.status.as_str()}
                 </Badge>
             </TableCell>
-            <TableCell>{backup.created_by.clone()}</TableCell>
-            <TableCell class="notes">{backup.notes.clone()}</TableCell>
-            <TableCell>
+            <TableCell class="by-cell" attr:data-label="By">
+                <span class="clip" title=backup.created_by.clone()>{backup.created_by.clone()}</span>
+            </TableCell>
+            <TableCell class=notes_class attr:data-label="Notes">
+                <span class="clip" title=backup.notes.clone()>{backup.notes.clone()}</span>
+            </TableCell>
+            <TableCell class="actions-cell">
                 <div class="row-actions">
                     {download}
                     {completed
@@ -319,7 +338,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                                             {format!(
                                                 "It holds {} tables with {} rows in all.",
                                                 tables.len(),
-                                                rows,
+                                                thousands(rows),
                                             )}
                                         </p>
                                     },
@@ -334,15 +353,21 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                             <li>"Everyone, you included, is signed out and signs in again."</li>
                             <li>"The current database is kept, so this restore can be undone."</li>
                         </ul>
-                        <Checkbox checked=understood label="I understand this will replace all current data" />
+                        <ConfirmCheckbox checked=understood label="I understand this will replace all current data" />
                         <Field label=Signal::derive(move || format!("Type the backup's name ({}) to confirm", name()))>
-                            <Input value=typed placeholder=Signal::derive(name) attr:autocomplete="off" attr:spellcheck="false" />
+                            <Input
+                                value=typed
+                                rules=name_rules(Signal::derive(name))
+                                attr:autocomplete="off"
+                                attr:spellcheck="false"
+                            />
                         </Field>
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
                     <CancelOr on_cancel=move |_| target.set(None)>
                         <Button
                             appearance=ButtonAppearance::Primary
+                            class="danger-button"
                             disabled=Signal::derive(move || !ready.get())
                             loading=restore.pending()
                             on_click=move |_| {
@@ -361,11 +386,25 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     }
 }
 
+/// The delete confirmation: what the backup is (so the right one goes),
+/// with a warning when it is the newest verified backup.
 #[component]
 fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let console = Console::expect();
     let open = open_for(target);
     let delete = ServerAction::<DeleteBackup>::new();
+    // The newest verified backup, to warn before it goes.
+    let newest_verified = Resource::new(
+        move || target.with(|t| t.as_ref().map(|b| b.id)),
+        |id| async move {
+            id?;
+            let list = list_backups(0, NEWEST_SCAN).await.ok()?;
+            list.backups
+                .into_iter()
+                .find(|b| b.status == BackupStatus::Completed && b.sha256.is_some())
+                .map(|b| b.id)
+        },
+    );
     Effect::new(move |_| {
         if target.with(Option::is_some) {
             delete.clear();
@@ -380,22 +419,36 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
             console.refresh();
         }
     });
-    let name = move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default());
     let error = move || delete.value().get().and_then(|r| r.err());
     view! {
-        <ConsoleDialog open labelled_by="delete-title">
+        <ConsoleDialog open labelled_by="delete-title" class="delete-dialog">
                 <DialogBody>
                     <DialogTitle attr:id="delete-title">"Delete this backup?"</DialogTitle>
                     <DialogContent>
-                        <p>
-                            <span class="filename">{name}</span>
-                            " and its manifest are removed from the backup directory for good."
-                        </p>
+                        {move || target.get().map(|b| view! { <DeleteFacts backup=b /> })}
+                        <Suspense>
+                            {move || Suspend::new(async move {
+                                let newest = newest_verified.await?;
+                                (target.with(|t| t.as_ref().map(|b| b.id)) == Some(newest))
+                                    .then(|| {
+                                        view! {
+                                            <MessageBar intent=MessageBarIntent::Warning attr:data-testid="newest-warning">
+                                                <MessageBarBody>
+                                                    "This is the newest verified backup. Without it, the \
+                                                    database can only go back to an older one."
+                                                </MessageBarBody>
+                                            </MessageBar>
+                                        }
+                                    })
+                            })}
+                        </Suspense>
+                        <p>"The archive and its manifest are removed from the backup directory for good."</p>
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
                     <CancelOr on_cancel=move |_| target.set(None)>
                         <Button
                             appearance=ButtonAppearance::Primary
+                            class="danger-button"
                             loading=delete.pending()
                             on_click=move |_| {
                                 if let Some(b) = target.get_untracked() {
@@ -409,6 +462,60 @@ fn DeleteDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                 </DialogBody>
         </ConsoleDialog>
     }
+}
+
+/// How many of the newest backups are searched for the newest verified one.
+const NEWEST_SCAN: i64 = 100;
+
+/// Name, time (the viewer's zone), size, notes and author of a backup about
+/// to be deleted.
+#[component]
+fn DeleteFacts(backup: BackupSummary) -> impl IntoView {
+    let b = backup;
+    view! {
+        <dl class="facts delete-facts" data-testid="delete-facts">
+            <div>
+                <dt>"Backup"</dt>
+                <dd class="filename">{b.filename.clone()}</dd>
+            </div>
+            <div>
+                <dt>"Taken"</dt>
+                <dd>
+                    <LocalTime at=b.created_at relative=true />
+                </dd>
+            </div>
+            <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
+            <Fact term="Status">{b.status.as_str()}</Fact>
+            <Fact term="By">{b.created_by.clone()}</Fact>
+            <Fact term="Notes">{b.notes.clone().unwrap_or_else(|| "—".into())}</Fact>
+        </dl>
+    }
+}
+
+/// The restore name field's checks: a hint as soon as the typed text
+/// cannot become the name, and on leaving the field when it is not the name.
+fn name_rules(name: Signal<String>) -> Vec<InputRule> {
+    let mismatch = || FieldValidationState::Error("Does not match the backup's name.".into());
+    vec![
+        InputRule::validator(move |typed: &String, _| {
+            let typed = typed.trim();
+            if typed.is_empty() || name.with_untracked(|n| n.starts_with(typed)) {
+                Ok(())
+            } else {
+                Err(mismatch())
+            }
+        })
+        .with_trigger(InputRuleTrigger::Input),
+        InputRule::validator(move |typed: &String, _| {
+            let typed = typed.trim();
+            if typed.is_empty() || name.with_untracked(|n| n == typed) {
+                Ok(())
+            } else {
+                Err(mismatch())
+            }
+        })
+        .with_trigger(InputRuleTrigger::Blur),
+    ]
 }
 
 /// The manifest: versions, checksum, tables with row counts.
@@ -427,8 +534,13 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     view! {
         <ConsoleDialog open labelled_by="details-title" class="details-dialog">
                 <DialogBody>
-                    <DialogTitle attr:id="details-title">
-                        {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
+                    <DialogTitle attr:id="details-title" class="details-title">
+                        <span
+                            class="clip"
+                            title=move || target.with(|t| t.as_ref().map(|b| b.filename.clone()))
+                        >
+                            {move || target.with(|t| t.as_ref().map(|b| b.filename.clone()).unwrap_or_default())}
+                        </span>
                     </DialogTitle>
                     <DialogContent>
                         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -470,9 +582,20 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
     let tables = detail.manifest.and_then(|m| m.tables);
     view! {
         <dl class="facts manifest-facts">
+            <div class="wide-fact">
+                <dt>"Name"</dt>
+                <dd class="filename">{b.filename.clone()}</dd>
+            </div>
             <Fact term="Status">{b.status.as_str()}</Fact>
             <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
+            {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}
             {facts}
+            {b.notes.clone().map(|notes| view! {
+                <div class="wide-fact">
+                    <dt>"Notes"</dt>
+                    <dd class="notes-full">{notes}</dd>
+                </div>
+            })}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
         {match tables {
@@ -493,7 +616,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
                                     view! {
                                         <TableRow>
                                             <TableCell>{name}</TableCell>
-                                            <TableCell class="num">{t.rows}</TableCell>
+                                            <TableCell class="num">{thousands(t.rows)}</TableCell>
                                         </TableRow>
                                     }
                                 })

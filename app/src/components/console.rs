@@ -2,7 +2,9 @@
 //! context by the card and read by each piece.
 
 use leptos::prelude::*;
-use thaw::{Toast, ToastBody, ToastIntent, ToastOptions, ToastTitle, ToasterInjection};
+use thaw::{
+    Toast, ToastBody, ToastIntent, ToastOptions, ToastPosition, ToastTitle, ToasterInjection,
+};
 
 use crate::error::AppError;
 use crate::functions::get_storage_summary;
@@ -27,6 +29,15 @@ pub struct Console {
     /// a sign-out that arrives before the server's answer is still
     /// explained on the sign-in page.
     pub switching: StoredValue<Option<Operation>>,
+    /// The name of the backup the watched job writes or restores, so its
+    /// outcome can name it.
+    pub watched_backup: StoredValue<Option<String>>,
+    /// An operation this tab asked for whose job the status does not show
+    /// yet (`Some("")` until the server answers with the job's id): the
+    /// actions stay disabled in between instead of looking idle.
+    pub starting: RwSignal<Option<String>>,
+    /// Whether the list is reloading (Refresh shows it).
+    pub loading: RwSignal<bool>,
     toaster: ToasterInjection,
 }
 
@@ -54,6 +65,9 @@ impl Console {
             restoring: RwSignal::new(None),
             watched: StoredValue::new(None),
             switching: StoredValue::new(None),
+            watched_backup: StoredValue::new(None),
+            starting: RwSignal::new(None),
+            loading: RwSignal::new(false),
             toaster: ToasterInjection::expect_context(),
         };
         provide_context(console);
@@ -87,6 +101,9 @@ impl Console {
     /// Why nothing that needs the backup directory (create, upload,
     /// restore) can be started right now, in words, if so.
     pub fn busy_reason(&self) -> Option<String> {
+        if self.starting.with(Option::is_some) {
+            return Some("Starting…".into());
+        }
         let unavailable = self.status.with(|s| {
             s.as_ref()
                 .is_some_and(|s| s.backup_dir_problem.is_some() && !s.maintenance)
@@ -119,9 +136,28 @@ impl Console {
         })
     }
 
+    /// Whether the running panel shows a job (it then says what runs, by
+    /// whom and since when, so nothing else needs to repeat it).
+    pub fn panel_shown(&self) -> bool {
+        self.status.with(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.is_locked
+                    && s.job
+                        .as_ref()
+                        .is_some_and(|j| j.status == JobStatus::Running)
+            })
+        })
+    }
+
     /// Announces the outcome of `job` when it ends.
     pub fn watch(&self, job: JobInfo) {
         self.watched.set_value(Some(job));
+    }
+
+    /// Like [`Console::watch`], naming the backup in the outcome.
+    pub fn watch_backup(&self, job: JobInfo, name: String) {
+        self.watched_backup.set_value(Some(name));
+        self.watch(job);
     }
 
     pub fn toast_success(&self, message: String) {
@@ -146,7 +182,9 @@ impl Console {
                     </Toast>
                 }
             },
+            // Bottom left: the row actions sit at the right of the list.
             ToastOptions::default()
+                .with_position(ToastPosition::BottomStart)
                 .with_intent(intent)
                 .with_timeout(std::time::Duration::from_secs(8)),
         );

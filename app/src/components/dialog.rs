@@ -2,7 +2,13 @@ use leptos::prelude::*;
 use thaw::{Button, ButtonAppearance, Dialog, DialogActions, DialogSurface};
 
 /// A dialog of the console: named by its title element (`labelled_by`),
-/// keyboard focus kept inside, Escape and the backdrop close it.
+/// keyboard focus kept inside, Escape and the backdrop close it; when it
+/// closes, focus goes back to the control that opened it.
+///
+/// Its content stays mounted between openings (the component library mounts
+/// a dialog once): whoever opens it resets the state the content shows, and
+/// inputs are bound to properties, not attributes, so a reset is what they
+/// show and hold (see [`ConfirmCheckbox`]).
 #[component]
 pub fn ConsoleDialog(
     open: RwSignal<bool>,
@@ -11,12 +17,31 @@ pub fn ConsoleDialog(
     #[prop(default = true.into(), into)] mask_closeable: Signal<bool>,
     children: Children,
 ) -> impl IntoView {
+    browser::return_focus_on_close(open);
     view! {
         <Dialog open mask_closeable>
             <DialogSurface attr:aria-labelledby=labelled_by class=class>
                 <FocusScope open>{children()}</FocusScope>
             </DialogSurface>
         </Dialog>
+    }
+}
+
+/// A checkbox whose ticked state is `checked`, bound to the input's
+/// property: what is drawn, what the input holds and what a screen reader
+/// announces always agree, also after the state is reset from outside (an
+/// attribute binding stops following once the box has been clicked).
+#[component]
+pub fn ConfirmCheckbox(checked: RwSignal<bool>, label: &'static str) -> impl IntoView {
+    view! {
+        <label class="confirm-check">
+            <input
+                type="checkbox"
+                prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))
+            />
+            <span>{label}</span>
+        </label>
     }
 }
 
@@ -69,8 +94,35 @@ fn FocusScope(#[prop(into)] open: Signal<bool>, children: Children) -> impl Into
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    use leptos::prelude::*;
     use wasm_bindgen::JsCast;
-    use web_sys::{HtmlElement, KeyboardEvent};
+    use web_sys::{FocusOptions, HtmlElement, KeyboardEvent};
+
+    /// Remembers the focused control when `open` turns on and focuses it
+    /// again (without scrolling) when it turns off, if it is still on the
+    /// page; otherwise focus would fall to `<body>`.
+    pub fn return_focus_on_close(open: RwSignal<bool>) {
+        let opener = StoredValue::new_local(None::<HtmlElement>);
+        Effect::new(move |was_open: Option<bool>| {
+            let now = open.get();
+            let was_open = was_open.unwrap_or(false);
+            if now && !was_open {
+                let active = document()
+                    .active_element()
+                    .and_then(|e| e.dyn_into::<HtmlElement>().ok())
+                    .filter(|e| e.tag_name() != "BODY");
+                opener.set_value(active);
+            } else if !now && was_open {
+                if let Some(el) = opener.get_value().filter(|e| e.is_connected()) {
+                    let options = FocusOptions::new();
+                    options.set_prevent_scroll(true);
+                    let _ = el.focus_with_options(&options);
+                }
+                opener.set_value(None);
+            }
+            now
+        });
+    }
 
     const FOCUSABLE: &str =
         "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), \
@@ -119,6 +171,7 @@ mod browser {
 
 #[cfg(not(feature = "hydrate"))]
 mod browser {
+    pub fn return_focus_on_close(_open: leptos::prelude::RwSignal<bool>) {}
     pub fn focus_first<T>(_scope: &T) {}
     pub fn wrap_tab<T, E>(_scope: &T, _ev: &E) {}
 }

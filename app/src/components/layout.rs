@@ -67,6 +67,7 @@ pub fn SignOutButton() -> impl IntoView {
             appearance=ButtonAppearance::Secondary
             loading=logout.pending()
             on_click=move |_| {
+                crate::routes::signed_out::remember();
                 logout.dispatch(Logout {});
             }
         >

@@ -12,6 +12,7 @@ mod operation_panel;
 mod overview_card;
 mod restore_admins;
 mod style_primer;
+mod table_header;
 mod time;
 mod upload;
 
@@ -19,3 +20,4 @@ pub use backup_card::BackupCard;
 pub use layout::{AdminLayout, AdminsOnly, SignOutButton};
 pub use overview_card::OverviewCard;
 pub use style_primer::StylePrimer;
+pub use time::LocalTime;

@@ -4,7 +4,7 @@ use thaw::{MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
 use super::console::Console;
 use super::time::{browser, duration_words, LocalTime};
 use crate::error::AppError;
-use crate::models::{JobStatus, Operation, OperationStatus};
+use crate::models::{JobInfo, JobStatus, Operation, OperationStatus};
 
 /// What is running, for every admin in every tab and on every server:
 /// operation, who started it and when, the phase, a real progress bar and
@@ -24,11 +24,11 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
                 view! {
                     <section class="operation-panel" aria-label="Running operation" data-job-id=job.id.clone()>
                         <p>
-                            <strong>{format!("{} in progress", title_case(job.kind.as_str()))}</strong>
+                            <strong>{running_title(&job)}</strong>
                             {format!(" — started by {who} at ")}
                             <LocalTime at=since />
                         </p>
-                        <ProgressBar value=job.progress />
+                        <ProgressBar value=job.progress attr:aria-label=running_title(&job) />
                         <p class="muted" aria-live="polite">
                             <span class="phase">{lms_types::phases::words(job.kind, job.phase)}</span>
                             {format!(": {percent}% · {elapsed} elapsed")}
@@ -59,6 +59,16 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
     }
 }
 
+/// "Restore of backup_….dump in progress": what runs, naming the backup
+/// it works on where there is one.
+fn running_title(job: &JobInfo) -> String {
+    match (job.kind, job.backup_name.as_deref()) {
+        (Operation::Restore, Some(name)) => format!("Restore of {name} in progress"),
+        (Operation::Undo, Some(name)) => format!("Undo of the restore of {name} in progress"),
+        (kind, _) => format!("{} in progress", title_case(kind.as_str())),
+    }
+}
+
 fn title_case(word: &str) -> String {
     let mut chars = word.chars();
     chars
@@ -80,22 +90,44 @@ pub fn poll_status(status: WriteSignal<Option<OperationStatus>>, console: Consol
             leptos::task::spawn_local(async move {
                 match crate::functions::get_operation_status().await {
                     Ok(s) => {
+                        let shown = console.starting.with_untracked(|id| {
+                            id.as_ref().is_some_and(|id| {
+                                !id.is_empty() && s.job.as_ref().is_some_and(|j| &j.id == id)
+                            })
+                        });
+                        if shown {
+                            console.starting.set(None);
+                        }
                         announce_outcome(&console, &s);
                         status.set(Some(s));
                     }
                     Err(AppError::Unauthorized(_)) => {
-                        let kind = seen_running
-                            .get_value()
+                        let seen = seen_running.get_value();
+                        let kind = seen
+                            .as_ref()
                             .map(|j| j.kind)
                             .or(console.switching.get_value());
+                        // The backup, who and when, from the job this tab
+                        // watched (any admin's), else what this tab started.
+                        let backup = seen
+                            .as_ref()
+                            .and_then(|j| j.backup_name.clone())
+                            .or_else(|| restoring.get_untracked())
+                            .filter(|name| !name.is_empty());
+                        let mut about = String::new();
+                        if let Some(name) = backup {
+                            about.push_str(&format!("&backup={}", url_escape(&name)));
+                        }
+                        if let Some(job) = &seen {
+                            about.push_str(&format!(
+                                "&by={}&at={}",
+                                url_escape(&job.started_by),
+                                url_escape(&browser::now().to_rfc3339())
+                            ));
+                        }
                         let after = match kind {
-                            Some(Operation::Undo) => "after=undo".to_owned(),
-                            Some(Operation::Restore) => match restoring.get_untracked() {
-                                Some(name) if !name.is_empty() => {
-                                    format!("after=restore&backup={}", url_escape(&name))
-                                }
-                                _ => "after=restore".to_owned(),
-                            },
+                            Some(Operation::Undo) => format!("after=undo{about}"),
+                            Some(Operation::Restore) => format!("after=restore{about}"),
                             _ => "after=expired".to_owned(),
                         };
                         let _ = window().location().set_href(&format!("/login?{after}"));
@@ -130,11 +162,22 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
         return;
     }
     seen.set_value(None);
+    let name = console.watched_backup.get_value().filter(|n| !n.is_empty());
+    console.watched_backup.set_value(None);
     let message = job.message.clone().unwrap_or_default();
     if job.status == JobStatus::Succeeded {
-        let what = match job.kind {
-            Operation::Backup => "The backup is complete and verified.".to_owned(),
-            other => format!("The {other} finished."),
+        let what = match (job.kind, name) {
+            (Operation::Backup, Some(name)) => format!("{name} is complete and verified."),
+            (Operation::Backup, None) => "The backup is complete and verified.".to_owned(),
+            (Operation::Restore, _) if job.backup_name.is_some() => format!(
+                "The database was restored from {}.",
+                job.backup_name.as_deref().unwrap_or_default()
+            ),
+            (Operation::Undo, _) if job.backup_name.is_some() => format!(
+                "The restore of {} was undone.",
+                job.backup_name.as_deref().unwrap_or_default()
+            ),
+            (other, _) => format!("The {other} finished."),
         };
         console.toast_success(format!("{what} {message}"));
     } else {

@@ -1,12 +1,13 @@
 use leptos::prelude::*;
 use thaw::{
     Card, CardHeader, MessageBar, MessageBarBody, MessageBarIntent, Table, TableBody, TableCell,
-    TableHeader, TableHeaderCell, TableRow,
+    TableHeader, TableRow,
 };
 
 use super::facts::Fact;
+use super::table_header::TableHeaderCell;
 use crate::functions::get_database_overview;
-use crate::models::{human_bytes, table_label};
+use crate::models::{human_bytes, table_label, thousands};
 
 /// The LMS database at a glance: name, size, server version and every table
 /// with its exact row count and size.
@@ -45,7 +46,7 @@ pub fn OverviewCard() -> impl IntoView {
                                                 view! {
                                                     <TableRow>
                                                         <TableCell>{name}</TableCell>
-                                                        <TableCell class="num">{t.rows.to_string()}</TableCell>
+                                                        <TableCell class="num">{thousands(t.rows)}</TableCell>
                                                         <TableCell class="num">{human_bytes(t.size_bytes)}</TableCell>
                                                     </TableRow>
                                                 }

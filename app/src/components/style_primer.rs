@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use thaw::{
     Badge, Button, Card, CardHeader, Field, Input, MessageBar, MessageBarBody, Pagination,
-    ProgressBar, Table, TableBody, TableCell, TableHeader, TableHeaderCell, TableRow, Textarea,
+    ProgressBar, Table, TableBody, TableCell, TableRow, Textarea,
 };
 
 /// thaw adds each component's CSS to the document head when the component
@@ -31,11 +31,6 @@ pub fn StylePrimer() -> impl IntoView {
             <ProgressBar value=0.0 />
             <Pagination page page_count=1usize />
             <Table>
-                <TableHeader>
-                    <TableRow>
-                        <TableHeaderCell>""</TableHeaderCell>
-                    </TableRow>
-                </TableHeader>
                 <TableBody>
                     <TableRow>
                         <TableCell>""</TableCell>

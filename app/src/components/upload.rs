@@ -33,6 +33,12 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
             state.set(State::Idle);
         }
     });
+    // A refusal is in the activity log now: show it there.
+    Effect::new(move |_| {
+        if state.with(|s| matches!(s, State::Failed(_))) {
+            console.refresh();
+        }
+    });
     let on_files = move |files: thaw::FileList| {
         let Some(file) = files.get(0) else { return };
         let max = console
@@ -73,10 +79,17 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                             from another server. It is read through in full before it is \
                             listed; nothing is restored until you choose to." {limit}
                         </p>
-                        <Upload custom_request=on_files accept=".dump,.backup,application/octet-stream">
+                        <label for="upload-file" class="visually-hidden">"Backup archive to upload"</label>
+                        <Upload
+                            id="upload-file"
+                            custom_request=on_files
+                            accept=".dump,.backup,application/octet-stream"
+                        >
                             <UploadDragger class="upload-drop">
                                 <p class="upload-drop-text">"Drop the archive here, or"</p>
-                                <button type="button" class="choose-file">"Choose a file…"</button>
+                                <Button appearance=ButtonAppearance::Primary class="choose-file">
+                                    "Choose a file…"
+                                </Button>
                             </UploadDragger>
                         </Upload>
                         {move || match state.get() {
@@ -93,7 +106,7 @@ pub fn UploadDialog(open: RwSignal<bool>) -> impl IntoView {
                                                     human_bytes(total as i64),
                                                 )}
                                             </p>
-                                            <ProgressBar value=fraction />
+                                            <ProgressBar value=fraction attr:aria-label="Upload progress" />
                                         </div>
                                     }
                                         .into_any(),
@@ -192,8 +205,14 @@ mod browser {
         let Ok(xhr) = XmlHttpRequest::new() else {
             return fail("This browser cannot send files.".into());
         };
+        // The file's own name goes along: the catalog keeps it, and the
+        // activity log names a refused upload by it.
+        let url = format!(
+            "/api/admin/backup/upload?name={}",
+            js_sys::encode_uri_component(&name)
+        );
         if xhr
-            .open_with_async("POST", "/api/admin/backup/upload", true)
+            .open_with_async("POST", &url, true)
             .and_then(|_| xhr.set_request_header("Content-Type", "application/octet-stream"))
             .is_err()
         {

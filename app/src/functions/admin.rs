@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
-use crate::models::{ActivityEntry, BackupList, DatabaseOverview, StorageSummary};
+use crate::models::{ActivityEntry, ActivityKind, BackupList, DatabaseOverview, StorageSummary};
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
 
@@ -27,9 +27,17 @@ pub async fn get_storage_summary() -> Result<StorageSummary, AppError> {
     as_admin(|state, admin| async move { ops::storage_summary(&state, &admin).await }).await
 }
 
-/// The most recent audited actions, newest first (at most 100).
+/// The most recent audited actions, newest first (at most 100); only those
+/// of `kind` and by `person` when given.
 #[server(prefix = "/api/fn", endpoint = "recent_activity", input = Json)]
-pub async fn recent_activity(limit: i64) -> Result<Vec<ActivityEntry>, AppError> {
-    as_admin(|state, admin| async move { ops::recent_activity(&state, &admin, limit.into()).await })
-        .await
+pub async fn recent_activity(
+    limit: i64,
+    #[server(default)] kind: Option<ActivityKind>,
+    #[server(default)] person: Option<String>,
+) -> Result<Vec<ActivityEntry>, AppError> {
+    as_admin(|state, admin| async move {
+        let filter = ops::ActivityFilter::new(kind, person)?;
+        ops::recent_activity(&state, &admin, limit.into(), filter).await
+    })
+    .await
 }

@@ -3,8 +3,8 @@ use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
 use crate::models::{
-    BackupAdministrators, BackupDetail, FileCheck, JobInfo, OperationStatus, ReleasedLock,
-    StartedBackup,
+    BackupAdministrators, BackupDetail, FileCheck, JobInfo, LastSwitch, OperationStatus,
+    ReleasedLock, StartedBackup,
 };
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
@@ -75,6 +75,12 @@ pub async fn restore_backup(id: i64, confirm: bool) -> Result<JobInfo, AppError>
         ops::restore_backup(&state, &admin, id.try_into()?, confirmation).await
     })
     .await
+}
+
+/// The restore (or undo) that the next undo would reverse, if any.
+#[server(prefix = "/api/fn", endpoint = "last_restore", input = Json)]
+pub async fn last_restore() -> Result<Option<LastSwitch>, AppError> {
+    as_admin(|state, admin| async move { ops::last_restore(&state, &admin).await }).await
 }
 
 /// Swaps the database from before the last restore back in. `confirm` must be true.

@@ -6,7 +6,7 @@ use lms_backup::backup::BackupRequest;
 use lms_types::BackupKind;
 use tokio::io::AsyncRead;
 
-use super::{BackupId, NewBackup, Paging};
+use super::{BackupId, NewBackup, Paging, UploadName};
 use crate::error::AppError;
 use crate::models::{BackupDetail, BackupList, BackupSummary, FileCheck, StartedBackup};
 use crate::ssr::{AdminUser, AppState};
@@ -72,10 +72,16 @@ pub async fn upload_backup(
     admin: &AdminUser,
     archive: impl AsyncRead + Unpin,
     declared_len: Option<u64>,
+    original_name: Option<UploadName>,
 ) -> Result<BackupSummary, AppError> {
     let backup = state
         .engine
-        .import_upload(archive, declared_len, &admin.actor())
+        .import_upload(
+            archive,
+            declared_len,
+            original_name.as_ref().map(UploadName::get),
+            &admin.actor(),
+        )
         .await?;
     Ok(backup.into())
 }

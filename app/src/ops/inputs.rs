@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::error::AppError;
+use crate::models::ActivityKind;
 
 /// A catalog id: a positive whole number. Made only through the checks
 /// below, which refuse anything else with 400.
@@ -144,6 +145,68 @@ impl From<i64> for ActivityLimit {
     }
 }
 
+/// What part of the activity log to show: a kind and a person, each
+/// optional. Made only through [`ActivityFilter::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityFilter(lms_backup::audit::Filter);
+
+impl ActivityFilter {
+    /// Longest person name accepted (the log keeps names of at most 64
+    /// characters, and marks unverified ones).
+    pub const MAX_PERSON_CHARS: usize = 80;
+
+    /// A blank person means everyone; a name with control characters or
+    /// longer than [`Self::MAX_PERSON_CHARS`] is refused with 400. (An
+    /// unknown kind never gets here: it does not deserialize.)
+    pub fn new(kind: Option<ActivityKind>, person: Option<String>) -> Result<Self, AppError> {
+        let person = person
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty());
+        if let Some(p) = &person {
+            if p.chars().count() > Self::MAX_PERSON_CHARS || p.chars().any(char::is_control) {
+                return Err(AppError::BadRequest(format!(
+                    "A person is a name of at most {} characters.",
+                    Self::MAX_PERSON_CHARS
+                )));
+            }
+        }
+        Ok(ActivityFilter(lms_backup::audit::Filter { kind, person }))
+    }
+
+    pub fn get(&self) -> &lms_backup::audit::Filter {
+        &self.0
+    }
+}
+
+/// An uploaded file's name on the uploader's machine (`?name=` of the
+/// upload): without any folder part, at most [`UploadName::MAX_CHARS`]
+/// characters, no control characters; a blank one is no name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadName(String);
+
+impl UploadName {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn new(raw: Option<&str>) -> Result<Option<Self>, AppError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let name = raw.rsplit(['/', '\\']).next().unwrap_or(raw).trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        if name.chars().count() > Self::MAX_CHARS || name.chars().any(char::is_control) {
+            return Err(AppError::BadRequest(format!(
+                "An upload's name is a file name of at most {} characters.",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Some(UploadName(name.to_owned())))
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A sign-in attempt. Not `Debug`: the password must not reach a log.
 #[derive(Clone, Deserialize)]
 pub struct Credentials {
@@ -206,5 +269,30 @@ mod tests {
         assert_eq!(ActivityLimit::from(0).get(), 1);
         assert_eq!(ActivityLimit::from(500).get(), 100);
         assert_eq!(ActivityLimit::from(30).get(), 30);
+    }
+
+    #[test]
+    fn activity_filters_take_a_kind_and_a_trimmed_person() {
+        let all = ActivityFilter::new(None, Some("   ".into())).unwrap();
+        assert_eq!(all.get(), &lms_backup::audit::Filter::default());
+        let bob = ActivityFilter::new(Some(ActivityKind::Restores), Some(" bob ".into())).unwrap();
+        assert_eq!(bob.get().person.as_deref(), Some("bob"));
+        assert_eq!(bob.get().kind, Some(ActivityKind::Restores));
+        for bad in ["x".repeat(81), "bob\u{0}".into(), "a\nb".into()] {
+            let refused = ActivityFilter::new(None, Some(bad)).unwrap_err();
+            assert_eq!(refused.status(), 400);
+        }
+    }
+
+    #[test]
+    fn upload_names_lose_their_folders() {
+        let name = |raw| UploadName::new(raw).map(|n| n.map(|n| n.get().to_owned()));
+        assert_eq!(name(None), Ok(None));
+        assert_eq!(name(Some("  ")), Ok(None));
+        assert_eq!(name(Some("nightly.dump")), Ok(Some("nightly.dump".into())));
+        assert_eq!(name(Some("C:\\tmp\\a.dump")), Ok(Some("a.dump".into())));
+        assert_eq!(name(Some("../../etc/x.dump")), Ok(Some("x.dump".into())));
+        assert_eq!(name(Some("a\u{7}.dump")).unwrap_err().status(), 400);
+        assert_eq!(name(Some(&"y".repeat(256))).unwrap_err().status(), 400);
     }
 }

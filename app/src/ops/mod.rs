@@ -29,7 +29,10 @@ pub use backups::{
     create_backup, delete_backup, get_backup, list_backups, recheck_backups, upload_backup,
 };
 pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
-pub use inputs::{ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging};
+pub use inputs::{
+    ActivityFilter, ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging,
+    UploadName,
+};
 pub use jobs::{job, operation_status, release_lock};
 pub use overview::{database_overview, recent_activity, storage_summary};
-pub use restore::{backup_administrators, restore_backup, undo_restore};
+pub use restore::{backup_administrators, last_restore, restore_backup, undo_restore};

@@ -1,7 +1,7 @@
 //! What the console shows at a glance: the LMS database, the stored
 //! backups, the audit log.
 
-use super::ActivityLimit;
+use super::{ActivityFilter, ActivityLimit};
 use crate::error::AppError;
 use crate::models::{ActivityEntry, DatabaseOverview, StorageSummary};
 use crate::ssr::{AdminUser, AppState};
@@ -22,10 +22,11 @@ pub async fn database_overview(
 /// configured limits the console's forms follow.
 pub async fn storage_summary(
     state: &AppState,
-    _admin: &AdminUser,
+    admin: &AdminUser,
 ) -> Result<StorageSummary, AppError> {
     let summary = state.engine.storage_summary().await?;
-    Ok(StorageSummary::new(summary, state.engine.config()))
+    let next = state.engine.next_manual_backup_at(&admin.actor()).await?;
+    Ok(StorageSummary::new(summary, state.engine.config(), next))
 }
 
 /// The most recent audited actions, newest first.
@@ -33,7 +34,9 @@ pub async fn recent_activity(
     state: &AppState,
     _admin: &AdminUser,
     limit: ActivityLimit,
+    filter: ActivityFilter,
 ) -> Result<Vec<ActivityEntry>, AppError> {
-    let entries = lms_backup::audit::recent(&state.dbs().control, limit.get()).await?;
+    let entries =
+        lms_backup::audit::recent(&state.dbs().control, limit.get(), filter.get()).await?;
     Ok(entries.into_iter().map(Into::into).collect())
 }

@@ -4,7 +4,7 @@
 
 use super::{BackupId, Confirmation};
 use crate::error::AppError;
-use crate::models::{BackupAdministrators, JobInfo};
+use crate::models::{BackupAdministrators, JobInfo, LastSwitch};
 use crate::ssr::{AdminUser, AppState};
 
 /// Starts restoring backup `id`: 400 without confirmation, 404 unknown, 409
@@ -50,4 +50,30 @@ pub async fn backup_administrators(
         .admins_after_restore(id.get(), Some(you))
         .await?;
     Ok(BackupAdministrators::new(seen, you))
+}
+
+/// The restore (or undo) an undo would reverse: which backup, who, when;
+/// `None` when none has completed.
+pub async fn last_restore(
+    state: &AppState,
+    _admin: &AdminUser,
+) -> Result<Option<LastSwitch>, AppError> {
+    let Some(job) = state.engine.last_switch().await? else {
+        return Ok(None);
+    };
+    let backup = match job.backup_id {
+        // A backup deleted since is named by its id alone.
+        Some(id) => match lms_backup::catalog::get(&state.dbs().control, id).await {
+            Ok(detail) => Some(detail.backup.filename),
+            Err(lms_backup::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(Some(LastSwitch {
+        kind: job.kind,
+        backup,
+        restored_by: job.started_by_name,
+        restored_at: job.finished_at.unwrap_or(job.created_at),
+    }))
 }

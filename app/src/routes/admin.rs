@@ -17,8 +17,10 @@ pub fn AdminPage() -> impl IntoView {
                     Ok(Some(user)) if user.is_admin() => {
                         view! {
                             <AdminLayout user>
-                                <OverviewCard />
+                                // What the admin acts on (and what runs) first;
+                                // the database at a glance below it.
                                 <BackupCard />
+                                <OverviewCard />
                             </AdminLayout>
                         }
                             .into_any()

@@ -7,5 +7,5 @@ mod not_found;
 
 pub use admin::AdminPage;
 pub use home::Home;
-pub use login::LoginPage;
+pub use login::{signed_out, LoginPage};
 pub use not_found::NotFound;

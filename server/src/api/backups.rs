@@ -8,7 +8,9 @@ use app::models::{
     BackupAdministrators, BackupDetail, BackupList, BackupSummary, FileCheck, JobInfo,
     OperationStatus, ReleasedLock, StartedBackup,
 };
-use app::ops::{self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload};
+use app::ops::{
+    self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload, UploadName,
+};
 use app::ssr::{AdminUser, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -125,24 +127,29 @@ async fn undo(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// `POST /api/admin/backup/upload` with the archive as the body
-/// (`application/octet-stream`) → 201 with the new backup (kind `uploaded`);
+/// `POST /api/admin/backup/upload?name=FILE` with the archive as the body
+/// (`application/octet-stream`) → 201 with the new backup (kind `uploaded`),
+/// `name` (optional) being the file's name on the uploader's machine;
 /// 413 over `MAX_BACKUP_SIZE`; 422 for anything but a whole custom-format
 /// archive this server can read. Streamed to disk in constant memory.
 async fn upload(
     admin: AdminUser,
     State(state): State<AppState>,
     headers: HeaderMap,
+    source: Result<Query<UploadSource>, QueryRejection>,
     body: Body,
 ) -> Result<(StatusCode, Json<BackupSummary>), AppError> {
     use futures::TryStreamExt;
+    let Query(source) =
+        source.map_err(|_| AppError::BadRequest("name must be a file name".into()))?;
+    let original_name = UploadName::new(source.name.as_deref())?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::StreamReader::new(stream);
-    let backup = ops::upload_backup(&state, &admin, reader, declared).await?;
+    let backup = ops::upload_backup(&state, &admin, reader, declared, original_name).await?;
     Ok((StatusCode::CREATED, Json(backup)))
 }
 
@@ -154,6 +161,12 @@ async fn recheck(
     State(state): State<AppState>,
 ) -> Result<Json<FileCheck>, AppError> {
     Ok(Json(ops::recheck_backups(&state, &admin).await?))
+}
+
+/// The upload's query: the file's name where it came from.
+#[derive(serde::Deserialize)]
+struct UploadSource {
+    name: Option<String>,
 }
 
 /// `GET /api/admin/backup/status` → `{is_locked, operation_type, locked_by, locked_at, job}`.

@@ -226,6 +226,20 @@ impl ApiClient {
         self.upload_body(reqwest::Body::wrap_stream(chunks)).await
     }
 
+    /// The same, naming the file it came from (`?name=`).
+    pub async fn upload_named(
+        &self,
+        archive: Vec<u8>,
+        name: &str,
+    ) -> Result<BackupSummary, ApiError> {
+        let request = self
+            .post("/api/admin/backup/upload")
+            .query(&[("name", name)])
+            .header("content-type", "application/octet-stream")
+            .body(archive);
+        answer(request, 201).await
+    }
+
     async fn upload_body(&self, body: impl Into<reqwest::Body>) -> Result<BackupSummary, ApiError> {
         let request = self
             .post("/api/admin/backup/upload")
@@ -330,6 +344,19 @@ impl ApiClient {
             });
             Err(FnError { status, error })
         }
+    }
+
+    /// The audited actions of `kind` by `person` (`recent_activity`).
+    pub async fn activity_of(
+        &self,
+        kind: Option<&str>,
+        person: Option<&str>,
+    ) -> Result<Vec<ActivityEntry>, FnError> {
+        self.server_fn(
+            "recent_activity",
+            json!({ "limit": 100, "kind": kind, "person": person }),
+        )
+        .await
     }
 
     /// The most recent audited actions (`recent_activity`, at most 100).

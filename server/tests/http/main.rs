@@ -1,6 +1,7 @@
 //! HTTP tests: the real router on a real port, against fresh databases on the
 //! test PostgreSQL server. One binary, one module per area.
 
+mod activity;
 mod adapters;
 mod attacks;
 mod auth;

@@ -1,10 +1,12 @@
 //! Restore and undo over HTTP, sessions after a restore, maintenance mode.
 
 use app::error::AppError;
-use app::models::{AccessAfterRestore, BackupAdministrators, DatabaseOverview, OperationStatus};
+use app::models::{
+    AccessAfterRestore, BackupAdministrators, DatabaseOverview, LastSwitch, OperationStatus,
+};
 use lms_backup::testing::Gate;
 use lms_backup::users::Role;
-use lms_types::JobStatus;
+use lms_types::{JobStatus, Operation};
 use serde_json::json;
 
 use crate::support::{spawn_app, spawn_app_with_gates, PASSWORD};
@@ -21,7 +23,8 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let id = client.backup_now().await.backup.id;
+    let backup = client.backup_now().await.backup;
+    let id = backup.id;
     sqlx::query("DELETE FROM courses WHERE id > 10")
         .execute(&app.dbs.lms)
         .await
@@ -49,10 +52,30 @@ async fn restore_over_http_signs_everyone_out_and_brings_the_data_back() {
     let state = client.status().await.unwrap();
     assert!(state.undo_available);
     assert!(!state.maintenance);
+    // What an undo would reverse: this restore, of this backup, by alice.
+    let last = app.engine.last_switch().await.unwrap().expect("a switch");
+    assert_eq!(
+        (
+            last.id,
+            last.kind,
+            last.backup_id,
+            last.started_by_name.as_str()
+        ),
+        (job.id, Operation::Restore, Some(id), "alice")
+    );
+    // The undo dialog names it.
+    let named: Option<LastSwitch> = client.server_fn("last_restore", json!({})).await.unwrap();
+    let named = named.expect("a last restore");
+    assert_eq!(named.kind, Operation::Restore);
+    assert_eq!(named.backup.as_deref(), Some(backup.filename.as_str()));
+    assert_eq!(named.restored_by, "alice");
 
     let undo = client.undo().await.unwrap();
     let undo = lms_backup::testing::wait_for_job(&app.engine, undo.id.parse().unwrap()).await;
     assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
+    // The undo is now the last switch (an undo reverses it in turn).
+    let last = app.engine.last_switch().await.unwrap().expect("a switch");
+    assert_eq!((last.id, last.kind), (undo.id, Operation::Undo));
     assert_eq!(
         courses(&app).await,
         10,

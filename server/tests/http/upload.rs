@@ -25,12 +25,48 @@ async fn archive_made_here(client: &ApiClient) -> Vec<u8> {
     client.download(started.backup.id).await.unwrap().bytes
 }
 
+/// An archive this server made and no longer lists (kept elsewhere, then
+/// deleted here): a backup, downloaded, then deleted.
+async fn archive_kept_elsewhere(client: &ApiClient) -> Vec<u8> {
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let bytes = client.download(started.backup.id).await.unwrap().bytes;
+    client.delete_backup(started.backup.id).await.unwrap();
+    bytes
+}
+
+/// A byte-identical copy of a listed backup used to become a second entry
+/// (and the newest "last backup"); it is refused, naming the backup it is.
+#[tokio::test]
+async fn a_copy_of_a_listed_backup_is_refused_naming_it() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let started = client.create_backup(None).await.unwrap();
+    client.wait_for_job(&started.job.id).await;
+    let archive = client.download(started.backup.id).await.unwrap().bytes;
+
+    let refused = client.upload(archive).await.unwrap_err();
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert!(
+        refused.message.contains(&started.backup.filename),
+        "{refused:?}"
+    );
+    let listed = client.list_backups().await.unwrap();
+    assert_eq!(listed.total, 1, "nothing was added");
+    assert!(
+        !files(&app).iter().any(|f| f.starts_with("upload_")),
+        "{:?}",
+        files(&app)
+    );
+}
+
 #[tokio::test]
 async fn a_valid_archive_is_accepted_and_restorable() {
     let app = spawn_app().await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let archive = archive_made_here(&client).await;
+    let archive = archive_kept_elsewhere(&client).await;
 
     let uploaded = client.upload(archive.clone()).await.unwrap();
     assert_eq!(uploaded.kind, BackupKind::Uploaded);
@@ -78,10 +114,19 @@ async fn uploads_in_the_same_second_each_get_their_own_file() {
     let app = spawn_app_with(|c| c.max_concurrent_uploads = UPLOADS).await;
     lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
     let client = app.signed_in("alice", Role::Admin).await;
-    let archive = archive_made_here(&client).await;
 
+    // Distinct archives (a copy of one already uploaded would be refused).
+    let mut archives = Vec::new();
+    for i in 0..UPLOADS {
+        sqlx::query("INSERT INTO courses (code, title) VALUES ($1, 'distinct archive')")
+            .bind(format!("SAME-SECOND-{i}"))
+            .execute(&app.dbs.lms)
+            .await
+            .unwrap();
+        archives.push(archive_kept_elsewhere(&client).await);
+    }
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(UPLOADS));
-    let uploads = (0..UPLOADS).map(|_| {
+    let uploads = archives.iter().map(|archive| {
         let (client, archive, barrier) = (client.clone(), archive.clone(), barrier.clone());
         async move {
             barrier.wait().await;
@@ -98,9 +143,9 @@ async fn uploads_in_the_same_second_each_get_their_own_file() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), UPLOADS, "distinct names: {names:?}");
-    for backup in &uploaded {
+    for (backup, archive) in uploaded.iter().zip(&archives) {
         let on_disk = std::fs::read(app.engine.config().backup_dir.join(&backup.filename)).unwrap();
-        assert!(on_disk == archive, "{} is intact", backup.filename);
+        assert!(on_disk == *archive, "{} is intact", backup.filename);
     }
     assert!(
         !files(&app).iter().any(|f| f.ends_with(".partial")),
@@ -224,7 +269,7 @@ async fn oversized_uploads_get_413_declared_or_not() {
     // No declared length: the stream is cut off at the cap.
     let who = lms_backup::testing::actor("alice");
     let big = vec![0u8; 3 * 1024 * 1024];
-    let refused = app.engine.import_upload(&big[..], None, &who).await;
+    let refused = app.engine.import_upload(&big[..], None, None, &who).await;
     assert!(
         matches!(refused, Err(lms_backup::Error::TooLarge(_))),
         "{refused:?}"
@@ -337,7 +382,7 @@ async fn an_upload_past_the_limit_gets_409_until_one_has_finished() {
     })
     .await;
     let client = app.signed_in("alice", Role::Admin).await;
-    let archive = archive_made_here(&client).await;
+    let archive = archive_kept_elsewhere(&client).await;
 
     let stalled =
         futures::stream::iter([Ok(archive[..64].to_vec())]).chain(futures::stream::pending());
