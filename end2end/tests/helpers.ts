@@ -159,6 +159,16 @@ export async function waitUntilIdle(request: APIRequestContext) {
  * critical rule broken and where.
  */
 export async function expectAccessible(page: Page, what: string) {
+  // Colours are judged as drawn: a dialog still fading in would be judged
+  // at part of its opacity. Wait for every finite animation to end.
+  await page.evaluate(() =>
+    Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a.effect?.getComputedTiming().iterations !== Infinity)
+        .map((a) => a.finished.catch(() => undefined)),
+    ).then(() => undefined),
+  );
   const result = await new AxeBuilder({ page })
     .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'])
     .analyze();
