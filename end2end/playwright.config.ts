@@ -13,7 +13,9 @@ export default defineConfig({
   workers: 1,
   forbidOnly: true,
   retries: 0,
-  timeout: 30_000,
+  // Several tests make two or three real backups of a 150 MB database;
+  // on a busy two-core machine that alone can take most of half a minute.
+  timeout: 60_000,
   reporter: [['list']],
   use: {
     baseURL,

@@ -75,6 +75,8 @@ if [ "$status" -ne 0 ]; then
   tail -n 60 "$THROWAWAY/server.log" >&2
   echo "---- last lines of the second server's log ----" >&2
   tail -n 20 "$THROWAWAY/server2.log" >&2
+  echo "---- panics and errors anywhere in the servers' logs ----" >&2
+  grep -hE "panicked|ERROR" "$THROWAWAY"/server*.log | grep -v "tower_http" | tail -n 20 >&2
   # Last, so that whoever reads only the end of the output sees what failed.
   echo "---- what failed in the browser tests ----" >&2
   grep -E '^ +[0-9]+\) |^ +(Error|Expected|Received|Timeout|Call log)|^ +[0-9]+ (failed|flaky|passed)|✘' \
