@@ -51,6 +51,10 @@ pub struct EngineConfig {
     /// (`RESTORE_FREE_SPACE_MARGIN`): the copy may grow to the free space
     /// less this, and is stopped when it would grow further.
     pub restore_free_space_margin: u64,
+    /// How long a scheduled backup may wait for the operation lock (or for
+    /// the backup directory) before it is skipped and reported
+    /// (`SCHEDULE_GRACE`).
+    pub schedule_grace: Duration,
     /// Tests say how much the database server's disk has free, as they
     /// inject a clock, instead of filling a real disk.
     #[cfg(feature = "testing")]
@@ -76,6 +80,7 @@ impl EngineConfig {
             sign_out_everyone: None,
             restore_role: None,
             restore_free_space_margin: 256 << 20,
+            schedule_grace: Duration::from_secs(60 * 60),
             #[cfg(feature = "testing")]
             database_free_space: None,
         }

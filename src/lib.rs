@@ -20,6 +20,8 @@
 //!   every file-system call runs off the async threads.
 //! - [`postgres`]: the two databases, `pg_dump` / `pg_restore` and their
 //!   processes, archives, content fingerprints, the overview.
+//! - [`schedule`]: schedules (cron in an IANA zone) and the scheduler that
+//!   starts each due backup once across instances.
 //! - `recovery`: start-up and watchdog repair after a crash.
 //! - [`audit`], [`users`], [`settings`] (maintenance mode), [`demo`].
 //!
@@ -37,6 +39,7 @@ pub mod jobs;
 pub mod postgres;
 mod recovery;
 pub mod restore;
+pub mod schedule;
 pub mod settings;
 pub mod storage;
 #[cfg(feature = "testing")]

@@ -218,13 +218,13 @@ async fn print_admins_after_restore(engine: &Engine, id: i64) {
 
 /// Text from an archive, safe to print on a terminal: control characters
 /// (an escape sequence, a line break) become spaces.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
 
-fn confirm(yes: bool, prompt: &str, expected: &str) -> CliResult {
+pub(crate) fn confirm(yes: bool, prompt: &str, expected: &str) -> CliResult {
     if yes {
         return Ok(());
     }

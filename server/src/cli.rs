@@ -128,6 +128,12 @@ pub struct BackupArgs {
     /// MAX_BACKUP_SIZE); refused (507) otherwise. Bytes or with a unit.
     #[arg(long, env = "MIN_FREE_SPACE", default_value = "512MiB", value_parser = parse_size_or_zero, global = true)]
     pub min_free_space: u64,
+
+    /// Seconds a scheduled backup may wait for another operation to end (or
+    /// for the backup directory to come back) before it is skipped and
+    /// reported as such.
+    #[arg(long, env = "SCHEDULE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub schedule_grace: u64,
 }
 
 impl BackupArgs {
@@ -143,6 +149,7 @@ impl BackupArgs {
         config.upload_timeout = std::time::Duration::from_secs(self.upload_timeout);
         config.max_concurrent_uploads = self.max_concurrent_uploads as usize;
         config.min_free_space = self.min_free_space;
+        config.schedule_grace = std::time::Duration::from_secs(self.schedule_grace);
         config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
         config
     }
@@ -200,6 +207,79 @@ pub enum Command {
     /// (same engine, lock and checks as the console).
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Backups that happen by themselves: a cron expression read in an IANA
+    /// time zone. Every running server runs the schedules; each due time
+    /// gives one backup however many servers run.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Every schedule: its timing, next run and last outcome.
+    List,
+    /// Add a schedule; prints its next five due times.
+    Add(ScheduleAdd),
+    /// Change a schedule (only what is given changes).
+    Edit(ScheduleEdit),
+    /// Turn a schedule off (a run waiting for the lock is skipped).
+    Disable { name: String },
+    /// Remove a schedule (its backups stay).
+    Remove {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleAdd {
+    /// What to call it ("nightly"); its backups are by this name.
+    #[arg(long)]
+    pub name: String,
+    /// Five cron fields (minute hour day-of-month month day-of-week), such
+    /// as "30 2 * * *", or @hourly, @daily, @weekly, @monthly, @yearly.
+    #[arg(long)]
+    pub cron: String,
+    /// The IANA time zone the expression is read in (Europe/Berlin);
+    /// defaults to the server's.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Notes each backup gets; {schedule} and {due} are filled in.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// How old the newest verified backup may get before health turns red,
+    /// in minutes; defaults to twice the interval.
+    #[arg(long)]
+    pub rpo_minutes: Option<i64>,
+    /// Add it turned off.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleEdit {
+    /// The schedule to change.
+    pub name: String,
+    #[arg(long)]
+    pub rename: Option<String>,
+    #[arg(long)]
+    pub cron: Option<String>,
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// New notes template ("" removes it).
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// New recovery point objective in minutes (0: twice the interval).
+    #[arg(long)]
+    pub rpo_minutes: Option<i64>,
+    /// Turn it on.
+    #[arg(long, conflicts_with = "disable")]
+    pub enable: bool,
+    /// Turn it off.
+    #[arg(long)]
+    pub disable: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,6 +473,7 @@ mod tests {
             "UPLOAD_TIMEOUT",
             "MAX_CONCURRENT_UPLOADS",
             "MIN_FREE_SPACE",
+            "SCHEDULE_GRACE",
             "OPERATION_LEASE_TIMEOUT",
         ] {
             assert!(help.contains(var), "{var} missing from --help");

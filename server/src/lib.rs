@@ -27,6 +27,7 @@ pub mod cli;
 pub mod csp;
 pub mod csrf;
 pub mod guard;
+mod schedule_cli;
 pub mod serve;
 pub mod sessions;
 

@@ -33,6 +33,10 @@ pub async fn run(cli: Cli) -> CliResult {
             let engine = engine(&cli.db, &cli.backups).await?;
             crate::backup_cli::run(&engine, command).await
         }
+        Command::Schedule(command) => {
+            let engine = engine(&cli.db, &cli.backups).await?;
+            crate::schedule_cli::run(&engine, command).await
+        }
     }
 }
 
@@ -89,6 +93,9 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
     // A backup directory that is not there (yet) does not stop the console:
     // backups wait for it, say why, and resume once it is back.
     engine.watch_backup_dir();
+    // Every instance runs the schedules; the control database makes each
+    // due time one backup.
+    lms_backup::schedule::spawn_scheduler(engine.clone());
 
     let conf = leptos::config::get_configuration(None)
         .map_err(|e| format!("Leptos configuration: {e}"))?;

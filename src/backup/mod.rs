@@ -55,12 +55,31 @@ pub struct StartedBackup {
     pub backup: Backup,
 }
 
+/// The scheduled run a backup is started for (see `schedule::runner`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduledStart {
+    pub run_id: i64,
+    pub schedule_id: i64,
+}
+
 impl Engine {
     /// Starts a backup job and returns at once. Fails with [`Error::Busy`]
     /// while another operation runs, [`Error::RateLimited`] when the user
     /// started too many manual backups, [`Error::Invalid`] for bad notes.
-    #[tracing::instrument(skip(self, request), fields(actor = %request.actor.name))]
     pub async fn start_backup(&self, request: BackupRequest<'_>) -> Result<StartedBackup> {
+        self.start_backup_as(request, None).await
+    }
+
+    /// [`start_backup`](Self::start_backup), for a scheduled run when
+    /// `scheduled` names one: the run is marked started in the transaction
+    /// that takes the lock, or nothing happens ([`Error::Conflict`]) when it
+    /// was started already.
+    #[tracing::instrument(skip(self, request), fields(actor = %request.actor.name))]
+    pub(crate) async fn start_backup_as(
+        &self,
+        request: BackupRequest<'_>,
+        scheduled: Option<ScheduledStart>,
+    ) -> Result<StartedBackup> {
         let notes = clean_notes(request.notes, self.config().max_notes_len)?;
         if request.kind == BackupKind::Manual {
             self.check_backup_rate(request.actor).await?;
@@ -80,6 +99,9 @@ impl Engine {
         )
         .await?;
         pending.link_backup(backup.id).await?;
+        if let Some(run) = scheduled {
+            claim_scheduled_run(pending.tx(), run, job_id, backup.id).await?;
+        }
         let job = pending.commit().await?;
         let engine = self.clone();
         let (job_for_task, backup_for_task, actor) =
@@ -178,6 +200,37 @@ fn clean_notes(notes: Option<&str>, max_len: usize) -> Result<Option<String>> {
         ));
     }
     Ok(Some(notes.to_owned()))
+}
+
+/// Marks a waiting scheduled run started by `job` and ties the backup to
+/// its schedule; [`Error::Conflict`] (and so a rolled-back job) when the
+/// run is no longer waiting.
+async fn claim_scheduled_run(
+    tx: &mut PgConnection,
+    run: ScheduledStart,
+    job: uuid::Uuid,
+    backup_id: i64,
+) -> Result<()> {
+    let claimed = sqlx::query(
+        "UPDATE schedule_runs SET state = 'started', job_id = $2, started_at = now()
+         WHERE id = $1 AND state = 'waiting'",
+    )
+    .bind(run.run_id)
+    .bind(job)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Err(Error::Conflict(
+            "this scheduled backup has started already".into(),
+        ));
+    }
+    sqlx::query("UPDATE backup_history SET schedule_id = $2 WHERE id = $1")
+        .bind(backup_id)
+        .bind(run.schedule_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -124,6 +124,15 @@ text_enum! {
         /// An account made an active administrator with a new password
         /// from the command line (`lms-admin user grant-admin`).
         AdminGrant => "user.grant_admin",
+        /// A schedule added, changed, turned off or removed.
+        ScheduleCreate => "schedule.create",
+        ScheduleEdit => "schedule.edit",
+        ScheduleDisable => "schedule.disable",
+        ScheduleRemove => "schedule.remove",
+        /// A scheduled backup that could not start in time (the lock was
+        /// held past the grace, the backup directory was away), or due
+        /// times that passed while no server was running.
+        ScheduleSkip => "schedule.skip",
     }
 }
 
@@ -165,6 +174,11 @@ impl ActivityKind {
                 BackupCleanup,
                 BackupMissing,
                 BackupFound,
+                ScheduleCreate,
+                ScheduleEdit,
+                ScheduleDisable,
+                ScheduleRemove,
+                ScheduleSkip,
             ],
             ActivityKind::Restores => &[Restore, RestoreUndo],
             ActivityKind::SignIns => &[Login, Logout],
@@ -191,6 +205,11 @@ impl AuditAction {
             AuditAction::LockForceRelease => "released the operation lock",
             AuditAction::AdminRefused => "was refused the console",
             AuditAction::AdminGrant => "made an administrator",
+            AuditAction::ScheduleCreate => "added schedule",
+            AuditAction::ScheduleEdit => "changed schedule",
+            AuditAction::ScheduleDisable => "turned off schedule",
+            AuditAction::ScheduleRemove => "removed schedule",
+            AuditAction::ScheduleSkip => "skipped a scheduled backup of",
         }
     }
 }
