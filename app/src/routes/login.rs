@@ -1,8 +1,8 @@
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use thaw::{
-    Button, ButtonAppearance, ButtonType, Field, FieldContextInjection, FieldContextProvider,
-    Input, InputRule, InputType, MessageBar, MessageBarBody, MessageBarIntent,
+    Button, ButtonAppearance, ButtonType, Field, Input, InputType, MessageBar, MessageBarBody,
+    MessageBarIntent,
 };
 
 use crate::components::LocalTime;
@@ -120,20 +120,26 @@ fn LoginForm() -> impl IntoView {
                             }
                         })
                 }}
-                <FieldContextProvider>
-                    <SignInFields />
-                </FieldContextProvider>
+                <SignInFields />
             </section>
         </main>
     }
 }
 
 /// The form itself; an empty field is pointed out here and nothing is sent.
+///
+/// Checked here rather than with thaw's field rules: their registry
+/// (`FieldContextProvider`) removes each field in a cleanup that can run
+/// after the registry itself is gone, which panicked while the server was
+/// streaming this page and left the browser waiting for the rest of it.
 #[component]
 fn SignInFields() -> impl IntoView {
-    let fields = FieldContextInjection::expect_context();
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    // Set by a submit with the field empty; the message goes once it is filled.
+    let tried = RwSignal::new(false);
+    let username_missing = move || tried.get() && username.with(|u| u.trim().is_empty());
+    let password_missing = move || tried.get() && password.with(String::is_empty);
     let login = ServerAction::<Login>::new();
     let error = move || match login.value().get() {
         Some(Err(e)) => Some(e.to_string()),
@@ -149,7 +155,8 @@ fn SignInFields() -> impl IntoView {
     });
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if !fields.validate() {
+        tried.set(true);
+        if username_missing() || password_missing() {
             return;
         }
         login.dispatch(Login {
@@ -157,31 +164,28 @@ fn SignInFields() -> impl IntoView {
             password: password.get_untracked(),
         });
     };
-    let required = |message: &str| {
-        vec![InputRule::required_with_message(
-            true.into(),
-            message.to_owned().into(),
-        )]
+    let missing = |text: &'static str| {
+        view! {
+            <p class="field-missing" role="alert">
+                {text}
+            </p>
+        }
     };
 
     view! {
-        <form on:submit=on_submit>
+        <form on:submit=on_submit novalidate>
             <Field label="Username" name="username" required=true>
-                <Input
-                    value=username
-                    rules=required("Enter your username.")
-                    autocomplete="username"
-                    autofocus=true
-                />
+                <Input value=username autocomplete="username" autofocus=true />
             </Field>
+            {move || username_missing().then(|| missing("Enter your username."))}
             <Field label="Password" name="password" required=true>
                 <Input
                     value=password
-                    rules=required("Enter your password.")
                     input_type=InputType::Password
                     autocomplete="current-password"
                 />
             </Field>
+            {move || password_missing().then(|| missing("Enter your password."))}
             {move || {
                 error()
                     .map(|message| {
