@@ -33,24 +33,28 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 use thaw::{ConfigProvider, Theme};
 
+/// The id of the one thaw theme, shared by the head's CSS and the page.
+const THEME_ID: &str = "lms-admin";
+
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
-        <thaw::ssr::SSRMountStyleProvider>
-            <!DOCTYPE html>
-            <html lang="en">
-                <head>
-                    <meta charset="utf-8" />
-                    <meta name="viewport" content="width=device-width, initial-scale=1" />
-                    <link rel="icon" href="/favicon.ico" />
-                    <HydrationScripts options />
-                    <MetaTags />
-                </head>
-                <body>
-                    <App />
-                </body>
-            </html>
-        </thaw::ssr::SSRMountStyleProvider>
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // thaw's CSS goes before this marker, ahead of the app's own.
+                <meta name="thaw-ui-style" />
+                <components::ThawStyles theme_id=THEME_ID />
+                <link rel="icon" href="/favicon.ico" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
     }
 }
 
@@ -70,8 +74,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/lms-admin.css" />
         <Title text="LMS Admin — Backup & Restore" />
-        <ConfigProvider theme theme_id="lms-admin">
-            <components::StylePrimer />
+        <ConfigProvider theme theme_id=THEME_ID>
             <Router>
                 <Routes fallback=routes::NotFound>
                     <Route path=path!("/") view=routes::Home />

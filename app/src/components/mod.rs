@@ -19,5 +19,5 @@ mod upload;
 pub use backup_card::BackupCard;
 pub use layout::{AdminLayout, AdminsOnly, SignOutButton};
 pub use overview_card::OverviewCard;
-pub use style_primer::StylePrimer;
+pub use style_primer::ThawStyles;
 pub use time::LocalTime;

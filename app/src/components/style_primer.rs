@@ -1,21 +1,40 @@
 use leptos::prelude::*;
 use thaw::{
-    Badge, Button, Card, CardHeader, Field, Input, MessageBar, MessageBarBody, Pagination,
-    ProgressBar, Table, TableBody, TableCell, TableRow, Textarea,
+    Badge, Button, Card, CardHeader, ConfigProvider, Field, Input, MessageBar, MessageBarBody,
+    Pagination, ProgressBar, Table, TableBody, TableCell, TableRow, Textarea, Theme,
 };
 
-/// thaw adds each component's CSS to the document head when the component
-/// first renders on the server. The pages stream their content after the
-/// head has been sent, so CSS first needed there would only arrive with
-/// hydration, and the page would jump as it restyled. One hidden instance
-/// of each component the pages show, rendered before anything streams, puts
-/// all of that CSS in the first response.
+/// The CSS of the thaw components the pages show, written into the document
+/// head on the server.
+///
+/// thaw collects a component's CSS when the component is created. The pages
+/// stream their content after the head has been sent, so CSS first needed
+/// there would only arrive with hydration and the page would jump as it
+/// restyled. Here one instance of each component is created (and its markup
+/// thrown away) inside the head, so all of that CSS is in the first response.
+///
+/// thaw's collector is scoped to this element only. Shared by the whole page
+/// it would be written to from several threads at once (every `Suspense`
+/// re-checks its children on the thread its data arrived on), and thaw takes
+/// its lock with `try_write`, panicking on contention: the page then never
+/// finished streaming. Outside this scope thaw skips its server-side CSS, and
+/// the browser adds whatever else a component needs when it first mounts.
 #[component]
-pub fn StylePrimer() -> impl IntoView {
+pub fn ThawStyles(theme_id: &'static str) -> impl IntoView {
+    view! {
+        <thaw::ssr::SSRMountStyleProvider>
+            {create_each_component(theme_id)}
+        </thaw::ssr::SSRMountStyleProvider>
+    }
+}
+
+/// Creates one of each component (so thaw records its CSS) and drops the markup.
+fn create_each_component(theme_id: &'static str) {
+    let theme = RwSignal::new(Theme::light());
     let text = RwSignal::new(String::new());
     let page = RwSignal::new(1usize);
-    view! {
-        <div hidden aria-hidden="true" class="style-primer">
+    let _markup = view! {
+        <ConfigProvider theme theme_id>
             <Card>
                 <CardHeader>""</CardHeader>
             </Card>
@@ -37,6 +56,6 @@ pub fn StylePrimer() -> impl IntoView {
                     </TableRow>
                 </TableBody>
             </Table>
-        </div>
-    }
+        </ConfigProvider>
+    };
 }

@@ -76,3 +76,47 @@ async fn pages_are_compressed_for_browsers_that_ask() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-encoding"], "gzip");
 }
+
+/// Pages rendered side by side all finish, each with thaw's CSS in its head.
+/// thaw's server-side CSS collector used to be shared by the whole page and
+/// panicked when two parts of it were rendered on two threads at once; the
+/// page then stopped streaming half way.
+#[tokio::test]
+async fn pages_rendered_at_once_are_whole_and_styled() {
+    let app = spawn_app().await;
+    lms_backup::demo::seed(&app.dbs.lms, 1).await.unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let pages = (0..48).map(|_| {
+        let client = client.clone();
+        async move {
+            let res = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                client.get("/admin").send(),
+            )
+            .await
+            .expect("the page started within a minute")
+            .unwrap();
+            assert_eq!(res.status(), 200);
+            tokio::time::timeout(std::time::Duration::from_secs(60), res.text())
+                .await
+                .expect("the page finished within a minute")
+                .unwrap()
+        }
+    });
+    for html in futures::future::join_all(pages).await {
+        // A stream cut short is an error in `text()` above; the document is whole.
+        assert!(html.contains("</html>"), "the document is whole");
+        let head = &html[..html.find("</head>").expect("a head")];
+        for id in ["thaw-id-button", "thaw-id-card", "thaw-id-lms-admin"] {
+            assert!(
+                head.contains(&format!("<style id=\"{id}\">")),
+                "{id} CSS missing from the head"
+            );
+        }
+        let charset = head.find("<meta charset").expect("a charset");
+        assert!(
+            charset < 1024,
+            "the charset is declared in the first 1024 bytes"
+        );
+    }
+}
