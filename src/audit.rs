@@ -24,6 +24,17 @@ pub struct Actor {
     pub client_ip: Option<String>,
 }
 
+impl Actor {
+    /// The product itself acting ("recovery", "retention", "system").
+    pub fn system(name: &str) -> Actor {
+        Actor {
+            id: None,
+            name: name.to_owned(),
+            client_ip: None,
+        }
+    }
+}
+
 /// One audited event to record.
 pub struct Event<'a> {
     pub actor: &'a Actor,

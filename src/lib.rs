@@ -8,8 +8,10 @@
 //! A guided tour, by capability (each folder is one room):
 //! - [`Engine`] (`engine.rs`): the handle everything else holds, and what is
 //!   running right now ([`Engine::operation_status`]).
-//! - [`backup`]: [`Engine::start_backup`] and its phases, uploads, delete,
-//!   retention and download.
+//! - [`backup`]: [`Engine::start_backup`] and its phases, uploads, delete
+//!   and download.
+//! - [`retention`]: which backups are kept (grandfather-father-son per
+//!   schedule, pins), its dry run, and the pass that deletes the rest.
 //! - [`restore`]: [`Engine::start_restore`] and [`Engine::start_undo`]: the
 //!   gates, the restore into a copy, its check, the switch, undo.
 //! - [`jobs`]: one operation at a time across instances ([`jobs::lock`],
@@ -22,6 +24,8 @@
 //!   processes, archives, content fingerprints, the overview.
 //! - [`schedule`]: schedules (cron in an IANA zone) and the scheduler that
 //!   starts each due backup once across instances.
+//! - [`health`]: each schedule's newest verified backup against its
+//!   recovery point objective, and the lock: green, amber or red.
 //! - `recovery`: start-up and watchdog repair after a crash.
 //! - [`audit`], [`users`], [`settings`] (maintenance mode), [`demo`].
 //!
@@ -35,10 +39,12 @@ pub mod config;
 pub mod demo;
 mod engine;
 mod error;
+pub mod health;
 pub mod jobs;
 pub mod postgres;
 mod recovery;
 pub mod restore;
+pub mod retention;
 pub mod schedule;
 pub mod settings;
 pub mod storage;

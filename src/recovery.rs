@@ -146,11 +146,7 @@ impl Engine {
             instance_id: self.instance_id(),
             job_id: None,
             operation: Operation::Recovery,
-            actor: &crate::audit::Actor {
-                id: None,
-                name: "recovery".into(),
-                client_ip: None,
-            },
+            actor: &crate::audit::Actor::system("recovery"),
             lease_timeout: self.config().lease_timeout,
         };
         let mut tx = lock::begin(control).await?;
@@ -288,11 +284,7 @@ impl Engine {
 
         // Entries whose file vanished are marked, not dropped; and back.
         let checked = self
-            .check_backup_files(&crate::audit::Actor {
-                id: None,
-                name: "recovery".into(),
-                client_ip: None,
-            })
+            .check_backup_files(&crate::audit::Actor::system("recovery"))
             .await?;
         report.marked_missing = checked.newly_missing;
         report.found_again = checked.found;

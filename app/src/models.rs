@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
-    JobStatus, Operation, Phase,
+    HealthState, JobStatus, Operation, Phase, Policy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,134 @@ pub struct BackupSummary {
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub job_id: Option<String>,
+    /// Set while the backup is pinned: retention keeps it.
+    #[serde(default)]
+    pub pin: Option<PinInfo>,
+}
+
+/// The schedules, and the zone a schedule gets when none is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleList {
+    pub server_zone: String,
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// A schedule as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleView {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub notes_template: Option<String>,
+    pub enabled: bool,
+    /// Set explicitly; `None`: twice the interval.
+    pub rpo_seconds: Option<i64>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The next run in the schedule's own zone ("2026-12-03 02:30 CET").
+    pub next_run_in_zone: Option<String>,
+    pub policy: Policy,
+    /// The last run: when it was due and how it went.
+    pub last_run: Option<String>,
+}
+
+/// What the schedule form sends. `original`: the schedule being changed
+/// (`None`: a new one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ScheduleForm {
+    #[serde(default)]
+    pub original: Option<String>,
+    pub name: String,
+    pub cron: String,
+    /// `None`: the server's zone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub notes_template: Option<String>,
+    pub enabled: bool,
+    /// `None`: twice the interval.
+    #[serde(default)]
+    pub rpo_minutes: Option<i64>,
+    pub policy: Policy,
+}
+
+/// The next due times of an expression in a zone, before it is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulePreview {
+    pub timezone: String,
+    pub upcoming: Vec<UpcomingRun>,
+}
+
+/// One due time: the instant, and how it reads in the schedule's zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpcomingRun {
+    pub at: DateTime<Utc>,
+    pub in_zone: String,
+}
+
+/// How backups stand against their schedules' recovery point objectives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupHealth {
+    pub state: HealthState,
+    /// The worst reason, in words.
+    pub reason: String,
+    /// Age of the newest verified backup of any kind.
+    pub newest_age_seconds: Option<i64>,
+    pub schedules: Vec<ScheduleHealth>,
+}
+
+/// One enabled schedule against its RPO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleHealth {
+    pub name: String,
+    pub state: HealthState,
+    pub reason: String,
+    pub age_seconds: i64,
+    pub rpo_seconds: i64,
+}
+
+/// Why, by whom and since when a backup is pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinInfo {
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A policy an administrator is about to save for a schedule (`schedule`
+/// `None`: a new one), to see what it would delete first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RetentionProposal {
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(flatten)]
+    pub policy: Policy,
+}
+
+/// One backup retention lets go (or would), and the rule that does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRemoval {
+    pub id: i64,
+    pub filename: String,
+    pub rule: String,
+    /// `deleted`, `file_already_gone`, `failed`; absent in a dry run.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Why it could not be deleted.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a retention pass did, or its dry run would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionReport {
+    pub dry_run: bool,
+    pub removals: Vec<RetentionRemoval>,
+    /// Verified backups kept, and the rule that keeps each.
+    pub kept: Vec<RetentionRemoval>,
+    /// Completed backups whose file was found gone.
+    pub missing: Vec<String>,
 }
 
 /// A backup with what its manifest says.
@@ -372,7 +500,7 @@ pub fn human_bytes(bytes: i64) -> String {
 mod convert {
     use super::*;
     use lms_backup::postgres::overview;
-    use lms_backup::{catalog, jobs, users};
+    use lms_backup::{catalog, jobs, retention, users};
 
     impl From<users::Role> for Role {
         fn from(r: users::Role) -> Self {
@@ -430,6 +558,108 @@ mod convert {
                 created_at: b.created_at,
                 completed_at: b.completed_at,
                 job_id: b.job_id.map(|j| j.to_string()),
+                pin: match (b.pinned_reason, b.pinned_by_name, b.pinned_at) {
+                    (Some(reason), Some(by), Some(at)) => Some(PinInfo { reason, by, at }),
+                    _ => None,
+                },
+            }
+        }
+    }
+
+    impl From<lms_backup::health::BackupHealth> for BackupHealth {
+        fn from(h: lms_backup::health::BackupHealth) -> Self {
+            BackupHealth {
+                state: h.state,
+                reason: h.reason,
+                newest_age_seconds: h.newest_age_seconds,
+                schedules: h
+                    .schedules
+                    .into_iter()
+                    .map(|s| ScheduleHealth {
+                        name: s.name,
+                        state: s.state,
+                        reason: s.reason,
+                        age_seconds: s.age_seconds,
+                        rpo_seconds: s.rpo_seconds,
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<lms_backup::schedule::ScheduleInfo> for ScheduleView {
+        fn from(info: lms_backup::schedule::ScheduleInfo) -> Self {
+            let s = info.schedule;
+            let zone = lms_backup::schedule::cron::parse_zone(&s.timezone).ok();
+            let in_zone = |at: DateTime<Utc>| {
+                zone.map(|z| at.with_timezone(&z).format("%Y-%m-%d %H:%M %Z").to_string())
+            };
+            let last_run = info.last_run.map(|run| {
+                let outcome = run.job_status.clone().unwrap_or_else(|| run.state.clone());
+                let due = in_zone(run.due_at)
+                    .unwrap_or_else(|| run.due_at.format("%Y-%m-%d %H:%M UTC").to_string());
+                match run.detail {
+                    Some(detail) if run.job_status.is_none() => {
+                        format!("due {due}: {outcome} ({detail})")
+                    }
+                    _ => format!("due {due}: {outcome}"),
+                }
+            });
+            ScheduleView {
+                next_run_in_zone: s.next_run_at.and_then(in_zone),
+                name: s.name,
+                cron: s.cron,
+                timezone: s.timezone,
+                notes_template: s.notes_template,
+                enabled: s.enabled,
+                rpo_seconds: s.rpo_seconds,
+                next_run_at: s.next_run_at,
+                policy: s.policy,
+                last_run,
+            }
+        }
+    }
+
+    impl From<retention::PruneReport> for RetentionReport {
+        fn from(r: retention::PruneReport) -> Self {
+            let kept = r
+                .verdicts
+                .iter()
+                .filter(|v| v.keep)
+                .map(|v| RetentionRemoval {
+                    id: v.id,
+                    filename: v.filename.clone(),
+                    rule: v.rule.clone(),
+                    outcome: None,
+                    error: None,
+                })
+                .collect();
+            let removals = r
+                .let_go
+                .into_iter()
+                .map(|l| {
+                    let (outcome, error) = match l.removal {
+                        None => (None, None),
+                        Some(retention::Removal::Deleted) => (Some("deleted"), None),
+                        Some(retention::Removal::FileAlreadyGone) => {
+                            (Some("file_already_gone"), None)
+                        }
+                        Some(retention::Removal::Failed(why)) => (Some("failed"), Some(why)),
+                    };
+                    RetentionRemoval {
+                        id: l.id,
+                        filename: l.filename,
+                        rule: l.rule,
+                        outcome: outcome.map(str::to_owned),
+                        error,
+                    }
+                })
+                .collect();
+            RetentionReport {
+                dry_run: r.dry_run,
+                removals,
+                kept,
+                missing: r.missing,
             }
         }
     }

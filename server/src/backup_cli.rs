@@ -10,6 +10,7 @@ use lms_backup::audit::Actor;
 use lms_backup::backup::BackupRequest;
 use lms_backup::jobs::messages::failure_message;
 use lms_backup::jobs::Job;
+use lms_backup::retention::{PruneReport, Removal};
 use lms_backup::{catalog, Engine};
 use lms_types::{AccessAfterRestore, BackupKind, JobStatus};
 
@@ -28,9 +29,15 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
                 eprintln!("{}\n", unavailable.message);
             }
             println!("   ID  NAME                               KIND        STATUS           SIZE  CREATED");
+            let pinned = |b: &catalog::Backup| {
+                b.pinned_reason
+                    .as_deref()
+                    .map(|r| format!("  pinned: {}", printable(r)))
+                    .unwrap_or_default()
+            };
             for b in &page.backups {
                 println!(
-                    "{:>5}  {:<34} {:<11} {:<10} {:>10}  {} by {}",
+                    "{:>5}  {:<34} {:<11} {:<10} {:>10}  {} by {}{}",
                     b.id,
                     b.filename,
                     b.kind,
@@ -39,7 +46,8 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
                         .map(app::models::human_bytes)
                         .unwrap_or_default(),
                     b.created_at.format("%Y-%m-%d %H:%M UTC"),
-                    b.created_by_name
+                    b.created_by_name,
+                    pinned(b)
                 );
             }
             println!("{} of {} backups", page.backups.len(), page.total);
@@ -76,6 +84,37 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let job = engine.start_restore(id, true, &actor).await.map_err(fail)?;
             follow(engine, job).await.map(|_| ())
         }
+        BackupCommand::Prune { dry_run } => {
+            let report = if dry_run {
+                engine.retention_dry_run(None).await
+            } else {
+                engine.prune(&actor).await
+            }
+            .map_err(fail)?;
+            print_prune(&report);
+            match report.failed().count() {
+                0 => Ok(()),
+                n => Err(format!(
+                    "{n} backup(s) could not be deleted; they stay and the next pass tries again."
+                )),
+            }
+        }
+        BackupCommand::Pin { id, reason } => {
+            let backup = engine.pin_backup(id, &reason, &actor).await.map_err(fail)?;
+            println!(
+                "Pinned {}: retention keeps it until it is unpinned (lms-admin backup unpin {}).",
+                backup.filename, backup.id
+            );
+            Ok(())
+        }
+        BackupCommand::Unpin { id } => {
+            let backup = engine.unpin_backup(id, &actor).await.map_err(fail)?;
+            println!(
+                "Unpinned {}: retention decides on it again at its next pass.",
+                backup.filename
+            );
+            Ok(())
+        }
         BackupCommand::Recheck => {
             let check = engine.check_backup_files(&actor).await.map_err(fail)?;
             let show = |what: &str, names: &[String]| {
@@ -107,6 +146,41 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let job = engine.start_undo(true, &actor).await.map_err(fail)?;
             follow(engine, job).await.map(|_| ())
         }
+    }
+}
+
+/// A retention pass (or its dry run), one line per backup it lets go.
+fn print_prune(report: &PruneReport) {
+    for name in &report.missing {
+        let verb = if report.dry_run {
+            "would be marked"
+        } else {
+            "now"
+        };
+        println!("{name}: its file is gone ({verb} missing; it no longer counts as kept)");
+    }
+    let kept = report.verdicts.iter().filter(|v| v.keep).count();
+    if report.let_go.is_empty() {
+        println!("Nothing to delete: retention keeps all {kept} verified backups.");
+        return;
+    }
+    for gone in &report.let_go {
+        let what = match &gone.removal {
+            None => "would be deleted".to_owned(),
+            Some(Removal::Deleted) => "deleted".to_owned(),
+            Some(Removal::FileAlreadyGone) => "deleted (its file had gone already)".to_owned(),
+            Some(Removal::Failed(why)) => format!("NOT deleted: {why}"),
+        };
+        println!("{:>5}  {}  {what}: {}", gone.id, gone.filename, gone.rule);
+    }
+    let n = report.let_go.len();
+    if report.dry_run {
+        println!("{n} backup(s) would be deleted, {kept} kept. Nothing was changed.");
+    } else {
+        println!(
+            "{} backup(s) deleted, {kept} kept.",
+            report.deleted().count()
+        );
     }
 }
 

@@ -256,6 +256,56 @@ pub struct ScheduleAdd {
     /// Add it turned off.
     #[arg(long)]
     pub disabled: bool,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+}
+
+/// Which of a schedule's backups retention keeps: the last N, plus the
+/// newest backup of each of the newest hours, days, ISO weeks, months and
+/// years that have one, in the schedule's zone. Unset ones keep their
+/// value (on add: the last 7, 14 daily, 8 weekly, 12 monthly).
+#[derive(Debug, Args, Default)]
+pub struct KeepArgs {
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+}
+
+impl KeepArgs {
+    /// `base` with the values given here.
+    pub fn over(&self, base: lms_backup::retention::Policy) -> lms_backup::retention::Policy {
+        lms_backup::retention::Policy {
+            keep_last: self.keep_last.unwrap_or(base.keep_last),
+            keep_hourly: self.keep_hourly.unwrap_or(base.keep_hourly),
+            keep_daily: self.keep_daily.unwrap_or(base.keep_daily),
+            keep_weekly: self.keep_weekly.unwrap_or(base.keep_weekly),
+            keep_monthly: self.keep_monthly.unwrap_or(base.keep_monthly),
+            keep_yearly: self.keep_yearly.unwrap_or(base.keep_yearly),
+        }
+    }
+
+    /// Whether any value is given.
+    pub fn any(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +330,8 @@ pub struct ScheduleEdit {
     /// Turn it off.
     #[arg(long)]
     pub disable: bool,
+    #[command(flatten)]
+    pub keep: KeepArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +359,23 @@ pub enum BackupCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Delete the backups retention no longer keeps (each schedule's
+    /// policy; MAX_BACKUPS_TO_KEEP for manual and uploaded ones; pinned
+    /// backups always stay), printing the rule for each.
+    Prune {
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Keep a backup whatever retention says, until it is unpinned.
+    Pin {
+        id: i64,
+        /// Why it is kept ("before the term upgrade").
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let retention decide on a pinned backup again.
+    Unpin { id: i64 },
     /// Check the catalog against the backup directory: backups whose file
     /// is gone are marked missing, and missing ones whose file is back,
     /// intact (size and SHA-256 as catalogued), are completed again.

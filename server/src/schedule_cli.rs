@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use lms_backup::jobs::messages::failure_message;
+use lms_backup::retention::Policy;
 use lms_backup::schedule::{NewSchedule, Schedule, ScheduleChanges, ScheduleInfo, Timing};
 use lms_backup::Engine;
 
@@ -35,6 +36,7 @@ pub async fn run(engine: &Engine, command: ScheduleCommand) -> CliResult {
                         notes_template: add.notes,
                         enabled: !add.disabled,
                         rpo_seconds: add.rpo_minutes.map(|m| m.saturating_mul(60)),
+                        policy: add.keep.over(Policy::default()),
                     },
                     &actor,
                     Utc::now(),
@@ -42,13 +44,22 @@ pub async fn run(engine: &Engine, command: ScheduleCommand) -> CliResult {
                 .await
                 .map_err(fail)?;
             println!("Added schedule \"{}\".", printable(&schedule.name));
+            println!("Keeps {} of its backups.", schedule.policy.describe());
             if !zone_given {
                 println!("Time zone: {} (this server's).", schedule.timezone);
             }
             print_upcoming(&schedule)
         }
         ScheduleCommand::Edit(edit) => {
+            let policy = match edit.keep.any() {
+                true => Some(
+                    edit.keep
+                        .over(engine.schedule(&edit.name).await.map_err(fail)?.policy),
+                ),
+                false => None,
+            };
             let changes = ScheduleChanges {
+                policy,
                 name: edit.rename,
                 cron: edit.cron,
                 timezone: edit.timezone,
@@ -105,6 +116,7 @@ fn print_schedule(info: &ScheduleInfo) {
         s.cron,
         s.timezone
     );
+    println!("  keeps: {}", s.policy.describe());
     match s.next_run_at {
         Some(next) => println!("  next run: {}", in_zone_and_utc(next, &s.timezone)),
         None => println!("  next run: none (turned off)"),

@@ -124,6 +124,7 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         config: Arc::new(Config {
             secure_cookies: args.secure_cookies,
             trusted_proxies: args.trusted_proxies.clone(),
+            metrics_token: metrics_token()?,
         }),
     };
     let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));
@@ -286,4 +287,40 @@ async fn seed(db: &DatabaseArgs, scale: u32) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The bearer token `/metrics` asks for: `METRICS_TOKEN`, or the first line
+/// of the file `METRICS_TOKEN_FILE` names. Read from the environment only,
+/// never from the command line (where other users could see it).
+fn metrics_token() -> Result<Option<app::ssr::BearerToken>, String> {
+    let token = match (
+        std::env::var("METRICS_TOKEN").ok(),
+        std::env::var_os("METRICS_TOKEN_FILE"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err("Set METRICS_TOKEN or METRICS_TOKEN_FILE, not both.".into())
+        }
+        (Some(token), None) => token,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| {
+                format!(
+                    "METRICS_TOKEN_FILE: cannot read {}: {e}",
+                    std::path::Path::new(&path).display()
+                )
+            })?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim();
+    if token.len() < 16 {
+        return Err(
+            "METRICS_TOKEN: at least 16 characters (e.g. openssl rand -hex 32); unset it to leave \
+             /metrics open."
+                .into(),
+        );
+    }
+    Ok(Some(app::ssr::BearerToken::new(token)))
 }

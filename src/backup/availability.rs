@@ -74,7 +74,7 @@ impl Engine {
     /// directory while it cannot be used (undo only swaps databases).
     pub(crate) async fn require_backup_dir_for(&self, operation: Operation) -> Result<()> {
         match operation {
-            Operation::Backup | Operation::Restore | Operation::Delete => {
+            Operation::Backup | Operation::Restore | Operation::Delete | Operation::Cleanup => {
                 self.require_backup_dir().await
             }
             Operation::Undo | Operation::Recovery => Ok(()),
@@ -113,11 +113,7 @@ impl Engine {
                 }
                 let engine = self.clone();
                 tokio::spawn(async move {
-                    let actor = crate::audit::Actor {
-                        id: None,
-                        name: "system".into(),
-                        client_ip: None,
-                    };
+                    let actor = crate::audit::Actor::system("system");
                     if let Err(e) = engine.check_backup_files(&actor).await {
                         tracing::warn!(error = ?e, "could not check the backup files after the directory came back");
                     }

@@ -1,7 +1,7 @@
-//! Short operations on the catalog: delete, retention, download, and
-//! releasing a stuck lock. Delete takes the operation lock like any other
-//! operation (retention runs inside the backup job that holds it), so
-//! neither ever touches a backup something else is using.
+//! Short operations on the catalog: delete, download, and releasing a
+//! stuck lock. Delete takes the operation lock like any other operation
+//! (as retention does, `crate::retention`), so it never touches a backup
+//! something else is using.
 
 use crate::audit::{self, Actor, Event};
 use crate::catalog::{self, Backup};
@@ -34,6 +34,11 @@ impl Engine {
                         "This backup is still being written; wait for it to finish.".into(),
                     ));
                 }
+                if let Some(reason) = &backup.pinned_reason {
+                    return Err(Error::Conflict(format!(
+                        "This backup is pinned (\"{reason}\"); unpin it first to delete it."
+                    )));
+                }
                 self.backup_dir().remove_backup(&backup.filename).await?;
                 self.verified_archives().forget(&backup.filename);
                 catalog::delete_row(&self.dbs().control, id).await?;
@@ -41,23 +46,6 @@ impl Engine {
             },
         )
         .await
-    }
-
-    /// Keeps the newest `MAX_BACKUPS_TO_KEEP` completed backups (never fewer
-    /// than one) and deletes older completed ones. Failed entries are not
-    /// counted and have no files. The caller holds the lock.
-    pub(crate) async fn apply_retention(&self) -> Result<Vec<String>> {
-        let keep = self.config().max_backups_to_keep.max(1) as usize;
-        let completed = catalog::with_status(&self.dbs().control, BackupStatus::Completed).await?;
-        let mut removed = Vec::new();
-        for old in completed.iter().skip(keep) {
-            self.backup_dir().remove_backup(&old.filename).await?;
-            self.verified_archives().forget(&old.filename);
-            catalog::delete_row(&self.dbs().control, old.id).await?;
-            tracing::info!(backup = %old.filename, "deleted by retention");
-            removed.push(old.filename.clone());
-        }
-        Ok(removed)
     }
 
     /// Opens a completed backup for download after checking that the file

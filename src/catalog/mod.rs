@@ -31,6 +31,12 @@ pub struct Backup {
     pub job_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The schedule that made it, while that schedule exists.
+    pub schedule_id: Option<i64>,
+    /// Why it is pinned (kept whatever retention says), if it is.
+    pub pinned_reason: Option<String>,
+    pub pinned_by_name: Option<String>,
+    pub pinned_at: Option<DateTime<Utc>>,
 }
 
 /// A catalog entry with its manifest.
@@ -53,7 +59,8 @@ pub const MAX_PAGE: i64 = 200;
 
 const COLUMNS: &str =
     "id, filename, kind, status, size_bytes, sha256, notes, original_name, created_by_id,
-    created_by_name, job_id, created_at, completed_at";
+    created_by_name, job_id, created_at, completed_at, schedule_id, pinned_reason,
+    pinned_by_name, pinned_at";
 
 /// The catalog at a glance: how many backups are stored, how much they
 /// take, and the newest one taken that has finished (completed or failed).
@@ -272,6 +279,33 @@ pub async fn delete_row<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<()> {
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Every entry, newest first (what retention decides on).
+pub async fn all(control: &PgPool) -> Result<Vec<Backup>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backup_history ORDER BY created_at DESC, id DESC"
+    ))
+    .fetch_all(control)
+    .await?)
+}
+
+/// Pins an entry (`Some(reason)`) or unpins it (`None`). Waits for a
+/// retention pass that is deleting it (it holds the row) and then finds it
+/// gone: a pin never lands on a backup retention is removing.
+pub async fn set_pin(control: &PgPool, id: i64, pin: Option<(&str, &Actor)>) -> Result<Backup> {
+    sqlx::query_as(&format!(
+        "UPDATE backup_history
+         SET pinned_reason = $2, pinned_by_name = $3,
+             pinned_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(pin.map(|(reason, _)| reason))
+    .bind(pin.map(|(_, actor)| actor.name.as_str()))
+    .fetch_optional(control)
+    .await?
+    .ok_or_else(|| Error::NotFound("backup".into()))
 }
 
 /// Every entry with the given status, newest first.

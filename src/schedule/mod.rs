@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor, Event};
 use crate::engine::Engine;
+use crate::retention::Policy;
 use crate::{Error, Result};
 
 pub use cron::Timing;
@@ -30,6 +31,10 @@ pub struct Schedule {
     pub rpo_seconds: Option<i64>,
     /// When it is next due (`None` while it is off).
     pub next_run_at: Option<DateTime<Utc>>,
+    /// Which of its backups retention keeps.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub policy: Policy,
     pub created_by_name: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -71,6 +76,8 @@ pub struct NewSchedule {
     pub notes_template: Option<String>,
     pub enabled: bool,
     pub rpo_seconds: Option<i64>,
+    /// Which of its backups retention keeps.
+    pub policy: Policy,
 }
 
 /// What an administrator changes in a schedule; `None` keeps a value.
@@ -84,6 +91,7 @@ pub struct ScheduleChanges {
     pub enabled: Option<bool>,
     /// `Some(None)`: back to twice the interval.
     pub rpo_seconds: Option<Option<i64>>,
+    pub policy: Option<Policy>,
 }
 
 /// How a run of a schedule stands.
@@ -151,15 +159,18 @@ fn check_rpo(rpo: Option<i64>) -> Result<Option<i64>> {
     }
 }
 
-const SELECT: &str = "SELECT id, name, cron, timezone, notes_template, enabled, rpo_seconds,
-        next_run_at, created_by_name, created_at, updated_at FROM schedules";
+/// A schedule's columns, in [`Schedule`]'s order.
+const COLUMNS: &str = "id, name, cron, timezone, notes_template, enabled, rpo_seconds,
+        next_run_at, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
+        created_by_name, created_at, updated_at";
 
 impl Engine {
     /// Every schedule with its last run, by name.
     pub async fn list_schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let schedules: Vec<Schedule> = sqlx::query_as(&format!("{SELECT} ORDER BY name"))
-            .fetch_all(&self.dbs().control)
-            .await?;
+        let schedules: Vec<Schedule> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM schedules ORDER BY name"))
+                .fetch_all(&self.dbs().control)
+                .await?;
         let mut out = Vec::with_capacity(schedules.len());
         for schedule in schedules {
             let last_run = self.schedule_runs(schedule.id, 1).await?.into_iter().next();
@@ -170,7 +181,7 @@ impl Engine {
 
     /// One schedule by name.
     pub async fn schedule(&self, name: &str) -> Result<Schedule> {
-        sqlx::query_as(&format!("{SELECT} WHERE name = $1"))
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM schedules WHERE name = $1"))
             .bind(name.trim())
             .fetch_optional(&self.dbs().control)
             .await?
@@ -219,14 +230,16 @@ impl Engine {
         let timing = Timing::parse(&new.cron, &zone)?;
         let template = clean_template(new.notes_template.as_deref())?;
         let rpo = check_rpo(new.rpo_seconds)?;
+        crate::retention::policy::check(&new.policy)?;
         let next = new.enabled.then(|| timing.next_after(now)).transpose()?;
-        sqlx::query_as(
+        let p = new.policy;
+        sqlx::query_as(&format!(
             "INSERT INTO schedules (name, cron, timezone, notes_template, enabled, rpo_seconds,
-                                    next_run_at, created_by_name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             RETURNING id, name, cron, timezone, notes_template, enabled, rpo_seconds,
-                       next_run_at, created_by_name, created_at, updated_at",
-        )
+                                    next_run_at, created_by_name, keep_last, keep_hourly,
+                                    keep_daily, keep_weekly, keep_monthly, keep_yearly)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             RETURNING {COLUMNS}"
+        ))
         .bind(&name)
         .bind(new.cron.trim())
         .bind(timing.zone().name())
@@ -235,6 +248,12 @@ impl Engine {
         .bind(rpo)
         .bind(next)
         .bind(&actor.name)
+        .bind(p.keep_last as i32)
+        .bind(p.keep_hourly as i32)
+        .bind(p.keep_daily as i32)
+        .bind(p.keep_weekly as i32)
+        .bind(p.keep_monthly as i32)
+        .bind(p.keep_yearly as i32)
         .fetch_one(&self.dbs().control)
         .await
         .map_err(|e| taken(e, &name))
@@ -263,11 +282,13 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Schedule> {
         let mut tx = self.dbs().control.begin().await?;
-        let current: Schedule = sqlx::query_as(&format!("{SELECT} WHERE name = $1 FOR UPDATE"))
-            .bind(name.trim())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("schedule \"{}\"", name.trim())))?;
+        let current: Schedule = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM schedules WHERE name = $1 FOR UPDATE"
+        ))
+        .bind(name.trim())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("schedule \"{}\"", name.trim())))?;
         let new_name = changes
             .name
             .as_deref()
@@ -288,6 +309,8 @@ impl Engine {
             Some(r) => check_rpo(r)?,
             None => current.rpo_seconds,
         };
+        let policy = changes.policy.unwrap_or(current.policy);
+        crate::retention::policy::check(&policy)?;
         let enabled = changes.enabled.unwrap_or(current.enabled);
         let timing_changed =
             cron_expr.trim() != current.cron || timing.zone().name() != current.timezone;
@@ -296,13 +319,14 @@ impl Engine {
             (true, Some(next)) if !timing_changed => Some(next),
             (true, _) => Some(timing.next_after(now)?),
         };
-        let updated = sqlx::query_as(
+        let updated = sqlx::query_as(&format!(
             "UPDATE schedules SET name = $2, cron = $3, timezone = $4, notes_template = $5,
-                    enabled = $6, rpo_seconds = $7, next_run_at = $8, updated_at = now()
+                    enabled = $6, rpo_seconds = $7, next_run_at = $8, keep_last = $9,
+                    keep_hourly = $10, keep_daily = $11, keep_weekly = $12, keep_monthly = $13,
+                    keep_yearly = $14, updated_at = now()
              WHERE id = $1
-             RETURNING id, name, cron, timezone, notes_template, enabled, rpo_seconds,
-                       next_run_at, created_by_name, created_at, updated_at",
-        )
+             RETURNING {COLUMNS}"
+        ))
         .bind(current.id)
         .bind(&new_name)
         .bind(cron_expr.trim())
@@ -311,6 +335,12 @@ impl Engine {
         .bind(enabled)
         .bind(rpo)
         .bind(next)
+        .bind(policy.keep_last as i32)
+        .bind(policy.keep_hourly as i32)
+        .bind(policy.keep_daily as i32)
+        .bind(policy.keep_weekly as i32)
+        .bind(policy.keep_monthly as i32)
+        .bind(policy.keep_yearly as i32)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| taken(e, &new_name))?;

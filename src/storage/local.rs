@@ -75,6 +75,13 @@ impl BackupDir {
         blocking(move || Ok(!archive.exists() && !partial.exists())).await
     }
 
+    /// An archive of that name is in the directory (a symlink counts, as
+    /// a file there; it is never followed).
+    pub async fn archive_exists(&self, name: &str) -> Result<bool> {
+        let path = archive_path(&self.root, name)?;
+        blocking(move || Ok(path.symlink_metadata().is_ok())).await
+    }
+
     /// Takes `name` for a new archive by creating its `.partial` file, which
     /// only one caller can do (`O_EXCL`): the file is the reservation.
     /// `None` when the name is taken (by a partial file or an archive); the

@@ -16,6 +16,7 @@ mod pgtools;
 mod privileges;
 mod recovery;
 mod restore;
+mod retention;
 mod schedule;
 mod tls;
 mod upload_room;

@@ -23,6 +23,7 @@ async fn add(engine: &Engine, name: &str, cron: &str, zone: &str, now: DateTime<
                 notes_template: None,
                 enabled: true,
                 rpo_seconds: None,
+                policy: Default::default(),
             },
             &actor("alice"),
             now,

@@ -14,8 +14,10 @@ mod text_enum;
 pub use text_enum::UnknownValue;
 
 pub mod phases;
+pub mod retention;
 
 pub use phases::{Phase, PhaseSpec};
+pub use retention::Policy;
 
 text_enum! {
     /// An operation that holds the operation lock (and, all but start-up
@@ -29,8 +31,25 @@ text_enum! {
         Undo => "undo",
         /// Deleting one backup.
         Delete => "delete",
+        /// Deleting the backups retention no longer keeps (`backup prune`;
+        /// after a backup, retention runs inside the backup's own job).
+        Cleanup => "cleanup",
         /// Start-up or watchdog repair after a crash (no job row).
         Recovery => "recovery",
+    }
+}
+
+text_enum! {
+    /// How backups stand against their recovery point objectives.
+    HealthState {
+        /// Every enabled schedule's newest verified backup is within its RPO.
+        Green => "green",
+        /// The RPO still holds, but a schedule's last run failed or was
+        /// skipped.
+        Amber => "amber",
+        /// An RPO is breached, no schedule is enabled, or the operation
+        /// lock is stuck.
+        Red => "red",
     }
 }
 
@@ -108,8 +127,13 @@ text_enum! {
         BackupDownload => "backup.download",
         BackupDelete => "backup.delete",
         BackupUpload => "backup.upload",
-        /// Old backups removed by retention.
+        /// A backup deleted by retention (the detail names the rule), or a
+        /// retention pass (`backup prune`).
         BackupCleanup => "backup.cleanup",
+        /// A backup pinned (kept whatever retention says; the detail is the
+        /// reason) or unpinned.
+        BackupPin => "backup.pin",
+        BackupUnpin => "backup.unpin",
         /// A completed backup's file was found gone from the backup
         /// directory (the entry is now `missing`).
         BackupMissing => "backup.missing",
@@ -172,6 +196,8 @@ impl ActivityKind {
                 BackupDelete,
                 BackupUpload,
                 BackupCleanup,
+                BackupPin,
+                BackupUnpin,
                 BackupMissing,
                 BackupFound,
                 ScheduleCreate,
@@ -197,7 +223,9 @@ impl AuditAction {
             AuditAction::BackupDownload => "downloaded backup",
             AuditAction::BackupDelete => "deleted backup",
             AuditAction::BackupUpload => "uploaded backup",
-            AuditAction::BackupCleanup => "removed old backups",
+            AuditAction::BackupCleanup => "removed by retention",
+            AuditAction::BackupPin => "pinned backup",
+            AuditAction::BackupUnpin => "unpinned backup",
             AuditAction::BackupMissing => "found a backup's file missing",
             AuditAction::BackupFound => "found a missing backup's file again",
             AuditAction::Restore => "restored backup",

@@ -102,6 +102,17 @@ pub const DELETE: &[PhaseSpec] = &[
     spec(Phase::Deleting, "Deleting the backup", 0.0, 1.0),
 ];
 
+/// A retention pass on its own (`lms-admin backup prune`).
+pub const CLEANUP: &[PhaseSpec] = &[
+    STARTING,
+    spec(
+        Phase::Deleting,
+        "Deleting the backups retention no longer keeps",
+        0.0,
+        1.0,
+    ),
+];
+
 /// The phases of `operation`, in order (empty for recovery, which has no job).
 pub fn of(operation: Operation) -> &'static [PhaseSpec] {
     match operation {
@@ -109,6 +120,7 @@ pub fn of(operation: Operation) -> &'static [PhaseSpec] {
         Operation::Restore => RESTORE,
         Operation::Undo => UNDO,
         Operation::Delete => DELETE,
+        Operation::Cleanup => CLEANUP,
         Operation::Recovery => &[],
     }
 }

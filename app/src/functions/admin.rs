@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
-use crate::models::{ActivityEntry, ActivityKind, BackupList, DatabaseOverview, StorageSummary};
+use crate::models::{
+    ActivityEntry, ActivityKind, BackupHealth, BackupList, DatabaseOverview, StorageSummary,
+};
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
 
@@ -25,6 +27,13 @@ pub async fn list_backups(skip: i64, limit: i64) -> Result<BackupList, AppError>
 #[server(prefix = "/api/fn", endpoint = "storage_summary", input = Json)]
 pub async fn get_storage_summary() -> Result<StorageSummary, AppError> {
     as_admin(|state, admin| async move { ops::storage_summary(&state, &admin).await }).await
+}
+
+/// How backups stand against their schedules' recovery point objectives
+/// (the console's health banner).
+#[server(prefix = "/api/fn", endpoint = "backup_health", input = Json)]
+pub async fn get_backup_health() -> Result<BackupHealth, AppError> {
+    as_admin(|state, admin| async move { ops::backup_health(&state, &admin).await }).await
 }
 
 /// The most recent audited actions, newest first (at most 100); only those

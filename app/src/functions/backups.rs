@@ -3,8 +3,8 @@ use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
 use crate::models::{
-    BackupAdministrators, BackupDetail, FileCheck, JobInfo, LastSwitch, OperationStatus,
-    ReleasedLock, StartedBackup,
+    BackupAdministrators, BackupDetail, BackupSummary, FileCheck, JobInfo, LastSwitch,
+    OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
 };
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
@@ -90,4 +90,30 @@ pub async fn undo_restore(confirm: bool) -> Result<JobInfo, AppError> {
         ops::undo_restore(&state, &admin, ops::Confirmation { confirm }).await
     })
     .await
+}
+
+/// Pins a backup: retention keeps it until it is unpinned (audited).
+#[server(prefix = "/api/fn", endpoint = "pin_backup", input = Json)]
+pub async fn pin_backup(id: i64, reason: String) -> Result<BackupSummary, AppError> {
+    as_admin(|state, admin| async move {
+        ops::pin_backup(&state, &admin, id.try_into()?, ops::PinReason { reason }).await
+    })
+    .await
+}
+
+/// Unpins a backup: retention decides on it again (audited).
+#[server(prefix = "/api/fn", endpoint = "unpin_backup", input = Json)]
+pub async fn unpin_backup(id: i64) -> Result<BackupSummary, AppError> {
+    as_admin(|state, admin| async move { ops::unpin_backup(&state, &admin, id.try_into()?).await })
+        .await
+}
+
+/// What retention would delete now, with the policies in force or one
+/// schedule's replaced by `proposal`. Changes nothing.
+#[server(prefix = "/api/fn", endpoint = "retention_preview", input = Json)]
+pub async fn retention_preview(
+    proposal: Option<RetentionProposal>,
+) -> Result<RetentionReport, AppError> {
+    as_admin(|state, admin| async move { ops::retention_preview(&state, &admin, proposal).await })
+        .await
 }

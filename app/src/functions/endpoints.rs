@@ -7,8 +7,8 @@
 use leptos::server_fn::ServerFn;
 
 use super::{
-    GetBackup, GetJob, GetOperationStatus, GetStorageSummary, ListBackups, Login, Logout,
-    RecentActivity, Whoami,
+    GetBackup, GetBackupHealth, GetJob, GetOperationStatus, GetStorageSummary, ListBackups, Login,
+    Logout, RecentActivity, Whoami,
 };
 use crate::ssr::{Access, Endpoint};
 
@@ -18,8 +18,9 @@ const PUBLIC: [&str; 3] = [Login::PATH, Logout::PATH, Whoami::PATH];
 
 /// Admin reads of the control database only (what is running, the catalog,
 /// the audit log): they keep answering while the LMS database is switched.
-const IN_MAINTENANCE: [&str; 6] = [
+const IN_MAINTENANCE: [&str; 7] = [
     GetOperationStatus::PATH,
+    GetBackupHealth::PATH,
     GetJob::PATH,
     ListBackups::PATH,
     GetBackup::PATH,

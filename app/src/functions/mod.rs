@@ -9,9 +9,11 @@ mod auth;
 mod backups;
 #[cfg(feature = "ssr")]
 mod endpoints;
+mod schedules;
 
 pub use admin::*;
 pub use auth::*;
 pub use backups::*;
 #[cfg(feature = "ssr")]
 pub use endpoints::server_fn_endpoints;
+pub use schedules::*;

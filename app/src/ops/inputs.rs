@@ -127,6 +127,12 @@ pub struct NewBackup {
     pub notes: Option<String>,
 }
 
+/// Why a backup is pinned (the engine checks length and characters).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct PinReason {
+    pub reason: String,
+}
+
 /// How many audit entries to show: brought into 1..=100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivityLimit(i64);

@@ -23,6 +23,8 @@ mod inputs;
 mod jobs;
 mod overview;
 mod restore;
+mod retention;
+mod schedules;
 
 pub use auth::{login, logout, whoami};
 pub use backups::{
@@ -31,8 +33,10 @@ pub use backups::{
 pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
 pub use inputs::{
     ActivityFilter, ActivityLimit, BackupId, Confirmation, Credentials, JobId, NewBackup, Paging,
-    UploadName,
+    PinReason, UploadName,
 };
 pub use jobs::{job, operation_status, release_lock};
-pub use overview::{database_overview, recent_activity, storage_summary};
+pub use overview::{backup_health, database_overview, recent_activity, storage_summary};
 pub use restore::{backup_administrators, last_restore, restore_backup, undo_restore};
+pub use retention::{pin_backup, prune_backups, retention_preview, unpin_backup};
+pub use schedules::{list_schedules, preview_schedule, remove_schedule, save_schedule};

@@ -40,3 +40,11 @@ pub async fn recent_activity(
         lms_backup::audit::recent(&state.dbs().control, limit.get(), filter.get()).await?;
     Ok(entries.into_iter().map(Into::into).collect())
 }
+
+/// How backups stand against their schedules' recovery point objectives.
+pub async fn backup_health(
+    state: &AppState,
+    _admin: &AdminUser,
+) -> Result<crate::models::BackupHealth, AppError> {
+    Ok(state.engine.backup_health(chrono::Utc::now()).await?.into())
+}

@@ -18,7 +18,7 @@ pub use auth::{
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use endpoint::{Access, Endpoint};
 pub use limiter::{LoginLimiter, MAX_USERNAME_BYTES};
-pub use state::{AppState, Config};
+pub use state::{AppState, BearerToken, Config};
 use tower_sessions::Session;
 
 use crate::error::AppError;

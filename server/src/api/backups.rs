@@ -6,14 +6,15 @@
 use app::error::AppError;
 use app::models::{
     BackupAdministrators, BackupDetail, BackupList, BackupSummary, FileCheck, JobInfo,
-    OperationStatus, ReleasedLock, StartedBackup,
+    OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
 };
 use app::ops::{
-    self, Confirmation, DownloadRequest, NewBackup, Paging, Part, ServedDownload, UploadName,
+    self, Confirmation, DownloadRequest, NewBackup, Paging, Part, PinReason, ServedDownload,
+    UploadName,
 };
 use app::ssr::{AdminUser, AppState};
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,10 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .get_in_maintenance("/api/admin/backup/{id}", get)
         .get("/api/admin/backup/{id}/administrators", administrators)
         .delete("/api/admin/backup/{id}", delete)
+        .post("/api/admin/backup/{id}/pin", pin)
+        .delete("/api/admin/backup/{id}/pin", unpin)
+        .post("/api/admin/backup/retention/preview", retention_preview)
+        .post("/api/admin/backup/prune", prune)
 }
 
 /// `POST /api/admin/backup/create {notes?}` → 202 `{job, backup}`; 409 while
@@ -97,6 +102,62 @@ async fn delete(
 ) -> Result<StatusCode, AppError> {
     ops::delete_backup(&state, &admin, id.parse()?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/admin/backup/{id}/pin {"reason": "…"}` → 200 the backup, now
+/// pinned: retention keeps it until it is unpinned; 422 without a reason;
+/// 409 unless it is verified; 404 unknown.
+async fn pin(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<PinReason>, JsonRejection>,
+) -> Result<Json<BackupSummary>, AppError> {
+    let reason = super::json_body(body)?;
+    Ok(Json(
+        ops::pin_backup(&state, &admin, id.parse()?, reason).await?,
+    ))
+}
+
+/// `DELETE /api/admin/backup/{id}/pin` → 200 the backup, no longer pinned.
+async fn unpin(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BackupSummary>, AppError> {
+    Ok(Json(ops::unpin_backup(&state, &admin, id.parse()?).await?))
+}
+
+/// `POST /api/admin/backup/retention/preview` with an optional
+/// `{schedule?, timezone?, keep_last, keep_hourly, keep_daily, keep_weekly,
+/// keep_monthly, keep_yearly}` → 200 what retention would delete and keep,
+/// and by which rule, with the policies in force (no body) or with that
+/// schedule's policy replaced. Changes nothing.
+async fn retention_preview(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<RetentionReport>, AppError> {
+    let proposal: Option<RetentionProposal> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|e| AppError::BadRequest(format!("Invalid request body: {e}")))?,
+        )
+    };
+    Ok(Json(
+        ops::retention_preview(&state, &admin, proposal).await?,
+    ))
+}
+
+/// `POST /api/admin/backup/prune` → 200 what a retention pass deleted (each
+/// deletion audited with its rule); 409 while another operation runs.
+async fn prune(
+    admin: AdminUser,
+    State(state): State<AppState>,
+) -> Result<Json<RetentionReport>, AppError> {
+    Ok(Json(ops::prune_backups(&state, &admin).await?))
 }
 
 /// The `{"confirm": true}` of a destructive request; any other body (none,

@@ -12,6 +12,8 @@
 mod admin;
 mod auth;
 mod backups;
+mod health;
+mod schedules;
 
 use app::error::AppError;
 use app::ssr::{Access, AppState, Endpoint};
@@ -105,6 +107,8 @@ fn routes() -> ApiRoutes {
         .group(Access::Anyone, auth::routes)
         .group(Access::Admins, admin::routes)
         .group(Access::Admins, backups::routes)
+        .group(Access::Admins, schedules::routes)
+        .group(Access::Anyone, health::routes)
 }
 
 /// The REST routes, ready to merge into the application.

@@ -73,13 +73,17 @@ async fn the_endpoint_table_is_complete() {
         open,
         [
             "GET /api/auth/me",
+            "GET /healthz",
+            "GET /healthz/backups",
+            "GET /metrics",
             "POST /api/auth/login",
             "POST /api/auth/logout",
             "POST /api/fn/login",
             "POST /api/fn/logout",
             "POST /api/fn/whoami",
         ],
-        "only signing in and out and asking who is signed in are open to everyone"
+        "only signing in and out, asking who is signed in, and what a monitor polls \
+         (behind its own token for /metrics) are open to everyone"
     );
 }
 
@@ -265,6 +269,24 @@ impl<'a> Console<'a> {
         }
     }
 
+    /// A schedule named `name`, so that there is one to remove.
+    async fn schedule_to_remove(&self, name: &str) {
+        self.app
+            .engine
+            .create_schedule(
+                lms_backup::schedule::NewSchedule {
+                    name: name.into(),
+                    cron: "@daily".into(),
+                    enabled: false,
+                    ..Default::default()
+                },
+                &lms_backup::testing::actor("admin0"),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+
     /// A restore of backup `id`, so that there is one to undo.
     async fn restore_to_undo(&self, id: i64) {
         let job = self.admin.restore(id).await.unwrap();
@@ -341,8 +363,54 @@ impl<'a> Console<'a> {
                 | "/api/fn/operation_status"
                 | "/api/fn/last_restore"
                 | "/api/fn/recheck_backups"
-                | "/api/fn/release_lock",
+                | "/api/fn/release_lock"
+                | "/api/fn/backup_health"
+                | "/api/fn/list_schedules",
             ) => WellFormed::new(path, json(json!({})), 200),
+            ("POST", "/api/admin/backup/{id}/pin") => WellFormed::new(
+                with_id,
+                json(json!({ "reason": "before the term upgrade" })),
+                200,
+            ),
+            ("DELETE", "/api/admin/backup/{id}/pin") => WellFormed::new(with_id, None, 200),
+            ("POST", "/api/admin/backup/retention/preview" | "/api/admin/backup/prune") => {
+                WellFormed::new(path, None, 200)
+            }
+            ("POST", "/api/admin/schedules") => {
+                WellFormed::new(path, json(schedule_form("nightly")), 200)
+            }
+            ("POST", "/api/admin/schedules/preview") => WellFormed::new(
+                path,
+                json(json!({ "cron": "30 2 * * *", "timezone": "Europe/Berlin" })),
+                200,
+            ),
+            ("DELETE", "/api/admin/schedules/{name}") => {
+                self.schedule_to_remove("rest-remove").await;
+                WellFormed::new(path.replace("{name}", "rest-remove"), None, 204)
+            }
+            ("POST", "/api/fn/pin_backup") => WellFormed::new(
+                path,
+                json(json!({ "id": id, "reason": "kept for a check" })),
+                200,
+            ),
+            ("POST", "/api/fn/unpin_backup") => {
+                WellFormed::new(path, json(json!({ "id": id })), 200)
+            }
+            ("POST", "/api/fn/retention_preview") => {
+                WellFormed::new(path, json(json!({ "proposal": null })), 200)
+            }
+            ("POST", "/api/fn/preview_schedule") => WellFormed::new(
+                path,
+                json(json!({ "cron": "@hourly", "timezone": null })),
+                200,
+            ),
+            ("POST", "/api/fn/save_schedule") => {
+                WellFormed::new(path, json(json!({ "form": schedule_form("weekly") })), 200)
+            }
+            ("POST", "/api/fn/remove_schedule") => {
+                self.schedule_to_remove("fn-remove").await;
+                WellFormed::new(path, json(json!({ "name": "fn-remove" })), 200)
+            }
             _ => panic!("{method} {path}: describe here how an administrator calls it"),
         }
     }
@@ -435,4 +503,18 @@ async fn refused_server_functions_answer_in_their_own_encoding() {
         matches!(refused.error, AppError::Unauthorized(_)),
         "{refused:?}"
     );
+}
+
+/// A schedule as the console's form sends it.
+fn schedule_form(name: &str) -> Value {
+    json!({
+        "name": name,
+        "cron": "30 2 * * *",
+        "timezone": "Europe/Berlin",
+        "enabled": true,
+        "policy": {
+            "keep_last": 7, "keep_hourly": 0, "keep_daily": 14,
+            "keep_weekly": 8, "keep_monthly": 12, "keep_yearly": 0
+        }
+    })
 }

@@ -14,6 +14,7 @@ mod cli;
 mod client;
 mod crash;
 mod csrf;
+mod health;
 mod instances;
 mod pages;
 mod restore;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use app::ssr::{AppState, Config, LoginLimiter, TrustedProxies};
+use app::ssr::{AppState, BearerToken, Config, LoginLimiter, TrustedProxies};
 use leptos::config::LeptosOptions;
 use lms_backup::testing::Gate;
 use lms_backup::users::{self, NewUser, Role};
@@ -12,6 +12,9 @@ use lms_backup::{Databases, Engine};
 use crate::client::ApiClient;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The bearer token the test apps' `/metrics` asks for.
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
 
 /// `dir/backups`, created as an operator would before starting the server
 /// (it never creates a missing backup directory).
@@ -119,6 +122,7 @@ async fn serve_with(engine: Engine, trusted_proxies: TrustedProxies) -> TestApp 
         config: Arc::new(Config {
             secure_cookies: false,
             trusted_proxies,
+            metrics_token: Some(BearerToken::new(METRICS_TOKEN)),
         }),
     };
     let router = server::router(state, server::sessions::layer(store, false));
