@@ -70,14 +70,17 @@ export async function tableCounts(): Promise<Map<string, number>> {
 }
 
 /**
- * Deletes every backup through the API, with the session of a signed-in
- * page, so a test can start from an empty catalog.
+ * Deletes every backup through the API (unpinning pinned ones first), with
+ * the session of a signed-in page, so a test can start from an empty catalog.
  */
 export async function deleteAllBackups(request: APIRequestContext) {
   const res = await request.get('/api/admin/backup/list?limit=200');
   expect(res.ok()).toBeTruthy();
-  const list: { backups: { id: number }[] } = await res.json();
+  const list: { backups: { id: number; pin: unknown }[] } = await res.json();
   for (const backup of list.backups) {
+    if (backup.pin) {
+      expect((await request.delete(`/api/admin/backup/${backup.id}/pin`)).ok()).toBeTruthy();
+    }
     const deleted = await request.delete(`/api/admin/backup/${backup.id}`);
     expect(deleted.status()).toBe(204);
   }

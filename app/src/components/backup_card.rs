@@ -10,7 +10,9 @@ use super::console::Console;
 use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
+use super::health_banner::HealthBanner;
 use super::operation_panel::{poll_status, OperationPanel};
+use super::schedules::SchedulesPanel;
 use super::time::{browser, LocalTime};
 use super::upload::UploadDialog;
 use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
@@ -43,11 +45,13 @@ fn BackupConsole() -> impl IntoView {
                 has been read back in full; a restore is built beside the live database and \
                 switched in within a second, and can be undone."
             </p>
+            <HealthBanner />
             <SummaryLine />
             <StorageAlert />
             <ActionBar />
             <OperationPanel status />
             <BackupList />
+            <SchedulesPanel />
             <ActivityList />
         </Card>
     }

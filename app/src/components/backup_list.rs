@@ -7,9 +7,10 @@ use thaw::{
 };
 
 use super::console::Console;
-use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
+use super::dialog::{open_for, CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
+use super::pin::PinControl;
 use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
@@ -182,6 +183,17 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                 <Badge color=status_color(backup.status) appearance=BadgeAppearance::Tint>
                     {backup.status.as_str()}
                 </Badge>
+                {backup.pin.clone().map(|p| view! {
+                    <Badge
+                        color=BadgeColor::Brand
+                        appearance=BadgeAppearance::Outline
+                        class="pinned-badge"
+                        attr:data-testid="pinned-badge"
+                        attr:title=format!("Pinned: {}", p.reason)
+                    >
+                        "pinned"
+                    </Badge>
+                })}
             </TableCell>
             <TableCell class="by-cell" attr:data-label="By">
                 <span class="clip" title=backup.created_by.clone()>{backup.created_by.clone()}</span>
@@ -232,25 +244,6 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
             </TableCell>
         </TableRow>
     }
-}
-
-/// An open flag for a dialog about `target` (closing clears the target).
-/// Each side is written only when it differs, so the two never chase each
-/// other.
-fn open_for<T: Clone + Send + Sync + 'static>(target: RwSignal<Option<T>>) -> RwSignal<bool> {
-    let open = RwSignal::new(false);
-    Effect::new(move |_| {
-        let wanted = target.with(Option::is_some);
-        if open.get_untracked() != wanted {
-            open.set(wanted);
-        }
-    });
-    Effect::new(move |_| {
-        if !open.get() && target.with_untracked(Option::is_some) {
-            target.set(None);
-        }
-    });
-    open
 }
 
 /// The restore confirmation: what will happen, then a checkbox and the
@@ -565,6 +558,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
 #[component]
 fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
     let b = detail.summary;
+    let for_pin = b.clone();
     let facts = detail.manifest.as_ref().map(|m| {
         let (server, dump, format) = (
             m.server_version.clone(),
@@ -598,6 +592,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
             })}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
+        <PinControl backup=for_pin />
         {match tables {
             Some(tables) => {
                 view! {

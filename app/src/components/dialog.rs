@@ -27,6 +27,25 @@ pub fn ConsoleDialog(
     }
 }
 
+/// An open flag for a dialog about `target` (closing clears the target).
+/// Each side is written only when it differs, so the two never chase each
+/// other.
+pub fn open_for<T: Clone + Send + Sync + 'static>(target: RwSignal<Option<T>>) -> RwSignal<bool> {
+    let open = RwSignal::new(false);
+    Effect::new(move |_| {
+        let wanted = target.with(Option::is_some);
+        if open.get_untracked() != wanted {
+            open.set(wanted);
+        }
+    });
+    Effect::new(move |_| {
+        if !open.get() && target.with_untracked(Option::is_some) {
+            target.set(None);
+        }
+    });
+    open
+}
+
 /// A checkbox whose ticked state is `checked`, bound to the input's
 /// property: what is drawn, what the input holds and what a screen reader
 /// announces always agree, also after the state is reset from outside (an
