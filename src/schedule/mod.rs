@@ -160,7 +160,7 @@ fn check_rpo(rpo: Option<i64>) -> Result<Option<i64>> {
 }
 
 /// A schedule's columns, in [`Schedule`]'s order.
-const COLUMNS: &str = "id, name, cron, timezone, notes_template, enabled, rpo_seconds,
+pub(crate) const COLUMNS: &str = "id, name, cron, timezone, notes_template, enabled, rpo_seconds,
         next_run_at, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
         created_by_name, created_at, updated_at";
 

@@ -82,11 +82,10 @@ impl Engine {
     /// waits, skips what waited too long.
     pub async fn scheduler_tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
         let mut report = TickReport::default();
-        let due: Vec<Schedule> = sqlx::query_as(
-            "SELECT id, name, cron, timezone, notes_template, enabled, rpo_seconds,
-                    next_run_at, created_by_name, created_at, updated_at
-             FROM schedules WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at",
-        )
+        let due: Vec<Schedule> = sqlx::query_as(&format!(
+            "SELECT {} FROM schedules WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at",
+            super::COLUMNS
+        ))
         .bind(now)
         .fetch_all(&self.dbs().control)
         .await?;
@@ -188,8 +187,9 @@ impl Engine {
     async fn start_waiting(&self, now: DateTime<Utc>, report: &mut TickReport) -> Result<()> {
         let waiting: Vec<(i64, DateTime<Utc>, Schedule)> = sqlx::query_as::<_, WaitingRow>(
             "SELECT r.id AS run_id, r.due_at, s.id, s.name, s.cron, s.timezone, s.notes_template,
-                    s.enabled, s.rpo_seconds, s.next_run_at, s.created_by_name, s.created_at,
-                    s.updated_at
+                    s.enabled, s.rpo_seconds, s.next_run_at, s.keep_last, s.keep_hourly,
+                    s.keep_daily, s.keep_weekly, s.keep_monthly, s.keep_yearly,
+                    s.created_by_name, s.created_at, s.updated_at
              FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id
              WHERE r.state = 'waiting' ORDER BY r.due_at, r.id",
         )
