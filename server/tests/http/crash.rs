@@ -30,7 +30,7 @@ impl Drop for Server {
     }
 }
 
-fn lms_admin(env: &[(&str, String)]) -> Command {
+pub(crate) fn lms_admin(env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lms-admin"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -18,5 +18,6 @@ mod health;
 mod instances;
 mod pages;
 mod restore;
+mod scheduler;
 mod support;
 mod upload;
