@@ -89,6 +89,9 @@ test('a pinned backup is kept by retention until it is unpinned', async ({ page 
   await expect(backupTable(page).getByRole('row').filter({ hasText: newer.name })).toHaveCount(1);
   await page.getByText('Recent activity').click();
   const activity = page.getByRole('list', { name: 'Recent activity' });
-  await expect(activity.getByRole('listitem').filter({ hasText: 'removed by retention' }).first()).toContainText(older.name);
-  await expect(activity.getByRole('listitem').filter({ hasText: 'pinned backup' }).first()).toContainText(older.name);
+  // One entry per deletion, naming the backup and the rule, besides the pass's own entry.
+  const removed = activity.getByRole('listitem').filter({ hasText: 'removed by retention' }).filter({ hasText: older.name });
+  await expect(removed).toHaveCount(1);
+  await expect(removed).toContainText(`schedule "${SCHEDULE}": beyond the last 1`);
+  await expect(activity.getByRole('listitem').filter({ hasText: 'pinned backup' }).filter({ hasText: older.name })).not.toHaveCount(0);
 });
