@@ -26,6 +26,7 @@
 //!   starts each due backup once across instances.
 //! - [`health`]: each schedule's newest verified backup against its
 //!   recovery point objective, and the lock: green, amber or red.
+//! - [`tokens`]: API tokens for pipelines (scoped, stored hashed, revocable).
 //! - `recovery`: start-up and watchdog repair after a crash.
 //! - [`audit`], [`users`], [`settings`] (maintenance mode), [`demo`].
 //!
@@ -50,6 +51,7 @@ pub mod settings;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 pub mod users;
 
 pub use backup::Download;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
-    HealthState, JobStatus, Operation, Phase, Policy,
+    HealthState, JobStatus, Operation, Phase, Policy, TokenScope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +124,38 @@ pub struct ScheduleForm {
     #[serde(default)]
     pub rpo_minutes: Option<i64>,
     pub policy: Policy,
+}
+
+/// An API token as the console lists it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub name: String,
+    pub scopes: Vec<TokenScope>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+    /// Neither revoked nor expired.
+    pub live: bool,
+}
+
+/// What the token form sends. `expires_days`: `None` for a token that
+/// works until it is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TokenForm {
+    pub name: String,
+    pub scopes: Vec<TokenScope>,
+    #[serde(default)]
+    pub expires_days: Option<u32>,
+}
+
+/// A token just created, with its secret: the one answer that carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: TokenView,
+    pub secret: String,
 }
 
 /// The next due times of an expression in a zone, before it is saved.
@@ -539,6 +571,22 @@ mod convert {
                         size_bytes: t.size_bytes,
                     })
                     .collect(),
+            }
+        }
+    }
+
+    impl From<lms_backup::tokens::TokenInfo> for TokenView {
+        fn from(t: lms_backup::tokens::TokenInfo) -> Self {
+            TokenView {
+                live: t.is_live(chrono::Utc::now()),
+                name: t.name,
+                scopes: t.scopes,
+                created_by: t.created_by_name,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                last_used_at: t.last_used_at,
+                revoked_at: t.revoked_at,
+                revoked_by: t.revoked_by_name,
             }
         }
     }

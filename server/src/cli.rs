@@ -3,6 +3,7 @@
 //! need to appear in a process's arguments.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use app::ssr::TrustedProxies;
@@ -212,6 +213,32 @@ pub enum Command {
     /// gives one backup however many servers run.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// API tokens for pipelines: `Authorization: Bearer <token>` on the
+    /// REST routes their scopes open (backup:create, backup:read,
+    /// status:read; restoring is never in scope).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it, once, alone on the last line.
+    Create {
+        /// Who uses it, such as "deploy" (letters, digits, '.', '_', '-').
+        #[arg(long)]
+        name: String,
+        /// What it may do: backup:create, backup:read, status:read
+        /// (comma-separated or repeated).
+        #[arg(long, required = true, num_args = 1.., value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Days until it stops working; without it, it works until revoked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
+    },
+    /// Every token: scopes, who created it, expiry, last use; never secrets.
+    List,
+    /// Revoke the live token of this name; it stops working at once.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -410,6 +437,11 @@ pub struct ServeArgs {
     /// Most audit log entries kept; beyond it the oldest are deleted.
     #[arg(long, env = "AUDIT_MAX_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub audit_max_rows: u64,
+
+    /// Requests each API token may make per minute (all at once, then
+    /// evenly); past it the answer is 429 with Retry-After.
+    #[arg(long, env = "API_TOKEN_RATE_LIMIT", default_value_t = NonZeroU32::new(60).expect("not zero"))]
+    pub api_token_rate_limit: NonZeroU32,
 }
 
 impl ServeArgs {

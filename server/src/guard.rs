@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use app::error::AppError;
-use app::ssr::{current_user, Access, AppState, ClientIp, SessionUser};
+use app::ssr::{current_user, Access, AppState, ClientIp, SessionUser, VerifiedToken};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -19,6 +19,7 @@ use lms_backup::users::Role;
 use tower_sessions::Session;
 
 use crate::api::{is_server_fn, Endpoints};
+use crate::token_gate::{TokenGate, TokenLimiter};
 
 /// What the gates consult: the application and its endpoint table (built
 /// once, when the router is).
@@ -35,6 +36,17 @@ impl Gates {
             endpoints: Arc::new(crate::api::endpoints()),
         }
     }
+
+    /// The API token gate, on the same endpoint table.
+    pub fn token_gate(&self) -> TokenGate {
+        TokenGate {
+            limiter: Arc::new(TokenLimiter::new(
+                self.state.config.token_requests_per_minute,
+            )),
+            state: self.state.clone(),
+            endpoints: self.endpoints.clone(),
+        }
+    }
 }
 
 /// Middleware: admin-only API paths refuse everyone else up front.
@@ -46,7 +58,10 @@ pub async fn admin_api(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if endpoints.access(path) == Access::Admins {
+    // A request the token gate let through is a token's, checked there
+    // against the route's scope; it carries no session.
+    let by_token = request.extensions().get::<VerifiedToken>().is_some();
+    if endpoints.access(path) == Access::Admins && !by_token {
         // require_admin's check, with the refused user at hand for the audit.
         let user = match current_user(&state, &session).await {
             Ok(Some(user)) => user,

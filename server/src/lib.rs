@@ -30,6 +30,8 @@ pub mod guard;
 mod schedule_cli;
 pub mod serve;
 pub mod sessions;
+mod token_cli;
+pub mod token_gate;
 
 use app::ssr::AppState;
 use app::{shell, App};
@@ -49,6 +51,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let gates = guard::Gates::new(state.clone());
+    let token_gate = gates.token_gate();
     let behind_tls = state.config.secure_cookies;
     let router = Router::new()
         .merge(api::router())
@@ -70,6 +73,11 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
         ))
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(sessions)
+        // Before the session layer: a token request never uses a session.
+        .layer(axum::middleware::from_fn_with_state(
+            token_gate,
+            token_gate::api_tokens,
+        ))
         // Read by `ClientIp`, wherever a request's address is asked for.
         .layer(Extension(state.config.trusted_proxies.clone()))
         .layer(SetResponseHeaderLayer::overriding(

@@ -37,6 +37,10 @@ pub async fn run(cli: Cli) -> CliResult {
             let engine = engine(&cli.db, &cli.backups).await?;
             crate::schedule_cli::run(&engine, command).await
         }
+        Command::Token(command) => {
+            let engine = engine(&cli.db, &cli.backups).await?;
+            crate::token_cli::run(&engine, command).await
+        }
     }
 }
 
@@ -125,6 +129,7 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
             secure_cookies: args.secure_cookies,
             trusted_proxies: args.trusted_proxies.clone(),
             metrics_token: metrics_token()?,
+            token_requests_per_minute: args.api_token_rate_limit,
         }),
     };
     let app = crate::router(state, crate::sessions::layer(store, args.secure_cookies));

@@ -157,6 +157,36 @@ text_enum! {
         /// held past the grace, the backup directory was away), or due
         /// times that passed while no server was running.
         ScheduleSkip => "schedule.skip",
+        /// An API token created (the target is its name, the detail its
+        /// scopes and expiry) or revoked.
+        TokenCreate => "token.create",
+        TokenRevoke => "token.revoke",
+        /// An API token used on a route outside its scopes.
+        TokenRefused => "token.refused",
+    }
+}
+
+text_enum! {
+    /// What an API token may do. Each scope opens a few REST routes and
+    /// nothing else; restoring is never in any scope.
+    TokenScope {
+        /// Start a backup (`POST /api/admin/backup/create`).
+        BackupCreate => "backup:create",
+        /// Read the catalog: the list and one backup's details.
+        BackupRead => "backup:read",
+        /// Read what is running: the operation status and a job.
+        StatusRead => "status:read",
+    }
+}
+
+impl TokenScope {
+    /// What the scope allows, in the console's words.
+    pub fn words(self) -> &'static str {
+        match self {
+            TokenScope::BackupCreate => "start a backup",
+            TokenScope::BackupRead => "read the backup list and a backup's details",
+            TokenScope::StatusRead => "read what is running and follow a job",
+        }
     }
 }
 
@@ -167,7 +197,7 @@ text_enum! {
         Backups => "backups",
         /// Restores and their undos.
         Restores => "restores",
-        /// Signing in and out.
+        /// Signing in and out, and API tokens created or revoked.
         SignIns => "sign_ins",
         /// Anything refused or failed.
         Refusals => "refusals",
@@ -207,7 +237,7 @@ impl ActivityKind {
                 ScheduleSkip,
             ],
             ActivityKind::Restores => &[Restore, RestoreUndo],
-            ActivityKind::SignIns => &[Login, Logout],
+            ActivityKind::SignIns => &[Login, Logout, TokenCreate, TokenRevoke],
             ActivityKind::Refusals => AuditAction::ALL,
         }
     }
@@ -238,6 +268,9 @@ impl AuditAction {
             AuditAction::ScheduleDisable => "turned off schedule",
             AuditAction::ScheduleRemove => "removed schedule",
             AuditAction::ScheduleSkip => "skipped a scheduled backup of",
+            AuditAction::TokenCreate => "created API token",
+            AuditAction::TokenRevoke => "revoked API token",
+            AuditAction::TokenRefused => "was refused",
         }
     }
 }

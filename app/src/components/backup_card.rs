@@ -14,6 +14,7 @@ use super::health_banner::HealthBanner;
 use super::operation_panel::{poll_status, OperationPanel};
 use super::schedules::SchedulesPanel;
 use super::time::{browser, LocalTime};
+use super::tokens::TokensPanel;
 use super::upload::UploadDialog;
 use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
 use crate::models::{human_bytes, BackupStatus, LastSwitch, Operation, OperationStatus};
@@ -52,6 +53,7 @@ fn BackupConsole() -> impl IntoView {
             <OperationPanel status />
             <BackupList />
             <SchedulesPanel />
+            <TokensPanel />
             <ActivityList />
         </Card>
     }

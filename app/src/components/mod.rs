@@ -17,6 +17,7 @@ mod schedules;
 mod style_primer;
 mod table_header;
 mod time;
+mod tokens;
 mod upload;
 
 pub use backup_card::BackupCard;

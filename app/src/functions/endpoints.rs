@@ -40,6 +40,8 @@ pub fn server_fn_endpoints() -> Vec<Endpoint> {
                 Access::Admins
             },
             in_maintenance: IN_MAINTENANCE.contains(&path),
+            // The console's own calls: never open to an API token.
+            scope: None,
         })
         .collect();
     endpoints.sort_by_key(|e| e.path);

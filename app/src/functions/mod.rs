@@ -10,6 +10,7 @@ mod backups;
 #[cfg(feature = "ssr")]
 mod endpoints;
 mod schedules;
+mod tokens;
 
 pub use admin::*;
 pub use auth::*;
@@ -17,3 +18,4 @@ pub use backups::*;
 #[cfg(feature = "ssr")]
 pub use endpoints::server_fn_endpoints;
 pub use schedules::*;
+pub use tokens::*;

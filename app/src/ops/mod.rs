@@ -25,6 +25,7 @@ mod overview;
 mod restore;
 mod retention;
 mod schedules;
+mod tokens;
 
 pub use auth::{login, logout, whoami};
 pub use backups::{
@@ -40,3 +41,4 @@ pub use overview::{backup_health, database_overview, recent_activity, storage_su
 pub use restore::{backup_administrators, last_restore, restore_backup, undo_restore};
 pub use retention::{pin_backup, prune_backups, retention_preview, unpin_backup};
 pub use schedules::{list_schedules, preview_schedule, remove_schedule, save_schedule};
+pub use tokens::{create_token, list_tokens, revoke_token};

@@ -44,7 +44,9 @@ pub async fn backup_administrators(
     admin: &AdminUser,
     id: BackupId,
 ) -> Result<BackupAdministrators, AppError> {
-    let you = admin.user().username.as_str();
+    let you = admin.user().map(|u| u.username.as_str()).ok_or_else(|| {
+        AppError::Forbidden("Only a signed-in administrator can ask this.".into())
+    })?;
     let seen = state
         .engine
         .admins_after_restore(id.get(), Some(you))

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use lms_backup::audit::Actor;
+use lms_backup::tokens::TokenGrant;
 use lms_backup::users::{self, Role, User};
 use tower_sessions::Session;
 
@@ -81,24 +82,52 @@ pub async fn require_admin(
     if user.role != Role::Admin {
         return Err(AppError::admins_only());
     }
-    Ok(AdminUser(SessionUser { user, ip: ip.0 }))
+    Ok(AdminUser(Principal::Session(SessionUser {
+        user,
+        ip: ip.0,
+    })))
 }
 
-/// A signed-in administrator: the proof the operations layer asks for. Only
-/// [`require_admin`] makes one (the field is private), and REST handlers
-/// take it as an extractor that answers 401/403 first.
+/// An administrator, or an API token acting for one: the proof the
+/// operations layer asks for. Only [`require_admin`] and the extractor make
+/// one (the field is private); REST handlers take it as an extractor that
+/// answers 401/403 first.
 #[derive(Debug, Clone)]
-pub struct AdminUser(SessionUser);
+pub struct AdminUser(Principal);
+
+#[derive(Debug, Clone)]
+enum Principal {
+    Session(SessionUser),
+    /// A live token, checked by the server's token gate against the scope
+    /// of the route it called (see [`VerifiedToken`]).
+    Token {
+        grant: TokenGrant,
+        ip: Option<IpAddr>,
+    },
+}
+
+/// Put in a request's extensions by the server's token gate once the
+/// request's bearer token is live and its scopes open the route called.
+/// Nothing else makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken(pub TokenGrant);
 
 impl AdminUser {
-    /// The actor to name in the audit log and on jobs.
+    /// The actor to name in the audit log and on jobs (`token:NAME` for a
+    /// token).
     pub fn actor(&self) -> Actor {
-        self.0.actor()
+        match &self.0 {
+            Principal::Session(user) => user.actor(),
+            Principal::Token { grant, ip } => grant.actor(ip.map(|ip| ip.to_string())),
+        }
     }
 
-    /// The administrator's account.
-    pub fn user(&self) -> &User {
-        &self.0.user
+    /// The administrator's account; `None` for an API token.
+    pub fn user(&self) -> Option<&User> {
+        match &self.0 {
+            Principal::Session(user) => Some(&user.user),
+            Principal::Token { .. } => None,
+        }
     }
 }
 
@@ -110,13 +139,19 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ip = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientIp(None));
+        if let Some(VerifiedToken(grant)) = parts.extensions.get::<VerifiedToken>() {
+            return Ok(AdminUser(Principal::Token {
+                grant: grant.clone(),
+                ip: ip.0,
+            }));
+        }
         let app = AppState::from_ref(state);
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| AppError::internal())?;
-        let ip = ClientIp::from_request_parts(parts, state)
-            .await
-            .unwrap_or(ClientIp(None));
         require_admin(&app, &session, ip).await
     }
 }

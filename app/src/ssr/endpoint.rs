@@ -5,6 +5,7 @@
 //! router that serves them.
 
 use http::Method;
+use lms_types::TokenScope;
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct Endpoint {
     /// Still answered in maintenance mode: admin reads of the control
     /// database, so administrators can follow a restore's switch.
     pub in_maintenance: bool,
+    /// The API token scope that opens it, if any: a request with
+    /// `Authorization: Bearer` is refused by every endpoint without one.
+    pub scope: Option<TokenScope>,
 }
 
 impl Endpoint {
@@ -58,6 +62,7 @@ mod tests {
             path,
             access: Access::Admins,
             in_maintenance: false,
+            scope: None,
         }
     }
 

@@ -14,6 +14,7 @@ use std::future::Future;
 pub(crate) use auth::attach_user;
 pub use auth::{
     admin_from_context, current_user, request_context, require_admin, AdminUser, SessionUser,
+    VerifiedToken,
 };
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use endpoint::{Access, Endpoint};

@@ -16,6 +16,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The bearer token `/metrics` asks for (`METRICS_TOKEN`); none: open.
     pub metrics_token: Option<BearerToken>,
+    /// Requests each API token may make per minute (`API_TOKEN_RATE_LIMIT`).
+    pub token_requests_per_minute: std::num::NonZeroU32,
 }
 
 /// A bearer token, kept as its SHA-256 only: never shown, never logged,

@@ -19,22 +19,28 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use lms_types::TokenScope;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ApiRoutes;
 
 pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
     r.post("/api/admin/backup/create", create)
+        .scoped(TokenScope::BackupCreate)
         .get_in_maintenance("/api/admin/backup/list", list)
+        .scoped(TokenScope::BackupRead)
         .get_in_maintenance("/api/admin/backup/status", status)
+        .scoped(TokenScope::StatusRead)
         .get("/api/admin/backup/download/{id}", download)
         .get_in_maintenance("/api/admin/backup/jobs/{id}", job)
+        .scoped(TokenScope::StatusRead)
         .post("/api/admin/backup/lock/release", release_lock)
         .post("/api/admin/backup/restore/undo", undo)
         .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/recheck", recheck)
         .post("/api/admin/backup/restore/{id}", restore)
         .get_in_maintenance("/api/admin/backup/{id}", get)
+        .scoped(TokenScope::BackupRead)
         .get("/api/admin/backup/{id}/administrators", administrators)
         .delete("/api/admin/backup/{id}", delete)
         .post("/api/admin/backup/{id}/pin", pin)

@@ -14,6 +14,7 @@ mod auth;
 mod backups;
 mod health;
 mod schedules;
+mod tokens;
 
 use app::error::AppError;
 use app::ssr::{Access, AppState, Endpoint};
@@ -21,6 +22,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::Method;
 use axum::routing::{on, MethodFilter};
 use axum::{Json, Router};
+use lms_types::TokenScope;
 
 /// A router that remembers what it routes.
 pub struct ApiRoutes {
@@ -63,7 +65,15 @@ impl ApiRoutes {
             path,
             access: self.access,
             in_maintenance,
+            scope: None,
         });
+        self
+    }
+
+    /// Opens the route just added to API tokens with `scope`.
+    fn scoped(mut self, scope: TokenScope) -> Self {
+        let last = self.table.last_mut().expect("a route was added");
+        last.scope = Some(scope);
         self
     }
 
@@ -108,6 +118,7 @@ fn routes() -> ApiRoutes {
         .group(Access::Admins, admin::routes)
         .group(Access::Admins, backups::routes)
         .group(Access::Admins, schedules::routes)
+        .group(Access::Admins, tokens::routes)
         .group(Access::Anyone, health::routes)
 }
 
@@ -159,6 +170,14 @@ impl Endpoints {
         } else {
             Access::Anyone
         }
+    }
+
+    /// The scope an API token needs for `method path`; `None` where no
+    /// token is accepted (server functions, pages, every other route).
+    pub fn token_scope(&self, method: &Method, path: &str) -> Option<TokenScope> {
+        self.route(path)
+            .find(|e| e.method == method)
+            .and_then(|e| e.scope)
     }
 
     /// Whether `method path` still answers in maintenance mode. Server

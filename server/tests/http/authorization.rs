@@ -84,6 +84,22 @@ async fn the_endpoint_table_is_complete() {
         ],
         "only signing in and out, asking who is signed in, and what a monitor polls \
          (behind its own token for /metrics) are open to everyone"
+    ); // What API tokens open: a backup, reading backups, reading what runs.
+       // Nothing that restores, deletes, downloads or manages tokens.
+    let mut scoped: Vec<String> = table
+        .iter()
+        .filter_map(|e| e.scope.map(|s| format!("{} {} {s}", e.method, e.path)))
+        .collect();
+    scoped.sort();
+    assert_eq!(
+        scoped,
+        [
+            "GET /api/admin/backup/jobs/{id} status:read",
+            "GET /api/admin/backup/list backup:read",
+            "GET /api/admin/backup/status status:read",
+            "GET /api/admin/backup/{id} backup:read",
+            "POST /api/admin/backup/create backup:create",
+        ]
     );
 }
 
@@ -287,6 +303,22 @@ impl<'a> Console<'a> {
             .unwrap();
     }
 
+    async fn token_to_revoke(&self, name: &str) {
+        self.app
+            .engine
+            .create_token(
+                lms_backup::tokens::NewToken {
+                    name: name.into(),
+                    scopes: vec![lms_types::TokenScope::StatusRead],
+                    expires_days: None,
+                },
+                &lms_backup::testing::actor("admin0"),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+
     /// A restore of backup `id`, so that there is one to undo.
     async fn restore_to_undo(&self, id: i64) {
         let job = self.admin.restore(id).await.unwrap();
@@ -365,8 +397,29 @@ impl<'a> Console<'a> {
                 | "/api/fn/recheck_backups"
                 | "/api/fn/release_lock"
                 | "/api/fn/backup_health"
-                | "/api/fn/list_schedules",
+                | "/api/fn/list_schedules"
+                | "/api/fn/list_tokens",
             ) => WellFormed::new(path, json(json!({})), 200),
+            ("POST", "/api/admin/tokens") => WellFormed::new(
+                path,
+                json(json!({ "name": "rest-token", "scopes": ["status:read"] })),
+                201,
+            ),
+            ("DELETE", "/api/admin/tokens/{name}") => {
+                self.token_to_revoke("rest-revoke").await;
+                WellFormed::new(path.replace("{name}", "rest-revoke"), None, 200)
+            }
+            ("POST", "/api/fn/create_token") => WellFormed::new(
+                path,
+                json(
+                    json!({ "form": { "name": "fn-token", "scopes": ["backup:read"], "expires_days": 30 } }),
+                ),
+                200,
+            ),
+            ("POST", "/api/fn/revoke_token") => {
+                self.token_to_revoke("fn-revoke").await;
+                WellFormed::new(path, json(json!({ "name": "fn-revoke" })), 200)
+            }
             ("POST", "/api/admin/backup/{id}/pin") => WellFormed::new(
                 with_id,
                 json(json!({ "reason": "before the term upgrade" })),

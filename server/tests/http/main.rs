@@ -20,4 +20,5 @@ mod pages;
 mod restore;
 mod scheduler;
 mod support;
+mod tokens;
 mod upload;

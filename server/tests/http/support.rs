@@ -15,6 +15,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The bearer token the test apps' `/metrics` asks for.
 pub const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
+/// Requests each API token may make per minute in tests: enough for any
+/// test but the one that runs out of it.
+pub const TOKEN_REQUESTS_PER_MINUTE: u32 = 30;
 
 /// `dir/backups`, created as an operator would before starting the server
 /// (it never creates a missing backup directory).
@@ -123,6 +126,8 @@ async fn serve_with(engine: Engine, trusted_proxies: TrustedProxies) -> TestApp 
             secure_cookies: false,
             trusted_proxies,
             metrics_token: Some(BearerToken::new(METRICS_TOKEN)),
+            token_requests_per_minute: std::num::NonZeroU32::new(TOKEN_REQUESTS_PER_MINUTE)
+                .unwrap(),
         }),
     };
     let router = server::router(state, server::sessions::layer(store, false));
