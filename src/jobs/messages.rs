@@ -29,6 +29,8 @@ pub fn failure_message(err: &Error) -> String {
                 format!("{tool} was stopped by signal {signal} before it finished; nothing was kept. Try again.")
             } else if stderr_tail.contains("could not connect") || stderr_tail.contains("Connection refused") {
                 format!("{tool} could not connect to the database server. Check that PostgreSQL is running.")
+            } else if let Some(table) = forced_row_security(stderr_tail) {
+                format!("{tool} could not read every row of table {table}: row-level security is forced on it even for its owner, and a backup must hold every row. Nothing was kept. Have its owner run ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, or give the application role BYPASSRLS.")
             } else if stderr_tail.contains("could not open input file") {
                 format!("{tool} could not open the backup file: it disappeared (was the backup directory removed or unmounted?); nothing was kept.")
             } else if ["server closed the connection", "terminating connection", "connection to server was lost", "could not receive data from server", "SSL SYSCALL error", "SSL connection has been closed unexpectedly"]
@@ -57,6 +59,17 @@ pub fn failure_message(err: &Error) -> String {
     }
 }
 
+/// The table pg_dump names when row-level security would hide rows from
+/// it (`query would be affected by row-level security policy for table
+/// "x"`), as the quoted name it gives.
+fn forced_row_security(stderr: &str) -> Option<&str> {
+    let rest = stderr
+        .split("query would be affected by row-level security policy for table ")
+        .nth(1)?;
+    let name = rest.lines().next()?.trim();
+    (name.starts_with('"') && name.ends_with('"') && name.len() > 2).then_some(name)
+}
+
 /// True when a tool's stderr says it failed to connect (rather than losing
 /// a connection it had): libpq's "connection to server at … failed".
 fn connecting(stderr_tail: &str) -> bool {
@@ -76,6 +89,25 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_hidden_by_forced_row_security_is_named_with_the_fix() {
+        use std::os::unix::process::ExitStatusExt;
+        let err = Error::ToolFailed {
+            tool: "pg_dump",
+            status: std::process::ExitStatus::from_raw(256),
+            stderr_tail: "pg_dump: dumping contents of table \"public.policed\"\n\
+                pg_dump: error: query failed: ERROR:  query would be affected by row-level security policy for table \"policed\"\n\
+                HINT:  To disable the policy for the table's owner, use ALTER TABLE NO FORCE ROW LEVEL SECURITY."
+                .into(),
+        };
+        let message = failure_message(&err);
+        assert!(
+            message.contains("table \"policed\"")
+                && message.contains("ALTER TABLE \"policed\" NO FORCE ROW LEVEL SECURITY"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn failure_messages_hide_internals() {

@@ -5,7 +5,9 @@
 //!
 //! Default privileges (`ALTER DEFAULT PRIVILEGES FOR ROLE <owner> …`) are
 //! left out: they belong to the role that owned the objects where the backup
-//! was made, which the restore role is not and may not become.
+//! was made, which the restore role is not and may not become. The live
+//! database's default privileges are carried to the copy instead
+//! (`restore::carry`).
 
 use std::collections::BTreeSet;
 use std::io::Write;

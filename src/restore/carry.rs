@@ -2,15 +2,20 @@
 //! not in an archive (pg_restore without `--create` leaves it out): who may
 //! connect to it and create temporary tables (its ACL), its settings
 //! (`ALTER DATABASE … SET`), the application role's settings in it
-//! (`ALTER ROLE … IN DATABASE … SET`), its connection limit and its comment.
+//! (`ALTER ROLE … IN DATABASE … SET`), its connection limit, its comment,
+//! and the default privileges kept in it (`ALTER DEFAULT PRIVILEGES`, what
+//! objects created later grant by themselves).
 //! A restore carries them from the live database to the copy before the
 //! switch, so the database the site runs on after a restore behaves as
 //! before; settings PostgreSQL keeps per database would otherwise stay with
 //! the replaced one.
 //!
-//! Settings other roles have in the LMS database can only be set again by a
-//! superuser or by those roles, so a restore refuses, before anything
-//! changes, while there are any, and names them.
+//! Settings other roles have in the LMS database, and default privileges of
+//! roles the application role is not a member of, can only be made again by
+//! a superuser or by those roles, so a restore refuses, before anything
+//! changes, while there are any, and names them. An archive's own default
+//! privileges are not restored (they would run as the restore role, which
+//! may not make them): the live database's are the ones the site keeps.
 
 use sqlx::{Connection, PgConnection};
 
@@ -30,6 +35,87 @@ pub(super) struct DatabaseProfile {
     own_settings: Vec<String>,
     connection_limit: i32,
     comment: Option<String>,
+    /// `pg_default_acl`, one line per (role, schema, kind) with its entries,
+    /// as the catalog prints it; also what the copy is checked against.
+    default_acls: Vec<DefaultAcl>,
+}
+
+/// One `pg_default_acl` row: what objects of `kind` that `role` creates
+/// (in `schema`, or anywhere) grant by themselves.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+struct DefaultAcl {
+    /// regrole's output: an identifier, quoted where it must be.
+    role: String,
+    /// regnamespace's output; `None`: every schema.
+    schema: Option<String>,
+    /// `r` tables, `S` sequences, `f` functions, `T` types, `n` schemas.
+    kind: String,
+    /// (grantee, privilege, grantable); grantee `None` is PUBLIC.
+    entries: sqlx::types::Json<Vec<(Option<String>, String, bool)>>,
+    /// Whether the application role may set this role's default privileges.
+    settable: bool,
+}
+
+/// Reads `pg_default_acl` of the database `conn` is connected to.
+const DEFAULT_ACLS: &str = "
+    SELECT d.defaclrole::regrole::text AS role,
+           CASE WHEN d.defaclnamespace = 0 THEN NULL ELSE d.defaclnamespace::regnamespace::text END AS schema,
+           d.defaclobjtype::text AS kind,
+           coalesce((SELECT json_agg(json_build_array(
+                               CASE WHEN a.grantee = 0 THEN NULL ELSE a.grantee::regrole::text END,
+                               a.privilege_type, a.is_grantable)
+                             ORDER BY a.grantee::regrole::text NULLS FIRST, a.privilege_type)
+                     FROM aclexplode(d.defaclacl) a), '[]'::json) AS entries,
+           pg_has_role(current_user, d.defaclrole, 'USAGE') AS settable
+    FROM pg_default_acl d
+    ORDER BY 1, 2 NULLS FIRST, 3";
+
+async fn default_acls(conn: impl sqlx::PgExecutor<'_>) -> Result<Vec<DefaultAcl>> {
+    Ok(sqlx::query_as(DEFAULT_ACLS).fetch_all(conn).await?)
+}
+
+impl DefaultAcl {
+    fn objects(&self) -> Result<&'static str> {
+        Ok(match self.kind.as_str() {
+            "r" => "TABLES",
+            "S" => "SEQUENCES",
+            "f" => "FUNCTIONS",
+            "T" => "TYPES",
+            "n" => "SCHEMAS",
+            other => {
+                return Err(Error::Invalid(format!(
+                    "The LMS database has default privileges of a kind this version does not know ({other:?}). Nothing was changed."
+                )))
+            }
+        })
+    }
+
+    /// The statements that make this row in a database without it. A row
+    /// for every schema replaces the built-in defaults, so those are revoked
+    /// first; a row for one schema only adds to them.
+    fn statements(&self) -> Result<Vec<String>> {
+        let objects = self.objects()?;
+        let head = match &self.schema {
+            Some(schema) => format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {schema}",
+                self.role
+            ),
+            None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", self.role),
+        };
+        let mut out = Vec::new();
+        if self.schema.is_none() {
+            out.push(format!("{head} REVOKE ALL ON {objects} FROM PUBLIC"));
+            out.push(format!("{head} REVOKE ALL ON {objects} FROM {}", self.role));
+        }
+        for (grantee, privilege, grantable) in self.entries.iter() {
+            let to = grantee.clone().unwrap_or_else(|| "PUBLIC".to_owned());
+            let option = if *grantable { " WITH GRANT OPTION" } else { "" };
+            out.push(format!(
+                "{head} GRANT {privilege} ON {objects} TO {to}{option}"
+            ));
+        }
+        Ok(out)
+    }
 }
 
 impl Engine {
@@ -68,12 +154,30 @@ impl Engine {
         .fetch_all(lms)
         .await?;
         let app = quote_ident(self.dbs().lms_options.get_username());
+        let default_acls = default_acls(lms).await?;
+        let unsettable: Vec<String> = default_acls
+            .iter()
+            .filter(|d| !d.settable)
+            .map(|d| d.role.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unsettable.is_empty() {
+            return Err(Error::Invalid(format!(
+                "Roles the application role cannot act for have default privileges in the LMS \
+                 database (ALTER DEFAULT PRIVILEGES FOR ROLE …), which a restore cannot carry to \
+                 the restored database: {}. Nothing was changed. Have a superuser note and remove \
+                 them, restore, and set them again.",
+                unsettable.join(", ")
+            )));
+        }
         let mut profile = DatabaseProfile {
             acl,
             settings: Vec::new(),
             own_settings: Vec::new(),
             connection_limit,
             comment,
+            default_acls,
         };
         let mut others = Vec::new();
         for (role, config) in rows {
@@ -137,6 +241,51 @@ impl Engine {
         )
         .await;
         let _ = admin.close().await;
+        result?;
+        self.carry_default_acls(copy, profile).await
+    }
+
+    /// Makes the live database's default privileges in the copy (the
+    /// archive's are not restored), as the application role, connected to
+    /// the copy; then checks the copy has exactly them.
+    async fn carry_default_acls(&self, copy: &str, profile: &DatabaseProfile) -> Result<()> {
+        let mut conn =
+            PgConnection::connect_with(&self.dbs().lms_options.clone().database(copy)).await?;
+        let result = async {
+            let found = default_acls(&mut conn).await?;
+            if !found.is_empty() {
+                // pg_restore was told to leave them out; anything here came
+                // from elsewhere and is not what the live database has.
+                return Err(Error::Invalid(format!(
+                    "The restored copy has default privileges of its own ({}). Nothing was changed.",
+                    found.iter().map(|d| d.role.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let mut tx = conn.begin().await?;
+            for row in &profile.default_acls {
+                for statement in row.statements()? {
+                    sqlx::query(&statement).execute(&mut *tx).await.map_err(|e| {
+                        Error::Invalid(format!(
+                            "The LMS database's default privileges could not be made in the \
+                             restored copy ({}). Nothing was changed.",
+                            db_message(&e)
+                        ))
+                    })?;
+                }
+            }
+            tx.commit().await?;
+            let made = default_acls(&mut conn).await?;
+            if made != profile.default_acls {
+                return Err(Error::Invalid(
+                    "The LMS database's default privileges came out different in the restored \
+                     copy. Nothing was changed."
+                        .into(),
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        let _ = conn.close().await;
         result
     }
 }

@@ -160,7 +160,7 @@ impl Engine {
         if gates.privileges.default_privileges_skipped > 0 {
             tracing::warn!(
                 entries = gates.privileges.default_privileges_skipped,
-                "the archive's default privileges (ALTER DEFAULT PRIVILEGES) are not restored"
+                "the archive's default privileges (ALTER DEFAULT PRIVILEGES) are not restored; the live database's are carried to the copy"
             );
         }
         let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;

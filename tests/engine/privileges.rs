@@ -391,6 +391,47 @@ async fn a_hostile_archive_restored_successfully_changed_nothing_outside_its_cop
         left, 0,
         "the restore role owns nothing and is granted nothing"
     );
+    live.close().await.unwrap();
+
+    // The payload now lives in the LMS database, so a backup made here of
+    // it is kind `manual` and carries it: restoring that is held to the
+    // same rule as the upload was.
+    // (A table whose row-level security is forced on its owner cannot be
+    // backed up in full; the backup says so and which table. The other
+    // payloads stay.)
+    let refused = start_manual_backup(&engine, &actor("alice")).await.unwrap();
+    let refused = wait_for_job(&engine, refused.job.id).await;
+    assert_eq!(refused.status, JobStatus::Failed);
+    let message = refused.message.unwrap();
+    assert!(
+        message.contains("ALTER TABLE \"policed\" NO FORCE ROW LEVEL SECURITY"),
+        "{message}"
+    );
+    exec(
+        &su_url_of(engine.dbs().lms_name()),
+        "ALTER TABLE policed NO FORCE ROW LEVEL SECURITY",
+    )
+    .await;
+    let laundered = backup(&engine).await;
+    let kind: String = sqlx::query_scalar("SELECT kind FROM backup_history WHERE id = $1")
+        .bind(laundered)
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+    assert_eq!(kind, "manual");
+    let before = world(&engine, &kept).await;
+    let job = restore(&engine, laundered).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    let after = world(&engine, &kept).await;
+    assert_eq!(
+        before.control, after.control,
+        "the control database is unchanged by the manual backup's restore"
+    );
+    assert_eq!(
+        before.kept, after.kept,
+        "the older kept database is unchanged by the manual backup's restore"
+    );
+    assert_same_roles(&before, &after);
 }
 
 #[tokio::test]
@@ -479,6 +520,27 @@ async fn privileges(engine: &Engine, roles: &[&str]) -> Vec<String> {
            WHERE c.relkind IN ('r', 'v', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
              AND n.nspname NOT LIKE 'pg\\_%'
            UNION ALL
+           SELECT 'table (delete, truncate, references) ' || c.oid::regclass::text, r.role,
+                  has_table_privilege(r.role, c.oid, 'DELETE'),
+                  has_table_privilege(r.role, c.oid, 'TRUNCATE'),
+                  has_table_privilege(r.role, c.oid, 'REFERENCES')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, r
+           WHERE c.relkind IN ('r', 'v', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg\\_%'
+           UNION ALL
+           SELECT 'table (trigger; some column select, update) ' || c.oid::regclass::text, r.role,
+                  has_table_privilege(r.role, c.oid, 'TRIGGER'),
+                  has_any_column_privilege(r.role, c.oid, 'SELECT'),
+                  has_any_column_privilege(r.role, c.oid, 'UPDATE')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, r
+           WHERE c.relkind IN ('r', 'v', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg\\_%'
+           UNION ALL
+           SELECT 'type ' || t.oid::regtype::text, r.role,
+                  has_type_privilege(r.role, t.oid, 'USAGE'), false, false
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace, r
+           WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           UNION ALL
            SELECT 'sequence ' || c.oid::regclass::text, r.role,
                   has_sequence_privilege(r.role, c.oid, 'USAGE'), has_sequence_privilege(r.role, c.oid, 'SELECT'),
                   has_sequence_privilege(r.role, c.oid, 'UPDATE')
@@ -517,6 +579,17 @@ async fn privileges(engine: &Engine, roles: &[&str]) -> Vec<String> {
     .await
     .unwrap();
     out.push(db);
+    // Default privileges: what objects created later grant by themselves.
+    let defaults: Vec<String> = sqlx::query_scalar(
+        "SELECT concat_ws(' ', 'default', d.defaclrole::regrole::text,
+                          coalesce(d.defaclnamespace::regnamespace::text, '*'),
+                          d.defaclobjtype, d.defaclacl::text)
+         FROM pg_default_acl d ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    out.extend(defaults);
     out
 }
 
@@ -543,6 +616,14 @@ ALTER DATABASE "{live}" SET search_path = "$user", public, extra;
 ALTER ROLE "{app}" IN DATABASE "{live}" SET work_mem = '8MB';
 ALTER DATABASE "{live}" CONNECTION LIMIT 77;
 COMMENT ON DATABASE "{live}" IS 'the LMS, with care';
+GRANT DELETE, TRUNCATE ON enrollments TO {reporting};
+GRANT UPDATE (title) ON courses TO {reporting};
+CREATE DOMAIN grade AS int CHECK (VALUE BETWEEN 0 AND 100);
+REVOKE USAGE ON DOMAIN grade FROM PUBLIC;
+GRANT USAGE ON DOMAIN grade TO {reporting};
+ALTER DEFAULT PRIVILEGES FOR ROLE "{app}" GRANT SELECT ON TABLES TO {reporting};
+ALTER DEFAULT PRIVILEGES FOR ROLE "{app}" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE "{app}" IN SCHEMA public GRANT USAGE ON SEQUENCES TO {reporting};
 "#
         ),
     )
@@ -569,6 +650,26 @@ COMMENT ON DATABASE "{live}" IS 'the LMS, with care';
     assert!(
         lost.is_empty() && gained.is_empty(),
         "privileges and settings as backed up:\nbefore only: {lost:#?}\nafter only: {gained:#?}"
+    );
+    assert!(
+        after.iter().any(|l| l.starts_with("default ")),
+        "the default privileges were compared: {after:#?}"
+    );
+    // And they act: what the application creates after the restore grants
+    // as it did before.
+    exec(
+        &url_of(&live),
+        "CREATE TABLE made_after (id int); CREATE FUNCTION made_after_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+    )
+    .await;
+    let now = privileges(&engine, &roles).await;
+    assert!(
+        now.contains(&format!("table made_after {reporting} t f f")),
+        "{now:#?}"
+    );
+    assert!(
+        now.contains(&format!("function made_after_fn() {nobody} f f f")),
+        "{now:#?}"
     );
 }
 
