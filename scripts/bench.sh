@@ -5,7 +5,9 @@
 #                      (bench/backup.py); then a backup job under the load of 50
 #                      polling sessions over a 5,000-entry catalog, and sign-in
 #                      timings (bench/load.py)
-# BENCH_ONLY=backup or BENCH_ONLY=load runs one of the two (default: both).
+#   BENCH_ONLY=scheduler: the scheduler's idle cost with 0 and 10 schedules, and
+#                      the time from a due time to pg_dump's start (bench/scheduler.py)
+# BENCH_ONLY=backup, load or scheduler runs one of them (default: backup and load).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
 # load.py: BENCH_LOAD_SCALE (10), BENCH_LOAD_RUNS (3), BENCH_LOAD_SESSIONS (50),
 #          BENCH_LOAD_INTERVAL (1 s between a session's polls; 0 for a closed loop).
@@ -14,11 +16,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load) ;;
-  *) die "BENCH_ONLY is backup or load (or unset for both), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler) ;;
+  *) die "BENCH_ONLY is backup, load or scheduler (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
+if [ "$BENCH_ONLY" = scheduler ]; then
+  su_psql -c 'CREATE DATABASE lms_sched OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_sched" BENCH_PG_DUMP="$PG_BIN/pg_dump"
+  exec python3 "$ROOT/bench/scheduler.py"
+fi
 if [ "$BENCH_ONLY" != load ]; then
   export DATABASE_URL="$APP_URL_BASE/lms_e2e"
   export BENCH_PG_DUMP="$PG_BIN/pg_dump" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
