@@ -223,3 +223,22 @@ test('the keyboard reaches the dialog from the row and back', async ({ page }) =
   expect(await focused(page)).toContain(`Details of ${name}`);
   await expect(backupTable(page)).toBeVisible();
 });
+
+test('details closed before they arrive, or switched to another backup, leave no error behind', async ({ page }) => {
+  // Details drawn after their dialog moved on once ran the pin control's
+  // effects under a disposed owner: the page panicked.
+  const first = await createBackup(page, `details race one ${Date.now()}`);
+  const second = await createBackup(page, `details race two ${Date.now()}`);
+  for (let i = 0; i < 8; i++) {
+    for (const b of [first, second]) {
+      await b.row.getByRole('button', { name: `Details of ${b.name}` }).click();
+      await page.keyboard.press('Escape');
+    }
+  }
+  // Still alive: a last opening shows its pin control and closes cleanly.
+  await second.row.getByRole('button', { name: `Details of ${second.name}` }).click();
+  const details = page.getByRole('dialog', { name: second.name });
+  await expect(details.getByTestId('pin')).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(details).toBeHidden();
+});

@@ -10,7 +10,7 @@ use super::console::Console;
 use super::dialog::{open_for, CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
 use super::facts::Fact;
-use super::pin::PinControl;
+use super::pin::{PinControl, PinState};
 use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
@@ -515,6 +515,12 @@ fn name_rules(name: Signal<String>) -> Vec<InputRule> {
 #[component]
 fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let open = open_for(target);
+    let pins = PinState::for_dialog();
+    Effect::new(move |_| {
+        if let Some(b) = target.get() {
+            pins.show(&b);
+        }
+    });
     let detail = Resource::new(
         move || target.get().map(|b| b.id),
         |id| async move {
@@ -538,9 +544,15 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                     <DialogContent>
                         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                             {move || Suspend::new(async move {
-                                match detail.await? {
+                                let shown = detail.await?;
+                                // Details that arrive after the dialog moved on are not drawn.
+                                let wanted = target.with_untracked(|t| t.as_ref().map(|b| b.id));
+                                match shown {
                                     Err(e) => Some(view! { <ErrorBar message=e.to_string() /> }.into_any()),
-                                    Ok(d) => Some(view! { <ManifestView detail=d /> }.into_any()),
+                                    Ok(d) if Some(d.summary.id) == wanted => {
+                                        Some(view! { <ManifestView detail=d pins /> }.into_any())
+                                    }
+                                    Ok(_) => None,
                                 }
                             })}
                         </Suspense>
@@ -556,7 +568,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
 }
 
 #[component]
-fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
+fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl IntoView {
     let b = detail.summary;
     let for_pin = b.clone();
     let facts = detail.manifest.as_ref().map(|m| {
@@ -592,7 +604,7 @@ fn ManifestView(detail: crate::models::BackupDetail) -> impl IntoView {
             })}
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
-        <PinControl backup=for_pin />
+        <PinControl backup=for_pin state=pins />
         {match tables {
             Some(tables) => {
                 view! {

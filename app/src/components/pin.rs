@@ -10,39 +10,74 @@ use super::time::LocalTime;
 use crate::functions::{PinBackup, UnpinBackup};
 use crate::models::{BackupStatus, BackupSummary, PinInfo};
 
+/// The pin state of the backup the Details dialog shows, with its actions.
+/// Owned by the dialog, which lives as long as the page: the dialog's
+/// content is built when the backup's details arrive, possibly after the
+/// dialog has moved on, and nothing reactive may be created there then.
+#[derive(Clone, Copy)]
+pub struct PinState {
+    pin: RwSignal<Option<PinInfo>>,
+    reason: RwSignal<String>,
+    pinning: ServerAction<PinBackup>,
+    unpinning: ServerAction<UnpinBackup>,
+}
+
+impl PinState {
+    /// The state of a Details dialog (call once, in the dialog).
+    pub fn for_dialog() -> Self {
+        let console = Console::expect();
+        let state = PinState {
+            pin: RwSignal::new(None),
+            reason: RwSignal::new(String::new()),
+            pinning: ServerAction::<PinBackup>::new(),
+            unpinning: ServerAction::<UnpinBackup>::new(),
+        };
+        Effect::new(move |_| {
+            if let Some(Ok(b)) = state.pinning.value().get() {
+                state.pin.set(b.pin);
+                state.reason.set(String::new());
+                console.toast_success(format!("Pinned {}: retention keeps it.", b.filename));
+                console.refresh();
+            }
+        });
+        Effect::new(move |_| {
+            if let Some(Ok(b)) = state.unpinning.value().get() {
+                state.pin.set(b.pin);
+                console.toast_success(format!(
+                    "Unpinned {}: retention decides on it again.",
+                    b.filename
+                ));
+                console.refresh();
+            }
+        });
+        state
+    }
+
+    /// A fresh start for `backup` (each time the dialog shows one).
+    pub fn show(&self, backup: &BackupSummary) {
+        self.pin.set(backup.pin.clone());
+        self.reason.set(String::new());
+        self.pinning.clear();
+        self.unpinning.clear();
+    }
+}
+
 /// The pin of one backup: who pinned it, why and when, with Unpin; or a
 /// reason field and Pin for a verified backup that is not pinned.
 #[component]
-pub fn PinControl(backup: BackupSummary) -> impl IntoView {
-    let console = Console::expect();
-    let pin = RwSignal::new(backup.pin.clone());
-    let reason = RwSignal::new(String::new());
-    let pinning = ServerAction::<PinBackup>::new();
-    let unpinning = ServerAction::<UnpinBackup>::new();
+pub fn PinControl(backup: BackupSummary, state: PinState) -> impl IntoView {
+    let PinState {
+        pin,
+        reason,
+        pinning,
+        unpinning,
+    } = state;
     let id = backup.id;
     let pinnable = matches!(
         backup.status,
         BackupStatus::Completed | BackupStatus::Missing
     );
     let name = backup.filename.clone();
-    Effect::new(move |_| {
-        if let Some(Ok(b)) = pinning.value().get() {
-            pin.set(b.pin);
-            reason.set(String::new());
-            console.toast_success(format!("Pinned {}: retention keeps it.", b.filename));
-            console.refresh();
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(Ok(b)) = unpinning.value().get() {
-            pin.set(b.pin);
-            console.toast_success(format!(
-                "Unpinned {}: retention decides on it again.",
-                b.filename
-            ));
-            console.refresh();
-        }
-    });
     let error = move || {
         pinning
             .value()
