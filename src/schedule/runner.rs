@@ -99,13 +99,18 @@ impl Engine {
     }
 
     /// How long until the next schedule is due, at most [`MAX_SLEEP`].
-    async fn until_next_due(&self, now: DateTime<Utc>) -> Result<Duration> {
+    pub async fn until_next_due(&self, now: DateTime<Utc>) -> Result<Duration> {
         let next: Option<DateTime<Utc>> =
             sqlx::query_scalar("SELECT min(next_run_at) FROM schedules WHERE enabled")
                 .fetch_one(&self.dbs().control)
                 .await?;
-        Ok(next
-            .and_then(|n| (n - now).to_std().ok())
+        // Nothing enabled: look again after the longest sleep (an edit on
+        // another instance is seen then). Overdue: soon, not at once.
+        let Some(next) = next else {
+            return Ok(MAX_SLEEP);
+        };
+        Ok((next - now)
+            .to_std()
             .unwrap_or(Duration::ZERO)
             .clamp(Duration::from_millis(200), MAX_SLEEP))
     }

@@ -500,3 +500,26 @@ async fn bad_schedules_are_refused_naming_the_field() {
     .unwrap();
     assert_eq!(refused, 4, "every refusal is on record");
 }
+
+#[tokio::test]
+async fn the_scheduler_sleeps_long_while_nothing_is_due() {
+    let engine = spawn_engine().await;
+    let now = utc("2026-12-06T10:00:00Z");
+    let longest = std::time::Duration::from_secs(15);
+    // No schedule at all: it looks again after its longest sleep, not at
+    // once (it polled five times a second).
+    assert_eq!(engine.until_next_due(now).await.unwrap(), longest);
+    add(&engine, "nightly", "30 2 * * *", "UTC", now).await;
+    assert_eq!(engine.until_next_due(now).await.unwrap(), longest);
+    // Due in three seconds: it wakes then; overdue: shortly.
+    let soon = utc("2026-12-07T02:29:57Z");
+    assert_eq!(
+        engine.until_next_due(soon).await.unwrap(),
+        std::time::Duration::from_secs(3)
+    );
+    let late = utc("2026-12-07T02:31:00Z");
+    assert_eq!(
+        engine.until_next_due(late).await.unwrap(),
+        std::time::Duration::from_millis(200)
+    );
+}
