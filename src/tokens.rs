@@ -91,7 +91,7 @@ impl TokenGrant {
 #[derive(sqlx::FromRow)]
 struct Row {
     name: String,
-    scopes: Vec<String>,
+    scopes: Vec<TokenScope>,
     created_by_name: String,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
@@ -107,8 +107,7 @@ impl From<Row> for TokenInfo {
     fn from(r: Row) -> Self {
         TokenInfo {
             name: r.name,
-            // The table's CHECK admits only known scopes.
-            scopes: r.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+            scopes: r.scopes,
             created_by_name: r.created_by_name,
             created_at: r.created_at,
             expires_at: r.expires_at,
@@ -207,16 +206,19 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<CreatedToken> {
         let created = self.insert_token(&new, actor, now).await;
-        let detail = match &created {
-            Ok(c) => describe(&c.info),
-            Err(e) => e.to_string(),
+        let (outcome, detail) = match &created {
+            Ok(c) => (AuditOutcome::Success, describe(&c.info)),
+            Err(e) => (AuditOutcome::Failure, e.to_string()),
         };
-        self.audit_token(
-            actor,
-            AuditAction::TokenCreate,
-            new.name.trim(),
-            created.is_ok(),
-            &detail,
+        audit::record_or_log(
+            &self.dbs().control,
+            Event {
+                actor,
+                action: AuditAction::TokenCreate,
+                target: Some(new.name.trim()),
+                outcome,
+                detail: Some(&detail),
+            },
         )
         .await;
         created
@@ -292,16 +294,12 @@ impl Engine {
             row.map(TokenInfo::from)
                 .ok_or_else(|| Error::NotFound(format!("A live API token named \"{name}\"")))
         });
-        let detail = match &revoked {
-            Ok(_) => String::new(),
-            Err(e) => e.to_string(),
-        };
-        self.audit_token(
+        audit::record_result(
+            &self.dbs().control,
             actor,
             AuditAction::TokenRevoke,
             name,
-            revoked.is_ok(),
-            &detail,
+            &revoked,
         )
         .await;
         revoked
@@ -314,7 +312,7 @@ impl Engine {
         if !presented.starts_with(TOKEN_PREFIX) || presented.len() > 200 {
             return Ok(None);
         }
-        let row: Option<(String, Vec<String>)> = sqlx::query_as(
+        let row: Option<(String, Vec<TokenScope>)> = sqlx::query_as(
             "UPDATE api_tokens SET last_used_at = now()
              WHERE secret_sha256 = $1 AND revoked_at IS NULL
                AND (expires_at IS NULL OR expires_at > now())
@@ -323,10 +321,7 @@ impl Engine {
         .bind(digest(presented))
         .fetch_optional(&self.dbs().control)
         .await?;
-        Ok(row.map(|(name, scopes)| TokenGrant {
-            name,
-            scopes: scopes.iter().filter_map(|s| s.parse().ok()).collect(),
-        }))
+        Ok(row.map(|(name, scopes)| TokenGrant { name, scopes }))
     }
 
     /// Records a live token used where its scopes do not reach.
@@ -345,31 +340,6 @@ impl Engine {
                 target: Some(what),
                 outcome: AuditOutcome::Denied,
                 detail: Some("outside the token's scopes"),
-            },
-        )
-        .await;
-    }
-
-    async fn audit_token(
-        &self,
-        actor: &Actor,
-        action: AuditAction,
-        name: &str,
-        ok: bool,
-        detail: &str,
-    ) {
-        audit::record_or_log(
-            &self.dbs().control,
-            Event {
-                actor,
-                action,
-                target: Some(name),
-                outcome: if ok {
-                    AuditOutcome::Success
-                } else {
-                    AuditOutcome::Failure
-                },
-                detail: (!detail.is_empty()).then_some(detail),
             },
         )
         .await;
