@@ -56,9 +56,10 @@ pub struct EngineConfig {
     /// (`SCHEDULE_GRACE`).
     pub schedule_grace: Duration,
     /// Tests say how much the database server's disk has free, as they
-    /// inject a clock, instead of filling a real disk.
+    /// inject a clock, instead of filling a real disk (`Some(None)`: it
+    /// cannot be seen).
     #[cfg(feature = "testing")]
-    pub database_free_space: Option<u64>,
+    pub database_free_space: Option<Option<u64>>,
 }
 
 impl EngineConfig {

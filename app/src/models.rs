@@ -314,6 +314,10 @@ pub struct JobInfo {
     pub progress: f64,
     /// Why it failed, in words a person can act on.
     pub message: Option<String>,
+    /// What it wants the administrator to know although it did not fail
+    /// (a check it could not make, a choice it made), oldest first.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub started_by: String,
     pub backup_id: Option<i64>,
     /// The backup's file name (for an undo, the backup whose restore it
@@ -779,6 +783,7 @@ mod convert {
                 phase: j.phase,
                 progress: j.progress,
                 message: j.message,
+                notes: j.notes,
                 started_by: j.started_by_name,
                 backup_id: j.backup_id,
                 backup_name: j.backup_name,

@@ -35,6 +35,9 @@ pub struct Job {
     pub phase: Phase,
     pub progress: f64,
     pub message: Option<String>,
+    /// What the job wants the administrator to know although it did not
+    /// fail (a check it could not make, a choice it made), oldest first.
+    pub notes: Vec<String>,
     pub started_by_id: Option<i64>,
     pub started_by_name: String,
     pub instance_id: String,
@@ -55,7 +58,7 @@ impl Job {
 }
 
 const JOB_COLUMNS: &str =
-    "id, kind, status, phase, progress, message, started_by_id, started_by_name,
+    "id, kind, status, phase, progress, message, notes, started_by_id, started_by_name,
     instance_id, backup_id, created_at, started_at, finished_at,
     (SELECT b.filename FROM backup_history b WHERE b.id = jobs.backup_id) AS backup_name";
 
@@ -109,6 +112,17 @@ pub(crate) async fn progress(
         .bind(id)
         .bind(phase)
         .bind(progress.clamp(0.0, 1.0))
+        .bind(JobStatus::Running)
+        .execute(control)
+        .await?;
+    Ok(())
+}
+
+/// Adds a note to a running job.
+pub(crate) async fn note(control: &PgPool, id: Uuid, note: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET notes = array_append(notes, $2) WHERE id = $1 AND status = $3")
+        .bind(id)
+        .bind(note)
         .bind(JobStatus::Running)
         .execute(control)
         .await?;

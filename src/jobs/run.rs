@@ -243,6 +243,16 @@ impl JobRun {
         }
     }
 
+    /// Tells the administrator something about the job that is not a
+    /// failure (a check it could not make, a choice it made): kept with
+    /// the job, shown while it runs and with its outcome, and logged.
+    pub async fn note(&self, note: &str) {
+        tracing::info!(job = %self.job.id, note, "job note");
+        if let Err(e) = super::note(&self.engine.dbs().control, self.job.id, note).await {
+            tracing::warn!(error = %e, "could not record the job's note");
+        }
+    }
+
     fn spec(&self, phase: Phase) -> &'static PhaseSpec {
         self.phases
             .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use super::gates::Room;
 use crate::engine::Engine;
 use crate::jobs::messages::human;
 use crate::postgres::databases::{quote_ident, quote_literal};
@@ -50,27 +51,42 @@ impl Engine {
     }
 
     /// Watches the copy grow while pg_restore fills it, and returns an
-    /// error as soon as it is larger than `budget` (never, without one): an
-    /// archive can hold far more than its size suggests, and a full disk on
-    /// the database server would take the live database down with the copy.
-    pub(super) async fn watch_copy_growth(&self, copy: &str, budget: Option<u64>) -> Error {
-        let Some(budget) = budget else {
+    /// error as soon as it is larger than its budget or the database
+    /// server's disk has less free than the margin (the write-ahead log
+    /// counts there); never, without a `room` to watch. An archive can hold
+    /// far more than its size suggests, and a full disk on the database
+    /// server would take the live database down with the copy.
+    pub(super) async fn watch_copy_growth(&self, copy: &str, room: Option<Room>) -> Error {
+        let Some(room) = room else {
             return std::future::pending().await;
         };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
-            if let Some(outgrown) = self.copy_outgrew(copy, Some(budget)).await {
+            if let Some(outgrown) = self.copy_outgrew(copy, Some(room)).await {
                 return outgrown;
+            }
+            if let Some(free) = self.database_server_free_space().await {
+                if free < room.margin {
+                    return Error::Invalid(format!(
+                        "The database server's disk fell to {} free while the restored copy was \
+                         built (the copy and the write-ahead log it writes), below \
+                         RESTORE_FREE_SPACE_MARGIN ({}); the restore was stopped before it could \
+                         fill the disk, and nothing was changed. Free space on the database \
+                         server and try again.",
+                        human(free),
+                        human(room.margin)
+                    ));
+                }
             }
         }
     }
 
-    /// The error for a copy larger than `budget`, if it is: checked once
+    /// The error for a copy larger than its budget, if it is: checked once
     /// more when pg_restore has finished, so a copy that outgrew its budget
     /// between two looks of the watch is refused all the same.
-    pub(super) async fn copy_outgrew(&self, copy: &str, budget: Option<u64>) -> Option<Error> {
-        let budget = budget?;
+    pub(super) async fn copy_outgrew(&self, copy: &str, room: Option<Room>) -> Option<Error> {
+        let budget = room?.copy_budget;
         let size: std::result::Result<i64, _> = sqlx::query_scalar("SELECT pg_database_size($1)")
             .bind(copy)
             .fetch_one(&self.dbs().lms)
@@ -78,9 +94,10 @@ impl Engine {
         match size {
             Ok(size) if size.max(0) as u64 > budget => Some(Error::Invalid(format!(
                 "The restored copy grew past {} (the free space on the database server's \
-                 disk less RESTORE_FREE_SPACE_MARGIN) and was stopped before it could fill \
-                 the disk; nothing was changed. The backup holds more than its size \
-                 suggests: free space on the database server and try again.",
+                 disk less RESTORE_FREE_SPACE_MARGIN and the write-ahead log the restore \
+                 writes) and was stopped before it could fill the disk; nothing was changed. \
+                 The backup holds more than its size suggests: free space on the database \
+                 server and try again.",
                 human(budget)
             ))),
             Ok(_) => None,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::catalog::Backup;
 use crate::engine::Engine;
 use crate::jobs::messages::human;
+use crate::jobs::run::JobRun;
 use crate::postgres::archive;
 use crate::postgres::databases::quote_ident;
 use crate::storage::{self, Manifest};
@@ -111,22 +112,23 @@ impl Engine {
     }
 
     /// The copy is built beside the live database, so both must fit on the
-    /// database server's disk at once. The copy's size is estimated from the
-    /// manifest (tables with their indexes when backed up, plus a tenth), or
-    /// from the live database when the archive carries no such record. The
-    /// disk can only be seen when the server runs on this host and the role
-    /// may read `data_directory` (superuser or `pg_read_all_settings`);
-    /// otherwise the check is skipped and logged, and a full disk fails the
-    /// restore in the copy, before anything live changed.
+    /// database server's disk at once, with the write-ahead log the restore
+    /// writes. The copy's size is estimated from the manifest (tables with
+    /// their indexes when backed up, plus a tenth), or from the live
+    /// database when the archive carries no such record. The disk can only
+    /// be seen when the server runs on this host and the role may read
+    /// `data_directory` (superuser or `pg_read_all_settings`); otherwise
+    /// the job says it was not checked, and a full disk fails the restore
+    /// in the copy, before anything live changed.
     ///
-    /// Returns how large the copy may grow (the free space less
-    /// `RESTORE_FREE_SPACE_MARGIN`), when the disk can be seen: the estimate
-    /// can be wrong (a small archive of very compressible data), so the copy
-    /// is watched while it is built.
+    /// Returns what to watch while the copy is built (the estimate can be
+    /// wrong: a small archive of very compressible data), when the disk
+    /// can be seen.
     pub(super) async fn check_room_for_copy(
         &self,
+        run: &JobRun,
         manifest: Option<&Manifest>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Room>> {
         let lms = &self.dbs().lms;
         let recorded: Option<i64> = manifest
             .and_then(|m| m.tables.as_ref())
@@ -139,36 +141,69 @@ impl Engine {
                     .await?
             }
         };
-        let needed = estimate.max(0) as u64 / 10 * 11;
+        let copy = estimate.max(0) as u64 / 10 * 11;
+        let wal = self.wal_allowance(copy).await;
+        let needed = copy + wal;
         let Some(free) = self.database_server_free_space().await else {
-            tracing::info!(
-                needed,
-                "free space on the database server cannot be seen from here; not checked"
-            );
+            run.note(&format!(
+                "The free space on the database server's disk cannot be seen from here (it runs \
+                 on another host, or its data directory is hidden from this role), so it was not \
+                 checked: the restored copy and the write-ahead log it writes need about {} \
+                 beside the live database.",
+                human(needed)
+            ))
+            .await;
             return Ok(None);
         };
         let margin = self.config().restore_free_space_margin;
         let budget = free.saturating_sub(margin);
         if budget < needed {
             return Err(Error::Invalid(format!(
-                "Not enough free space on the database server for the restored copy: about {} needed, \
-                 {} free, of which {} stays free (RESTORE_FREE_SPACE_MARGIN). The live database stays \
-                 in place until the copy is proven, so both must fit at once. Free some space on the \
-                 database server's disk and try again.",
+                "Not enough free space on the database server for the restored copy: about {} needed \
+                 ({} for the copy, up to {} for the write-ahead log it writes), {} free, of which {} \
+                 stays free (RESTORE_FREE_SPACE_MARGIN). The live database stays in place until the \
+                 copy is proven, so both must fit at once. Free some space on the database server's \
+                 disk and try again.",
                 human(needed),
+                human(copy),
+                human(wal),
                 human(free),
                 human(margin)
             )));
         }
-        Ok(Some(budget))
+        Ok(Some(Room {
+            copy_budget: budget - wal,
+            margin,
+        }))
+    }
+
+    /// The write-ahead log a restore of `copy` bytes may hold on the disk
+    /// at once: about the data it writes, but no more than `max_wal_size`
+    /// (checkpoints recycle it past that), plus what `wal_keep_size`
+    /// holds back. All of it, when the settings cannot be read.
+    async fn wal_allowance(&self, copy: u64) -> u64 {
+        let settings: std::result::Result<(i64, i64), _> = sqlx::query_as(
+            "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'max_wal_size'),
+                    coalesce((SELECT setting::bigint FROM pg_settings WHERE name = 'wal_keep_size'), 0)",
+        )
+        .fetch_one(&self.dbs().lms)
+        .await;
+        match settings {
+            // Both in megabytes.
+            Ok((max_wal, keep)) => copy.min(max_wal.max(0) as u64 * MIB) + keep.max(0) as u64 * MIB,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the WAL settings");
+                copy
+            }
+        }
     }
 
     /// Free bytes on the disk holding the database server's data directory,
     /// when that disk is this host's and the role may see where it is.
-    async fn database_server_free_space(&self) -> Option<u64> {
+    pub(super) async fn database_server_free_space(&self) -> Option<u64> {
         #[cfg(feature = "testing")]
         if let Some(free) = self.config().database_free_space {
-            return Some(free);
+            return free;
         }
         let host = self.dbs().lms_options.get_host();
         let local = host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1");
@@ -182,4 +217,19 @@ impl Engine {
                 .ok()??;
         storage::BackupDir::new(dir).free_space().await.ok()
     }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// What a restore watches while its copy is built, when the database
+/// server's disk can be seen.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    /// The most the copy itself may take: the free space less the margin
+    /// and the write-ahead log its restore may write.
+    pub copy_budget: u64,
+    /// What the disk keeps free (`RESTORE_FREE_SPACE_MARGIN`): watched
+    /// directly too, so the write-ahead log and anything else writing to
+    /// that disk count.
+    pub margin: u64,
 }

@@ -11,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 use super::carry::DatabaseProfile;
+use super::gates::Room;
 use super::SwapReport;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
@@ -31,8 +32,8 @@ struct Gates {
     /// "schema.name" of the archive's tables.
     tables: Vec<String>,
     profile: DatabaseProfile,
-    /// How large the copy may grow (`None`: the disk cannot be seen).
-    growth_budget: Option<u64>,
+    /// What the copy may take of the disk (`None`: the disk cannot be seen).
+    room: Option<Room>,
 }
 
 /// The copy being built and what it will be checked against.
@@ -68,14 +69,14 @@ impl Engine {
         self.check_roles_exist(&privileges.roles).await?;
         let profile = self.live_database_profile().await?;
         let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
-        let growth_budget = self.check_room_for_copy(manifest.as_ref()).await?;
+        let room = self.check_room_for_copy(run, manifest.as_ref()).await?;
         Ok(Gates {
             path,
             manifest,
             privileges,
             tables,
             profile,
-            growth_budget,
+            room,
         })
     }
 
@@ -158,10 +159,13 @@ impl Engine {
         .arg(format!("--dbname={shadow}"))
         .arg(&gates.path);
         if gates.privileges.default_privileges_skipped > 0 {
-            tracing::warn!(
-                entries = gates.privileges.default_privileges_skipped,
-                "the archive's default privileges (ALTER DEFAULT PRIVILEGES) are not restored; the live database's are carried to the copy"
-            );
+            run.note(&format!(
+                "The backup's default privileges (ALTER DEFAULT PRIVILEGES, {} entries) were not \
+                 restored: the live database's are kept, so tables created later get the grants \
+                 they get today.",
+                gates.privileges.default_privileges_skipped
+            ))
+            .await;
         }
         let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;
         let stderr = tool.child().stderr.take().expect("stderr is piped");
@@ -178,14 +182,14 @@ impl Engine {
         let watched = async {
             tokio::select! {
                 tail = follower => Ok(tail),
-                err = self.watch_copy_growth(&shadow, gates.growth_budget) => Err(err),
+                err = self.watch_copy_growth(&shadow, gates.room) => Err(err),
             }
         };
         let tail = run
             .run_phase(Phase::Restoring, || progress.fraction(), watched)
             .await??;
         tool.wait(tail).await?;
-        if let Some(outgrown) = self.copy_outgrew(&shadow, gates.growth_budget).await {
+        if let Some(outgrown) = self.copy_outgrew(&shadow, gates.room).await {
             return Err(outgrown);
         }
         let early = early

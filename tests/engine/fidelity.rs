@@ -1,7 +1,7 @@
 //! A restore gives back exactly what was backed up, for the kinds of objects
 //! real schemas hold: several schemas, NULLs, unicode, bytea, jsonb, arrays,
 //! enums, sequences, views, functions, triggers, partitioned tables and
-//! foreign keys.
+//! foreign keys, with their owners, privileges and comments.
 
 use lms_backup::postgres::fingerprint::{self, Fingerprint};
 use lms_backup::testing::{
@@ -39,6 +39,12 @@ BEGIN NEW.note := upper(coalesce(NEW.note, '')); RETURN NEW; END $$;
 CREATE TRIGGER things_shout BEFORE UPDATE ON extra.things FOR EACH ROW EXECUTE FUNCTION extra.shout();
 CREATE SEQUENCE extra.counter START 100;
 SELECT nextval('extra.counter'), nextval('extra.counter'), nextval('extra.counter');
+GRANT USAGE ON SCHEMA extra TO PUBLIC;
+GRANT SELECT ON extra.happy_things TO PUBLIC;
+GRANT SELECT (id, name), UPDATE (note) ON extra.things TO PUBLIC;
+REVOKE ALL ON FUNCTION extra.shout() FROM PUBLIC;
+GRANT USAGE ON SEQUENCE extra.counter TO PUBLIC;
+COMMENT ON TABLE extra.things IS 'things, with care';
 "#;
 
 const CHANGES: &str = r#"
@@ -49,6 +55,9 @@ DROP VIEW extra.happy_things;
 ALTER TABLE extra.things ADD COLUMN added int;
 SELECT setval('extra.counter', 5000);
 CREATE TABLE extra.newcomer (id int);
+REVOKE ALL ON extra.things FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION extra.shout() TO PUBLIC;
+COMMENT ON TABLE extra.things IS NULL;
 "#;
 
 async fn run_sql(engine: &Engine, sql: &str) {
@@ -58,13 +67,14 @@ async fn run_sql(engine: &Engine, sql: &str) {
     sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
 }
 
-/// `pg_dump --schema-only` of the live database, without the lines that
+/// `pg_dump --schema-only` of the live database (owners and privileges
+/// included), without the lines that
 /// differ between any two runs (version banner, per-run `\restrict` keys).
 async fn schema_dump(engine: &Engine) -> String {
     let url = lms_backup::testing::test_server_url();
     let (base, _) = url.rsplit_once('/').unwrap();
     let out = tokio::process::Command::new(&engine.tools().pg_dump)
-        .args(["--schema-only", "--no-owner", "--no-acl", "--dbname"])
+        .args(["--schema-only", "--dbname"])
         .arg(format!("{base}/{}", engine.dbs().lms_name()))
         .output()
         .await

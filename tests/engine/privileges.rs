@@ -9,7 +9,9 @@
 //! - Privileges and the database's own settings survive a restore; an archive
 //!   that grants to roles this server lacks is refused before anything
 //!   changes.
-//! - The copy is stopped when it grows past the free space.
+//! - The copy is stopped when it grows past the free space; the
+//!   write-ahead log the restore writes is counted; a disk that cannot be
+//!   seen is said in the job, not passed over.
 
 use std::collections::BTreeMap;
 
@@ -113,7 +115,13 @@ async fn database_props(name: &str) -> String {
 /// A plain dump of a database's contents (schema, data, privileges),
 /// without the lines that differ between runs.
 async fn database_dump(engine: &Engine, name: &str) -> String {
+    database_dump_with(engine, name, &[]).await
+}
+
+/// [`database_dump`] with more pg_dump arguments.
+async fn database_dump_with(engine: &Engine, name: &str, args: &[&str]) -> String {
     let out = tokio::process::Command::new(&engine.tools().pg_dump)
+        .args(args)
         .arg(format!("--dbname={}", su_url_of(name)))
         .output()
         .await
@@ -133,6 +141,51 @@ async fn database_dump(engine: &Engine, name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The contents of a database kept for undo, which takes no connections:
+/// opened for the dump and closed again, as the superuser.
+async fn kept_database_dump(engine: &Engine, name: &str) -> String {
+    let mut su = su().await;
+    let alter = |allow: bool| format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
+    sqlx::raw_sql(&alter(true)).execute(&mut su).await.unwrap();
+    let dump = database_dump(engine, name).await;
+    sqlx::raw_sql(&alter(false)).execute(&mut su).await.unwrap();
+    dump
+}
+
+/// The control database's contents but for what a restore writes by
+/// design: its job, the lock it holds, its audit entry, the sessions it
+/// ends, and (first restore of an upload) the tables it found in the
+/// backup's manifest. That is every object, privilege, comment and
+/// function, the data of every other table (users, schedules, tokens,
+/// settings), and every catalog row but those manifest entries.
+async fn control_dump(engine: &Engine) -> String {
+    let control = engine.dbs().control_options.get_database().unwrap();
+    let mut args = vec![];
+    for table in [
+        "jobs",
+        "operation_lock",
+        "audit_log",
+        "backup_history",
+        "tower_sessions.*",
+    ] {
+        args.push("--exclude-table-data");
+        args.push(table);
+    }
+    let dump = database_dump_with(engine, control, &args).await;
+    let dump: Vec<_> = dump
+        .lines()
+        .filter(|l| !l.starts_with("SELECT pg_catalog.setval('public.audit_log_id_seq'"))
+        .collect();
+    let catalog: Vec<String> = sqlx::query_scalar(
+        "SELECT (to_jsonb(b) - 'manifest')::text || ' ' || coalesce((b.manifest - 'tables' - 'sequences')::text, '-')
+         FROM backup_history b ORDER BY id",
+    )
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap();
+    format!("{}\n-- catalog\n{}", dump.join("\n"), catalog.join("\n"))
 }
 
 /// Every attribute, membership, password and setting (everywhere, or in
@@ -263,7 +316,9 @@ struct World {
     live: String,
     live_dump: String,
     control: String,
+    control_dump: String,
     kept: String,
+    kept_dump: String,
     roles: BTreeMap<String, String>,
 }
 
@@ -276,9 +331,47 @@ async fn world(engine: &Engine, kept: &str) -> World {
         live: database_props(live).await,
         live_dump: database_dump(engine, live).await,
         control: database_props(control).await,
+        control_dump: control_dump(engine).await,
         kept: database_props(kept).await,
+        kept_dump: kept_database_dump(engine, kept).await,
         roles: roles_state(&[&app, &restore_role], &[live, control, kept]).await,
     }
+}
+
+/// The control database and the database kept for undo, each as it was,
+/// properties and contents.
+fn assert_same_control_and_kept(before: &World, after: &World) {
+    assert_eq!(
+        before.control, after.control,
+        "the control database is unchanged"
+    );
+    assert!(
+        before.control_dump == after.control_dump,
+        "the control database's contents are unchanged:\n{}",
+        first_difference(&before.control_dump, &after.control_dump)
+    );
+    assert_eq!(
+        before.kept, after.kept,
+        "the database kept for undo is unchanged"
+    );
+    assert!(
+        before.kept_dump == after.kept_dump,
+        "the contents of the database kept for undo are unchanged:\n{}",
+        first_difference(&before.kept_dump, &after.kept_dump)
+    );
+}
+
+/// The first line where two dumps differ, with its neighbours.
+fn first_difference(a: &str, b: &str) -> String {
+    let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
+    let at = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let around = |lines: &[&str]| lines[at.saturating_sub(2)..(at + 3).min(lines.len())].join("\n");
+    format!(
+        "line {}:\nbefore:\n{}\nafter:\n{}",
+        at + 1,
+        around(&a),
+        around(&b)
+    )
 }
 
 fn assert_same_roles(before: &World, after: &World) {
@@ -313,14 +406,7 @@ async fn a_hostile_archive_whose_restore_fails_changed_nothing_outside_its_copy(
         before.live_dump, after.live_dump,
         "the live database's contents are unchanged"
     );
-    assert_eq!(
-        before.control, after.control,
-        "the control database is unchanged"
-    );
-    assert_eq!(
-        before.kept, after.kept,
-        "the database kept for undo is unchanged"
-    );
+    assert_same_control_and_kept(&before, &after);
     assert_same_roles(&before, &after);
     assert_eq!(
         databases_named_like(&engine).await,
@@ -352,15 +438,12 @@ async fn a_hostile_archive_restored_successfully_changed_nothing_outside_its_cop
         database_props(&replaced).await,
         "the replaced database is the live one as it was"
     );
+    assert!(
+        before.live_dump == kept_database_dump(&engine, &replaced).await,
+        "the replaced database holds what the live one held"
+    );
     let after = world(&engine, &kept).await;
-    assert_eq!(
-        before.control, after.control,
-        "the control database is unchanged"
-    );
-    assert_eq!(
-        before.kept, after.kept,
-        "the older kept database is unchanged"
-    );
+    assert_same_control_and_kept(&before, &after);
     assert_same_roles(&before, &after);
     // The restored database is the application's, open, with no settings
     // from the archive, and nothing in it is left to the restore role.
@@ -423,14 +506,7 @@ async fn a_hostile_archive_restored_successfully_changed_nothing_outside_its_cop
     let job = restore(&engine, laundered).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     let after = world(&engine, &kept).await;
-    assert_eq!(
-        before.control, after.control,
-        "the control database is unchanged by the manual backup's restore"
-    );
-    assert_eq!(
-        before.kept, after.kept,
-        "the older kept database is unchanged by the manual backup's restore"
-    );
+    assert_same_control_and_kept(&before, &after);
     assert_same_roles(&before, &after);
 }
 
@@ -644,6 +720,13 @@ ALTER DEFAULT PRIVILEGES FOR ROLE "{app}" IN SCHEMA public GRANT USAGE ON SEQUEN
 
     let job = restore(&engine, id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(
+        job.notes
+            .iter()
+            .any(|n| n.contains("default privileges") && n.contains("live database's are kept")),
+        "the job says the backup's default privileges gave way: {:?}",
+        job.notes
+    );
     let after = privileges(&engine, &roles).await;
     let lost: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
     let gained: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
@@ -758,10 +841,11 @@ async fn a_copy_growing_past_the_free_space_is_stopped() {
         .fetch_one(&probe.dbs().lms)
         .await
         .unwrap();
-    let room = live_size as u64 / 10 * 11 + (4 << 20);
+    let copy = live_size as u64 / 10 * 11;
+    let room = copy + wal_allowance(&probe, copy).await + (4 << 20);
     let engine = spawn_engine_with(|c| {
         c.restore_free_space_margin = margin;
-        c.database_free_space = Some(room + margin);
+        c.database_free_space = Some(Some(room + margin));
     })
     .await;
     let uploaded = engine
@@ -786,4 +870,88 @@ async fn a_copy_growing_past_the_free_space_is_stopped() {
         names,
         "the copy was dropped"
     );
+}
+
+/// What the engine allows for the write-ahead log a restore of `copy`
+/// bytes writes: that much, at most `max_wal_size`, plus `wal_keep_size`.
+async fn wal_allowance(engine: &Engine, copy: u64) -> u64 {
+    let (max_wal, keep): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'max_wal_size'),
+                (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_keep_size')",
+    )
+    .fetch_one(&engine.dbs().lms)
+    .await
+    .unwrap();
+    copy.min(max_wal as u64 * (1 << 20)) + keep as u64 * (1 << 20)
+}
+
+/// Room for the copy but not for the write-ahead log its restore writes
+/// is not room: the restore is refused before anything is made, saying so.
+#[tokio::test]
+async fn the_write_ahead_log_a_restore_writes_is_counted_in_the_room_it_needs() {
+    let source = spawn_engine().await;
+    lms_backup::demo::seed(&source.dbs().lms, 1).await.unwrap();
+    let id = backup(&source).await;
+    let detail = catalog::get(&source.dbs().control, id).await.unwrap();
+    let bytes = std::fs::read(source.config().backup_dir.join(&detail.backup.filename)).unwrap();
+
+    // An upload's copy is estimated from the live database (empty here):
+    // room for that and half the log it writes.
+    let probe = spawn_engine().await;
+    let live_size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(&probe.dbs().lms)
+        .await
+        .unwrap();
+    let copy = live_size as u64 / 10 * 11;
+    let wal = wal_allowance(&probe, copy).await;
+    assert!(wal > 4 << 20, "a log worth halving: {wal}");
+    let margin = 64 << 20;
+    let engine = spawn_engine_with(|c| {
+        c.restore_free_space_margin = margin;
+        c.database_free_space = Some(Some(copy + wal / 2 + margin));
+    })
+    .await;
+    let uploaded = engine
+        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
+        .await
+        .unwrap();
+    let names = databases_named_like(&engine).await;
+    let job = restore(&engine, uploaded.id).await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    let message = job.message.unwrap();
+    assert!(
+        message.contains("Not enough free space") && message.contains("write-ahead log"),
+        "{message}"
+    );
+    assert_eq!(
+        databases_named_like(&engine).await,
+        names,
+        "no copy was made"
+    );
+}
+
+/// A database server whose disk cannot be seen from here is restored to
+/// all the same, and the job says the free space was not checked and how
+/// much the copy needs.
+#[tokio::test]
+async fn a_disk_that_cannot_be_seen_is_said_in_the_job() {
+    let engine = spawn_engine_with(|c| c.database_free_space = Some(None)).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let id = backup(&engine).await;
+    let job = restore(&engine, id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(
+        job.notes.iter().any(|n| n
+            .contains("free space on the database server's disk cannot be seen")
+            && n.contains("need about")),
+        "{:?}",
+        job.notes
+    );
+    // And a disk that can be seen says nothing.
+    let seen = spawn_engine_with(|c| c.database_free_space = Some(Some(1 << 40))).await;
+    lms_backup::demo::seed(&seen.dbs().lms, 1).await.unwrap();
+    let id = backup(&seen).await;
+    let job = restore(&seen, id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(job.notes.is_empty(), "{:?}", job.notes);
 }

@@ -33,6 +33,7 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
                             <span class="phase">{lms_types::phases::words(job.kind, job.phase)}</span>
                             {format!(": {percent}% · {elapsed} elapsed")}
                         </p>
+                        <JobNotes notes=job.notes.clone() />
                     </section>
                 }
                     .into_any(),
@@ -57,6 +58,18 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
             None
         }
     }
+}
+
+/// What a job wants the administrator to know although it did not fail.
+#[component]
+fn JobNotes(notes: Vec<String>) -> impl IntoView {
+    (!notes.is_empty()).then(|| {
+        view! {
+            <ul class="job-notes" data-testid="job-notes">
+                {notes.into_iter().map(|note| view! { <li>{note}</li> }).collect_view()}
+            </ul>
+        }
+    })
 }
 
 /// "Restore of backup_….dump in progress": what runs, naming the backup
@@ -165,6 +178,7 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
     let name = console.watched_backup.get_value().filter(|n| !n.is_empty());
     console.watched_backup.set_value(None);
     let message = job.message.clone().unwrap_or_default();
+    let notes = job.notes.join(" ");
     if job.status == JobStatus::Succeeded {
         let what = match (job.kind, name) {
             (Operation::Backup, Some(name)) => format!("{name} is complete and verified."),
@@ -179,7 +193,7 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
             ),
             (other, _) => format!("The {other} finished."),
         };
-        console.toast_success(format!("{what} {message}"));
+        console.toast_success(format!("{what} {message} {notes}").trim_end().to_owned());
     } else {
         // A failed restore or undo switched nothing: a later sign-out is
         // not its doing.
