@@ -247,4 +247,31 @@ SQL
   TLS_URL_BASE="postgres://lms_tls:$password@127.0.0.1:$PG_PORT"
 }
 
+# ensure_s3_tools: an S3-compatible server for the off-site tests (moto's,
+# from PyPI) and boto3 (the benchmark's peer), in a virtual environment
+# beside the build cache. Sets S3_VENV.
+ensure_s3_tools() {
+  S3_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/lms-admin/s3venv"
+  if [ ! -x "$S3_VENV/bin/moto_server" ]; then
+    log "installing an S3-compatible test server (moto) and boto3"
+    python3 -m venv "$S3_VENV"
+    "$S3_VENV/bin/pip" install -q "moto[server]==5.*" "boto3==1.*"
+  fi
+}
+
+# throwaway_s3: an S3-compatible server on the loopback for this run only
+# (call after throwaway_cluster, whose exit trap stops it). Parts of a
+# multipart upload may be as small as 64 KiB here, so tests can send many
+# parts of small archives. Sets TEST_S3_ENDPOINT.
+throwaway_s3() {
+  ensure_s3_tools
+  local port; port="$(free_port)"
+  S3_UPLOAD_PART_MIN_SIZE=65536 "$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" \
+    > "$THROWAWAY/s3.log" 2>&1 &
+  CLEANUP_PIDS="$CLEANUP_PIDS $!"
+  TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  wait_for_http "$TEST_S3_ENDPOINT/moto-api/" 60 || { cat "$THROWAWAY/s3.log" >&2; die "the S3 test server did not come up"; }
+  export TEST_S3_ENDPOINT
+}
+
 random_password() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20; }

@@ -55,6 +55,11 @@ pub struct EngineConfig {
     /// the backup directory) before it is skipped and reported
     /// (`SCHEDULE_GRACE`).
     pub schedule_grace: Duration,
+    /// Where verified backups are copied off-site, if anywhere.
+    pub offsite: Option<crate::storage::offsite::OffsiteConfig>,
+    /// The wait before a failed off-site copy is tried again, doubled at
+    /// each failure up to an hour.
+    pub offsite_retry_after: Duration,
     /// Tests say how much the database server's disk has free, as they
     /// inject a clock, instead of filling a real disk (`Some(None)`: it
     /// cannot be seen).
@@ -82,6 +87,8 @@ impl EngineConfig {
             restore_role: None,
             restore_free_space_margin: 256 << 20,
             schedule_grace: Duration::from_secs(60 * 60),
+            offsite: None,
+            offsite_retry_after: Duration::from_secs(60),
             #[cfg(feature = "testing")]
             database_free_space: None,
         }

@@ -49,6 +49,8 @@ struct Inner {
     verified: storage::VerifiedArchives,
     budget: Arc<storage::DiskBudget>,
     dir_watch: Arc<crate::backup::DirWatch>,
+    offsite: Option<Arc<storage::offsite::Offsite>>,
+    target_watch: Arc<crate::offsite::TargetWatch>,
 }
 
 impl Engine {
@@ -58,6 +60,12 @@ impl Engine {
     pub async fn new(dbs: Databases, tools: PgTools, config: EngineConfig) -> Result<Self> {
         // The identity reads procfs (boot id, PID namespace) the first time.
         let instance_id = storage::blocking(|| Ok(lock::new_instance_id())).await?;
+        let offsite = config
+            .offsite
+            .clone()
+            .map(storage::offsite::Offsite::open)
+            .transpose()?
+            .map(Arc::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 dbs,
@@ -67,6 +75,8 @@ impl Engine {
                 verified: Default::default(),
                 budget: Default::default(),
                 dir_watch: Default::default(),
+                offsite,
+                target_watch: Default::default(),
             }),
         })
     }
@@ -88,6 +98,8 @@ impl Engine {
                 verified: Default::default(),
                 budget: self.inner.budget.clone(),
                 dir_watch: self.inner.dir_watch.clone(),
+                offsite: self.inner.offsite.clone(),
+                target_watch: self.inner.target_watch.clone(),
             }),
         }
     }
@@ -104,6 +116,8 @@ impl Engine {
                 verified: Default::default(),
                 budget: self.inner.budget.clone(),
                 dir_watch: self.inner.dir_watch.clone(),
+                offsite: self.inner.offsite.clone(),
+                target_watch: self.inner.target_watch.clone(),
             }),
         }
     }
@@ -135,6 +149,16 @@ impl Engine {
     /// What was last seen of the backup directory.
     pub(crate) fn dir_watch(&self) -> &crate::backup::DirWatch {
         &self.inner.dir_watch
+    }
+
+    /// The off-site target, when one is configured.
+    pub fn offsite(&self) -> Option<&storage::offsite::Offsite> {
+        self.inner.offsite.as_deref()
+    }
+
+    /// What was last seen of the off-site target.
+    pub(crate) fn target_watch(&self) -> &crate::offsite::TargetWatch {
+        &self.inner.target_watch
     }
 
     /// This process's identity in the operation lock.

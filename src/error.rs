@@ -77,6 +77,11 @@ pub enum Error {
     /// the sizes.
     #[error("{0}")]
     InsufficientStorage(String),
+
+    /// The off-site target failed or refused; the message says what to
+    /// check (its own answer is in the log).
+    #[error("{0}")]
+    Offsite(String),
 }
 
 /// The engine's result type.

@@ -70,11 +70,14 @@ impl Engine {
             .as_ref()
             .is_some_and(|l| l.stale || now - l.locked_at > LOCK_STUCK_AFTER);
 
-        let newest: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT max(created_at) FROM backup_history WHERE status = $1")
-                .bind(BackupStatus::Completed)
-                .fetch_one(control)
-                .await?;
+        let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(created_at) FROM backup_history
+             WHERE status = $1 AND ($2 OR offsite_state = 'verified')",
+        )
+        .bind(BackupStatus::Completed)
+        .bind(self.offsite().is_none())
+        .fetch_one(control)
+        .await?;
 
         let mut schedules = Vec::new();
         for info in self.list_schedules().await? {
@@ -122,6 +125,15 @@ impl Engine {
             };
             (worst.state, reason)
         };
+        // A target that cannot be used is not green, whatever the ages say.
+        let target_problem = self
+            .target_watch()
+            .problem()
+            .filter(|_| state == HealthState::Green);
+        let (state, reason) = match target_problem {
+            Some(problem) => (HealthState::Amber, problem),
+            None => (state, reason),
+        };
         Ok(BackupHealth {
             state,
             reason,
@@ -149,13 +161,21 @@ impl Engine {
         };
         let newest: Option<(DateTime<Utc>, Option<i64>)> = sqlx::query_as(
             "SELECT created_at, size_bytes FROM backup_history
-             WHERE schedule_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
+             WHERE schedule_id = $1 AND status = $2 AND ($3 OR offsite_state = 'verified')
+             ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(schedule.id)
         .bind(BackupStatus::Completed)
+        .bind(self.offsite().is_none())
         .fetch_optional(&self.dbs().control)
         .await?;
         let since = newest.map(|(at, _)| at).unwrap_or(schedule.updated_at);
+        // With an off-site target, a backup counts once its copy is verified.
+        let verified = if self.offsite().is_some() {
+            "off-site-verified"
+        } else {
+            "verified"
+        };
         let age_seconds = (now - since).num_seconds().max(0);
         let name = &schedule.name;
         let last_failed = last_run.as_ref().and_then(|run| {
@@ -178,11 +198,11 @@ impl Engine {
         let (state, reason) = if age_seconds > rpo_seconds {
             let what = match newest {
                 Some(_) => format!(
-                    "Schedule \"{name}\": its newest verified backup is {} old",
+                    "Schedule \"{name}\": its newest {verified} backup is {} old",
                     age_words(age_seconds)
                 ),
                 None => format!(
-                    "Schedule \"{name}\" has made no verified backup in {}",
+                    "Schedule \"{name}\" has made no {verified} backup in {}",
                     age_words(age_seconds)
                 ),
             };
@@ -201,7 +221,7 @@ impl Engine {
             (
                 HealthState::Amber,
                 format!(
-                    "Schedule \"{name}\": {failed}; its newest verified backup is {} old, within \
+                    "Schedule \"{name}\": {failed}; its newest {verified} backup is {} old, within \
                      its recovery point objective of {}.",
                     age_words(age_seconds),
                     age_words(rpo_seconds)
@@ -212,7 +232,7 @@ impl Engine {
                 HealthState::Green,
                 match newest {
                     Some(_) => format!(
-                        "Schedule \"{name}\": newest verified backup {} old.",
+                        "Schedule \"{name}\": newest {verified} backup {} old.",
                         age_words(age_seconds)
                     ),
                     None => format!("Schedule \"{name}\": no backup yet; the first is due."),

@@ -18,8 +18,10 @@
 //!   [`jobs::lease`]), each followed as a job that begins and ends in one
 //!   place ([`jobs::run`]), with messages for people ([`jobs::messages`]).
 //! - [`catalog`]: the backup catalog in the control database.
-//! - [`storage`]: where archives live (the backup directory, manifests);
-//!   every file-system call runs off the async threads.
+//! - [`storage`]: where archives live (the backup directory, manifests, the
+//!   off-site target); every file-system call runs off the async threads.
+//! - [`offsite`]: each backup's off-site copy (made, read back, retried,
+//!   checked for, deleted with its backup).
 //! - [`postgres`]: the two databases, `pg_dump` / `pg_restore` and their
 //!   processes, archives, content fingerprints, the overview.
 //! - [`schedule`]: schedules (cron in an IANA zone) and the scheduler that
@@ -42,6 +44,7 @@ mod engine;
 mod error;
 pub mod health;
 pub mod jobs;
+pub mod offsite;
 pub mod postgres;
 mod recovery;
 pub mod restore;

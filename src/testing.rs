@@ -428,3 +428,82 @@ impl Drop for Gate {
         let _ = std::fs::write(self.dir.join("open"), b"");
     }
 }
+
+/// The S3-compatible test server (`TEST_S3_ENDPOINT`, started by
+/// `scripts/test.sh`).
+pub fn s3_endpoint() -> String {
+    std::env::var("TEST_S3_ENDPOINT").expect(
+        "TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts an \
+         S3-compatible server",
+    )
+}
+
+/// One plain HTTP request to the S3 test server, which takes requests
+/// without signatures: the status, the head and the body. For what the
+/// product itself never does (making buckets, changing objects behind its
+/// back, listing incomplete uploads).
+pub async fn s3_request(method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = s3_endpoint();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let body = answer.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, body)
+}
+
+/// A new, empty bucket on the S3 test server.
+pub async fn fresh_bucket() -> String {
+    let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let (status, _, body) = s3_request("PUT", &format!("/{bucket}"), b"").await;
+    assert_eq!(
+        status,
+        200,
+        "bucket {bucket} made: {}",
+        String::from_utf8_lossy(&body)
+    );
+    bucket
+}
+
+/// An off-site target on the S3 test server: `bucket`, under `prefix`,
+/// with parts as small as the server takes (64 KiB) and quick retries.
+pub fn s3_target(bucket: &str, prefix: &str) -> crate::storage::offsite::OffsiteConfig {
+    use crate::storage::offsite::{OffsiteConfig, S3Config, Secret, TargetConfig};
+    let mut config = OffsiteConfig::new(TargetConfig::S3(S3Config {
+        endpoint: Some(s3_endpoint()),
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        region: "us-east-1".into(),
+        force_path_style: true,
+        access_key_id: Some(Secret::new("test-access-key")),
+        secret_access_key: Some(Secret::new("test-secret-key")),
+    }));
+    config.min_part_size = 64 << 10;
+    config.request_retry_timeout = std::time::Duration::from_secs(2);
+    config
+}
+
+/// Multipart uploads begun and neither completed nor aborted in `bucket`.
+pub async fn incomplete_uploads(bucket: &str) -> usize {
+    let (status, _, body) = s3_request("GET", &format!("/{bucket}?uploads"), b"").await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    body.matches("<UploadId>").count()
+}

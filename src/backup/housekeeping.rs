@@ -42,6 +42,8 @@ impl Engine {
                 self.backup_dir().remove_backup(&backup.filename).await?;
                 self.verified_archives().forget(&backup.filename);
                 catalog::delete_row(&self.dbs().control, id).await?;
+                self.delete_offsite(&backup.filename, backup.offsite_state, actor)
+                    .await;
                 Ok(backup)
             },
         )

@@ -50,6 +50,8 @@ impl Engine {
             .await;
         let message = match &result {
             Ok(manifest) => {
+                self.copy_new_backup(&run, &backup, &actor, manifest.size_bytes)
+                    .await;
                 if let Err(e) = self.apply_retention().await {
                     tracing::error!(error = ?e, "retention after a backup failed");
                 }

@@ -5,7 +5,7 @@
 //! there (and `completed` again once the same file is back).
 
 use chrono::{DateTime, Utc};
-use lms_types::{BackupKind, BackupStatus};
+use lms_types::{BackupKind, BackupStatus, OffsiteState};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -37,6 +37,11 @@ pub struct Backup {
     pub pinned_reason: Option<String>,
     pub pinned_by_name: Option<String>,
     pub pinned_at: Option<DateTime<Utc>>,
+    /// Where its off-site copy is (`None`: no target, or not a stored backup).
+    pub offsite_state: Option<OffsiteState>,
+    /// Why the last off-site attempt failed, in words.
+    pub offsite_error: Option<String>,
+    pub offsite_verified_at: Option<DateTime<Utc>>,
 }
 
 /// A catalog entry with its manifest.
@@ -60,7 +65,7 @@ pub const MAX_PAGE: i64 = 200;
 const COLUMNS: &str =
     "id, filename, kind, status, size_bytes, sha256, notes, original_name, created_by_id,
     created_by_name, job_id, created_at, completed_at, schedule_id, pinned_reason,
-    pinned_by_name, pinned_at";
+    pinned_by_name, pinned_at, offsite_state, offsite_error, offsite_verified_at";
 
 /// The catalog at a glance: how many backups are stored, how much they
 /// take, and the newest one taken that has finished (completed or failed).

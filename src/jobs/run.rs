@@ -178,7 +178,12 @@ impl JobRun {
         Self {
             actor: actor.clone(),
             lease: Lease::start(engine.clone(), Some(job.id)),
-            phases: lms_types::phases::of(job.kind),
+            phases: match job.kind {
+                Operation::Backup if engine.offsite().is_some() => {
+                    lms_types::phases::BACKUP_OFFSITE
+                }
+                kind => lms_types::phases::of(kind),
+            },
             current: Mutex::new((Phase::Starting, Instant::now())),
             engine: engine.clone(),
             job,

@@ -15,7 +15,7 @@ mod properties;
 
 use std::collections::HashMap;
 
-use lms_types::{AuditAction, AuditOutcome, BackupStatus, Operation};
+use lms_types::{AuditAction, AuditOutcome, BackupStatus, OffsiteState, Operation};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor, Event};
@@ -248,22 +248,28 @@ impl Engine {
     /// `None` when it is no longer a completed, unpinned backup.
     async fn remove_for_retention(&self, verdict: &Verdict) -> Result<Option<Removal>> {
         let mut tx = self.dbs().control.begin().await?;
-        let row: Option<(BackupStatus, Option<String>)> = sqlx::query_as(
-            "SELECT status, pinned_reason FROM backup_history WHERE id = $1 FOR UPDATE",
+        let row: Option<(BackupStatus, Option<String>, Option<OffsiteState>)> = sqlx::query_as(
+            "SELECT status, pinned_reason, offsite_state FROM backup_history WHERE id = $1 FOR UPDATE",
         )
         .bind(verdict.id)
         .fetch_optional(&mut *tx)
         .await?;
-        match row {
-            Some((BackupStatus::Completed, None)) => {}
+        let offsite_state = match row {
+            Some((BackupStatus::Completed, None, offsite_state)) => offsite_state,
             _ => return Ok(None),
-        }
+        };
         let dir = self.backup_dir();
         let present = dir.archive_exists(&verdict.filename).await?;
         dir.remove_backup(&verdict.filename).await?;
         self.verified_archives().forget(&verdict.filename);
         catalog::delete_row(&mut *tx, verdict.id).await?;
         tx.commit().await?;
+        self.delete_offsite(
+            &verdict.filename,
+            offsite_state,
+            &Actor::system("retention"),
+        )
+        .await;
         Ok(Some(if present {
             Removal::Deleted
         } else {

@@ -1,5 +1,5 @@
-//! Where archives live. Today the local backup directory ([`BackupDir`]);
-//! off-site targets join here behind the same kind of interface.
+//! Where archives live: the local backup directory ([`BackupDir`]) and,
+//! when one is configured, an off-site target ([`offsite::Offsite`]).
 //!
 //! Archives are addressed by catalog id; the file name comes from the
 //! catalog, is checked against the names this server generates, and is
@@ -15,6 +15,7 @@ mod budget;
 mod health;
 mod local;
 mod manifest;
+pub mod offsite;
 mod verified;
 
 use std::path::{Path, PathBuf};

@@ -109,6 +109,38 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a backup's off-site copy is (none while no target is
+    /// configured).
+    OffsiteState {
+        /// To be copied (made before the target was configured, or
+        /// waiting for its turn).
+        Pending => "pending",
+        /// Being sent or read back.
+        Copying => "copying",
+        /// Sent, read back in full, and its SHA-256 is the manifest's.
+        Verified => "verified",
+        /// The last attempt failed (the reason is kept); tried again later.
+        Failed => "failed",
+        /// Verified once, then found gone from the target; copied again
+        /// later while the local file is there.
+        Missing => "missing",
+    }
+}
+
+impl OffsiteState {
+    /// The state as the backup list shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            OffsiteState::Pending => "off-site: pending",
+            OffsiteState::Copying => "off-site: copying",
+            OffsiteState::Verified => "off-site: verified",
+            OffsiteState::Failed => "off-site: failed",
+            OffsiteState::Missing => "off-site: missing",
+        }
+    }
+}
+
+text_enum! {
     /// How an audited action ended.
     AuditOutcome {
         Success => "success",
@@ -140,6 +172,14 @@ text_enum! {
         /// A missing backup's file was found back, intact (the entry is
         /// `completed` again).
         BackupFound => "backup.found",
+        /// A backup's off-site copy made and verified, or failed (the
+        /// detail says why).
+        OffsiteCopy => "offsite.copy",
+        /// A backup's off-site copy deleted (with the backup, or by
+        /// retention).
+        OffsiteDelete => "offsite.delete",
+        /// A verified off-site copy found gone from the target.
+        OffsiteMissing => "offsite.missing",
         Restore => "restore",
         RestoreUndo => "restore.undo",
         LockForceRelease => "lock.force_release",
@@ -230,6 +270,9 @@ impl ActivityKind {
                 BackupUnpin,
                 BackupMissing,
                 BackupFound,
+                OffsiteCopy,
+                OffsiteDelete,
+                OffsiteMissing,
                 ScheduleCreate,
                 ScheduleEdit,
                 ScheduleDisable,
@@ -258,6 +301,9 @@ impl AuditAction {
             AuditAction::BackupUnpin => "unpinned backup",
             AuditAction::BackupMissing => "found a backup's file missing",
             AuditAction::BackupFound => "found a missing backup's file again",
+            AuditAction::OffsiteCopy => "copied off-site",
+            AuditAction::OffsiteDelete => "deleted the off-site copy of",
+            AuditAction::OffsiteMissing => "found the off-site copy missing of",
             AuditAction::Restore => "restored backup",
             AuditAction::RestoreUndo => "undid the last restore",
             AuditAction::LockForceRelease => "released the operation lock",

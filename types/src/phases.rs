@@ -13,6 +13,8 @@ text_enum! {
         Dumping => "dumping",
         Verifying => "verifying",
         Saving => "saving",
+        /// Copying a verified backup off-site and reading it back.
+        Offsite => "offsite",
         Restoring => "restoring",
         Switching => "switching",
         Deleting => "deleting",
@@ -66,6 +68,32 @@ pub const BACKUP: &[PhaseSpec] = &[
         Phase::Saving,
         "Saving the archive and its manifest",
         0.97,
+        1.0,
+    ),
+];
+
+/// A backup with an off-site target: the same, then the copy sent and
+/// read back.
+pub const BACKUP_OFFSITE: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Checking, "Checking space and versions", 0.0, 0.02),
+    spec(Phase::Dumping, "Dumping the database", 0.02, 0.62),
+    spec(
+        Phase::Verifying,
+        "Reading the archive back to verify it",
+        0.62,
+        0.73,
+    ),
+    spec(
+        Phase::Saving,
+        "Saving the archive and its manifest",
+        0.73,
+        0.75,
+    ),
+    spec(
+        Phase::Offsite,
+        "Copying off-site and reading the copy back",
+        0.75,
         1.0,
     ),
 ];
@@ -125,9 +153,14 @@ pub fn of(operation: Operation) -> &'static [PhaseSpec] {
     }
 }
 
-/// The table entry for `phase` of `operation`.
+/// The table entry for `phase` of `operation` (a backup's from the longer
+/// table, with the off-site copy: its other words are the same).
 pub fn find(operation: Operation, phase: Phase) -> Option<&'static PhaseSpec> {
-    of(operation).iter().find(|s| s.phase == phase)
+    let table = match operation {
+        Operation::Backup => BACKUP_OFFSITE,
+        other => of(other),
+    };
+    table.iter().find(|s| s.phase == phase)
 }
 
 /// What the console says while `operation` is in `phase`.
@@ -144,8 +177,11 @@ mod tests {
 
     #[test]
     fn every_table_runs_forward_from_zero_to_one() {
-        for &operation in Operation::ALL {
-            let table = of(operation);
+        let tables = Operation::ALL
+            .iter()
+            .map(|&operation| (operation, of(operation)))
+            .chain([(Operation::Backup, BACKUP_OFFSITE)]);
+        for (operation, table) in tables {
             if table.is_empty() {
                 continue;
             }
@@ -174,6 +210,14 @@ mod tests {
             words(Operation::Restore, Phase::Verifying),
             "Checking the archive"
         );
+        assert_eq!(
+            words(Operation::Backup, Phase::Offsite),
+            "Copying off-site and reading the copy back"
+        );
+        // The words of the phases both backup tables have are the same.
+        for s in BACKUP {
+            assert_eq!(find(Operation::Backup, s.phase).unwrap().words, s.words);
+        }
         assert_eq!(
             find(Operation::Restore, Phase::Restoring).unwrap().at(0.5),
             0.425

@@ -1,0 +1,455 @@
+//! Off-site copies of the catalog's backups: the copy a backup job makes
+//! once its archive is verified locally, the worker that retries failed
+//! copies (and makes those of backups from before the target was
+//! configured), the check that finds a copy deleted out of band, and the
+//! deletion of a backup's copy with the backup.
+//!
+//! A failed copy never fails its backup: the backup stays `completed`, its
+//! copy `failed` with the reason in words, and is tried again with backoff.
+//! Which instance copies a backup is decided in the catalog: a copy is
+//! claimed with a conditional update that also sets when the claim lapses
+//! (an instance that died mid-copy leaves a claim another takes over).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lms_types::{AuditAction, AuditOutcome, BackupStatus, OffsiteState, Phase};
+use serde::Serialize;
+
+use crate::audit::{self, Actor, Event};
+use crate::catalog::{self, Backup};
+use crate::engine::Engine;
+use crate::jobs::run::JobRun;
+use crate::storage::offsite::{Offsite, Sent, TargetDescription};
+use crate::{Error, Result};
+
+/// How long a claim on a copy lasts before another instance may take it
+/// over (it is renewed by nothing: a copy longer than this may be made
+/// twice, which is harmless, as the same bytes are checked again).
+const CLAIM: Duration = Duration::from_secs(60 * 60);
+
+/// The longest wait between two attempts at a failing copy.
+const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+
+/// How often the worker looks for copies to make and checks the target.
+pub const WORKER_PERIOD: Duration = Duration::from_secs(30);
+
+/// The actor off-site work is audited as when no one started it.
+pub const OFFSITE_ACTOR: &str = "off-site copy";
+
+/// The off-site target and what was last seen of it (the card).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OffsiteStatus {
+    pub target: TargetDescription,
+    /// Why the target cannot be used, as last seen (`None`: it answered).
+    pub problem: Option<String>,
+    /// When it was last checked (`None`: not yet).
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Stored backups whose copy is verified, and those whose copy is not
+    /// (pending, copying, failed or missing).
+    pub verified: i64,
+    pub unverified: i64,
+}
+
+/// What was last seen of the target.
+#[derive(Debug, Default)]
+pub(crate) struct TargetWatch {
+    seen: std::sync::Mutex<Option<(DateTime<Utc>, Option<String>)>>,
+}
+
+impl TargetWatch {
+    /// Why the target could not be used when last checked.
+    pub(crate) fn problem(&self) -> Option<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|(_, p)| p.clone())
+    }
+}
+
+/// Bytes sent and read back, for a job's progress bar.
+#[derive(Debug, Default)]
+pub struct CopyProgress {
+    sent: AtomicU64,
+    read: AtomicU64,
+}
+
+impl CopyProgress {
+    /// 0..=1: sending is the first half, reading back the second.
+    pub fn fraction(&self, size: u64) -> f64 {
+        if size == 0 {
+            return 0.0;
+        }
+        let done = self.sent.load(Ordering::Relaxed) + self.read.load(Ordering::Relaxed);
+        (done as f64 / (2 * size) as f64).min(1.0)
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PassReport {
+    pub verified: Vec<String>,
+    pub failed: Vec<String>,
+    pub found_missing: Vec<String>,
+}
+
+impl Engine {
+    /// The off-site target and what was last seen of it, when one is
+    /// configured.
+    pub async fn offsite_status(&self) -> Result<Option<OffsiteStatus>> {
+        let Some(offsite) = self.offsite() else {
+            return Ok(None);
+        };
+        let (verified, unverified): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE offsite_state = 'verified'),
+                    count(*) FILTER (WHERE offsite_state IS DISTINCT FROM 'verified')
+             FROM backup_history WHERE status = $1",
+        )
+        .bind(BackupStatus::Completed)
+        .fetch_one(&self.dbs().control)
+        .await?;
+        let seen = self.target_watch().seen.lock().unwrap().clone();
+        Ok(Some(OffsiteStatus {
+            target: offsite.description().clone(),
+            problem: seen.as_ref().and_then(|(_, p)| p.clone()),
+            checked_at: seen.map(|(at, _)| at),
+            verified,
+            unverified,
+        }))
+    }
+
+    /// Asks the target whether it can be used, and remembers the answer
+    /// for the card. `None` when no target is configured.
+    pub async fn check_offsite(&self) -> Option<Result<()>> {
+        let offsite = self.offsite()?;
+        let result = offsite.check().await;
+        let problem = result.as_ref().err().map(|e| e.to_string());
+        *self.target_watch().seen.lock().unwrap() = Some((Utc::now(), problem));
+        Some(result)
+    }
+
+    /// Copies a backup the caller has claimed (see [`Engine::claim_due_copy`]) to the
+    /// target, reads it back and records the outcome: `verified`, or
+    /// `failed` with the reason and the time of the next attempt. Audited
+    /// either way. Returns the error for the caller to report.
+    pub(crate) async fn copy_offsite(
+        &self,
+        backup: &Backup,
+        actor: &Actor,
+        progress: &CopyProgress,
+    ) -> Result<()> {
+        let Some(offsite) = self.offsite() else {
+            return Ok(());
+        };
+        let result = self.send_and_read_back(offsite, backup, progress).await;
+        let control = &self.dbs().control;
+        let recorded = match &result {
+            Ok(sent) => {
+                tracing::info!(backup = %backup.filename, parts = sent.parts, part_size = sent.part_size, "off-site copy verified");
+                let updated = sqlx::query(
+                    "UPDATE backup_history SET offsite_state = $2, offsite_error = NULL,
+                            offsite_verified_at = now(), offsite_next_attempt_at = NULL,
+                            offsite_attempts = 0
+                     WHERE id = $1 AND status = $3",
+                )
+                .bind(backup.id)
+                .bind(OffsiteState::Verified)
+                .bind(BackupStatus::Completed)
+                .execute(control)
+                .await
+                .map(|r| r.rows_affected());
+                if let Ok(0) = updated {
+                    // Deleted while it was copied: its copy goes too.
+                    if let Err(e) = offsite.delete(&backup.filename).await {
+                        tracing::warn!(error = %e, backup = %backup.filename, "could not delete the copy of a backup deleted meanwhile");
+                    }
+                }
+                updated.map(|_| ())
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, backup = %backup.filename, "off-site copy failed");
+                let base = self.config().offsite_retry_after;
+                sqlx::query(
+                    "UPDATE backup_history SET offsite_state = $2, offsite_error = $3,
+                            offsite_next_attempt_at = now() + least(
+                                $4 * power(2, greatest(offsite_attempts - 1, 0)), $5)
+                                * interval '1 millisecond'
+                     WHERE id = $1 AND status = $6",
+                )
+                .bind(backup.id)
+                .bind(OffsiteState::Failed)
+                .bind(err.to_string())
+                .bind(base.as_millis() as f64)
+                .bind(MAX_BACKOFF.as_millis() as f64)
+                .bind(BackupStatus::Completed)
+                .execute(control)
+                .await
+                .map(|_| ())
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, backup = %backup.filename, "could not record the off-site copy's outcome");
+        }
+        audit::record_or_log(
+            control,
+            Event {
+                actor,
+                action: AuditAction::OffsiteCopy,
+                target: Some(&backup.filename),
+                outcome: if result.is_ok() {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                },
+                detail: result.as_ref().err().map(|e| e.to_string()).as_deref(),
+            },
+        )
+        .await;
+        result.map(|_| ())
+    }
+
+    /// Sends the archive and its manifest, then reads the object back in
+    /// full: the copy counts only when its size and SHA-256 are the
+    /// manifest's.
+    async fn send_and_read_back(
+        &self,
+        offsite: &Offsite,
+        backup: &Backup,
+        progress: &CopyProgress,
+    ) -> Result<Sent> {
+        let detail = catalog::get(&self.dbs().control, backup.id).await?;
+        let manifest = detail.manifest.ok_or_else(|| {
+            Error::Invalid(format!("{} has no manifest to copy.", backup.filename))
+        })?;
+        // The local file, proven to be the manifest's (read in full unless
+        // it was proven since it last changed).
+        let local = self.open_download(backup.id).await?;
+        let expected = (manifest.size_bytes, manifest.sha256.clone());
+        let file = tokio::fs::File::from_std(local.file);
+        let manifest_json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let sent = offsite
+            .send(
+                file,
+                &backup.filename,
+                manifest.size_bytes,
+                manifest_json,
+                &progress.sent,
+            )
+            .await?;
+        let got = offsite.read_back(&backup.filename, &progress.read).await?;
+        if got != expected {
+            return Err(Error::Offsite(format!(
+                "The off-site copy of {} was read back as {} bytes with another SHA-256 than its \
+                 manifest's: the target stored something else. It will be copied again.",
+                backup.filename, got.0
+            )));
+        }
+        Ok(sent)
+    }
+
+    /// Claims the newest stored backup whose copy is due (to be made,
+    /// failed, found missing, or claimed by an instance that died), so no
+    /// other instance copies it meanwhile.
+    pub(crate) async fn claim_due_copy(&self) -> Result<Option<Backup>> {
+        let claimed: Option<(i64,)> = sqlx::query_as(
+            "UPDATE backup_history SET offsite_state = $1, offsite_attempts = offsite_attempts + 1,
+                    offsite_next_attempt_at = now() + $2 * interval '1 second'
+             WHERE id = (
+                SELECT id FROM backup_history
+                WHERE status = $3 AND offsite_state IN ('pending', 'failed', 'missing', 'copying')
+                  AND coalesce(offsite_next_attempt_at, '-infinity') <= now()
+                ORDER BY created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(OffsiteState::Copying)
+        .bind(CLAIM.as_secs() as f64)
+        .bind(BackupStatus::Completed)
+        .fetch_optional(&self.dbs().control)
+        .await?;
+        match claimed {
+            Some((id,)) => Ok(Some(catalog::get_row(&self.dbs().control, id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims a just-completed backup for its own job's copy.
+    pub(crate) async fn claim_for_job(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE backup_history SET offsite_state = $2, offsite_attempts = 1,
+                    offsite_next_attempt_at = now() + $3 * interval '1 second'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(OffsiteState::Copying)
+        .bind(CLAIM.as_secs() as f64)
+        .execute(&self.dbs().control)
+        .await?;
+        Ok(())
+    }
+
+    /// One pass of the worker: checks the target, marks stored backups
+    /// without a copy state `pending`, looks each verified copy up (one
+    /// deleted out of band is `missing`, audited), then makes every copy
+    /// that is due.
+    pub async fn offsite_pass(&self) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        let Some(offsite) = self.offsite() else {
+            return Ok(report);
+        };
+        if let Some(Err(e)) = self.check_offsite().await {
+            tracing::warn!(error = %e, "the off-site target cannot be used");
+            return Ok(report);
+        }
+        let control = &self.dbs().control;
+        sqlx::query(
+            "UPDATE backup_history SET offsite_state = $1
+             WHERE status = $2 AND offsite_state IS NULL",
+        )
+        .bind(OffsiteState::Pending)
+        .bind(BackupStatus::Completed)
+        .execute(control)
+        .await?;
+        let verified: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, filename, size_bytes FROM backup_history
+             WHERE status = $1 AND offsite_state = $2",
+        )
+        .bind(BackupStatus::Completed)
+        .bind(OffsiteState::Verified)
+        .fetch_all(control)
+        .await?;
+        for (id, filename, size) in verified {
+            let found = offsite.archive_size(&filename).await?;
+            if found.is_some() && found.map(|s| s as i64) == size {
+                continue;
+            }
+            let why = match found {
+                None => "The off-site copy was found gone from the target (deleted out of band); it will be copied again.".to_owned(),
+                Some(s) => format!("The off-site copy was found changed on the target ({s} bytes instead of the manifest's); it will be copied again."),
+            };
+            let updated = sqlx::query(
+                "UPDATE backup_history SET offsite_state = $2, offsite_error = $3,
+                        offsite_next_attempt_at = now()
+                 WHERE id = $1 AND offsite_state = $4",
+            )
+            .bind(id)
+            .bind(OffsiteState::Missing)
+            .bind(&why)
+            .bind(OffsiteState::Verified)
+            .execute(control)
+            .await?;
+            if updated.rows_affected() == 1 {
+                audit::record_or_log(
+                    control,
+                    Event {
+                        actor: &Actor::system(OFFSITE_ACTOR),
+                        action: AuditAction::OffsiteMissing,
+                        target: Some(&filename),
+                        outcome: AuditOutcome::Failure,
+                        detail: Some(&why),
+                    },
+                )
+                .await;
+                report.found_missing.push(filename);
+            }
+        }
+        let actor = Actor::system(OFFSITE_ACTOR);
+        while let Some(backup) = self.claim_due_copy().await? {
+            match self
+                .copy_offsite(&backup, &actor, &CopyProgress::default())
+                .await
+            {
+                Ok(()) => report.verified.push(backup.filename),
+                Err(_) => report.failed.push(backup.filename),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs a pass every [`WORKER_PERIOD`] for as long as the process lives.
+    pub fn spawn_offsite_worker(&self) {
+        if self.offsite().is_none() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WORKER_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.offsite_pass().await {
+                    tracing::warn!(error = %e, "the off-site pass failed");
+                }
+            }
+        });
+    }
+
+    /// Deletes a backup's off-site copy (with the backup, or by retention),
+    /// audited, when it may have one. A copy that cannot be deleted is
+    /// reported (log and audit), not hidden.
+    pub(crate) async fn delete_offsite(
+        &self,
+        filename: &str,
+        state: Option<OffsiteState>,
+        actor: &Actor,
+    ) {
+        let Some(offsite) = self.offsite() else {
+            return;
+        };
+        if matches!(state, None | Some(OffsiteState::Pending)) {
+            return;
+        }
+        let result = offsite.delete(filename).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, backup = %filename, "could not delete the off-site copy");
+        }
+        audit::record_result(
+            &self.dbs().control,
+            actor,
+            AuditAction::OffsiteDelete,
+            filename,
+            &result,
+        )
+        .await;
+    }
+
+    /// The copy a backup job makes once its archive is saved: a failure
+    /// leaves the backup completed, says so in the job, and is tried again
+    /// later by the worker.
+    pub(crate) async fn copy_new_backup(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+        actor: &Actor,
+        size: u64,
+    ) {
+        if self.offsite().is_none() {
+            return;
+        }
+        if let Err(e) = self.claim_for_job(backup.id).await {
+            tracing::error!(error = %e, "could not claim the off-site copy; the worker will make it");
+            return;
+        }
+        let progress = CopyProgress::default();
+        let copied = run
+            .run_phase(
+                Phase::Offsite,
+                || progress.fraction(size),
+                self.copy_offsite(backup, actor, &progress),
+            )
+            .await;
+        match copied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                run.note(&format!(
+                    "{e} The backup itself is complete and verified here; the off-site copy will be \
+                     tried again."
+                ))
+                .await
+            }
+            Err(e) => tracing::error!(error = %e, "could not record the off-site phase"),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Off-site copies against a real S3-compatible server on the loopback
+//! (started by `scripts/test.sh`): each backup sent in parts, read back and
+//! checked; a target that cannot be used fails loud and the copy is made
+//! later; an object deleted behind the product's back is found; a deleted
+//! backup's copy goes with it.
+
+use lms_backup::offsite::OFFSITE_ACTOR;
+use lms_backup::testing::{
+    actor, fresh_bucket, incomplete_uploads, s3_request, s3_target, spawn_engine_with,
+    start_manual_backup, wait_for_job,
+};
+use lms_backup::{catalog, Engine};
+use lms_types::{BackupStatus, JobStatus, OffsiteState};
+
+async fn backup(engine: &Engine) -> (lms_backup::jobs::Job, catalog::Backup) {
+    let started = start_manual_backup(engine, &actor("alice")).await.unwrap();
+    let job = wait_for_job(engine, started.job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    let row = catalog::get_row(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap();
+    (job, row)
+}
+
+/// The audit entries of `action` for `target`: (actor, outcome, detail).
+async fn audited(
+    engine: &Engine,
+    action: &str,
+    target: &str,
+) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT actor_name, outcome, detail FROM audit_log WHERE action = $1 AND target = $2 ORDER BY id",
+    )
+    .bind(action)
+    .bind(target)
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_backup_is_sent_in_parts_read_back_and_verified() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| {
+        let mut target = s3_target(&bucket, "lms/prod");
+        // A part limit this low makes the parts larger than the smallest
+        // the server takes: the archive (about 2.6 MB) goes in 8 parts.
+        target.max_parts = 8;
+        c.offsite = Some(target);
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    assert!(engine.check_offsite().await.unwrap().is_ok());
+
+    let (job, row) = backup(&engine).await;
+    assert!(job.notes.is_empty(), "{:?}", job.notes);
+    assert_eq!(row.offsite_state, Some(OffsiteState::Verified), "{row:?}");
+    assert!(row.offsite_verified_at.is_some());
+    let size = row.size_bytes.unwrap() as u64;
+    assert!(size > 8 * (64 << 10), "an archive worth 8 parts: {size}");
+
+    // The object is the archive, sent in 8 parts (S3's multipart ETag ends
+    // in the number of parts), and the manifest sits beside it, readable.
+    let key = format!("/{bucket}/lms/prod/{}", row.filename);
+    let (status, head, body) = s3_request("GET", &key, b"").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("-8\""), "8 parts: {head}");
+    let local = std::fs::read(engine.config().backup_dir.join(&row.filename)).unwrap();
+    assert!(body == local, "the object is the archive");
+    let manifest = engine
+        .offsite()
+        .unwrap()
+        .read_manifest(&row.filename)
+        .await
+        .unwrap();
+    assert_eq!(Some(manifest.sha256), row.sha256);
+    assert_eq!(manifest.tables.unwrap().len(), 7, "the whole manifest");
+    assert_eq!(incomplete_uploads(&bucket).await, 0);
+    let entries = audited(&engine, "offsite.copy", &row.filename).await;
+    assert_eq!(entries, [("alice".to_owned(), "success".to_owned(), None)]);
+}
+
+#[tokio::test]
+async fn a_missing_bucket_fails_loud_leaves_the_backup_completed_and_is_copied_later() {
+    let bucket = format!("t-missing-{}", uuid::Uuid::new_v4().simple());
+    let engine = spawn_engine_with(|c| {
+        c.offsite = Some(s3_target(&bucket, ""));
+        c.offsite_retry_after = std::time::Duration::ZERO;
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let problem = engine
+        .check_offsite()
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problem.contains(&format!("bucket {bucket} does not exist")),
+        "{problem}"
+    );
+
+    let (job, row) = backup(&engine).await;
+    assert_eq!(row.status, BackupStatus::Completed);
+    assert_eq!(row.offsite_state, Some(OffsiteState::Failed));
+    let reason = row.offsite_error.unwrap();
+    assert!(reason.contains("does not exist"), "{reason}");
+    assert!(
+        job.notes
+            .iter()
+            .any(|n| n.contains("does not exist") && n.contains("tried again")),
+        "{:?}",
+        job.notes
+    );
+    let status = engine.offsite_status().await.unwrap().unwrap();
+    assert!(status.problem.unwrap().contains("does not exist"));
+    assert_eq!((status.verified, status.unverified), (0, 1));
+
+    // The bucket is made: the next pass copies the backup.
+    s3_request("PUT", &format!("/{bucket}"), b"").await;
+    let report = engine.offsite_pass().await.unwrap();
+    assert_eq!(report.verified, [row.filename.clone()]);
+    let row = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
+    assert_eq!(row.offsite_error, None);
+    let status = engine.offsite_status().await.unwrap().unwrap();
+    assert_eq!(
+        (status.problem, status.verified, status.unverified),
+        (None, 1, 0)
+    );
+    let entries = audited(&engine, "offsite.copy", &row.filename).await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].1, "failure");
+    assert_eq!(
+        (entries[1].0.as_str(), entries[1].1.as_str()),
+        (OFFSITE_ACTOR, "success")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_said_in_words() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let engine = spawn_engine_with(|c| {
+        let mut target = s3_target("nowhere", "");
+        let lms_backup::storage::offsite::TargetConfig::S3(s3) = &mut target.target;
+        s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        c.offsite = Some(target);
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let problem = engine
+        .check_offsite()
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(problem.contains("cannot be reached"), "{problem}");
+    assert!(!problem.contains("test-secret-key") && !problem.contains("test-access-key"));
+    let (_, row) = backup(&engine).await;
+    assert_eq!(row.status, BackupStatus::Completed);
+    assert_eq!(row.offsite_state, Some(OffsiteState::Failed));
+    assert!(row.offsite_error.unwrap().contains("cannot be reached"));
+}
+
+#[tokio::test]
+async fn a_copy_deleted_out_of_band_is_found_missing_and_copied_again() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, "p"))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (_, row) = backup(&engine).await;
+    assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
+    assert_eq!(
+        engine.offsite_pass().await.unwrap(),
+        Default::default(),
+        "nothing to do"
+    );
+
+    let key = format!("/{bucket}/p/{}", row.filename);
+    let (status, _, _) = s3_request("DELETE", &key, b"").await;
+    assert_eq!(status, 204);
+    let report = engine.offsite_pass().await.unwrap();
+    assert_eq!(report.found_missing, [row.filename.clone()]);
+    assert_eq!(report.verified, [row.filename.clone()], "copied again");
+    let missing = audited(&engine, "offsite.missing", &row.filename).await;
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("deleted out of band"));
+    let (status, _, _) = s3_request("HEAD", &key, b"").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_deleted_backup_takes_its_off_site_copy_with_it() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (_, row) = backup(&engine).await;
+    let key = format!("/{bucket}/{}", row.filename);
+    assert_eq!(s3_request("HEAD", &key, b"").await.0, 200);
+
+    engine.delete_backup(row.id, &actor("alice")).await.unwrap();
+    assert_eq!(s3_request("HEAD", &key, b"").await.0, 404);
+    let manifest = format!("/{bucket}/metadata/{}.json", row.filename);
+    assert_eq!(s3_request("HEAD", &manifest, b"").await.0, 404);
+    let entries = audited(&engine, "offsite.delete", &row.filename).await;
+    assert_eq!(entries, [("alice".to_owned(), "success".to_owned(), None)]);
+}
