@@ -33,6 +33,8 @@ pub struct StorageSummary {
     pub free_bytes: Option<u64>,
     /// The largest archive accepted (uploads are refused past it).
     pub max_backup_size: u64,
+    /// The off-site target and what was last seen of it, if one is set.
+    pub offsite: Option<crate::offsite::OffsiteStatus>,
 }
 
 /// Shared, cheap to clone.
@@ -207,6 +209,7 @@ impl Engine {
             catalog,
             free_bytes,
             max_backup_size: self.config().max_backup_size,
+            offsite: self.offsite_status().await?,
         })
     }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
-    HealthState, JobStatus, Operation, Phase, Policy, TokenScope,
+    HealthState, JobStatus, OffsiteState, Operation, Phase, Policy, TokenScope,
 };
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +79,34 @@ pub struct BackupSummary {
     /// Set while the backup is pinned: retention keeps it.
     #[serde(default)]
     pub pin: Option<PinInfo>,
+    /// Its off-site copy, when a target is configured.
+    #[serde(default)]
+    pub offsite: Option<OffsiteCopy>,
+}
+
+/// Where a backup's off-site copy is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsiteCopy {
+    pub state: OffsiteState,
+    /// Why the last attempt failed, or when the copy was found gone.
+    pub error: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// The off-site target as the card shows it: where, and whether it can be
+/// used; never its credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsiteTarget {
+    pub kind: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub prefix: String,
+    /// Why it cannot be used, as last seen.
+    pub problem: Option<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Stored backups with a verified copy, and without one yet.
+    pub verified: i64,
+    pub unverified: i64,
 }
 
 /// The schedules, and the zone a schedule gets when none is given.
@@ -454,6 +482,9 @@ pub struct StorageSummary {
     /// if not now (the hourly limit is used up).
     #[serde(default)]
     pub next_manual_backup_at: Option<DateTime<Utc>>,
+    /// Where backups are copied off-site, if anywhere.
+    #[serde(default)]
+    pub offsite: Option<OffsiteTarget>,
 }
 
 /// One audited action, as the activity list shows it.
@@ -614,6 +645,11 @@ mod convert {
                     (Some(reason), Some(by), Some(at)) => Some(PinInfo { reason, by, at }),
                     _ => None,
                 },
+                offsite: b.offsite_state.map(|state| OffsiteCopy {
+                    state,
+                    error: b.offsite_error,
+                    verified_at: b.offsite_verified_at,
+                }),
             }
         }
     }
@@ -819,6 +855,16 @@ mod convert {
                 last_finished: s.catalog.last_finished.map(Into::into),
                 last_taken_at: s.catalog.last_taken_at,
                 next_manual_backup_at,
+                offsite: s.offsite.map(|o| OffsiteTarget {
+                    kind: o.target.kind,
+                    endpoint: o.target.endpoint,
+                    bucket: o.target.bucket,
+                    prefix: o.target.prefix,
+                    problem: o.problem,
+                    checked_at: o.checked_at,
+                    verified: o.verified,
+                    unverified: o.unverified,
+                }),
             }
         }
     }

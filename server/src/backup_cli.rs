@@ -35,9 +35,22 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
                     .map(|r| format!("  pinned: {}", printable(r)))
                     .unwrap_or_default()
             };
+            let offsite = |b: &catalog::Backup| {
+                b.offsite_state
+                    .map(|state| {
+                        let why = b
+                            .offsite_error
+                            .as_deref()
+                            .filter(|_| state != lms_types::OffsiteState::Verified)
+                            .map(|e| format!(" ({})", printable(e)))
+                            .unwrap_or_default();
+                        format!("  {}{why}", state.words())
+                    })
+                    .unwrap_or_default()
+            };
             for b in &page.backups {
                 println!(
-                    "{:>5}  {:<34} {:<11} {:<10} {:>10}  {} by {}{}",
+                    "{:>5}  {:<34} {:<11} {:<10} {:>10}  {} by {}{}{}",
                     b.id,
                     b.filename,
                     b.kind,
@@ -47,7 +60,8 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
                         .unwrap_or_default(),
                     b.created_at.format("%Y-%m-%d %H:%M UTC"),
                     b.created_by_name,
-                    pinned(b)
+                    pinned(b),
+                    offsite(b)
                 );
             }
             println!("{} of {} backups", page.backups.len(), page.total);
@@ -64,6 +78,9 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
                 .map_err(fail)?;
             let job = follow(engine, started.job).await?;
             println!("{}: {}", started.backup.filename, job.status);
+            for note in &job.notes {
+                println!("note: {note}");
+            }
             Ok(())
         }
         BackupCommand::Restore { id, yes } => {

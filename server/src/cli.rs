@@ -135,6 +135,96 @@ pub struct BackupArgs {
     /// reported as such.
     #[arg(long, env = "SCHEDULE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub schedule_grace: u64,
+
+    #[command(flatten)]
+    pub offsite: OffsiteArgs,
+}
+
+/// Where verified backups are copied off-site: an S3-compatible bucket.
+/// The credentials are read from the environment only (never flags):
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or
+/// `AWS_ACCESS_KEY_ID_FILE` and `AWS_SECRET_ACCESS_KEY_FILE` naming files
+/// that hold them.
+#[derive(Debug, Clone, Args)]
+pub struct OffsiteArgs {
+    /// The bucket backups are copied to; setting it turns off-site copies
+    /// on. Its credentials come from the environment only, never flags:
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or
+    /// AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE naming files
+    /// that hold them.
+    #[arg(long, env = "S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+
+    /// The S3-compatible service's URL (MinIO, R2, B2, Ceph); unset for
+    /// AWS itself.
+    #[arg(long, env = "S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// The "folder" in the bucket the copies go under.
+    #[arg(long, env = "S3_PREFIX", default_value = "", global = true)]
+    pub s3_prefix: String,
+
+    /// The bucket's region.
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1", global = true)]
+    pub s3_region: String,
+
+    /// Address the bucket in the path (endpoint/bucket/key) rather than as
+    /// a host name (bucket.endpoint/key); most self-hosted services need it.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub s3_force_path_style: bool,
+}
+
+impl OffsiteArgs {
+    /// The target, when `S3_BUCKET` is set; an error naming the variable
+    /// when the settings contradict each other or a secret cannot be read.
+    pub fn config(&self) -> Result<Option<lms_backup::storage::offsite::OffsiteConfig>, String> {
+        use lms_backup::storage::offsite::{OffsiteConfig, S3Config, TargetConfig};
+        let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.trim().is_empty()) else {
+            if self.s3_endpoint.is_some() {
+                return Err("S3_ENDPOINT is set but S3_BUCKET is not: name the bucket off-site copies go to, or unset S3_ENDPOINT.".into());
+            }
+            return Ok(None);
+        };
+        let access_key_id = secret_from_env("AWS_ACCESS_KEY_ID")?;
+        let secret_access_key = secret_from_env("AWS_SECRET_ACCESS_KEY")?;
+        if access_key_id.is_some() != secret_access_key.is_some() {
+            return Err("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or their _FILE variants), or neither.".into());
+        }
+        Ok(Some(OffsiteConfig::new(TargetConfig::S3(S3Config {
+            endpoint: self.s3_endpoint.clone().filter(|e| !e.trim().is_empty()),
+            bucket,
+            prefix: self.s3_prefix.trim_matches('/').to_owned(),
+            region: self.s3_region.clone(),
+            force_path_style: self.s3_force_path_style,
+            access_key_id,
+            secret_access_key,
+        }))))
+    }
+}
+
+/// A secret from `NAME`, or from the file `NAME_FILE` names (one of them,
+/// not both); surrounding whitespace is dropped. Its value never appears in
+/// an error.
+pub fn secret_from_env(name: &str) -> Result<Option<lms_backup::storage::offsite::Secret>, String> {
+    use lms_backup::storage::offsite::Secret;
+    let direct = std::env::var(name).ok().filter(|v| !v.is_empty());
+    let file = std::env::var(format!("{name}_FILE"))
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(format!("{name} and {name}_FILE are both set: keep one.")),
+        (Some(value), None) => Ok(Some(Secret::new(value.trim()))),
+        (None, Some(path)) => {
+            let value = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{name}_FILE: cannot read {path}: {e}"))?;
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(format!("{name}_FILE: {path} is empty."));
+            }
+            Ok(Some(Secret::new(value)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 impl BackupArgs {
@@ -576,6 +666,13 @@ mod tests {
             "MIN_FREE_SPACE",
             "SCHEDULE_GRACE",
             "OPERATION_LEASE_TIMEOUT",
+            "S3_BUCKET",
+            "S3_ENDPOINT",
+            "S3_PREFIX",
+            "S3_REGION",
+            "S3_FORCE_PATH_STYLE",
+            "AWS_ACCESS_KEY_ID_FILE",
+            "AWS_SECRET_ACCESS_KEY_FILE",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

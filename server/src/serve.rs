@@ -76,6 +76,7 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
     let dbs = connect(db).await?;
     let tools = check_tools(db, &dbs).await?;
     let mut config = backups.engine_config();
+    config.offsite = backups.offsite.config()?;
     config.lease_timeout = db.lease_timeout();
     config.heartbeat_interval = config.heartbeat_interval.min(config.lease_timeout / 3);
     Engine::new(dbs, tools, config).await.map_err(describe)
@@ -100,6 +101,17 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
     // Every instance runs the schedules; the control database makes each
     // due time one backup.
     lms_backup::schedule::spawn_scheduler(engine.clone());
+    // A target that cannot be used does not stop the console (the local
+    // backups go on), but it is said now, on the card and in the health.
+    if let Some(offsite) = engine.offsite() {
+        match engine.check_offsite().await {
+            Some(Err(e)) => tracing::error!("the off-site target cannot be used: {e}"),
+            _ => {
+                tracing::info!(target = %offsite.description(), "off-site copies go to the target")
+            }
+        }
+        engine.spawn_offsite_worker();
+    }
 
     let conf = leptos::config::get_configuration(None)
         .map_err(|e| format!("Leptos configuration: {e}"))?;

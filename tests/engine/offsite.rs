@@ -119,7 +119,7 @@ async fn a_missing_bucket_fails_loud_leaves_the_backup_completed_and_is_copied_l
     // The bucket is made: the next pass copies the backup.
     s3_request("PUT", &format!("/{bucket}"), b"").await;
     let report = engine.offsite_pass().await.unwrap();
-    assert_eq!(report.verified, [row.filename.clone()]);
+    assert_eq!(report.verified, std::slice::from_ref(&row.filename));
     let row = catalog::get_row(&engine.dbs().control, row.id)
         .await
         .unwrap();
@@ -186,8 +186,12 @@ async fn a_copy_deleted_out_of_band_is_found_missing_and_copied_again() {
     let (status, _, _) = s3_request("DELETE", &key, b"").await;
     assert_eq!(status, 204);
     let report = engine.offsite_pass().await.unwrap();
-    assert_eq!(report.found_missing, [row.filename.clone()]);
-    assert_eq!(report.verified, [row.filename.clone()], "copied again");
+    assert_eq!(report.found_missing, std::slice::from_ref(&row.filename));
+    assert_eq!(
+        report.verified,
+        std::slice::from_ref(&row.filename),
+        "copied again"
+    );
     let missing = audited(&engine, "offsite.missing", &row.filename).await;
     assert_eq!(missing.len(), 1);
     assert!(missing[0]

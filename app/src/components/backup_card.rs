@@ -17,7 +17,9 @@ use super::time::{browser, LocalTime};
 use super::tokens::TokensPanel;
 use super::upload::UploadDialog;
 use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
-use crate::models::{human_bytes, BackupStatus, LastSwitch, Operation, OperationStatus};
+use crate::models::{
+    human_bytes, BackupStatus, LastSwitch, OffsiteTarget, Operation, OperationStatus,
+};
 
 /// Backups of the LMS database: everything an administrator does with them,
 /// with whatever is running shown live.
@@ -107,11 +109,49 @@ fn SummaryLine() -> impl IntoView {
                                         .unwrap_or_else(|| "unknown".into())}
                                 </dd>
                             </div>
+                            {summary.offsite.clone().map(|target| view! { <OffsiteFact target /> })}
                         </dl>
                     },
                 )
             })}
         </Transition>
+    }
+}
+
+/// Where backups are copied off-site (never the credentials), how many
+/// copies are verified, and what is wrong with the target when it cannot
+/// be used.
+#[component]
+fn OffsiteFact(target: OffsiteTarget) -> impl IntoView {
+    let place = if target.prefix.is_empty() {
+        format!("{} · {}", target.endpoint, target.bucket)
+    } else {
+        format!("{} · {}/{}", target.endpoint, target.bucket, target.prefix)
+    };
+    let copies = format!(
+        "{} verified{}",
+        target.verified,
+        if target.unverified > 0 {
+            format!(", {} not yet", target.unverified)
+        } else {
+            String::new()
+        }
+    );
+    let healthy = target.problem.is_none().to_string();
+    let title = place.clone();
+    view! {
+        <div class="wide-fact">
+            <dt>"Off-site copies"</dt>
+            <dd data-testid="offsite-target" data-healthy=healthy>
+                <span class="clip" title=title>{place}</span>
+                <span>{copies}</span>
+                {target.problem.map(|problem| view! {
+                    <MessageBar intent=MessageBarIntent::Error attr:role="alert" attr:data-testid="offsite-problem">
+                        <MessageBarBody>{problem}</MessageBarBody>
+                    </MessageBar>
+                })}
+            </dd>
+        </div>
     }
 }
 

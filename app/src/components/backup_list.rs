@@ -15,7 +15,10 @@ use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
 use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
-use crate::models::{human_bytes, table_label, thousands, BackupStatus, BackupSummary, Operation};
+use crate::models::{
+    human_bytes, table_label, thousands, BackupStatus, BackupSummary, OffsiteCopy, OffsiteState,
+    Operation,
+};
 
 /// Rows per page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -119,6 +122,35 @@ fn BackupTable(backups: Vec<BackupSummary>, actions: RowActions) -> impl IntoVie
     }
 }
 
+/// Where a backup's off-site copy is; a failed or missing one says why on
+/// hover and focus (and in Details).
+#[component]
+fn OffsiteBadge(copy: OffsiteCopy) -> impl IntoView {
+    let color = match copy.state {
+        OffsiteState::Verified => BadgeColor::Success,
+        OffsiteState::Pending | OffsiteState::Copying => BadgeColor::Informative,
+        OffsiteState::Failed => BadgeColor::Danger,
+        OffsiteState::Missing => BadgeColor::Warning,
+    };
+    let title = copy
+        .error
+        .clone()
+        .unwrap_or_else(|| copy.state.words().to_owned());
+    view! {
+        <Badge
+            color
+            appearance=BadgeAppearance::Outline
+            class="offsite-badge"
+            attr:data-testid="offsite-badge"
+            attr:data-state=copy.state.as_str()
+            attr:title=title
+            attr:tabindex="0"
+        >
+            {copy.state.words()}
+        </Badge>
+    }
+}
+
 fn status_color(status: BackupStatus) -> BadgeColor {
     match status {
         BackupStatus::Completed => BadgeColor::Success,
@@ -194,6 +226,7 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                         "pinned"
                     </Badge>
                 })}
+                {backup.offsite.clone().map(|copy| view! { <OffsiteBadge copy /> })}
             </TableCell>
             <TableCell class="by-cell" attr:data-label="By">
                 <span class="clip" title=backup.created_by.clone()>{backup.created_by.clone()}</span>
@@ -594,6 +627,18 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
             </div>
             <Fact term="Status">{b.status.as_str()}</Fact>
             <Fact term="Size">{b.size_bytes.map(human_bytes).unwrap_or_else(|| "—".into())}</Fact>
+            {b.offsite.clone().map(|copy| view! {
+                <div class="wide-fact" data-testid="offsite-fact">
+                    <dt>"Copies"</dt>
+                    <dd>
+                        {match copy.state {
+                            OffsiteState::Verified => "Here and off-site (verified)".to_owned(),
+                            state => format!("Here; {}", state.words()),
+                        }}
+                        {copy.error.map(|e| view! { <span class="offsite-error">{format!(" — {e}")}</span> })}
+                    </dd>
+                </div>
+            })}
             {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}
             {facts}
             {b.notes.clone().map(|notes| view! {
