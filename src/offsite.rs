@@ -303,6 +303,7 @@ impl Engine {
             tracing::warn!(error = %e, "the off-site target cannot be used");
             return Ok(report);
         }
+        offsite.abort_stranded().await;
         let control = &self.dbs().control;
         sqlx::query(
             "UPDATE backup_history SET offsite_state = $1

@@ -507,3 +507,110 @@ pub async fn incomplete_uploads(bucket: &str) -> usize {
     assert_eq!(status, 200, "{body}");
     body.matches("<UploadId>").count()
 }
+
+/// A TCP proxy on the loopback in front of `upstream` that can be cut:
+/// once it has forwarded `cut_after` bytes towards the upstream, every
+/// connection is dropped and new ones are closed at once, until
+/// [`CuttableProxy::heal`]. Stands in for a target that goes away in the
+/// middle of an upload and comes back.
+pub struct CuttableProxy {
+    pub addr: std::net::SocketAddr,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    forwarded: std::sync::atomic::AtomicU64,
+    cut_after: std::sync::atomic::AtomicU64,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = std::sync::Arc::new(ProxyState {
+            cut_after: std::sync::atomic::AtomicU64::new(u64::MAX),
+            ..Default::default()
+        });
+        let upstream = upstream.to_owned();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *shared.cut.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let state = shared.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    proxy_connection(client, server, state).await;
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// Cuts every connection once `bytes` more have gone upstream.
+    pub fn cut_after(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let now = self.state.forwarded.load(Ordering::SeqCst);
+        self.state.cut_after.store(now + bytes, Ordering::SeqCst);
+    }
+
+    /// Whether the proxy has cut.
+    pub fn is_cut(&self) -> bool {
+        *self.state.cut.borrow()
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.state
+            .cut_after
+            .store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
+        self.state.cut.send_replace(false);
+    }
+}
+
+async fn proxy_connection(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    state: std::sync::Arc<ProxyState>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let mut cut = state.cut.subscribe();
+    let up = async {
+        let mut buf = vec![0u8; 16 << 10];
+        loop {
+            let n = client_read.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let total = state.forwarded.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            if total >= state.cut_after.load(Ordering::SeqCst) {
+                state.cut.send_replace(true);
+                return;
+            }
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+        _ = cut.wait_for(|cut| *cut) => {}
+    }
+}

@@ -21,7 +21,8 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,6 +146,11 @@ pub struct Offsite {
     prefix: String,
     config: OffsiteConfig,
     description: TargetDescription,
+    /// Failed uploads the target could not be told to abort (it was
+    /// away): aborted at the next chance, so no incomplete upload is left
+    /// taking space in the bucket. (A process that dies mid-upload leaves
+    /// its upload to the bucket's lifecycle rule; see the guide.)
+    stranded: std::sync::Mutex<Vec<(ObjectPath, Box<dyn MultipartUpload>)>>,
 }
 
 impl std::fmt::Debug for Offsite {
@@ -214,6 +220,7 @@ impl Offsite {
             prefix,
             config,
             description,
+            stranded: Default::default(),
         })
     }
 
@@ -321,7 +328,8 @@ impl Offsite {
             Ok(parts) => parts,
             Err(err) => {
                 if let Err(e) = upload.abort().await {
-                    tracing::warn!(error = %e, object = %path, "could not abort the incomplete off-site upload");
+                    tracing::warn!(error = %e, object = %path, "could not abort the incomplete off-site upload; will try again");
+                    self.stranded.lock().unwrap().push((path, upload));
                 }
                 return Err(err);
             }
@@ -331,6 +339,25 @@ impl Offsite {
             .await
             .map_err(|e| self.failure("written (its manifest)", e))?;
         Ok(Sent { parts, part_size })
+    }
+
+    /// Aborts the failed uploads the target could not be told about when
+    /// they failed. Returns how many are still left.
+    pub async fn abort_stranded(&self) -> usize {
+        let stranded = std::mem::take(&mut *self.stranded.lock().unwrap());
+        let mut left = Vec::new();
+        for (path, mut upload) in stranded {
+            match upload.abort().await {
+                Ok(()) => tracing::info!(object = %path, "aborted an incomplete off-site upload"),
+                Err(e) => {
+                    tracing::warn!(error = %e, object = %path, "could not abort the incomplete off-site upload yet");
+                    left.push((path, upload));
+                }
+            }
+        }
+        let mut stranded = self.stranded.lock().unwrap();
+        stranded.extend(left);
+        stranded.len()
     }
 
     /// Reads an archive back in full: its size and SHA-256 (hex). `read`

@@ -7,7 +7,7 @@
 use lms_backup::offsite::OFFSITE_ACTOR;
 use lms_backup::testing::{
     actor, fresh_bucket, incomplete_uploads, s3_request, s3_target, spawn_engine_with,
-    start_manual_backup, wait_for_job,
+    start_manual_backup, wait_for_job, CuttableProxy,
 };
 use lms_backup::{catalog, Engine};
 use lms_types::{BackupStatus, JobStatus, OffsiteState};
@@ -218,4 +218,51 @@ async fn a_deleted_backup_takes_its_off_site_copy_with_it() {
     assert_eq!(s3_request("HEAD", &manifest, b"").await.0, 404);
     let entries = audited(&engine, "offsite.delete", &row.filename).await;
     assert_eq!(entries, [("alice".to_owned(), "success".to_owned(), None)]);
+}
+
+/// The target goes away in the middle of an upload (a proxy in front of it
+/// cuts every connection once 1 MB has gone through): the backup is
+/// completed locally, its copy failed and said so; the incomplete upload
+/// the target could not be told to abort is aborted once it is back, and
+/// the next pass makes the copy.
+#[tokio::test]
+async fn a_target_lost_mid_upload_leaves_no_incomplete_upload_and_the_copy_is_made_later() {
+    let bucket = fresh_bucket().await;
+    let s3 = lms_backup::testing::s3_endpoint();
+    let proxy = CuttableProxy::start(s3.trim_start_matches("http://")).await;
+    let engine = spawn_engine_with(|c| {
+        let mut target = s3_target(&bucket, "");
+        let lms_backup::storage::offsite::TargetConfig::S3(s3) = &mut target.target;
+        s3.endpoint = Some(format!("http://{}", proxy.addr));
+        target.request_retry_timeout = std::time::Duration::from_millis(500);
+        c.offsite = Some(target);
+        c.offsite_retry_after = std::time::Duration::ZERO;
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    proxy.cut_after(1 << 20);
+
+    let (job, row) = backup(&engine).await;
+    assert!(proxy.is_cut(), "the target went away mid-upload");
+    assert_eq!(row.status, BackupStatus::Completed);
+    assert_eq!(row.offsite_state, Some(OffsiteState::Failed));
+    assert!(
+        job.notes.iter().any(|n| n.contains("off-site copy")),
+        "{:?}",
+        job.notes
+    );
+    assert_eq!(
+        incomplete_uploads(&bucket).await,
+        1,
+        "the upload begun could not be aborted while the target was away"
+    );
+
+    proxy.heal();
+    let report = engine.offsite_pass().await.unwrap();
+    assert_eq!(report.verified, std::slice::from_ref(&row.filename));
+    assert_eq!(incomplete_uploads(&bucket).await, 0, "aborted once back");
+    let row = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
 }
