@@ -387,6 +387,113 @@ impl Engine {
         });
     }
 
+    /// A stored backup whose file is gone from the backup directory but
+    /// whose off-site copy is verified gets its file back from that copy
+    /// first (checked against the manifest as it streams in): downloads and
+    /// restores then read the local file as always. Anything else is
+    /// returned as it is, and the caller's own checks speak.
+    pub(crate) async fn ensure_local(&self, backup: &Backup) -> Result<Backup> {
+        let Some(offsite) = self.offsite() else {
+            return Ok(backup.clone());
+        };
+        let wanted = matches!(
+            backup.status,
+            BackupStatus::Completed | BackupStatus::Missing
+        ) && backup.offsite_state == Some(OffsiteState::Verified);
+        if !wanted || self.backup_dir().archive_exists(&backup.filename).await? {
+            return Ok(backup.clone());
+        }
+        self.fetch_back(offsite, backup).await?;
+        catalog::get_row(&self.dbs().control, backup.id).await
+    }
+
+    /// Streams an archive's off-site copy into the backup directory beside
+    /// its final name, and keeps it only when its size and SHA-256 are the
+    /// manifest's; then the entry is `completed` again. Audited.
+    async fn fetch_back(&self, offsite: &Offsite, backup: &Backup) -> Result<()> {
+        let control = &self.dbs().control;
+        let manifest = catalog::get(control, backup.id)
+            .await?
+            .manifest
+            .ok_or_else(|| Error::Invalid(format!("{} has no manifest.", backup.filename)))?;
+        if let Some(unavailable) = self.backup_dir_unavailable().await? {
+            return Err(Error::StorageUnavailable(unavailable.message));
+        }
+        let dir = self.backup_dir();
+        let partial = dir.partial_path(&backup.filename);
+        let file = dir.create_new(&partial).await.map_err(|e| match e {
+            Error::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists => Error::Conflict(
+                format!(
+                    "{} is being fetched back from its off-site copy already; try again in a moment.",
+                    backup.filename
+                ),
+            ),
+            other => other,
+        })?;
+        let mismatch = || {
+            Error::Invalid(format!(
+                "The off-site copy of {} does not match its manifest (size or SHA-256): it was \
+                 changed on the target. Nothing was restored or served; use another backup.",
+                backup.filename
+            ))
+        };
+        let fetched = async {
+            let reader = offsite.reader(&backup.filename).await?;
+            let (size, sha256) = crate::postgres::archive::write_and_hash(
+                reader,
+                file,
+                manifest.size_bytes,
+                Some(Duration::from_secs(60)),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Invalid(_) => mismatch(),
+                other => other,
+            })?;
+            if size != manifest.size_bytes || sha256 != manifest.sha256 {
+                return Err(mismatch());
+            }
+            dir.publish(&partial, &backup.filename).await?;
+            dir.write_manifest(&manifest).await
+        }
+        .await;
+        if fetched.is_err() {
+            if let Err(e) = dir.remove(vec![partial]).await {
+                tracing::error!(error = %e, "could not remove a partly fetched archive");
+            }
+        }
+        let detail = fetched
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "fetched back from its off-site copy and checked".to_owned());
+        audit::record_or_log(
+            control,
+            Event {
+                actor: &Actor::system(OFFSITE_ACTOR),
+                action: AuditAction::BackupFound,
+                target: Some(&backup.filename),
+                outcome: if fetched.is_ok() {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                },
+                detail: Some(&detail),
+            },
+        )
+        .await;
+        fetched?;
+        catalog::change_status(
+            control,
+            backup.id,
+            BackupStatus::Missing,
+            BackupStatus::Completed,
+        )
+        .await?;
+        tracing::info!(backup = %backup.filename, "fetched back from the off-site copy");
+        Ok(())
+    }
+
     /// Deletes a backup's off-site copy (with the backup, or by retention),
     /// audited, when it may have one. A copy that cannot be deleted is
     /// reported (log and audit), not hidden.

@@ -58,6 +58,8 @@ impl Engine {
     /// the one that starts it with [`Engine::audit_download`].
     pub async fn open_download(&self, id: i64) -> Result<Download> {
         let backup = catalog::get_row(&self.dbs().control, id).await?;
+        // Gone here but verified off-site: fetched back first.
+        let backup = self.ensure_local(&backup).await?;
         match backup.status {
             BackupStatus::Completed => {}
             BackupStatus::Running => {

@@ -71,7 +71,12 @@ impl Engine {
             ));
         }
         let backup = catalog::get_row(&self.dbs().control, backup_id).await?;
-        if backup.status != BackupStatus::Completed {
+        // A backup whose file is gone here restores from its verified
+        // off-site copy (fetched back by the job, see `ensure_local`).
+        let from_offsite = backup.status == BackupStatus::Missing
+            && self.offsite().is_some()
+            && backup.offsite_state == Some(lms_types::OffsiteState::Verified);
+        if backup.status != BackupStatus::Completed && !from_offsite {
             return Err(Error::Invalid(format!(
                 "Only completed backups can be restored; {} is {}.",
                 backup.filename, backup.status

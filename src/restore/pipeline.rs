@@ -63,6 +63,7 @@ impl Engine {
     /// Verifying: every gate before anything changes.
     async fn restore_gates(&self, run: &JobRun, backup: &Backup) -> Result<Gates> {
         run.enter(Phase::Verifying).await?;
+        let backup = &self.ensure_local(backup).await?;
         let (path, tables) = self.check_archive(backup).await?;
         self.check_restore_privileges().await?;
         let privileges = grants::inspect(&self.tools().pg_restore, &path).await?;

@@ -380,6 +380,19 @@ impl Offsite {
         Ok((size, hex::encode(hasher.finalize())))
     }
 
+    /// An archive's object, to be read as it streams in.
+    pub async fn reader(&self, name: &str) -> Result<impl tokio::io::AsyncRead + Unpin + Send> {
+        let got = self
+            .store
+            .get(&self.archive_path(name))
+            .await
+            .map_err(|e| self.failure("read", e))?;
+        Ok(tokio_util::io::StreamReader::new(
+            got.into_stream()
+                .map(|chunk| chunk.map_err(std::io::Error::other)),
+        ))
+    }
+
     /// An archive's manifest, as stored beside it.
     pub async fn read_manifest(&self, name: &str) -> Result<super::Manifest> {
         let bytes = self

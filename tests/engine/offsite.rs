@@ -6,8 +6,8 @@
 
 use lms_backup::offsite::OFFSITE_ACTOR;
 use lms_backup::testing::{
-    actor, fresh_bucket, incomplete_uploads, s3_request, s3_target, spawn_engine_with,
-    start_manual_backup, wait_for_job, CuttableProxy,
+    actor, fresh_bucket, incomplete_uploads, live_fingerprint, s3_request, s3_target,
+    spawn_engine_with, start_manual_backup, wait_for_job, CuttableProxy,
 };
 use lms_backup::{catalog, Engine};
 use lms_types::{BackupStatus, JobStatus, OffsiteState};
@@ -265,4 +265,90 @@ async fn a_target_lost_mid_upload_leaves_no_incomplete_upload_and_the_copy_is_ma
         .await
         .unwrap();
     assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
+}
+
+/// The local file is deleted: a download and a restore fetch it back from
+/// the off-site copy, checked, and the restore gives back the backup.
+#[tokio::test]
+async fn a_backup_gone_here_is_downloaded_and_restored_from_its_off_site_copy() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (_, row) = backup(&engine).await;
+    let at_backup = live_fingerprint(&engine).await;
+    let local = engine.config().backup_dir.join(&row.filename);
+    let bytes = std::fs::read(&local).unwrap();
+
+    std::fs::remove_file(&local).unwrap();
+    let download = engine.open_download(row.id).await.unwrap();
+    assert_eq!(download.size, bytes.len() as u64);
+    assert_eq!(std::fs::read(&local).unwrap(), bytes, "fetched back whole");
+
+    std::fs::remove_file(&local).unwrap();
+    // The backup is noticed missing, as a start-up or a retention pass does.
+    engine.check_backup_files(&actor("alice")).await.unwrap();
+    let row = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(row.status, BackupStatus::Missing);
+    run_sql(&engine, "DELETE FROM enrollments").await;
+    let job = restore(&engine, row.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(at_backup
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
+    let row = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(row.status, BackupStatus::Completed, "its file is back");
+    let found = audited(&engine, "backup.found", &row.filename).await;
+    assert!(found
+        .iter()
+        .any(|(who, outcome, _)| who == OFFSITE_ACTOR && outcome == "success"));
+}
+
+/// The off-site copy was replaced by other bytes while the local file is
+/// gone: the restore is refused before anything changes, and nothing of
+/// the fetched copy stays.
+#[tokio::test]
+async fn a_changed_off_site_copy_is_refused_before_anything_changes() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (_, row) = backup(&engine).await;
+    let local = engine.config().backup_dir.join(&row.filename);
+    let mut bytes = std::fs::read(&local).unwrap();
+    std::fs::remove_file(&local).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let (status, _, _) = s3_request("PUT", &format!("/{bucket}/{}", row.filename), &bytes).await;
+    assert_eq!(status, 200);
+    let before = live_fingerprint(&engine).await;
+
+    let job = restore(&engine, row.id).await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    let message = job.message.unwrap();
+    assert!(message.contains("does not match its manifest"), "{message}");
+    assert!(before
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
+    let left: Vec<_> = std::fs::read_dir(&engine.config().backup_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("backup_"))
+        .collect();
+    assert!(left.is_empty(), "nothing of the copy kept: {left:?}");
+    assert!(engine.open_download(row.id).await.is_err());
+}
+
+async fn restore(engine: &Engine, id: i64) -> lms_backup::jobs::Job {
+    let job = engine
+        .start_restore(id, true, &actor("alice"))
+        .await
+        .unwrap();
+    wait_for_job(engine, job.id).await
+}
+
+async fn run_sql(engine: &Engine, sql: &str) {
+    sqlx::raw_sql(sql).execute(&engine.dbs().lms).await.unwrap();
 }
