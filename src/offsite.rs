@@ -87,6 +87,17 @@ impl CopyProgress {
     }
 }
 
+/// What an import from the off-site target did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ImportReport {
+    /// Backups now listed, with their off-site copy to restore from.
+    pub imported: Vec<String>,
+    /// Backups the catalog listed already.
+    pub already_listed: usize,
+    /// Manifests whose backup could not be listed, and why.
+    pub refused: Vec<(String, String)>,
+}
+
 /// What one pass of the worker did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PassReport {
@@ -492,6 +503,101 @@ impl Engine {
         .await?;
         tracing::info!(backup = %backup.filename, "fetched back from the off-site copy");
         Ok(())
+    }
+
+    /// Lists again every backup whose manifest is on the target and which
+    /// the catalog does not list: disaster recovery on a new host, where
+    /// only the databases' URL, the target's settings (and the key) are
+    /// left. Each is listed with its off-site copy (`verified` once its
+    /// object is there with the manifest's size; its SHA-256 is checked when
+    /// it is fetched back) and `missing` here unless its file is in the
+    /// backup directory. Audited, one entry each.
+    pub async fn import_from_offsite(&self, actor: &Actor) -> Result<ImportReport> {
+        let offsite = self.offsite().ok_or_else(|| {
+            Error::Config(
+                "No off-site target is configured: set S3_BUCKET (and S3_ENDPOINT, the credentials) \
+                 to the bucket the backups were copied to."
+                    .into(),
+            )
+        })?;
+        let control = &self.dbs().control;
+        let mut report = ImportReport::default();
+        for name in offsite.manifest_names().await? {
+            if catalog::name_taken(control, &name).await? {
+                report.already_listed += 1;
+                continue;
+            }
+            let checked = async {
+                let manifest = offsite.read_manifest(&name).await?;
+                if manifest.filename != name {
+                    return Err(Error::Invalid(format!(
+                        "its manifest names another archive ({})",
+                        manifest.filename
+                    )));
+                }
+                match offsite.archive_size(&name).await? {
+                    Some(size) if size == manifest.size_bytes => Ok(manifest),
+                    Some(size) => Err(Error::Invalid(format!(
+                        "its archive has {size} bytes, its manifest says {}",
+                        manifest.size_bytes
+                    ))),
+                    None => Err(Error::Invalid("its archive is not on the target".into())),
+                }
+            }
+            .await;
+            let manifest = match checked {
+                Ok(manifest) => manifest,
+                Err(e) => {
+                    audit::record_or_log(
+                        control,
+                        Event {
+                            actor,
+                            action: AuditAction::OffsiteImport,
+                            target: Some(&name),
+                            outcome: AuditOutcome::Failure,
+                            detail: Some(&e.to_string()),
+                        },
+                    )
+                    .await;
+                    report.refused.push((name, e.to_string()));
+                    continue;
+                }
+            };
+            let here = self
+                .backup_dir()
+                .archive_exists(&name)
+                .await
+                .unwrap_or(false);
+            let mut tx = control.begin().await?;
+            let id = catalog::import(&mut *tx, &manifest).await?;
+            sqlx::query(
+                "UPDATE backup_history SET status = $2, offsite_state = $3, offsite_verified_at = now()
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(if here {
+                BackupStatus::Completed
+            } else {
+                BackupStatus::Missing
+            })
+            .bind(OffsiteState::Verified)
+            .execute(&mut *tx)
+            .await?;
+            audit::record(
+                &mut *tx,
+                &Event {
+                    actor,
+                    action: AuditAction::OffsiteImport,
+                    target: Some(&name),
+                    outcome: AuditOutcome::Success,
+                    detail: None,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            report.imported.push(name);
+        }
+        Ok(report)
     }
 
     /// Deletes a backup's off-site copy (with the backup, or by retention),

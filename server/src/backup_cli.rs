@@ -67,6 +67,29 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             println!("{} of {} backups", page.backups.len(), page.total);
             Ok(())
         }
+        BackupCommand::Import { from_offsite } => {
+            if !from_offsite {
+                return Err("Say where to import from: --from-offsite.".into());
+            }
+            let report = engine.import_from_offsite(&actor).await.map_err(fail)?;
+            for name in &report.imported {
+                println!("imported {name}");
+            }
+            for (name, why) in &report.refused {
+                println!("not imported {name}: {}", printable(why));
+            }
+            println!(
+                "{} backup(s) imported, {} listed already, {} refused.",
+                report.imported.len(),
+                report.already_listed,
+                report.refused.len()
+            );
+            if report.refused.is_empty() {
+                Ok(())
+            } else {
+                Err("Some backups on the target could not be listed (above).".into())
+            }
+        }
         BackupCommand::Create { notes } => {
             let started = engine
                 .start_backup(BackupRequest {

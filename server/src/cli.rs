@@ -498,6 +498,14 @@ pub enum BackupCommand {
     /// intact (size and SHA-256 as catalogued), are completed again.
     /// Refused while the directory itself is unavailable.
     Recheck,
+    /// List again the backups whose manifests are on the off-site target
+    /// and not in the catalog: disaster recovery on a new host (each is
+    /// then restored from its off-site copy).
+    Import {
+        /// From the off-site target (S3_BUCKET and the rest).
+        #[arg(long)]
+        from_offsite: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -325,7 +325,7 @@ pub async fn with_status(control: &PgPool, status: BackupStatus) -> Result<Vec<B
 
 /// Re-creates a completed entry from a sidecar manifest (catalog rebuilt
 /// from disk).
-pub async fn import(control: &PgPool, manifest: &Manifest) -> Result<i64> {
+pub async fn import<'e>(control: impl PgExecutor<'e>, manifest: &Manifest) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO backup_history (filename, kind, status, size_bytes, sha256, manifest, notes,
                                      created_by_id, created_by_name, created_at, completed_at,

@@ -393,6 +393,26 @@ impl Offsite {
         ))
     }
 
+    /// The archive names whose manifest is on the target (sorted).
+    pub async fn manifest_names(&self) -> Result<Vec<String>> {
+        let dir = self.path(MANIFEST_DIR);
+        let mut listing = self.store.list(Some(&dir));
+        let mut names = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.failure("listed", e))?;
+            if let Some(name) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .filter(|n| super::is_archive_name(n))
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// An archive's manifest, as stored beside it.
     pub async fn read_manifest(&self, name: &str) -> Result<super::Manifest> {
         let bytes = self

@@ -180,6 +180,9 @@ text_enum! {
         OffsiteDelete => "offsite.delete",
         /// A verified off-site copy found gone from the target.
         OffsiteMissing => "offsite.missing",
+        /// A backup listed again from its off-site manifest (disaster
+        /// recovery on a new host).
+        OffsiteImport => "offsite.import",
         Restore => "restore",
         RestoreUndo => "restore.undo",
         LockForceRelease => "lock.force_release",
@@ -273,6 +276,7 @@ impl ActivityKind {
                 OffsiteCopy,
                 OffsiteDelete,
                 OffsiteMissing,
+                OffsiteImport,
                 ScheduleCreate,
                 ScheduleEdit,
                 ScheduleDisable,
@@ -304,6 +308,7 @@ impl AuditAction {
             AuditAction::OffsiteCopy => "copied off-site",
             AuditAction::OffsiteDelete => "deleted the off-site copy of",
             AuditAction::OffsiteMissing => "found the off-site copy missing of",
+            AuditAction::OffsiteImport => "imported from off-site",
             AuditAction::Restore => "restored backup",
             AuditAction::RestoreUndo => "undid the last restore",
             AuditAction::LockForceRelease => "released the operation lock",

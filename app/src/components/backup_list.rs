@@ -163,7 +163,14 @@ fn status_color(status: BackupStatus) -> BadgeColor {
 #[component]
 fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
     let console = Console::expect();
-    let completed = backup.status == BackupStatus::Completed;
+    // A backup whose file is gone here but whose off-site copy is verified
+    // is downloaded and restored from that copy.
+    let completed = backup.status == BackupStatus::Completed
+        || (backup.status == BackupStatus::Missing
+            && backup
+                .offsite
+                .as_ref()
+                .is_some_and(|c| c.state == OffsiteState::Verified));
     let deletable = backup.status != BackupStatus::Running;
     let id = backup.id;
     let reason = Signal::derive(move || console.busy_reason());

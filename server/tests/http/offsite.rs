@@ -120,3 +120,83 @@ async fn the_console_shows_the_target_and_each_copy_but_never_the_secrets() {
         assert!(!listed.contains(secret));
     }
 }
+
+/// The disaster: the host is lost with its catalog and backup directory.
+/// A new host with only a database server, the target's settings and the
+/// bucket imports the catalog from the bucket and restores the newest
+/// backup: the data is what was backed up.
+#[tokio::test]
+async fn a_new_host_rebuilds_the_catalog_from_the_bucket_and_restores() {
+    let bucket = fresh_bucket().await;
+    let target = |dir: &std::path::Path| {
+        vec![
+            (
+                "BACKUP_DIR",
+                crate::support::backup_dir_in(dir).display().to_string(),
+            ),
+            ("S3_ENDPOINT", s3_endpoint()),
+            ("S3_BUCKET", bucket.clone()),
+            ("S3_PREFIX", "lms".to_owned()),
+            ("S3_FORCE_PATH_STYLE", "true".to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ]
+    };
+    // The old host: two backups, copied off-site.
+    let old_dir = scratch_dir("dr-old");
+    let old_url = lms_backup::testing::fresh_database_url().await;
+    let mut old = target(&old_dir);
+    old.push(("DATABASE_URL", old_url.clone()));
+    assert!(lms_admin(&old, &["demo", "seed"]).await.status.success());
+    let out = lms_admin(&old, &["backup", "create"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let pool = sqlx::PgPool::connect(&old_url).await.unwrap();
+    sqlx::query("DELETE FROM courses WHERE id > 12")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let out = lms_admin(&old, &["backup", "create"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let at_backup = lms_backup::testing::fingerprint_of(&old_url.parse().unwrap()).await;
+    std::fs::remove_dir_all(&old_dir).unwrap();
+
+    // The new host: another database server's worth of empty databases,
+    // an empty backup directory, the same target.
+    let new_dir = scratch_dir("dr-new");
+    let new_url = lms_backup::testing::fresh_database_url().await;
+    let mut new = target(&new_dir);
+    new.push(("DATABASE_URL", new_url.clone()));
+    let out = lms_admin(&new, &["backup", "list"]).await;
+    assert!(text(&out).contains("0 of 0 backups"), "{}", text(&out));
+    let out = lms_admin(&new, &["backup", "import", "--from-offsite"]).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("2 backup(s) imported"), "{said}");
+    let out = lms_admin(&new, &["backup", "list"]).await;
+    let listing = text(&out);
+    assert!(listing.contains("2 of 2 backups"), "{listing}");
+    assert_eq!(
+        listing.matches("off-site: verified").count(),
+        2,
+        "{listing}"
+    );
+    // Importing again lists nothing twice.
+    let out = lms_admin(&new, &["backup", "import", "--from-offsite"]).await;
+    assert!(
+        text(&out).contains("0 backup(s) imported, 2 listed already"),
+        "{}",
+        text(&out)
+    );
+
+    // The newest is listed first, with id 2 (imported in name order).
+    let out = lms_admin(&new, &["backup", "restore", "2", "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let restored = lms_backup::testing::fingerprint_of(&new_url.parse().unwrap()).await;
+    assert!(
+        at_backup.differences(&restored).is_empty(),
+        "{:?}",
+        at_backup.differences(&restored)
+    );
+    std::fs::remove_dir_all(new_dir).ok();
+}
