@@ -52,7 +52,7 @@ export E2E_BASE_URL="http://127.0.0.1:$E2E_PORT"
 # Run the binary from an empty directory: it must need nothing beside itself.
 E2E_CWD="$(mktemp -d)"
 (cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_PORT") > "$THROWAWAY/server.log" 2>&1 &
-CLEANUP_PIDS="$!"
+CLEANUP_PIDS="$CLEANUP_PIDS $!"
 wait_for_http "$E2E_BASE_URL/login" 60 || { cat "$THROWAWAY/server.log" >&2; die "the server did not come up"; }
 # A second instance on the same databases and backup directory, as behind a
 # load balancer: its console must show what the first one runs.
@@ -68,6 +68,25 @@ export E2E_LIMITED_URL="http://127.0.0.1:$E2E_LIMITED_PORT"
 (cd "$E2E_CWD" && BACKUP_RATE_LIMIT=1 exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_LIMITED_PORT") > "$THROWAWAY/server3.log" 2>&1 &
 CLEANUP_PIDS="$CLEANUP_PIDS $!"
 wait_for_http "$E2E_LIMITED_URL/login" 60 || { cat "$THROWAWAY/server3.log" >&2; die "the third server did not come up"; }
+# A fourth on a database and backup directory of its own, copying off-site
+# to a bucket that does not exist (yet): a failed copy and its reason. Its
+# settings go through the environment of a subshell, never argv.
+su_psql >/dev/null <<< "CREATE DATABASE lms_e2e_offsite OWNER lms_test"
+mkdir -m 750 "$THROWAWAY/backups-offsite"
+E2E_OFFSITE_BUCKET="e2e-offsite-$(random_password | tr 'A-Z' 'a-z')"
+OFFSITE_SECRET="$(random_password)"
+offsite_env() {
+  export DATABASE_URL="$APP_URL_BASE/lms_e2e_offsite" BACKUP_DIR="$THROWAWAY/backups-offsite"
+  export S3_ENDPOINT="$TEST_S3_ENDPOINT" S3_BUCKET="$E2E_OFFSITE_BUCKET" S3_PREFIX=lms
+  export S3_FORCE_PATH_STYLE=true AWS_ACCESS_KEY_ID=e2e-access-key AWS_SECRET_ACCESS_KEY="$OFFSITE_SECRET"
+}
+(offsite_env && "$LMS_ADMIN_BIN" demo seed --scale 1)
+printf '%s\n' "$E2E_ADMIN_PASSWORD" | (offsite_env && "$LMS_ADMIN_BIN" user create --username e2e-admin --role admin --full-name "E2E Admin" --password-stdin)
+E2E_OFFSITE_PORT="$(free_port)"
+export E2E_OFFSITE_URL="http://127.0.0.1:$E2E_OFFSITE_PORT" E2E_OFFSITE_BUCKET
+(offsite_env && cd "$E2E_CWD" && exec "$LMS_ADMIN_BIN" serve --listen "127.0.0.1:$E2E_OFFSITE_PORT") > "$THROWAWAY/server4.log" 2>&1 &
+CLEANUP_PIDS="$CLEANUP_PIDS $!"
+wait_for_http "$E2E_OFFSITE_URL/login" 60 || { cat "$THROWAWAY/server4.log" >&2; die "the off-site server did not come up"; }
 set +e
 (cd end2end && npx playwright test) 2>&1 | tee "$THROWAWAY/playwright.log"
 status=${PIPESTATUS[0]}

@@ -656,13 +656,7 @@ impl Engine {
             .await;
         match copied {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                run.note(&format!(
-                    "{e} The backup itself is complete and verified here; the off-site copy will be \
-                     tried again."
-                ))
-                .await
-            }
+            Ok(Err(e)) => run.note(&format!("{e} It will be tried again.")).await,
             Err(e) => tracing::error!(error = %e, "could not record the off-site phase"),
         }
     }

@@ -252,7 +252,7 @@ impl Offsite {
             .list_with_delimiter(prefix.as_ref())
             .await
             .map(|_| ())
-            .map_err(|e| self.failure("reached", e))
+            .map_err(|e| self.failure("The off-site target cannot be used", e))
     }
 
     /// Sends an archive (multipart, `PARTS_IN_FLIGHT` parts in memory at
@@ -273,7 +273,7 @@ impl Offsite {
             .store
             .put_multipart(&path)
             .await
-            .map_err(|e| self.failure("started", e))?;
+            .map_err(|e| self.failure("The off-site copy could not be started", e))?;
         let result = async {
             let mut in_flight = FuturesUnordered::new();
             let mut parts = 0u64;
@@ -307,7 +307,7 @@ impl Offsite {
                         .next()
                         .await
                         .expect("a part is in flight")
-                        .map_err(|e| self.failure("sent", e))?;
+                        .map_err(|e| self.failure("The off-site copy could not be sent", e))?;
                 }
                 sent.fetch_add(len, Ordering::Relaxed);
                 if last {
@@ -315,12 +315,12 @@ impl Offsite {
                 }
             }
             while let Some(done) = in_flight.next().await {
-                done.map_err(|e| self.failure("sent", e))?;
+                done.map_err(|e| self.failure("The off-site copy could not be sent", e))?;
             }
             upload
                 .complete()
                 .await
-                .map_err(|e| self.failure("completed", e))?;
+                .map_err(|e| self.failure("The off-site copy could not be completed", e))?;
             Ok(parts)
         }
         .await;
@@ -337,7 +337,9 @@ impl Offsite {
         self.store
             .put(&self.manifest_path(name), PutPayload::from(manifest_json))
             .await
-            .map_err(|e| self.failure("written (its manifest)", e))?;
+            .map_err(|e| {
+                self.failure("The manifest of the off-site copy could not be written", e)
+            })?;
         Ok(Sent { parts, part_size })
     }
 
@@ -367,12 +369,13 @@ impl Offsite {
             .store
             .get(&self.archive_path(name))
             .await
-            .map_err(|e| self.failure("read back", e))?;
+            .map_err(|e| self.failure("The off-site copy could not be read back", e))?;
         let mut stream = got.into_stream();
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.failure("read back", e))?;
+            let chunk =
+                chunk.map_err(|e| self.failure("The off-site copy could not be read back", e))?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
             read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -386,7 +389,7 @@ impl Offsite {
             .store
             .get(&self.archive_path(name))
             .await
-            .map_err(|e| self.failure("read", e))?;
+            .map_err(|e| self.failure("The off-site copy could not be read", e))?;
         Ok(tokio_util::io::StreamReader::new(
             got.into_stream()
                 .map(|chunk| chunk.map_err(std::io::Error::other)),
@@ -399,7 +402,8 @@ impl Offsite {
         let mut listing = self.store.list(Some(&dir));
         let mut names = Vec::new();
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| self.failure("listed", e))?;
+            let meta =
+                meta.map_err(|e| self.failure("The off-site target could not be listed", e))?;
             if let Some(name) = meta
                 .location
                 .filename()
@@ -419,10 +423,10 @@ impl Offsite {
             .store
             .get(&self.manifest_path(name))
             .await
-            .map_err(|e| self.failure("read (its manifest)", e))?
+            .map_err(|e| self.failure("The off-site manifest could not be read", e))?
             .bytes()
             .await
-            .map_err(|e| self.failure("read (its manifest)", e))?;
+            .map_err(|e| self.failure("The off-site manifest could not be read", e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::Offsite(format!(
                 "The off-site manifest of {name} is not a manifest this server can read: {e}."
@@ -435,7 +439,7 @@ impl Offsite {
         match self.store.head(&self.archive_path(name)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.failure("looked up", e)),
+            Err(e) => Err(self.failure("The off-site copy could not be looked up", e)),
         }
     }
 
@@ -445,7 +449,7 @@ impl Offsite {
         for path in [self.archive_path(name), self.manifest_path(name)] {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.failure("deleted", e)),
+                Err(e) => return Err(self.failure("The off-site copy could not be deleted", e)),
             }
         }
         Ok(())
@@ -454,7 +458,7 @@ impl Offsite {
     /// An error in words an administrator can act on; the target's own
     /// answer goes to the log (it names the bucket and key, never the
     /// credentials).
-    fn failure(&self, doing: &str, err: object_store::Error) -> Error {
+    fn failure(&self, lead: &str, err: object_store::Error) -> Error {
         tracing::warn!(error = %err, target = %self.description, "off-site request failed");
         let text = err.to_string();
         let d = &self.description;
@@ -489,7 +493,7 @@ impl Offsite {
             }
             _ => "the target answered with an error; the server log has its answer".to_owned(),
         };
-        Error::Offsite(format!("The off-site copy could not be {doing}: {reason}."))
+        Error::Offsite(format!("{lead}: {reason}."))
     }
 }
 

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use thaw::{
     Button, ButtonAppearance, Card, CardHeader, DialogBody, DialogContent, DialogTitle, Field,
-    MessageBar, MessageBarBody, MessageBarIntent, Textarea, ToasterProvider,
+    MessageBar, MessageBarBody, MessageBarIntent, MessageBarTitle, Textarea, ToasterProvider,
 };
 
 use super::activity::ActivityList;
@@ -111,6 +111,23 @@ fn SummaryLine() -> impl IntoView {
                             </div>
                             {summary.offsite.clone().map(|target| view! { <OffsiteFact target /> })}
                         </dl>
+                        {summary
+                            .offsite
+                            .and_then(|target| target.problem)
+                            .map(|problem| {
+                                view! {
+                                    <MessageBar
+                                        intent=MessageBarIntent::Error
+                                        attr:role="alert"
+                                        attr:data-testid="offsite-problem"
+                                    >
+                                        <MessageBarBody>
+                                            <MessageBarTitle>"Off-site copies are not being made"</MessageBarTitle>
+                                            {problem}
+                                        </MessageBarBody>
+                                    </MessageBar>
+                                }
+                            })}
                     },
                 )
             })}
@@ -118,9 +135,8 @@ fn SummaryLine() -> impl IntoView {
     }
 }
 
-/// Where backups are copied off-site (never the credentials), how many
-/// copies are verified, and what is wrong with the target when it cannot
-/// be used.
+/// Where backups are copied off-site (never the credentials) and how many
+/// copies are verified; what is wrong with the target is an alert below.
 #[component]
 fn OffsiteFact(target: OffsiteTarget) -> impl IntoView {
     let place = if target.prefix.is_empty() {
@@ -144,12 +160,7 @@ fn OffsiteFact(target: OffsiteTarget) -> impl IntoView {
             <dt>"Off-site copies"</dt>
             <dd data-testid="offsite-target" data-healthy=healthy>
                 <span class="clip" title=title>{place}</span>
-                <span>{copies}</span>
-                {target.problem.map(|problem| view! {
-                    <MessageBar intent=MessageBarIntent::Error attr:role="alert" attr:data-testid="offsite-problem">
-                        <MessageBarBody>{problem}</MessageBarBody>
-                    </MessageBar>
-                })}
+                <span class="offsite-count">{copies}</span>
             </dd>
         </div>
     }
