@@ -366,7 +366,8 @@ async fn a_copy_that_would_not_fit_is_refused_before_anything_changes() {
     let message = job.message.unwrap();
     assert!(
         message.starts_with("Not enough free space on the database server")
-            && message.contains(" needed, ")
+            && message.contains(" needed (")
+            && message.contains("write-ahead log")
             && message.contains(" free, of which ")
             && message.contains("RESTORE_FREE_SPACE_MARGIN"),
         "{message}"
