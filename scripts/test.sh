@@ -8,6 +8,8 @@ cd "$ROOT"
 ensure_build_tools
 command -v chromium >/dev/null || apt_install chromium
 command -v curl >/dev/null || apt_install curl
+# The standard age tool: encrypted backups must open with it alone.
+command -v age >/dev/null || apt_install age
 
 log "checking formatting"
 cargo fmt --all --check

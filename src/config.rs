@@ -60,6 +60,11 @@ pub struct EngineConfig {
     /// The wait before a failed off-site copy is tried again, doubled at
     /// each failure up to an hour.
     pub offsite_retry_after: Duration,
+    /// What off-site copies of new backups are encrypted to, if anything.
+    pub encryption: Option<crate::storage::encryption::EncryptionConfig>,
+    /// The keys that open encrypted backups (restores need them, backups
+    /// do not).
+    pub decryption: crate::storage::encryption::DecryptionKeys,
     /// Tests say how much the database server's disk has free, as they
     /// inject a clock, instead of filling a real disk (`Some(None)`: it
     /// cannot be seen).
@@ -89,6 +94,8 @@ impl EngineConfig {
             schedule_grace: Duration::from_secs(60 * 60),
             offsite: None,
             offsite_retry_after: Duration::from_secs(60),
+            encryption: None,
+            decryption: Default::default(),
             #[cfg(feature = "testing")]
             database_free_space: None,
         }

@@ -21,6 +21,7 @@ use crate::audit::{self, Actor, Event};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::jobs::run::JobRun;
+use crate::storage::encryption::{self, Encryption};
 use crate::storage::offsite::{Offsite, Sent, TargetDescription};
 use crate::{Error, Result};
 
@@ -50,12 +51,16 @@ pub struct OffsiteStatus {
     /// (pending, copying, failed or missing).
     pub verified: i64,
     pub unverified: i64,
+    /// Backups whose manifests are in the bucket while the catalog is
+    /// empty (a new host): offered for import.
+    pub importable: Option<usize>,
 }
 
 /// What was last seen of the target.
 #[derive(Debug, Default)]
 pub(crate) struct TargetWatch {
     seen: std::sync::Mutex<Option<(DateTime<Utc>, Option<String>)>>,
+    importable: std::sync::Mutex<Option<usize>>,
 }
 
 impl TargetWatch {
@@ -128,6 +133,7 @@ impl Engine {
             checked_at: seen.map(|(at, _)| at),
             verified,
             unverified,
+            importable: *self.target_watch().importable.lock().unwrap(),
         }))
     }
 
@@ -138,6 +144,18 @@ impl Engine {
         let result = offsite.check().await;
         let problem = result.as_ref().err().map(|e| e.to_string());
         *self.target_watch().seen.lock().unwrap() = Some((Utc::now(), problem));
+        // An empty catalog beside a bucket with backups is a new host: the
+        // console offers to import them (never on its own).
+        let importable = match result {
+            Ok(()) if catalog::count_all(&self.dbs().control).await.ok() == Some(0) => offsite
+                .manifest_names()
+                .await
+                .ok()
+                .map(|names| names.len())
+                .filter(|n| *n > 0),
+            _ => None,
+        };
+        *self.target_watch().importable.lock().unwrap() = importable;
         Some(result)
     }
 
@@ -157,17 +175,22 @@ impl Engine {
         let result = self.send_and_read_back(offsite, backup, progress).await;
         let control = &self.dbs().control;
         let recorded = match &result {
-            Ok(sent) => {
-                tracing::info!(backup = %backup.filename, parts = sent.parts, part_size = sent.part_size, "off-site copy verified");
+            Ok((sent, encrypted)) => {
+                tracing::info!(backup = %backup.filename, parts = sent.parts, part_size = sent.part_size, encrypted = encrypted.is_some(), "off-site copy verified");
+                // The catalog's manifest says how the copy is encrypted, so
+                // the console can say which key it needs.
                 let updated = sqlx::query(
                     "UPDATE backup_history SET offsite_state = $2, offsite_error = NULL,
                             offsite_verified_at = now(), offsite_next_attempt_at = NULL,
-                            offsite_attempts = 0
+                            offsite_attempts = 0,
+                            manifest = CASE WHEN $4::jsonb IS NULL THEN manifest - 'encryption'
+                                            ELSE manifest || jsonb_build_object('encryption', $4::jsonb) END
                      WHERE id = $1 AND status = $3",
                 )
                 .bind(backup.id)
                 .bind(OffsiteState::Verified)
                 .bind(BackupStatus::Completed)
+                .bind(encrypted.as_ref().map(sqlx::types::Json))
                 .execute(control)
                 .await
                 .map(|r| r.rows_affected());
@@ -221,44 +244,78 @@ impl Engine {
         result.map(|_| ())
     }
 
-    /// Sends the archive and its manifest, then reads the object back in
-    /// full: the copy counts only when its size and SHA-256 are the
-    /// manifest's.
+    /// Sends the archive (encrypted as it streams when encryption is set),
+    /// reads the object back in full and checks it, then writes its
+    /// manifest beside it: the copy counts only when what is stored is what
+    /// was sent and opens to the manifest's archive. Returns how it went and
+    /// how the copy is encrypted.
     async fn send_and_read_back(
         &self,
         offsite: &Offsite,
         backup: &Backup,
         progress: &CopyProgress,
-    ) -> Result<Sent> {
+    ) -> Result<(Sent, Option<Encryption>)> {
         let detail = catalog::get(&self.dbs().control, backup.id).await?;
-        let manifest = detail.manifest.ok_or_else(|| {
+        let mut manifest = detail.manifest.ok_or_else(|| {
             Error::Invalid(format!("{} has no manifest to copy.", backup.filename))
         })?;
         // The local file, proven to be the manifest's (read in full unless
         // it was proven since it last changed).
         let local = self.open_download(backup.id).await?;
-        let expected = (manifest.size_bytes, manifest.sha256.clone());
-        let file = tokio::fs::File::from_std(local.file);
-        let manifest_json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        let sent = offsite
-            .send(
-                file,
-                &backup.filename,
-                manifest.size_bytes,
-                manifest_json,
-                &progress.sent,
-            )
-            .await?;
-        let got = offsite.read_back(&backup.filename, &progress.read).await?;
-        if got != expected {
-            return Err(Error::Offsite(format!(
-                "The off-site copy of {} was read back as {} bytes with another SHA-256 than its \
-                 manifest's: the target stored something else. It will be copied again.",
-                backup.filename, got.0
-            )));
-        }
-        Ok(sent)
+        let name = &backup.filename;
+        let changed = |what: &str| {
+            Error::Offsite(format!(
+                "The off-site copy of {name} was read back {what}: the target stored something \
+                 else. It will be copied again."
+            ))
+        };
+        let (sent, encrypted) = match &self.config().encryption {
+            None => {
+                let file = tokio::fs::File::from_std(local.file);
+                let sent = offsite
+                    .send(file, name, manifest.size_bytes, &progress.sent)
+                    .await?;
+                let got = offsite.read_back(name, &progress.read).await?;
+                if got != (manifest.size_bytes, manifest.sha256.clone()) {
+                    return Err(changed("with another size or SHA-256 than its manifest's"));
+                }
+                (sent, None)
+            }
+            Some(config) => {
+                let (cipher, check_key) = encryption::encrypt(local.file, config)?;
+                let bound = encryption::encrypted_size_bound(manifest.size_bytes);
+                let sent = offsite.send(cipher, name, bound, &progress.sent).await?;
+                // One read of the object: its bytes hashed as they come and
+                // decrypted with the one-off key; the plaintext must be the
+                // archive pg_restore read in full.
+                let (stored, stored_hash) = encryption::hashing(offsite.reader(name).await?);
+                let plain = encryption::decrypt_for_check(stored, check_key).await?;
+                let opened = encryption::hash_all(plain)
+                    .await
+                    .map_err(|_| changed("and could not be decrypted in full"))?;
+                let stored = stored_hash.result();
+                progress.read.store(stored.0, Ordering::Relaxed);
+                if stored != (sent.size, sent.sha256.clone()) {
+                    return Err(changed("with other bytes than were sent"));
+                }
+                if opened != (manifest.size_bytes, manifest.sha256.clone()) {
+                    return Err(changed(
+                        "and decrypts to another archive than its manifest's",
+                    ));
+                }
+                let encryption = Encryption {
+                    format: "age".into(),
+                    recipients: config.public_keys(),
+                    passphrase: config.uses_passphrase(),
+                    size_bytes: sent.size,
+                    sha256: sent.sha256.clone(),
+                };
+                (sent, Some(encryption))
+            }
+        };
+        manifest.encryption = encrypted.clone();
+        offsite.put_manifest(&manifest).await?;
+        Ok((sent, encrypted))
     }
 
     /// Claims the newest stored backup whose copy is due (to be made,
@@ -324,16 +381,23 @@ impl Engine {
         .bind(BackupStatus::Completed)
         .execute(control)
         .await?;
+        // An encrypted copy's object is the encrypted file's size.
         let verified: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, filename, size_bytes FROM backup_history
-             WHERE status = $1 AND offsite_state = $2",
+            "SELECT id, filename,
+                    coalesce((manifest->'encryption'->>'size_bytes')::bigint, size_bytes)
+             FROM backup_history WHERE status = $1 AND offsite_state = $2",
         )
         .bind(BackupStatus::Completed)
         .bind(OffsiteState::Verified)
         .fetch_all(control)
         .await?;
+        let stored = if verified.is_empty() {
+            Default::default()
+        } else {
+            offsite.archive_sizes().await?
+        };
         for (id, filename, size) in verified {
-            let found = offsite.archive_size(&filename).await?;
+            let found = stored.get(&filename).copied();
             if found.is_some() && found.map(|s| s as i64) == size {
                 continue;
             }
@@ -449,7 +513,19 @@ impl Engine {
             ))
         };
         let fetched = async {
-            let reader = offsite.reader(&backup.filename).await?;
+            let stored = offsite.reader(&backup.filename).await?;
+            let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &manifest.encryption {
+                None => Box::new(stored),
+                Some(encryption) => Box::new(
+                    encryption::decrypt(
+                        stored,
+                        encryption,
+                        &self.config().decryption,
+                        &backup.filename,
+                    )
+                    .await?,
+                ),
+            };
             let (size, sha256) = crate::postgres::archive::write_and_hash(
                 reader,
                 file,
@@ -535,11 +611,14 @@ impl Engine {
                         manifest.filename
                     )));
                 }
+                let expected = manifest
+                    .encryption
+                    .as_ref()
+                    .map_or(manifest.size_bytes, |e| e.size_bytes);
                 match offsite.archive_size(&name).await? {
-                    Some(size) if size == manifest.size_bytes => Ok(manifest),
+                    Some(size) if size == expected => Ok(manifest),
                     Some(size) => Err(Error::Invalid(format!(
-                        "its archive has {size} bytes, its manifest says {}",
-                        manifest.size_bytes
+                        "its archive has {size} bytes, its manifest says {expected}"
                     ))),
                     None => Err(Error::Invalid("its archive is not on the target".into())),
                 }
@@ -597,6 +676,7 @@ impl Engine {
             tx.commit().await?;
             report.imported.push(name);
         }
+        *self.target_watch().importable.lock().unwrap() = None;
         Ok(report)
     }
 

@@ -148,7 +148,7 @@ mod server {
                     tracing::error!(error = %m, "configuration or tool problem");
                     AppError::Unavailable(m)
                 }
-                Error::StorageUnavailable(m) => AppError::Unavailable(m),
+                Error::StorageUnavailable(m) | Error::Offsite(m) => AppError::Unavailable(m),
                 Error::InsufficientStorage(m) => AppError::InsufficientStorage(m),
                 other => {
                     tracing::error!(error = ?other, "request failed");

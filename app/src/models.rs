@@ -107,6 +107,18 @@ pub struct OffsiteTarget {
     /// Stored backups with a verified copy, and without one yet.
     pub verified: i64,
     pub unverified: i64,
+    /// Backups in the bucket while this console lists none (a new host).
+    #[serde(default)]
+    pub importable: Option<usize>,
+}
+
+/// What an import from the off-site bucket did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsiteImport {
+    pub imported: usize,
+    pub already_listed: usize,
+    /// "name: why" of each backup left out.
+    pub refused: Vec<String>,
 }
 
 /// The schedules, and the zone a schedule gets when none is given.
@@ -284,6 +296,10 @@ pub struct ManifestSummary {
     pub duration_ms: u64,
     /// `None` until known (uploaded archives before their first restore).
     pub tables: Option<Vec<TableRows>>,
+    /// What opens its off-site copy, when that is encrypted: "age1…, age1…"
+    /// or "a passphrase".
+    #[serde(default)]
+    pub encrypted_for: Option<String>,
 }
 
 /// A table and its row count in a backup.
@@ -771,6 +787,13 @@ mod convert {
                     pg_dump_version: m.pg_dump_version,
                     archive_version: m.archive_version,
                     duration_ms: m.duration_ms,
+                    encrypted_for: m.encryption.map(|e| {
+                        if e.passphrase {
+                            "a passphrase (AGE_PASSPHRASE_FILE)".to_owned()
+                        } else {
+                            e.recipients.join(", ")
+                        }
+                    }),
                     tables: m.tables.map(|ts| {
                         ts.into_iter()
                             .map(|t| TableRows {
@@ -864,6 +887,7 @@ mod convert {
                     checked_at: o.checked_at,
                     verified: o.verified,
                     unverified: o.unverified,
+                    importable: o.importable,
                 }),
             }
         }

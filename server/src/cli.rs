@@ -172,9 +172,80 @@ pub struct OffsiteArgs {
     /// a host name (bucket.endpoint/key); most self-hosted services need it.
     #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub s3_force_path_style: bool,
+
+    /// Encrypt off-site copies to these age public keys (comma-separated
+    /// age1…, as `age-keygen` prints them). New backups use the list as it
+    /// is; older ones keep the keys they were encrypted to.
+    #[arg(long, env = "AGE_RECIPIENTS", value_delimiter = ',', global = true)]
+    pub age_recipients: Vec<String>,
+
+    /// A file holding a passphrase to encrypt off-site copies with instead
+    /// of recipients (the age format takes a passphrase only alone); it
+    /// also opens them.
+    #[arg(long, env = "AGE_PASSPHRASE_FILE", global = true)]
+    pub age_passphrase_file: Option<PathBuf>,
+
+    /// The age identity file (AGE-SECRET-KEY-1… lines) that opens encrypted
+    /// backups: needed to restore them from off-site, not to make them.
+    #[arg(long, env = "AGE_IDENTITY_FILE", global = true)]
+    pub age_identity_file: Option<PathBuf>,
 }
 
 impl OffsiteArgs {
+    /// What new off-site copies are encrypted to, and the keys that open
+    /// encrypted ones; an error names the variable and never repeats a
+    /// secret.
+    pub fn encryption(
+        &self,
+    ) -> Result<
+        (
+            Option<lms_backup::storage::encryption::EncryptionConfig>,
+            lms_backup::storage::encryption::DecryptionKeys,
+        ),
+        String,
+    > {
+        use lms_backup::storage::encryption::{DecryptionKeys, EncryptionConfig};
+        let read = |name: &str, path: &PathBuf| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}: cannot read {}: {e}", path.display()))?;
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return Err(format!("{name}: {} is empty.", path.display()));
+            }
+            Ok(lms_backup::storage::offsite::Secret::new(text))
+        };
+        let passphrase = self
+            .age_passphrase_file
+            .as_ref()
+            .map(|p| read("AGE_PASSPHRASE_FILE", p))
+            .transpose()?;
+        let identity_file = self
+            .age_identity_file
+            .as_ref()
+            .map(|p| read("AGE_IDENTITY_FILE", p))
+            .transpose()?;
+        let recipients: Vec<String> = self
+            .age_recipients
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let encryption = if recipients.is_empty() && passphrase.is_none() {
+            None
+        } else {
+            Some(
+                EncryptionConfig::new(&recipients, passphrase.clone())
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        let keys = DecryptionKeys {
+            identity_file,
+            passphrase,
+        };
+        keys.check().map_err(|e| e.to_string())?;
+        Ok((encryption, keys))
+    }
+
     /// The target, when `S3_BUCKET` is set; an error naming the variable
     /// when the settings contradict each other or a secret cannot be read.
     pub fn config(&self) -> Result<Option<lms_backup::storage::offsite::OffsiteConfig>, String> {
@@ -681,6 +752,9 @@ mod tests {
             "S3_FORCE_PATH_STYLE",
             "AWS_ACCESS_KEY_ID_FILE",
             "AWS_SECRET_ACCESS_KEY_FILE",
+            "AGE_RECIPIENTS",
+            "AGE_PASSPHRASE_FILE",
+            "AGE_IDENTITY_FILE",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

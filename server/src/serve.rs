@@ -77,6 +77,14 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
     let tools = check_tools(db, &dbs).await?;
     let mut config = backups.engine_config();
     config.offsite = backups.offsite.config()?;
+    (config.encryption, config.decryption) = backups.offsite.encryption()?;
+    if config.encryption.is_some() && config.offsite.is_none() {
+        return Err(
+            "AGE_RECIPIENTS or AGE_PASSPHRASE_FILE is set without an off-site target (S3_BUCKET): \
+             only off-site copies are encrypted."
+                .into(),
+        );
+    }
     config.lease_timeout = db.lease_timeout();
     config.heartbeat_interval = config.heartbeat_interval.min(config.lease_timeout / 3);
     Engine::new(dbs, tools, config).await.map_err(describe)

@@ -242,6 +242,7 @@ impl Engine {
             tables: Some(dumped.fingerprint.tables),
             sequences: Some(dumped.fingerprint.sequences),
             duration_ms: started.elapsed().as_millis() as u64,
+            encryption: None,
         };
         dir.write_manifest(&manifest).await?;
         catalog::mark_completed(&self.dbs().control, backup.id, &manifest).await?;

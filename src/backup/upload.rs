@@ -212,6 +212,7 @@ impl Engine {
             tables: None,
             sequences: None,
             duration_ms: started.elapsed().as_millis() as u64,
+            encryption: None,
         };
         let result = async {
             dir.write_manifest(&manifest).await?;

@@ -256,6 +256,13 @@ pub async fn change_status<'e>(
     Ok(changed == 1)
 }
 
+/// How many entries the catalog has, whatever their status.
+pub async fn count_all(control: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM backup_history")
+        .fetch_one(control)
+        .await?)
+}
+
 /// How many entries have the given status.
 pub async fn count_with_status(control: &PgPool, status: BackupStatus) -> Result<i64> {
     Ok(

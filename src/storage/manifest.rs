@@ -38,4 +38,8 @@ pub struct Manifest {
     pub tables: Option<Vec<TableFingerprint>>,
     pub sequences: Option<Vec<SequenceState>>,
     pub duration_ms: u64,
+    /// How its off-site copy is encrypted (absent when it is not, and in
+    /// the local sidecar); the size and SHA-256 above stay the archive's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::encryption::Encryption>,
 }

@@ -12,6 +12,7 @@
 //! is `budget`.
 
 mod budget;
+pub mod encryption;
 mod health;
 mod local;
 mod manifest;

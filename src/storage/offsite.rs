@@ -123,11 +123,14 @@ impl std::fmt::Display for TargetDescription {
     }
 }
 
-/// How an archive was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How an archive was sent: in how many parts of what size, and the size
+/// and SHA-256 of the bytes sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     pub parts: u64,
     pub part_size: u64,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Parts sent at once: each is held in memory until the target has it.
@@ -248,11 +251,11 @@ impl Offsite {
     /// list it; an error says which of these is wrong.
     pub async fn check(&self) -> Result<()> {
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        self.store
-            .list_with_delimiter(prefix.as_ref())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failure("The off-site target cannot be used", e))
+        // The first page of a listing is enough (and all that is fetched).
+        match self.store.list(prefix.as_ref()).next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(self.failure("The off-site target cannot be used", e)),
+        }
     }
 
     /// Sends an archive (multipart, `PARTS_IN_FLIGHT` parts in memory at
@@ -261,13 +264,14 @@ impl Offsite {
     /// told. `sent` counts the archive's bytes as they go.
     pub async fn send(
         &self,
-        mut file: tokio::fs::File,
+        mut source: impl tokio::io::AsyncRead + Unpin + Send,
         name: &str,
-        size: u64,
-        manifest_json: Vec<u8>,
+        size_bound: u64,
         sent: &AtomicU64,
     ) -> Result<Sent> {
-        let part_size = part_size(size, self.config.min_part_size, self.config.max_parts);
+        let part_size = part_size(size_bound, self.config.min_part_size, self.config.max_parts);
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
         let path = self.archive_path(name);
         let mut upload = self
             .store
@@ -280,7 +284,7 @@ impl Offsite {
             loop {
                 let mut part = BytesMut::with_capacity(part_size as usize);
                 while (part.len() as u64) < part_size {
-                    let read = (&mut file)
+                    let read = (&mut source)
                         .take(part_size - part.len() as u64)
                         .read_buf(&mut part)
                         .await?;
@@ -293,6 +297,8 @@ impl Offsite {
                 }
                 let last = (part.len() as u64) < part_size;
                 let len = part.len() as u64;
+                hasher.update(&part);
+                total += len;
                 parts += 1;
                 if parts > self.config.max_parts {
                     return Err(Error::Offsite(format!(
@@ -334,13 +340,29 @@ impl Offsite {
                 return Err(err);
             }
         };
+        Ok(Sent {
+            parts,
+            part_size,
+            size: total,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Writes an archive's manifest beside it (after the archive: a
+    /// manifest on the target always has its archive).
+    pub async fn put_manifest(&self, manifest: &super::Manifest) -> Result<()> {
+        let json =
+            serde_json::to_vec_pretty(manifest).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         self.store
-            .put(&self.manifest_path(name), PutPayload::from(manifest_json))
+            .put(
+                &self.manifest_path(&manifest.filename),
+                PutPayload::from(json),
+            )
             .await
             .map_err(|e| {
                 self.failure("The manifest of the off-site copy could not be written", e)
             })?;
-        Ok(Sent { parts, part_size })
+        Ok(())
     }
 
     /// Aborts the failed uploads the target could not be told about when
@@ -394,6 +416,25 @@ impl Offsite {
             got.into_stream()
                 .map(|chunk| chunk.map_err(std::io::Error::other)),
         ))
+    }
+
+    /// The size of every archive object on the target, by name: one
+    /// listing (a request per thousand objects), not one request each.
+    pub async fn archive_sizes(&self) -> Result<std::collections::HashMap<String, u64>> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let listed = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| self.failure("The off-site target could not be listed", e))?;
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                super::is_archive_name(&name).then_some((name, meta.size))
+            })
+            .collect())
     }
 
     /// The archive names whose manifest is on the target (sorted).

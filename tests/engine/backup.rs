@@ -545,6 +545,7 @@ fn entry(
         tables: None,
         sequences: None,
         duration_ms: 0,
+        encryption: None,
     }
 }
 

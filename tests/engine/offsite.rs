@@ -352,3 +352,255 @@ async fn restore(engine: &Engine, id: i64) -> lms_backup::jobs::Job {
 async fn run_sql(engine: &Engine, sql: &str) {
     sqlx::raw_sql(sql).execute(&engine.dbs().lms).await.unwrap();
 }
+
+mod encrypted {
+    //! Off-site copies encrypted in the age format: to recipients or to a
+    //! passphrase; opened by the standard `age` tool; restored only with
+    //! the key, which the error names by public key when it is missing or
+    //! wrong; a new key for new backups leaves the old ones with theirs.
+
+    use age::secrecy::ExposeSecret;
+    use age::x25519::Identity;
+    use lms_backup::storage::encryption::{DecryptionKeys, EncryptionConfig};
+    use lms_backup::storage::offsite::Secret;
+
+    use super::*;
+
+    fn public(key: &Identity) -> String {
+        key.to_public().to_string()
+    }
+
+    fn to(keys: &[&Identity]) -> Option<EncryptionConfig> {
+        let keys: Vec<String> = keys.iter().map(|k| public(k)).collect();
+        Some(EncryptionConfig::new(&keys, None).unwrap())
+    }
+
+    /// An identity file holding `keys`, one per line.
+    fn opened_by(keys: &[&Identity]) -> DecryptionKeys {
+        let text: String = keys
+            .iter()
+            .map(|k| format!("{}\n", k.to_string().expose_secret()))
+            .collect();
+        DecryptionKeys {
+            identity_file: Some(Secret::new(text)),
+            passphrase: None,
+        }
+    }
+
+    /// Another engine on the same databases, backup directory and target,
+    /// configured otherwise (another server, or the same after a restart).
+    async fn same_place(
+        engine: &Engine,
+        adjust: impl FnOnce(&mut lms_backup::EngineConfig),
+    ) -> Engine {
+        let mut config = engine.config().clone();
+        adjust(&mut config);
+        Engine::new(engine.dbs().clone(), engine.tools().clone(), config)
+            .await
+            .unwrap()
+    }
+
+    fn encryption_of(
+        detail: &catalog::BackupDetail,
+    ) -> lms_backup::storage::encryption::Encryption {
+        detail
+            .manifest
+            .clone()
+            .unwrap()
+            .encryption
+            .expect("recorded as encrypted")
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_copy_opens_with_either_recipient_and_with_the_age_tool() {
+        let bucket = fresh_bucket().await;
+        let (first, second) = (Identity::generate(), Identity::generate());
+        let engine = spawn_engine_with(|c| {
+            c.offsite = Some(s3_target(&bucket, ""));
+            c.encryption = to(&[&first, &second]);
+        })
+        .await;
+        lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+        let (job, row) = backup(&engine).await;
+        assert!(job.notes.is_empty(), "{:?}", job.notes);
+        assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
+        let detail = catalog::get(&engine.dbs().control, row.id).await.unwrap();
+        let encryption = encryption_of(&detail);
+        assert_eq!(encryption.recipients, [public(&first), public(&second)]);
+        assert!(!encryption.passphrase);
+        // The manifest beside it says the same, readable without a key.
+        let stored_manifest = engine
+            .offsite()
+            .unwrap()
+            .read_manifest(&row.filename)
+            .await
+            .unwrap();
+        assert_eq!(stored_manifest.encryption, Some(encryption.clone()));
+        assert_eq!(
+            Some(stored_manifest.sha256),
+            row.sha256,
+            "the archive's own SHA-256"
+        );
+
+        let (status, _, stored) =
+            s3_request("GET", &format!("/{bucket}/{}", row.filename), b"").await;
+        assert_eq!(status, 200);
+        assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+        assert_eq!(stored.len() as u64, encryption.size_bytes);
+        let local = std::fs::read(engine.config().backup_dir.join(&row.filename)).unwrap();
+        assert!(local.starts_with(b"PGDMP"));
+        assert!(
+            !stored.windows(5).any(|w| w == b"PGDMP"),
+            "not the archive in the clear"
+        );
+
+        // Break-glass: the standard age tool and the second key alone give
+        // back the archive, which pg_restore reads.
+        let dir = lms_backup::testing::scratch_dir("age-tool");
+        let (cipher, key, plain) = (
+            dir.join("copy.age"),
+            dir.join("key.txt"),
+            dir.join("copy.dump"),
+        );
+        std::fs::write(&cipher, &stored).unwrap();
+        std::fs::write(&key, format!("{}\n", second.to_string().expose_secret())).unwrap();
+        let out = std::process::Command::new("age")
+            .arg("--decrypt")
+            .arg("--identity")
+            .arg(&key)
+            .arg("--output")
+            .arg(&plain)
+            .arg(&cipher)
+            .output()
+            .expect("the age tool is installed (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            std::fs::read(&plain).unwrap() == local,
+            "the archive, byte for byte"
+        );
+        let listed = std::process::Command::new(&engine.tools().pg_restore)
+            .arg("--list")
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(listed.status.success());
+        assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE DATA public courses"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_backup_restores_only_with_its_key_and_says_which() {
+        let bucket = fresh_bucket().await;
+        let key = Identity::generate();
+        let engine = spawn_engine_with(|c| {
+            c.offsite = Some(s3_target(&bucket, ""));
+            c.encryption = to(&[&key]);
+        })
+        .await;
+        lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+        let (_, row) = backup(&engine).await;
+        let at_backup = live_fingerprint(&engine).await;
+        std::fs::remove_file(engine.config().backup_dir.join(&row.filename)).unwrap();
+        run_sql(&engine, "DELETE FROM enrollments").await;
+        let changed = live_fingerprint(&engine).await;
+
+        // No key set: refused, naming the key it needs.
+        let job = restore(&engine, row.id).await;
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let message = job.message.unwrap();
+        assert!(
+            message.contains("no key to open it is set") && message.contains(&public(&key)),
+            "{message}"
+        );
+        // Another key: refused the same way.
+        let wrong = same_place(&engine, |c| {
+            c.decryption = opened_by(&[&Identity::generate()])
+        })
+        .await;
+        let job = restore(&wrong, row.id).await;
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let message = job.message.unwrap();
+        assert!(
+            message.contains("None of the keys set opens") && message.contains(&public(&key)),
+            "{message}"
+        );
+        assert!(
+            changed
+                .differences(&live_fingerprint(&engine).await)
+                .is_empty(),
+            "nothing changed"
+        );
+        let left: Vec<_> = std::fs::read_dir(&engine.config().backup_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("backup_"))
+            .collect();
+        assert!(left.is_empty(), "nothing of the copy kept: {left:?}");
+
+        // Its key: restored, the data as backed up.
+        let right = same_place(&engine, |c| c.decryption = opened_by(&[&key])).await;
+        let job = restore(&right, row.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        assert!(at_backup
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_key_applies_to_new_backups_and_the_old_ones_keep_theirs() {
+        let bucket = fresh_bucket().await;
+        let (old_key, new_key) = (Identity::generate(), Identity::generate());
+        let before = spawn_engine_with(|c| {
+            c.offsite = Some(s3_target(&bucket, ""));
+            c.encryption = to(&[&old_key]);
+        })
+        .await;
+        lms_backup::demo::seed(&before.dbs().lms, 1).await.unwrap();
+        let (_, old) = backup(&before).await;
+        let after = same_place(&before, |c| c.encryption = to(&[&new_key])).await;
+        let (_, new) = backup(&after).await;
+        let recipients = |id| {
+            let engine = after.clone();
+            async move {
+                encryption_of(&catalog::get(&engine.dbs().control, id).await.unwrap()).recipients
+            }
+        };
+        assert_eq!(recipients(old.id).await, [public(&old_key)]);
+        assert_eq!(recipients(new.id).await, [public(&new_key)]);
+
+        // With both keys, both restore from their copies.
+        let both = same_place(&before, |c| c.decryption = opened_by(&[&old_key, &new_key])).await;
+        for row in [&old, &new] {
+            std::fs::remove_file(both.config().backup_dir.join(&row.filename)).unwrap();
+            let job = restore(&both, row.id).await;
+            assert_eq!(job.status, JobStatus::Succeeded, "{} {job:?}", row.filename);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passphrase_encrypts_alone_and_opens_its_backups() {
+        let bucket = fresh_bucket().await;
+        let passphrase = Secret::new("correct horse battery staple, off-site");
+        let engine = spawn_engine_with(|c| {
+            c.offsite = Some(s3_target(&bucket, ""));
+            c.encryption = Some(EncryptionConfig::new(&[], Some(passphrase.clone())).unwrap());
+            c.decryption = DecryptionKeys {
+                identity_file: None,
+                passphrase: Some(passphrase.clone()),
+            };
+        })
+        .await;
+        lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+        let (_, row) = backup(&engine).await;
+        assert_eq!(row.offsite_state, Some(OffsiteState::Verified));
+        let encryption = encryption_of(&catalog::get(&engine.dbs().control, row.id).await.unwrap());
+        assert!(encryption.passphrase && encryption.recipients.is_empty());
+        std::fs::remove_file(engine.config().backup_dir.join(&row.filename)).unwrap();
+        let job = restore(&engine, row.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+}

@@ -16,7 +16,9 @@ use super::schedules::SchedulesPanel;
 use super::time::{browser, LocalTime};
 use super::tokens::TokensPanel;
 use super::upload::UploadDialog;
-use crate::functions::{last_restore, CreateBackup, RecheckBackups, UndoRestore};
+use crate::functions::{
+    last_restore, CreateBackup, ImportFromOffsite, RecheckBackups, UndoRestore,
+};
 use crate::models::{
     human_bytes, BackupStatus, LastSwitch, OffsiteTarget, Operation, OperationStatus,
 };
@@ -113,6 +115,11 @@ fn SummaryLine() -> impl IntoView {
                         </dl>
                         {summary
                             .offsite
+                            .as_ref()
+                            .and_then(|target| target.importable)
+                            .map(|count| view! { <OffsiteImportPrompt count /> })}
+                        {summary
+                            .offsite
                             .and_then(|target| target.problem)
                             .map(|problem| {
                                 view! {
@@ -163,6 +170,55 @@ fn OffsiteFact(target: OffsiteTarget) -> impl IntoView {
                 <span class="offsite-count">{copies}</span>
             </dd>
         </div>
+    }
+}
+
+/// A new host: the bucket holds backups and this console lists none. The
+/// administrator decides to list them (never done on its own).
+#[component]
+fn OffsiteImportPrompt(count: usize) -> impl IntoView {
+    let console = Console::expect();
+    let import = ServerAction::<ImportFromOffsite>::new();
+    Effect::new(move |_| match import.value().get() {
+        Some(Ok(done)) => {
+            let refused = if done.refused.is_empty() {
+                String::new()
+            } else {
+                format!(" Left out: {}.", done.refused.join("; "))
+            };
+            console.toast_info(
+                "Imported from off-site",
+                format!(
+                    "{} backup(s) listed again; restore any of them from its off-site copy.{refused}",
+                    done.imported
+                ),
+            );
+            console.refresh();
+        }
+        Some(Err(e)) => console.toast_error("Nothing imported", e.to_string()),
+        None => {}
+    });
+    let backups = if count == 1 { "backup" } else { "backups" };
+    view! {
+        <MessageBar intent=MessageBarIntent::Info attr:data-testid="offsite-importable">
+            <MessageBarBody>
+                <MessageBarTitle>"Backups found off-site"</MessageBarTitle>
+                {format!(
+                    "The off-site bucket holds {count} {backups} and this console lists none (a new \
+                     host?). List them to restore from their off-site copies.",
+                )}
+                " "
+                <Button
+                    appearance=ButtonAppearance::Secondary
+                    loading=import.pending()
+                    on_click=move |_| {
+                        import.dispatch(ImportFromOffsite {});
+                    }
+                >
+                    "Import from off-site"
+                </Button>
+            </MessageBarBody>
+        </MessageBar>
     }
 }
 

@@ -625,6 +625,10 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
             <Fact term="Took">{took}</Fact>
         }
     });
+    let encrypted_for = detail
+        .manifest
+        .as_ref()
+        .and_then(|m| m.encrypted_for.clone());
     let tables = detail.manifest.and_then(|m| m.tables);
     view! {
         <dl class="facts manifest-facts">
@@ -644,6 +648,12 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
                         }}
                         {copy.error.map(|e| view! { <span class="offsite-error">{format!(" — {e}")}</span> })}
                     </dd>
+                </div>
+            })}
+            {encrypted_for.map(|keys| view! {
+                <div class="wide-fact" data-testid="encrypted-for">
+                    <dt>"Off-site copy encrypted (age) for"</dt>
+                    <dd class="keys">{keys}</dd>
                 </div>
             })}
             {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}

@@ -39,6 +39,13 @@ pub async fn recheck_backups() -> Result<FileCheck, AppError> {
     as_admin(|state, admin| async move { ops::recheck_backups(&state, &admin).await }).await
 }
 
+/// Lists again the backups in the off-site bucket the catalog does not list
+/// (a new host), audited.
+#[server(prefix = "/api/fn", endpoint = "import_from_offsite", input = Json)]
+pub async fn import_from_offsite() -> Result<crate::models::OffsiteImport, AppError> {
+    as_admin(|state, admin| async move { ops::import_from_offsite(&state, &admin).await }).await
+}
+
 /// What is running right now, and who started it.
 #[server(prefix = "/api/fn", endpoint = "operation_status", input = Json)]
 pub async fn get_operation_status() -> Result<OperationStatus, AppError> {

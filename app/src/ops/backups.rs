@@ -97,3 +97,21 @@ pub async fn recheck_backups(state: &AppState, admin: &AdminUser) -> Result<File
         .await?
         .into())
 }
+
+/// Lists again the backups whose manifests are in the off-site bucket and
+/// not in the catalog (a new host); audited, one entry each.
+pub async fn import_from_offsite(
+    state: &AppState,
+    admin: &AdminUser,
+) -> Result<crate::models::OffsiteImport, AppError> {
+    let report = state.engine.import_from_offsite(&admin.actor()).await?;
+    Ok(crate::models::OffsiteImport {
+        imported: report.imported.len(),
+        already_listed: report.already_listed,
+        refused: report
+            .refused
+            .into_iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect(),
+    })
+}

@@ -29,7 +29,8 @@ mod tokens;
 
 pub use auth::{login, logout, whoami};
 pub use backups::{
-    create_backup, delete_backup, get_backup, list_backups, recheck_backups, upload_backup,
+    create_backup, delete_backup, get_backup, import_from_offsite, list_backups, recheck_backups,
+    upload_backup,
 };
 pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
 pub use inputs::{

@@ -400,6 +400,8 @@ impl<'a> Console<'a> {
                 | "/api/fn/list_schedules"
                 | "/api/fn/list_tokens",
             ) => WellFormed::new(path, json(json!({})), 200),
+            // No off-site target here: 503, saying which to set.
+            ("POST", "/api/fn/import_from_offsite") => WellFormed::new(path, json(json!({})), 503),
             ("POST", "/api/admin/tokens") => WellFormed::new(
                 path,
                 json(json!({ "name": "rest-token", "scopes": ["status:read"] })),

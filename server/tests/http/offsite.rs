@@ -121,13 +121,40 @@ async fn the_console_shows_the_target_and_each_copy_but_never_the_secrets() {
     }
 }
 
+/// An age key pair made by the standard tool: the identity file and its
+/// public key.
+fn age_keygen(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("age-key.txt");
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen is installed (scripts/test.sh installs age)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let public = said
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .unwrap_or_else(|| panic!("a public key in {said:?}"))
+        .to_owned();
+    (key, public)
+}
+
 /// The disaster: the host is lost with its catalog and backup directory.
-/// A new host with only a database server, the target's settings and the
-/// bucket imports the catalog from the bucket and restores the newest
-/// backup: the data is what was backed up.
+/// A new host with only a database server, the target's settings, the
+/// bucket and the private key imports the catalog from the bucket and
+/// restores the newest backup: the data is what was backed up. The copies
+/// are encrypted to a key made by the standard `age-keygen`; without it the
+/// restore is refused, naming the key it needs.
 #[tokio::test]
 async fn a_new_host_rebuilds_the_catalog_from_the_bucket_and_restores() {
     let bucket = fresh_bucket().await;
+    let keys = scratch_dir("dr-keys");
+    let (identity, public) = age_keygen(&keys);
     let target = |dir: &std::path::Path| {
         vec![
             (
@@ -140,6 +167,7 @@ async fn a_new_host_rebuilds_the_catalog_from_the_bucket_and_restores() {
             ("S3_FORCE_PATH_STYLE", "true".to_owned()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+            ("AGE_RECIPIENTS", public.clone()),
         ]
     };
     // The old host: two backups, copied off-site.
@@ -190,8 +218,24 @@ async fn a_new_host_rebuilds_the_catalog_from_the_bucket_and_restores() {
     );
 
     // The newest is listed first, with id 2 (imported in name order).
+    // Without the private key: refused, naming the key it needs.
     let out = lms_admin(&new, &["backup", "restore", "2", "--yes"]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains(&public) && said.contains("AGE_IDENTITY_FILE"),
+        "{said}"
+    );
+    new.push(("AGE_IDENTITY_FILE", identity.display().to_string()));
+    let out = lms_admin(&new, &["backup", "restore", "2", "--yes"]).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    let secret = std::fs::read_to_string(&identity).unwrap();
+    let secret = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    assert!(!said.contains(secret));
     let restored = lms_backup::testing::fingerprint_of(&new_url.parse().unwrap()).await;
     assert!(
         at_backup.differences(&restored).is_empty(),
@@ -199,4 +243,66 @@ async fn a_new_host_rebuilds_the_catalog_from_the_bucket_and_restores() {
         at_backup.differences(&restored)
     );
     std::fs::remove_dir_all(new_dir).ok();
+    std::fs::remove_dir_all(keys).ok();
+}
+
+/// A console whose catalog is empty while its bucket holds backups (a new
+/// host) offers to import them, and imports them when asked: never on its
+/// own.
+#[tokio::test]
+async fn a_console_on_a_new_host_offers_the_bucket_s_backups_and_imports_them_when_asked() {
+    let bucket = fresh_bucket().await;
+    let old =
+        lms_backup::testing::spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&old.dbs().lms, 1).await.unwrap();
+    for _ in 0..2 {
+        let started =
+            lms_backup::testing::start_manual_backup(&old, &lms_backup::testing::actor("alice"))
+                .await
+                .unwrap();
+        lms_backup::testing::wait_for_job(&old, started.job.id).await;
+    }
+
+    let app = spawn_app_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    app.engine.check_offsite().await.unwrap().unwrap();
+    let client = app.signed_in("alice", Role::Admin).await;
+    let html = client
+        .get("/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("data-testid=\"offsite-importable\""),
+        "offered"
+    );
+    assert!(html.contains("holds 2 backups"));
+    assert_eq!(
+        client.list_backups().await.unwrap().total,
+        0,
+        "not on its own"
+    );
+
+    let done: app::models::OffsiteImport = client
+        .server_fn("import_from_offsite", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!((done.imported, done.already_listed), (2, 0));
+    let list = client.list_backups().await.unwrap();
+    assert_eq!(list.total, 2);
+    assert!(list
+        .backups
+        .iter()
+        .all(|b| b.offsite.as_ref().unwrap().state == lms_types::OffsiteState::Verified));
+    let html = client
+        .get("/admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("offsite-importable"), "offered no more");
 }
