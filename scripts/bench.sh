@@ -7,7 +7,11 @@
 #                      timings (bench/load.py)
 #   BENCH_ONLY=scheduler: the scheduler's idle cost with 0 and 10 schedules, and
 #                      the time from a due time to pg_dump's start (bench/scheduler.py)
-# BENCH_ONLY=backup, load or scheduler runs one of them (default: backup and load).
+#   BENCH_ONLY=offsite: the backup job local only, with its off-site copy and with
+#                      that copy encrypted, against boto3's upload_file of the same
+#                      archive to the same S3 server, and peak RSS (bench/offsite.py)
+# BENCH_ONLY=backup, load, scheduler or offsite runs one of them (default: backup and load).
+# offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
 # load.py: BENCH_LOAD_SCALE (10), BENCH_LOAD_RUNS (3), BENCH_LOAD_SESSIONS (50),
 #          BENCH_LOAD_INTERVAL (1 s between a session's polls; 0 for a closed loop).
@@ -16,11 +20,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load|scheduler) ;;
-  *) die "BENCH_ONLY is backup, load or scheduler (or unset for backup and load), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler|offsite) ;;
+  *) die "BENCH_ONLY is backup, load, scheduler or offsite (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
+if [ "$BENCH_ONLY" = offsite ]; then
+  command -v age-keygen >/dev/null || apt_install age
+  throwaway_s3
+  export S3_VENV
+  su_psql -c 'CREATE DATABASE lms_offsite OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_offsite"
+  "$LMS_ADMIN_BIN" migrate >/dev/null
+  exec python3 "$ROOT/bench/offsite.py"
+fi
 if [ "$BENCH_ONLY" = scheduler ]; then
   su_psql -c 'CREATE DATABASE lms_sched OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_sched" BENCH_PG_DUMP="$PG_BIN/pg_dump"

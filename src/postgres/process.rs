@@ -242,10 +242,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_url_decides_how_a_tool_connects() {
-        let url = "postgres://u:pw@db.example:6543/lms?sslmode=verify-full\
+        // A password no temporary path can contain by chance (the password
+        // file's path is in the environment, and mktemp's letters could
+        // spell a short one).
+        let url = "postgres://u:pass-word-4f9@db.example:6543/lms?sslmode=verify-full\
                    &sslrootcert=/etc/lms/ca.crt&connect_timeout=3";
         let (_, settings) = super::super::libpq::parse(url).unwrap();
-        let conn = ToolConnection::new(&settings, Some("pw"), Some("lms_copy"))
+        let conn = ToolConnection::new(&settings, Some("pass-word-4f9"), Some("lms_copy"))
             .await
             .unwrap();
         let cmd = conn.command(Path::new("/bin/true"));
@@ -270,7 +273,7 @@ mod tests {
         for unset in ["PGHOSTADDR", "PGSERVICE", "PGPASSWORD"] {
             assert_eq!(get(unset), None, "{unset}");
         }
-        assert!(env.values().flatten().all(|v| !v.contains("pw")));
+        assert!(env.values().flatten().all(|v| !v.contains("pass-word-4f9")));
     }
 
     #[tokio::test]
