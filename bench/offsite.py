@@ -79,7 +79,9 @@ def peak_rss_while(proc):
 def backup(kind, extra_env):
     """One `backup create`: wall seconds, the off-site phase's seconds (if
     any), the archive's size, and the peak RSS in MB."""
-    backup_dir = os.path.join(work, f"backups-{kind}")
+    # One directory for every kind: the catalog is shared, and the console
+    # refuses a directory that holds none of the backups it lists.
+    backup_dir = os.path.join(work, "backups")
     os.makedirs(backup_dir, mode=0o750, exist_ok=True)
     env = dict(os.environ, BACKUP_DIR=backup_dir, BACKUP_RATE_LIMIT="0", MAX_BACKUP_SIZE="4GiB",
                MAX_BACKUPS_TO_KEEP="1", RUST_LOG="info", **extra_env)
@@ -98,8 +100,9 @@ def backup(kind, extra_env):
         m = re.search(r"phase=offsite ms=(\d+)", clean)
         if m and "phase done" in clean:
             offsite = int(m.group(1)) / 1000
-    archives = [f for f in os.listdir(backup_dir) if f.endswith(".dump")]
-    size = max(os.path.getsize(os.path.join(backup_dir, f)) for f in archives)
+    newest = max((os.path.join(backup_dir, f) for f in os.listdir(backup_dir) if f.endswith(".dump")),
+                 key=os.path.getmtime)
+    size = os.path.getsize(newest)
     return wall, offsite, size, peak[0] / 1024
 
 
@@ -158,9 +161,9 @@ for run in range(RUNS):
         print(f"  run {run + 1} {kind:9}: {wall:6.1f} s (off-site phase {phase or 0:5.1f} s), "
               f"archive {size / 1e6:6.1f} MB, peak RSS {rss:5.1f} MB", flush=True)
 
-local_dir = os.path.join(work, "backups-local")
-archive = max((os.path.join(local_dir, f) for f in os.listdir(local_dir) if f.endswith(".dump")),
-              key=os.path.getsize)
+backups = os.path.join(work, "backups")
+archive = max((os.path.join(backups, f) for f in os.listdir(backups) if f.endswith(".dump")),
+              key=os.path.getmtime)
 peer = []
 for run in range(RUNS):
     bucket = f"bench-peer-{run}-{os.getpid()}"
