@@ -14,6 +14,7 @@ BENCH_OFFSITE_RUNS (3): runs of each kind; medians are printed.
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -193,3 +194,4 @@ print(f"  boto3 upload_file + read back, hash:  {up_back:6.1f} s  ({phase / up_b
 print(f"  peak RSS: local {rss['local']:.1f} MB, with copy {rss['offsite']:.1f} MB "
       f"(+{rss['offsite'] - rss['local']:.1f}), encrypted {rss['encrypted']:.1f} MB "
       f"(+{rss['encrypted'] - rss['local']:.1f})")
+shutil.rmtree(work, ignore_errors=True)

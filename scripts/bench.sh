@@ -32,12 +32,15 @@ if [ "$BENCH_ONLY" = offsite ]; then
   su_psql -c 'CREATE DATABASE lms_offsite OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_offsite"
   "$LMS_ADMIN_BIN" migrate >/dev/null
-  exec python3 "$ROOT/bench/offsite.py"
+  # Not exec: the exit trap stops the cluster and the S3 server.
+  python3 "$ROOT/bench/offsite.py"
+  exit
 fi
 if [ "$BENCH_ONLY" = scheduler ]; then
   su_psql -c 'CREATE DATABASE lms_sched OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_sched" BENCH_PG_DUMP="$PG_BIN/pg_dump"
-  exec python3 "$ROOT/bench/scheduler.py"
+  python3 "$ROOT/bench/scheduler.py"
+  exit
 fi
 if [ "$BENCH_ONLY" != load ]; then
   export DATABASE_URL="$APP_URL_BASE/lms_e2e"
