@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use app::ssr::TrustedProxies;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -205,24 +205,15 @@ impl OffsiteArgs {
         String,
     > {
         use lms_backup::storage::encryption::{DecryptionKeys, EncryptionConfig};
-        let read = |name: &str, path: &PathBuf| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{name}: cannot read {}: {e}", path.display()))?;
-            let text = text.trim().to_owned();
-            if text.is_empty() {
-                return Err(format!("{name}: {} is empty.", path.display()));
-            }
-            Ok(lms_backup::storage::offsite::Secret::new(text))
-        };
         let passphrase = self
             .age_passphrase_file
             .as_ref()
-            .map(|p| read("AGE_PASSPHRASE_FILE", p))
+            .map(|p| secret_file("AGE_PASSPHRASE_FILE", p))
             .transpose()?;
         let identity_file = self
             .age_identity_file
             .as_ref()
-            .map(|p| read("AGE_IDENTITY_FILE", p))
+            .map(|p| secret_file("AGE_IDENTITY_FILE", p))
             .transpose()?;
         let recipients: Vec<String> = self
             .age_recipients
@@ -285,17 +276,22 @@ pub fn secret_from_env(name: &str) -> Result<Option<lms_backup::storage::offsite
     match (direct, file) {
         (Some(_), Some(_)) => Err(format!("{name} and {name}_FILE are both set: keep one.")),
         (Some(value), None) => Ok(Some(Secret::new(value.trim()))),
-        (None, Some(path)) => {
-            let value = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{name}_FILE: cannot read {path}: {e}"))?;
-            let value = value.trim();
-            if value.is_empty() {
-                return Err(format!("{name}_FILE: {path} is empty."));
-            }
-            Ok(Some(Secret::new(value)))
-        }
+        (None, Some(path)) => secret_file(&format!("{name}_FILE"), Path::new(&path)).map(Some),
         (None, None) => Ok(None),
     }
+}
+
+/// A secret held in the file `path` (named by the variable `name`),
+/// without surrounding whitespace; an error names the variable and the
+/// file, never the content.
+fn secret_file(name: &str, path: &Path) -> Result<lms_backup::storage::offsite::Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{name}: cannot read {}: {e}", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{name}: {} is empty.", path.display()));
+    }
+    Ok(lms_backup::storage::offsite::Secret::new(text))
 }
 
 impl BackupArgs {
