@@ -272,6 +272,41 @@ throwaway_s3() {
   TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   wait_for_http "$TEST_S3_ENDPOINT/moto-api/" 60 || { cat "$THROWAWAY/s3.log" >&2; die "the S3 test server did not come up"; }
   export TEST_S3_ENDPOINT
+  throwaway_guarded_s3
+}
+
+# throwaway_guarded_s3: a second S3 test server that checks credentials as
+# AWS does (signatures against IAM users): its first four requests, made
+# here without credentials, create a user allowed s3:*, its access key and
+# the bucket "guarded"; every request after them must be signed with that
+# key. Sets TEST_S3_GUARDED_ENDPOINT, TEST_S3_GUARDED_KEY_ID and
+# TEST_S3_GUARDED_SECRET (a throwaway key of a throwaway server).
+throwaway_guarded_s3() {
+  local port; port="$(free_port)"
+  INITIAL_NO_AUTH_ACTION_COUNT=4 S3_UPLOAD_PART_MIN_SIZE=65536 "$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" \
+    > "$THROWAWAY/s3-guarded.log" 2>&1 &
+  CLEANUP_PIDS="$CLEANUP_PIDS $!"
+  TEST_S3_GUARDED_ENDPOINT="http://127.0.0.1:$port"
+  wait_for_http "$TEST_S3_GUARDED_ENDPOINT/moto-api/" 60 || { cat "$THROWAWAY/s3-guarded.log" >&2; die "the guarded S3 test server did not come up"; }
+  local key
+  key="$("$S3_VENV/bin/python" - "$TEST_S3_GUARDED_ENDPOINT" <<'PY'
+import json, sys
+import boto3
+settings = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+                aws_access_key_id="setup", aws_secret_access_key="setup")
+iam = boto3.client("iam", **settings)
+iam.create_user(UserName="backups")
+iam.put_user_policy(UserName="backups", PolicyName="s3", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="backups")["AccessKey"]
+boto3.client("s3", **settings).create_bucket(Bucket="guarded")
+print(key["AccessKeyId"], key["SecretAccessKey"])
+PY
+)" || die "could not create the guarded S3 server's user"
+  TEST_S3_GUARDED_KEY_ID="${key%% *}"
+  TEST_S3_GUARDED_SECRET="${key#* }"
+  export TEST_S3_GUARDED_ENDPOINT TEST_S3_GUARDED_KEY_ID TEST_S3_GUARDED_SECRET
 }
 
 random_password() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20; }

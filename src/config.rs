@@ -60,8 +60,12 @@ pub struct EngineConfig {
     /// The wait before a failed off-site copy is tried again, doubled at
     /// each failure up to an hour.
     pub offsite_retry_after: Duration,
-    /// What off-site copies of new backups are encrypted to, if anything.
+    /// What new backups are encrypted to, if anything: their off-site
+    /// copies, and with `encrypt_local` the files kept here too.
     pub encryption: Option<crate::storage::encryption::EncryptionConfig>,
+    /// New backups and uploads are encrypted before they touch the backup
+    /// directory (`ENCRYPT_LOCAL`; needs `encryption`).
+    pub encrypt_local: bool,
     /// The keys that open encrypted backups (restores need them, backups
     /// do not).
     pub decryption: crate::storage::encryption::DecryptionKeys,
@@ -95,9 +99,16 @@ impl EngineConfig {
             offsite: None,
             offsite_retry_after: Duration::from_secs(60),
             encryption: None,
+            encrypt_local: false,
             decryption: Default::default(),
             #[cfg(feature = "testing")]
             database_free_space: None,
         }
+    }
+
+    /// What files written to the backup directory are encrypted to, when
+    /// they are (`ENCRYPT_LOCAL`).
+    pub fn local_encryption(&self) -> Option<&crate::storage::encryption::EncryptionConfig> {
+        self.encryption.as_ref().filter(|_| self.encrypt_local)
     }
 }

@@ -269,8 +269,21 @@ impl Engine {
                  else. It will be copied again."
             ))
         };
-        let (sent, encrypted) = match &self.config().encryption {
-            None => {
+        let (sent, encrypted) = match (manifest.kept_encrypted(), &self.config().encryption) {
+            // Kept encrypted here (proven when it was made, by decrypting it
+            // into pg_restore): the copy is the same bytes.
+            (Some(kept), _) => {
+                let file = tokio::fs::File::from_std(local.file);
+                let sent = offsite
+                    .send(file, name, kept.size_bytes, &progress.sent)
+                    .await?;
+                let got = offsite.read_back(name, &progress.read).await?;
+                if got != (kept.size_bytes, kept.sha256.clone()) {
+                    return Err(changed("with another size or SHA-256 than its manifest's"));
+                }
+                (sent, Some(kept.clone()))
+            }
+            (None, None) => {
                 let file = tokio::fs::File::from_std(local.file);
                 let sent = offsite
                     .send(file, name, manifest.size_bytes, &progress.sent)
@@ -281,15 +294,22 @@ impl Engine {
                 }
                 (sent, None)
             }
-            Some(config) => {
-                let (cipher, check_key) = encryption::encrypt(local.file, config)?;
+            (None, Some(config)) => {
+                let file = tokio::fs::File::from_std(local.file);
+                let (cipher, check_key) = encryption::encrypt(file, config)?;
                 let bound = encryption::encrypted_size_bound(manifest.size_bytes);
                 let sent = offsite.send(cipher, name, bound, &progress.sent).await?;
                 // One read of the object: its bytes hashed as they come and
                 // decrypted with the one-off key; the plaintext must be the
                 // archive pg_restore read in full.
                 let (stored, stored_hash) = encryption::hashing(offsite.reader(name).await?);
-                let plain = encryption::decrypt_for_check(stored, check_key).await?;
+                let plain = encryption::decrypt_for_check(stored, &check_key, |e| {
+                    Error::Offsite(format!(
+                        "The encrypted off-site copy could not be opened with the key it was made \
+                         with ({e}): the target stored something else."
+                    ))
+                })
+                .await?;
                 let opened = encryption::hash_all(plain)
                     .await
                     .map_err(|_| changed("and could not be decrypted in full"))?;
@@ -303,13 +323,7 @@ impl Engine {
                         "and decrypts to another archive than its manifest's",
                     ));
                 }
-                let encryption = Encryption {
-                    format: "age".into(),
-                    recipients: config.public_keys(),
-                    passphrase: config.uses_passphrase(),
-                    size_bytes: sent.size,
-                    sha256: sent.sha256.clone(),
-                };
+                let encryption = config.record(sent.size, sent.sha256.clone(), false);
                 (sent, Some(encryption))
             }
         };
@@ -319,9 +333,9 @@ impl Engine {
     }
 
     /// Claims the newest stored backup whose copy is due (to be made,
-    /// failed, found missing, or claimed by an instance that died), so no
-    /// other instance copies it meanwhile.
-    pub(crate) async fn claim_due_copy(&self) -> Result<Option<Backup>> {
+    /// failed, found missing, or claimed by an instance that died), but
+    /// none of `tried`, so no other instance copies it meanwhile.
+    pub(crate) async fn claim_due_copy(&self, tried: &[i64]) -> Result<Option<Backup>> {
         let claimed: Option<(i64,)> = sqlx::query_as(
             "UPDATE backup_history SET offsite_state = $1, offsite_attempts = offsite_attempts + 1,
                     offsite_next_attempt_at = now() + $2 * interval '1 second'
@@ -329,12 +343,14 @@ impl Engine {
                 SELECT id FROM backup_history
                 WHERE status = $3 AND offsite_state IN ('pending', 'failed', 'missing', 'copying')
                   AND coalesce(offsite_next_attempt_at, '-infinity') <= now()
+                  AND id <> ALL($4)
                 ORDER BY created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(OffsiteState::Copying)
         .bind(CLAIM.as_secs() as f64)
         .bind(BackupStatus::Completed)
+        .bind(tried)
         .fetch_optional(&self.dbs().control)
         .await?;
         match claimed {
@@ -432,7 +448,11 @@ impl Engine {
             }
         }
         let actor = Actor::system(OFFSITE_ACTOR);
-        while let Some(backup) = self.claim_due_copy().await? {
+        // Each backup at most once a pass: one that fails is due again
+        // after its wait, which may be none.
+        let mut tried = Vec::new();
+        while let Some(backup) = self.claim_due_copy(&tried).await? {
+            tried.push(backup.id);
             match self
                 .copy_offsite(&backup, &actor, &CopyProgress::default())
                 .await
@@ -484,10 +504,13 @@ impl Engine {
 
     /// Streams an archive's off-site copy into the backup directory beside
     /// its final name, and keeps it only when its size and SHA-256 are the
-    /// manifest's; then the entry is `completed` again. Audited.
+    /// manifest's; then the entry is `completed` again. Audited. An
+    /// encrypted copy is decrypted on the way, unless files are kept
+    /// encrypted here (it was made so, or `ENCRYPT_LOCAL` is set now): then
+    /// it is kept as it is.
     async fn fetch_back(&self, offsite: &Offsite, backup: &Backup) -> Result<()> {
         let control = &self.dbs().control;
-        let manifest = catalog::get(control, backup.id)
+        let mut manifest = catalog::get(control, backup.id)
             .await?
             .manifest
             .ok_or_else(|| Error::Invalid(format!("{} has no manifest.", backup.filename)))?;
@@ -512,11 +535,18 @@ impl Engine {
                 backup.filename
             ))
         };
+        let keep_encrypted = manifest
+            .encryption
+            .as_ref()
+            .filter(|e| e.local || self.config().encrypt_local)
+            .map(|e| Encryption {
+                local: true,
+                ..e.clone()
+            });
         let fetched = async {
             let stored = offsite.reader(&backup.filename).await?;
             let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &manifest.encryption {
-                None => Box::new(stored),
-                Some(encryption) => Box::new(
+                Some(encryption) if keep_encrypted.is_none() => Box::new(
                     encryption::decrypt(
                         stored,
                         encryption,
@@ -525,11 +555,16 @@ impl Engine {
                     )
                     .await?,
                 ),
+                _ => Box::new(stored),
             };
+            if keep_encrypted.is_some() {
+                manifest.encryption = keep_encrypted.clone();
+            }
+            let (expected_size, expected_sha256) = manifest.stored();
             let (size, sha256) = crate::postgres::archive::write_and_hash(
                 reader,
                 file,
-                manifest.size_bytes,
+                expected_size,
                 Some(Duration::from_secs(60)),
             )
             .await
@@ -537,11 +572,12 @@ impl Engine {
                 Error::Invalid(_) => mismatch(),
                 other => other,
             })?;
-            if size != manifest.size_bytes || sha256 != manifest.sha256 {
+            if size != expected_size || sha256 != expected_sha256 {
                 return Err(mismatch());
             }
             dir.publish(&partial, &backup.filename).await?;
-            dir.write_manifest(&manifest).await
+            dir.write_manifest(&manifest).await?;
+            catalog::set_manifest(control, backup.id, &manifest).await
         }
         .await;
         if fetched.is_err() {

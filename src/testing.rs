@@ -484,6 +484,29 @@ pub async fn fresh_bucket() -> String {
 
 /// An off-site target on the S3 test server: `bucket`, under `prefix`,
 /// with parts as small as the server takes (64 KiB) and quick retries.
+/// The bucket "guarded" of the S3 test server that checks credentials (under
+/// `prefix`: tests share the bucket), with the key it knows when
+/// `right_key`, else with a wrong secret for it.
+pub fn guarded_s3_target(right_key: bool, prefix: &str) -> crate::storage::offsite::OffsiteConfig {
+    use crate::storage::offsite::{Secret, TargetConfig};
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run the tests with scripts/test.sh, which starts the server")
+        })
+    };
+    let mut config = s3_target("guarded", prefix);
+    let TargetConfig::S3(s3) = &mut config.target;
+    s3.endpoint = Some(var("TEST_S3_GUARDED_ENDPOINT"));
+    s3.access_key_id = Some(Secret::new(var("TEST_S3_GUARDED_KEY_ID")));
+    let secret = var("TEST_S3_GUARDED_SECRET");
+    s3.secret_access_key = Some(Secret::new(if right_key {
+        secret
+    } else {
+        format!("{secret}-not")
+    }));
+    config
+}
+
 pub fn s3_target(bucket: &str, prefix: &str) -> crate::storage::offsite::OffsiteConfig {
     use crate::storage::offsite::{OffsiteConfig, S3Config, Secret, TargetConfig};
     let mut config = OffsiteConfig::new(TargetConfig::S3(S3Config {

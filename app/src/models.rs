@@ -300,6 +300,10 @@ pub struct ManifestSummary {
     /// or "a passphrase".
     #[serde(default)]
     pub encrypted_for: Option<String>,
+    /// The file kept on this server is encrypted too (`ENCRYPT_LOCAL`):
+    /// restoring it needs the key here, and downloads are the `.age` file.
+    #[serde(default)]
+    pub kept_encrypted: bool,
 }
 
 /// A table and its row count in a backup.
@@ -787,6 +791,7 @@ mod convert {
                     pg_dump_version: m.pg_dump_version,
                     archive_version: m.archive_version,
                     duration_ms: m.duration_ms,
+                    kept_encrypted: m.encryption.as_ref().is_some_and(|e| e.local),
                     encrypted_for: m.encryption.map(|e| {
                         if e.passphrase {
                             "a passphrase (AGE_PASSPHRASE_FILE)".to_owned()

@@ -189,6 +189,14 @@ pub struct OffsiteArgs {
     /// backups: needed to restore them from off-site, not to make them.
     #[arg(long, env = "AGE_IDENTITY_FILE", global = true)]
     pub age_identity_file: Option<PathBuf>,
+
+    /// Encrypt new backups and uploads before they touch the backup
+    /// directory too, not only their off-site copies (needs AGE_RECIPIENTS
+    /// or AGE_PASSPHRASE_FILE; restoring them needs AGE_IDENTITY_FILE or
+    /// the passphrase on this server). Downloads are then the encrypted
+    /// file (.age).
+    #[arg(long, env = "ENCRYPT_LOCAL", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub encrypt_local: bool,
 }
 
 impl OffsiteArgs {
@@ -751,6 +759,7 @@ mod tests {
             "AGE_RECIPIENTS",
             "AGE_PASSPHRASE_FILE",
             "AGE_IDENTITY_FILE",
+            "ENCRYPT_LOCAL",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

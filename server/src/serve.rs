@@ -78,10 +78,19 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
     let mut config = backups.engine_config();
     config.offsite = backups.offsite.config()?;
     (config.encryption, config.decryption) = backups.offsite.encryption()?;
-    if config.encryption.is_some() && config.offsite.is_none() {
+    config.encrypt_local = backups.offsite.encrypt_local;
+    if config.encrypt_local && config.encryption.is_none() {
         return Err(
-            "AGE_RECIPIENTS or AGE_PASSPHRASE_FILE is set without an off-site target (S3_BUCKET): \
-             only off-site copies are encrypted."
+            "ENCRYPT_LOCAL=true needs the keys to encrypt to: set AGE_RECIPIENTS (age1… public \
+             keys) or AGE_PASSPHRASE_FILE."
+                .into(),
+        );
+    }
+    if config.encryption.is_some() && config.offsite.is_none() && !config.encrypt_local {
+        return Err(
+            "AGE_RECIPIENTS or AGE_PASSPHRASE_FILE is set without an off-site target (S3_BUCKET) \
+             and without ENCRYPT_LOCAL=true: nothing would be encrypted. Set S3_BUCKET to encrypt \
+             off-site copies, or ENCRYPT_LOCAL=true to encrypt the backups kept here."
                 .into(),
         );
     }

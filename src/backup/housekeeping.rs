@@ -16,6 +16,20 @@ pub struct Download {
     pub filename: String,
     pub size: u64,
     pub sha256: String,
+    /// The file is kept encrypted (`ENCRYPT_LOCAL`): it is served as it is,
+    /// for the age tool and the key to open.
+    pub encrypted: bool,
+}
+
+impl Download {
+    /// The name the file is saved under.
+    pub fn attachment_name(&self) -> String {
+        if self.encrypted {
+            format!("{}.age", self.filename)
+        } else {
+            self.filename.clone()
+        }
+    }
 }
 
 impl Engine {
@@ -97,11 +111,16 @@ impl Engine {
                 proven.remember(&backup.filename, checked.identity, &expected_sha);
             }
         }
+        let encrypted = catalog::get(&self.dbs().control, backup.id)
+            .await?
+            .manifest
+            .is_some_and(|m| m.kept_encrypted().is_some());
         Ok(Download {
             file: checked.file,
             filename: backup.filename,
             size: checked.size,
             sha256: expected_sha,
+            encrypted,
         })
     }
 

@@ -18,13 +18,18 @@ use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
 use crate::postgres::process::follow_stderr;
 use crate::postgres::tools;
-use crate::storage::{Claim, ClaimRequest, Manifest, Writer};
+use crate::storage::encryption::{self, Encryption, Verifier};
+use crate::storage::{ArchiveSource, Claim, ClaimRequest, Key, Manifest, Writer};
 use crate::{Error, Result};
 
 /// What the dump phase leaves for the next ones.
 struct Dumped {
+    /// Size and SHA-256 of the archive pg_dump wrote.
     size: u64,
     sha256: String,
+    /// How the file written is encrypted when it is kept encrypted
+    /// (`ENCRYPT_LOCAL`), and the one-off key it is proven with.
+    encrypted: Option<(Encryption, Verifier)>,
     server_version: String,
     tables: Vec<TableRef>,
     fingerprint: Fingerprint,
@@ -43,14 +48,23 @@ impl Engine {
                 // The room claimed on the disk is held until the archive is saved.
                 let (server_version, room) = self.backup_gates(&run).await?;
                 let dumped = self.dump(&run, &partial, server_version, &room).await?;
-                let info = self.verify_archive(&run, &partial, &dumped.tables).await?;
+                let source = match &dumped.encrypted {
+                    None => ArchiveSource::Plain(partial.clone()),
+                    Some((_, verifier)) => ArchiveSource::Encrypted {
+                        path: partial.clone(),
+                        key: Key::Check(verifier.clone()),
+                    },
+                };
+                let info = self
+                    .verify_archive(&run, &source, &dumped.tables, (dumped.size, &dumped.sha256))
+                    .await?;
                 self.save(&run, &backup, &partial, dumped, info, started)
                     .await
             })
             .await;
         let message = match &result {
             Ok(manifest) => {
-                self.copy_new_backup(&run, &backup, &actor, manifest.size_bytes)
+                self.copy_new_backup(&run, &backup, &actor, manifest.stored().0)
                     .await;
                 if let Err(e) = self.apply_retention().await {
                     tracing::error!(error = ?e, "retention after a backup failed");
@@ -151,14 +165,29 @@ impl Engine {
             let progress = progress.clone();
             follow_stderr(stderr, move |line| progress.on_line(line))
         };
+        let max = self.config().max_backup_size;
+        let write = async {
+            let source = room.meter(stdout);
+            match self.config().local_encryption() {
+                None => archive::write_and_hash(source, file, max, None)
+                    .await
+                    .map(|(size, sha256)| (size, sha256, None)),
+                // Encrypted as it streams: the plain archive never touches
+                // the disk, and is hashed on its way to the age writer.
+                Some(config) => {
+                    let (plain, plain_hash) = encryption::hashing(source);
+                    let (cipher, verifier) = encryption::encrypt(plain, config)?;
+                    let bound = encryption::encrypted_size_bound(max);
+                    let (size, sha256) = archive::write_and_hash(cipher, file, bound, None).await?;
+                    let (plain_size, plain_sha256) = plain_hash.result();
+                    let record = config.record(size, sha256, true);
+                    Ok((plain_size, plain_sha256, Some((record, verifier))))
+                }
+            }
+        };
         let work = async {
             tokio::join!(
-                archive::write_and_hash(
-                    room.meter(stdout),
-                    file,
-                    self.config().max_backup_size,
-                    None
-                ),
+                write,
                 follower,
                 fingerprint::fingerprint(&mut snapshot_conn, &tables),
             )
@@ -166,13 +195,14 @@ impl Engine {
         let (written, stderr_tail, fingerprint) = run
             .run_phase(Phase::Dumping, || progress.fraction(), work)
             .await?;
-        let (size, sha256) = written?;
+        let (size, sha256, encrypted) = written?;
         dump.wait(stderr_tail).await?;
         let fingerprint = fingerprint?;
         snapshot_conn.close().await?;
         Ok(Dumped {
             size,
             sha256,
+            encrypted,
             server_version,
             tables,
             fingerprint,
@@ -180,15 +210,19 @@ impl Engine {
     }
 
     /// Verifying: the archive lists every table, and reads back in full.
+    /// An archive kept encrypted is read as it decrypts, with the one-off
+    /// key it was made with, and must decrypt to the archive pg_dump wrote
+    /// (`plain`: size and SHA-256).
     async fn verify_archive(
         &self,
         run: &JobRun,
-        partial: &Path,
+        source: &ArchiveSource,
         tables: &[TableRef],
+        plain: (u64, &str),
     ) -> Result<ArchiveInfo> {
         run.enter(Phase::Verifying).await?;
         let pg_restore = &self.tools().pg_restore;
-        let info = archive::list(pg_restore, partial).await?;
+        let info = archive::list(pg_restore, source.input().await?).await?;
         if let Some(missing) = tables
             .iter()
             .map(|t| format!("{}.{}", t.schema, t.name))
@@ -202,7 +236,7 @@ impl Engine {
         run.run_phase(
             Phase::Verifying,
             || verify.fraction(),
-            archive::read_all(pg_restore, partial, &verify),
+            source.read_all(pg_restore, &verify, plain),
         )
         .await??;
         Ok(info)
@@ -242,7 +276,7 @@ impl Engine {
             tables: Some(dumped.fingerprint.tables),
             sequences: Some(dumped.fingerprint.sequences),
             duration_ms: started.elapsed().as_millis() as u64,
-            encryption: None,
+            encryption: dumped.encrypted.map(|(record, _)| record),
         };
         dir.write_manifest(&manifest).await?;
         catalog::mark_completed(&self.dbs().control, backup.id, &manifest).await?;

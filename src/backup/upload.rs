@@ -19,7 +19,8 @@ use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::archive::{self, TableProgress};
-use crate::storage::{self, Claim, ClaimRequest, Manifest, Writer};
+use crate::storage::encryption;
+use crate::storage::{self, ArchiveSource, Claim, ClaimRequest, Key, Manifest, Writer};
 use crate::{Error, Result};
 
 impl Engine {
@@ -35,7 +36,7 @@ impl Engine {
     /// ([`Error::InsufficientStorage`]); refusals are audited.
     pub async fn import_upload(
         &self,
-        body: impl AsyncRead + Unpin,
+        body: impl AsyncRead + Unpin + Send + 'static,
         declared_len: Option<u64>,
         original_name: Option<&str>,
         actor: &Actor,
@@ -131,7 +132,7 @@ impl Engine {
 
     async fn verify_upload(
         &self,
-        body: impl AsyncRead + Unpin,
+        body: impl AsyncRead + Unpin + Send + 'static,
         file: tokio::fs::File,
         name: &str,
         declared_len: Option<u64>,
@@ -148,8 +149,29 @@ impl Engine {
         );
         let dir = self.backup_dir();
         let partial = &dir.partial_path(name);
-        let (size, sha256) =
-            tokio::time::timeout(total, archive::write_and_hash(body, file, limit, Some(idle)))
+        let write = async {
+            match self.config().local_encryption() {
+                None => archive::write_and_hash(body, file, limit, Some(idle))
+                    .await
+                    .map(|(size, sha256)| (size, sha256, None)),
+                // Encrypted as it arrives: the plain archive never touches
+                // the disk.
+                Some(config) => {
+                    let (plain, plain_hash) = encryption::hashing(body);
+                    let (cipher, verifier) = encryption::encrypt(plain, config)?;
+                    let bound = encryption::encrypted_size_bound(limit);
+                    let (size, sha256) =
+                        archive::write_and_hash(cipher, file, bound, Some(idle)).await?;
+                    let (plain_size, plain_sha256) = plain_hash.result();
+                    if plain_size > limit {
+                        return Err(Error::Invalid("larger than the limit".into()));
+                    }
+                    let record = config.record(size, sha256, true);
+                    Ok((plain_size, plain_sha256, Some((record, verifier))))
+                }
+            }
+        };
+        let (size, sha256, encrypted) = tokio::time::timeout(total, write)
                 .await
                 .map_err(|_| {
                     Error::TimedOut(format!(
@@ -172,9 +194,16 @@ impl Engine {
                 same.filename
             )));
         }
-        let head = dir.head(partial, 512).await?;
+        let source = match &encrypted {
+            None => ArchiveSource::Plain(partial.clone()),
+            Some((_, verifier)) => ArchiveSource::Encrypted {
+                path: partial.clone(),
+                key: Key::Check(verifier.clone()),
+            },
+        };
+        let head = source.head(512).await?;
         describe_if_not_an_archive(&head, size)?;
-        let info = archive::list(&self.tools().pg_restore, partial).await.map_err(|_| {
+        let info = archive::list(&self.tools().pg_restore, source.input().await?).await.map_err(|_| {
             let format = archive_format(&head).unwrap_or_else(|| "unknown".into());
             Error::Invalid(format!(
                 "This archive (format {format}) cannot be read by this server's pg_restore {major}: it is \
@@ -182,7 +211,12 @@ impl Engine {
                 major = self.tools().major
             ))
         })?;
-        archive::read_all(&self.tools().pg_restore, partial, &TableProgress::new(&[]))
+        source
+            .read_all(
+                &self.tools().pg_restore,
+                &TableProgress::new(&[]),
+                (size, &sha256),
+            )
             .await
             .map_err(|_| {
                 Error::Invalid(
@@ -212,7 +246,7 @@ impl Engine {
             tables: None,
             sequences: None,
             duration_ms: started.elapsed().as_millis() as u64,
-            encryption: None,
+            encryption: encrypted.map(|(record, _)| record),
         };
         let result = async {
             dir.write_manifest(&manifest).await?;

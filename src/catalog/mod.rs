@@ -21,6 +21,9 @@ pub struct Backup {
     pub filename: String,
     pub kind: BackupKind,
     pub status: BackupStatus,
+    /// Size and SHA-256 of its file as kept in the backup directory (the
+    /// encrypted file's, when it is kept encrypted; the manifest has the
+    /// plain archive's too).
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub notes: Option<String>,
@@ -114,10 +117,12 @@ pub async fn stats(control: &PgPool) -> Result<CatalogStats> {
     })
 }
 
-/// The completed entry whose archive has this SHA-256, if any.
+/// The completed entry whose archive has this SHA-256, if any (as kept, or
+/// as the plain archive of one kept encrypted).
 pub async fn with_sha256(control: &PgPool, sha256: &str) -> Result<Option<Backup>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backup_history WHERE status = $1 AND sha256 = $2
+        "SELECT {COLUMNS} FROM backup_history
+         WHERE status = $1 AND (sha256 = $2 OR manifest->>'sha256' = $2)
          ORDER BY id LIMIT 1"
     ))
     .bind(BackupStatus::Completed)
@@ -216,11 +221,27 @@ pub async fn mark_completed(control: &PgPool, id: i64, manifest: &Manifest) -> R
          WHERE id = $1",
     )
     .bind(id)
-    .bind(manifest.size_bytes as i64)
-    .bind(&manifest.sha256)
+    .bind(manifest.stored().0 as i64)
+    .bind(manifest.stored().1)
     .bind(sqlx::types::Json(manifest))
     .bind(manifest.completed_at)
     .bind(BackupStatus::Completed)
+    .execute(control)
+    .await?;
+    Ok(())
+}
+
+/// Replaces an entry's manifest, and the size and SHA-256 of its file as
+/// kept (a file fetched back and kept encrypted).
+pub async fn set_manifest(control: &PgPool, id: i64, manifest: &Manifest) -> Result<()> {
+    let (size, sha256) = manifest.stored();
+    sqlx::query(
+        "UPDATE backup_history SET size_bytes = $2, sha256 = $3, manifest = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(size as i64)
+    .bind(sha256)
+    .bind(sqlx::types::Json(manifest))
     .execute(control)
     .await?;
     Ok(())
@@ -341,8 +362,8 @@ pub async fn import<'e>(control: impl PgExecutor<'e>, manifest: &Manifest) -> Re
     )
     .bind(&manifest.filename)
     .bind(manifest.kind)
-    .bind(manifest.size_bytes as i64)
-    .bind(&manifest.sha256)
+    .bind(manifest.stored().0 as i64)
+    .bind(manifest.stored().1)
     .bind(sqlx::types::Json(manifest))
     .bind(&manifest.notes)
     .bind(manifest.created_by_id)

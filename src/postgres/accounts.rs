@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
-use crate::postgres::process::{follow_stderr, tool_command, ToolProcess};
+use crate::postgres::archive::{Input, Reading};
+use crate::postgres::process::{follow_stderr, tool_command};
 use crate::{Error, Result};
 
 /// An administrator account as a backup holds it.
@@ -58,11 +59,10 @@ const MAX_LINE: usize = 16 << 20;
 /// username. [`Error::Invalid`] when the archive has no such table or its
 /// rows cannot be read; [`Error::ToolFailed`] when pg_restore cannot read
 /// the archive.
-pub async fn read_admins(pg_restore: &Path, archive: std::fs::File) -> Result<Vec<ArchivedAdmin>> {
+pub async fn read_admins(pg_restore: &Path, archive: Input) -> Result<Vec<ArchivedAdmin>> {
     let mut cmd = tool_command(pg_restore);
     cmd.args(["--schema=public", "--table=users", "--file=-"]);
-    let mut tool =
-        ToolProcess::spawn_with_stdin("pg_restore", cmd, archive.into(), Stdio::piped())?;
+    let mut tool = Reading::spawn(cmd, archive, Stdio::piped())?;
     let stdout = tool.child().stdout.take().expect("stdout is piped");
     let stderr = tool.child().stderr.take().expect("stderr is piped");
     // Followed on its own task: if reading stdout fails, dropping the tool

@@ -3,7 +3,7 @@
 //! whole by reading all of it back with pg_restore.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
 
 use crate::postgres::fingerprint::TableRef;
 use crate::postgres::process::{follow_stderr, ToolConnection, ToolProcess};
@@ -204,14 +205,99 @@ pub struct ArchiveInfo {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// Where pg_restore reads an archive from.
+pub enum Input {
+    /// A file it opens by name: seekable, so parallel jobs work.
+    Path(PathBuf),
+    /// A file opened here, on its standard input: the file checked is the
+    /// file read.
+    File(std::fs::File),
+    /// A stream on its standard input (an archive kept encrypted, decrypted
+    /// on the way): read once, in order, by one job.
+    Stream(Box<dyn AsyncRead + Unpin + Send>),
+}
+
+impl Input {
+    /// pg_restore may read it with parallel jobs.
+    pub fn is_seekable(&self) -> bool {
+        !matches!(self, Input::Stream(_))
+    }
+}
+
+/// A pg_restore run reading an [`Input`], with the task that feeds it.
+pub struct Reading {
+    tool: ToolProcess,
+    feeder: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Reading {
+    /// Starts `cmd` (a pg_restore command) reading `input`.
+    pub fn spawn(mut cmd: Command, input: Input, stdout: Stdio) -> Result<Self> {
+        let (stdin, stream) = match input {
+            Input::Path(path) => {
+                cmd.arg(path);
+                (Stdio::null(), None)
+            }
+            Input::File(file) => (file.into(), None),
+            Input::Stream(stream) => (Stdio::piped(), Some(stream)),
+        };
+        let mut tool = ToolProcess::spawn_with_stdin("pg_restore", cmd, stdin, stdout)?;
+        let feeder = stream.map(|mut stream| {
+            let mut stdin = tool.child().stdin.take().expect("stdin is piped");
+            tokio::spawn(async move {
+                match tokio::io::copy(&mut stream, &mut stdin).await {
+                    Ok(_) => stdin.shutdown().await,
+                    // pg_restore stopped reading: the rest is still read
+                    // (and so decrypted and checked) to its end, so whoever
+                    // hashes the stream sees all of it.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        drop(stdin);
+                        tokio::io::copy(&mut stream, &mut tokio::io::sink()).await?;
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+        });
+        Ok(Self { tool, feeder })
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.tool.child()
+    }
+
+    /// Waits for pg_restore to exit, and for its input: an input that
+    /// failed (an archive that does not decrypt to its end) is the error,
+    /// before whatever pg_restore said of the input cut short.
+    pub async fn wait(self, stderr_tail: String) -> Result<()> {
+        let exited = self.tool.wait(stderr_tail).await;
+        if let Some(feeder) = self.feeder {
+            match feeder.await {
+                Ok(Ok(())) => {}
+                // pg_restore stopped reading: it had what it needed (a
+                // listing), or it failed and says why itself.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Ok(Err(e)) => {
+                    return Err(Error::Invalid(format!(
+                        "The archive could not be read to its end ({e}): it is damaged, or was \
+                         changed on the disk."
+                    )))
+                }
+                Err(e) => return Err(Error::Io(std::io::Error::other(e))),
+            }
+        }
+        exited
+    }
+}
+
 /// Reads an archive's table of contents. Cheap, but accepts truncated files:
 /// use [`read_all`] to prove an archive is whole.
-pub async fn list(pg_restore: &Path, archive: &Path) -> Result<ArchiveInfo> {
+pub async fn list(pg_restore: &Path, archive: Input) -> Result<ArchiveInfo> {
     let mut cmd = crate::postgres::process::tool_command(pg_restore);
     // The archive keeps its creation time as the dumping machine's wall
     // clock; read it back as UTC rather than in whatever zone we run in.
-    cmd.env("TZ", "UTC").arg("--list").arg(archive);
-    let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::piped())?;
+    cmd.env("TZ", "UTC").arg("--list");
+    let mut tool = Reading::spawn(cmd, archive, Stdio::piped())?;
     let mut stdout = tool.child().stdout.take().expect("stdout is piped");
     let stderr = tool.child().stderr.take().expect("stderr is piped");
     let mut listing = String::new();
@@ -267,10 +353,10 @@ fn parse_listing(listing: &str) -> Option<ArchiveInfo> {
 
 /// Reads every byte of an archive by restoring it to nothing
 /// (`pg_restore --file=/dev/null`): a truncated or damaged archive fails.
-pub async fn read_all(pg_restore: &Path, archive: &Path, progress: &TableProgress) -> Result<()> {
+pub async fn read_all(pg_restore: &Path, archive: Input, progress: &TableProgress) -> Result<()> {
     let mut cmd = crate::postgres::process::tool_command(pg_restore);
-    cmd.args(["--verbose", "--file=/dev/null"]).arg(archive);
-    let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;
+    cmd.args(["--verbose", "--file=/dev/null"]);
+    let mut tool = Reading::spawn(cmd, archive, Stdio::null())?;
     let stderr = tool.child().stderr.take().expect("stderr is piped");
     let tail = follow_stderr(stderr, |line| progress.on_line(line)).await;
     tool.wait(tail).await

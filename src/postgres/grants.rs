@@ -16,7 +16,9 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use crate::postgres::process::{follow_stderr, tool_command, ToolProcess};
+use crate::postgres::archive::{Input, Reading};
+use crate::postgres::process::{follow_stderr, tool_command};
+use crate::storage::ArchiveSource;
 use crate::Result;
 
 /// What a restore needs to know about an archive's privileges.
@@ -30,8 +32,8 @@ pub struct ArchivePrivileges {
 }
 
 /// Reads the archive's table of contents and its privilege statements.
-pub async fn inspect(pg_restore: &Path, archive: &Path) -> Result<ArchivePrivileges> {
-    let toc = run(pg_restore, &[], archive).await?;
+pub async fn inspect(pg_restore: &Path, archive: &ArchiveSource) -> Result<ArchivePrivileges> {
+    let toc = run(pg_restore, &[], archive.input().await?).await?;
     let (acl_only, restore, skipped) = split_toc(&toc);
     let acl_list = list_file(&acl_only).await?;
     let sql = run(
@@ -40,7 +42,7 @@ pub async fn inspect(pg_restore: &Path, archive: &Path) -> Result<ArchivePrivile
             format!("--use-list={}", acl_list.path().display()),
             "--file=-".to_owned(),
         ],
-        archive,
+        archive.input().await?,
     )
     .await?;
     Ok(ArchivePrivileges {
@@ -52,15 +54,14 @@ pub async fn inspect(pg_restore: &Path, archive: &Path) -> Result<ArchivePrivile
 
 /// Runs pg_restore on `archive` with no connection and returns its output
 /// (`--list` when no arguments are given).
-async fn run(pg_restore: &Path, args: &[String], archive: &Path) -> Result<String> {
+async fn run(pg_restore: &Path, args: &[String], archive: Input) -> Result<String> {
     let mut cmd = tool_command(pg_restore);
     if args.is_empty() {
         cmd.arg("--list");
     } else {
         cmd.args(args);
     }
-    cmd.arg(archive);
-    let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::piped())?;
+    let mut tool = Reading::spawn(cmd, archive, Stdio::piped())?;
     let mut stdout = tool.child().stdout.take().expect("stdout is piped");
     let stderr = tool.child().stderr.take().expect("stderr is piped");
     let mut out = String::new();

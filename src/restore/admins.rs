@@ -14,6 +14,9 @@ use sqlx::PgPool;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::accounts::{self, password_tag, ArchivedAdmin};
+use crate::postgres::archive::Input;
+use crate::storage::encryption;
+use crate::storage::Manifest;
 use crate::{Error, Result};
 use lms_types::{AccessAfterRestore, BackupStatus};
 
@@ -98,7 +101,20 @@ impl Engine {
         if let Some(known) = recorded_admins(control, backup.id).await? {
             return Ok(known);
         }
-        let archive = self.open_proven_archive(backup).await?;
+        let file = self.open_proven_archive(backup).await?;
+        let manifest = catalog::get(control, backup.id).await?.manifest;
+        let archive = match manifest.as_ref().and_then(Manifest::kept_encrypted) {
+            None => Input::File(file),
+            Some(encryption) => Input::Stream(Box::new(
+                encryption::decrypt(
+                    tokio::fs::File::from_std(file),
+                    encryption,
+                    &self.config().decryption,
+                    &backup.filename,
+                )
+                .await?,
+            )),
+        };
         let admins = accounts::read_admins(&self.tools().pg_restore, archive)
             .await
             .map_err(|e| match e {

@@ -1,7 +1,6 @@
 //! What must hold before a restore changes anything.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use crate::catalog::Backup;
 use crate::engine::Engine;
@@ -9,14 +8,19 @@ use crate::jobs::messages::human;
 use crate::jobs::run::JobRun;
 use crate::postgres::archive;
 use crate::postgres::databases::quote_ident;
-use crate::storage::{self, Manifest};
+use crate::storage::{self, ArchiveSource, Manifest};
 use crate::{Error, Result};
 
 impl Engine {
     /// The file is the one the manifest describes (size and SHA-256) and
-    /// this server's pg_restore can read it. Returns its path and the
-    /// tables it defines ("schema.name").
-    pub(super) async fn check_archive(&self, backup: &Backup) -> Result<(PathBuf, Vec<String>)> {
+    /// this server's pg_restore can read it (one kept encrypted: a key set
+    /// opens it). Returns where pg_restore reads it from and the tables it
+    /// defines ("schema.name").
+    pub(super) async fn check_archive(
+        &self,
+        backup: &Backup,
+        manifest: Option<&Manifest>,
+    ) -> Result<(ArchiveSource, Vec<String>)> {
         let dir = self.backup_dir();
         let (size, sha256) = dir
             .hash_archive(&backup.filename)
@@ -37,7 +41,10 @@ impl Engine {
             )));
         }
         let path = storage::archive_path(dir.path(), &backup.filename)?;
-        let info = archive::list(&self.tools().pg_restore, &path)
+        let source = ArchiveSource::stored(path, manifest, &self.config().decryption);
+        // A missing or wrong key is said as such, before pg_restore runs.
+        let input = source.input().await?;
+        let info = archive::list(&self.tools().pg_restore, input)
             .await
             .map_err(|_| {
                 Error::Invalid(format!(
@@ -45,7 +52,7 @@ impl Engine {
                     backup.filename
                 ))
             })?;
-        Ok((path, info.tables))
+        Ok((source, info.tables))
     }
 
     /// The application role may create databases and owns the LMS

@@ -3,7 +3,6 @@
 //! its data is in), the comparison with the backup, then the switch.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Stdio;
 
 use lms_types::Phase;
@@ -16,17 +15,17 @@ use super::SwapReport;
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::jobs::run::JobRun;
-use crate::postgres::archive::{DataLoadWatcher, TableProgress};
+use crate::postgres::archive::{DataLoadWatcher, Reading, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::postgres::grants;
 use crate::postgres::names::copy_name;
-use crate::postgres::process::{follow_stderr, ToolProcess};
-use crate::storage::Manifest;
+use crate::postgres::process::follow_stderr;
+use crate::storage::{ArchiveSource, Manifest};
 use crate::{Error, Result};
 
 /// What the gates found, for the steps after them.
 struct Gates {
-    path: PathBuf,
+    source: ArchiveSource,
     manifest: Option<Manifest>,
     privileges: grants::ArchivePrivileges,
     /// "schema.name" of the archive's tables.
@@ -64,15 +63,15 @@ impl Engine {
     async fn restore_gates(&self, run: &JobRun, backup: &Backup) -> Result<Gates> {
         run.enter(Phase::Verifying).await?;
         let backup = &self.ensure_local(backup).await?;
-        let (path, tables) = self.check_archive(backup).await?;
+        let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
+        let (source, tables) = self.check_archive(backup, manifest.as_ref()).await?;
         self.check_restore_privileges().await?;
-        let privileges = grants::inspect(&self.tools().pg_restore, &path).await?;
+        let privileges = grants::inspect(&self.tools().pg_restore, &source).await?;
         self.check_roles_exist(&privileges.roles).await?;
         let profile = self.live_database_profile().await?;
-        let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
         let room = self.check_room_for_copy(run, manifest.as_ref()).await?;
         Ok(Gates {
-            path,
+            source,
             manifest,
             privileges,
             tables,
@@ -123,10 +122,17 @@ impl Engine {
                 sequences: m.sequences.clone()?,
             })
         });
-        let jobs_n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 4);
+        let input = gates.source.input().await?;
+        // An archive kept encrypted reaches pg_restore as one stream, which
+        // it reads with one job.
+        let jobs_n = if input.is_seekable() {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4)
+        } else {
+            1
+        };
         // The copy is read and migrated as the restore role too: whatever the
         // archive left in it (a row-security policy, a trigger) runs with
         // that role's rights, never the application's.
@@ -157,8 +163,7 @@ impl Engine {
             "--use-list={}",
             gates.privileges.restore_list.path().display()
         ))
-        .arg(format!("--dbname={shadow}"))
-        .arg(&gates.path);
+        .arg(format!("--dbname={shadow}"));
         if gates.privileges.default_privileges_skipped > 0 {
             run.note(&format!(
                 "The backup's default privileges (ALTER DEFAULT PRIVILEGES, {} entries) were not \
@@ -168,7 +173,14 @@ impl Engine {
             ))
             .await;
         }
-        let mut tool = ToolProcess::spawn("pg_restore", cmd, Stdio::null())?;
+        if !input.is_seekable() {
+            run.note(
+                "The backup is kept encrypted, so pg_restore read it as it was decrypted, with one \
+                 job rather than several.",
+            )
+            .await;
+        }
+        let mut tool = Reading::spawn(cmd, input, Stdio::null())?;
         let stderr = tool.child().stderr.take().expect("stderr is piped");
         let follower = {
             let progress = progress.clone();

@@ -143,7 +143,8 @@ impl DecryptionKeys {
     }
 }
 
-/// How an off-site copy is encrypted, as its manifest records it: readable
+/// How a backup is encrypted (its off-site copy, and with `local` its file
+/// here too), as its manifest records it: readable
 /// without any key, so the catalog can be rebuilt and the console can say
 /// which key a backup needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,16 +158,48 @@ pub struct Encryption {
     /// archive's, as pg_restore reads it).
     pub size_bytes: u64,
     pub sha256: String,
+    /// The file kept in the backup directory is this encrypted file too
+    /// (`ENCRYPT_LOCAL`); otherwise only the off-site copy is.
+    #[serde(default)]
+    pub local: bool,
 }
 
-/// The one-off key an encrypted copy is checked with (or the passphrase).
-pub struct Verifier(Box<dyn age::Identity + Send + Sync>);
+impl EncryptionConfig {
+    /// The manifest's record of a file encrypted with this configuration.
+    pub fn record(&self, size_bytes: u64, sha256: String, local: bool) -> Encryption {
+        Encryption {
+            format: "age".into(),
+            recipients: self.public_keys(),
+            passphrase: self.uses_passphrase(),
+            size_bytes,
+            sha256,
+            local,
+        }
+    }
+}
+
+/// The key a file just encrypted is checked with: a one-off key made for
+/// it (or the passphrase), kept only while the file is being proven.
+#[derive(Clone)]
+pub enum Verifier {
+    OneOff(age::x25519::Identity),
+    Passphrase(SecretString),
+}
+
+impl Verifier {
+    fn identity(&self) -> Box<dyn age::Identity + Send + Sync> {
+        match self {
+            Verifier::OneOff(key) => Box::new(key.clone()),
+            Verifier::Passphrase(p) => Box::new(age::scrypt::Identity::new(p.clone())),
+        }
+    }
+}
 
 /// Starts encrypting `plain` as it is read: the ciphertext comes out of
-/// the returned reader; the thread's own failure comes out of it too, as
-/// an I/O error.
+/// the returned reader; a failure (of the source or of the age thread)
+/// comes out of it too, as an I/O error.
 pub fn encrypt(
-    mut plain: std::fs::File,
+    plain: impl AsyncRead + Unpin + Send + 'static,
     config: &EncryptionConfig,
 ) -> Result<(impl AsyncRead + Unpin + Send, Verifier)> {
     let (encryptor, verifier) = match &config.passphrase {
@@ -174,7 +207,7 @@ pub fn encrypt(
             let passphrase = SecretString::from(passphrase.expose().to_owned());
             (
                 age::Encryptor::with_user_passphrase(passphrase.clone()),
-                Verifier(Box::new(age::scrypt::Identity::new(passphrase))),
+                Verifier::Passphrase(passphrase),
             )
         }
         None => {
@@ -188,15 +221,16 @@ pub fn encrypt(
                 .collect();
             let encryptor = age::Encryptor::with_recipients(recipients.into_iter())
                 .map_err(|e| Error::Config(format!("The age recipients cannot be used: {e}")))?;
-            (encryptor, Verifier(Box::new(one_off)))
+            (encryptor, Verifier::OneOff(one_off))
         }
     };
+    let source = pump(plain);
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let sink = ChannelWriter { tx: tx.clone() };
         let result = (|| {
             let mut writer = encryptor.wrap_output(io::BufWriter::with_capacity(CHUNK, sink))?;
-            io::copy(&mut plain, &mut writer)?;
+            io::copy(&mut ChannelRead::new(source), &mut writer)?;
             writer.finish()?.flush()
         })();
         if let Err(e) = result {
@@ -206,6 +240,31 @@ pub fn encrypt(
     Ok((channel_reader(rx), verifier))
 }
 
+/// Reads `source` on an async task into a channel a blocking thread reads
+/// (with [`ChannelRead`]); a read error is passed on.
+fn pump(source: impl AsyncRead + Unpin + Send + 'static) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
+    tokio::spawn(async move {
+        let mut source = source;
+        loop {
+            let mut buf = bytes::BytesMut::with_capacity(CHUNK);
+            match source.read_buf(&mut buf).await {
+                Ok(0) => return,
+                Ok(_) => {
+                    if tx.send(Ok(buf.freeze())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// Starts decrypting `cipher` with `identities`; waits until the header has
 /// been read and a key opened it, so a wrong or missing key is an error
 /// here, before anything is written.
@@ -213,34 +272,12 @@ async fn decrypt_with(
     cipher: impl AsyncRead + Unpin + Send + 'static,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> std::result::Result<impl AsyncRead + Unpin + Send, age::DecryptError> {
-    let (in_tx, in_rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     let (out_tx, out_rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     let (opened_tx, opened_rx) = oneshot::channel();
     // The ciphertext, pumped to the age thread.
-    tokio::spawn(async move {
-        let mut cipher = cipher;
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            match cipher.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if in_tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = in_tx.send(Err(e)).await;
-                    return;
-                }
-            }
-        }
-    });
+    let in_rx = pump(cipher);
     tokio::task::spawn_blocking(move || {
-        let source = ChannelRead {
-            rx: in_rx,
-            current: Bytes::new(),
-        };
+        let source = ChannelRead::new(in_rx);
         let opened = age::Decryptor::new(source)
             .and_then(|d| d.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)));
         let mut plain = match opened {
@@ -267,17 +304,16 @@ async fn decrypt_with(
     }
 }
 
-/// Decrypts an off-site copy with the one-off key it was made with.
+/// Decrypts a file just encrypted with the key it was checked with; the
+/// error is `what` went wrong, in words.
 pub async fn decrypt_for_check(
     cipher: impl AsyncRead + Unpin + Send + 'static,
-    verifier: Verifier,
+    verifier: &Verifier,
+    what: impl FnOnce(age::DecryptError) -> Error,
 ) -> Result<impl AsyncRead + Unpin + Send> {
-    decrypt_with(cipher, vec![verifier.0]).await.map_err(|e| {
-        Error::Offsite(format!(
-            "The encrypted off-site copy could not be opened with the key it was made with ({e}): \
-             the target stored something else."
-        ))
-    })
+    decrypt_with(cipher, vec![verifier.identity()])
+        .await
+        .map_err(what)
 }
 
 /// Decrypts a backup encrypted as `encryption` says with `keys`; the error
@@ -401,6 +437,15 @@ struct ChannelRead {
     current: Bytes,
 }
 
+impl ChannelRead {
+    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+        Self {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
 impl Read for ChannelRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
@@ -435,7 +480,8 @@ mod tests {
         let path = dir.path().join("plain");
         let plain: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         std::fs::write(&path, &plain).unwrap();
-        let (cipher, verifier) = encrypt(std::fs::File::open(&path).unwrap(), &config).unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let (cipher, verifier) = encrypt(file, &config).unwrap();
         let mut encrypted = Vec::new();
         let mut cipher = cipher;
         cipher.read_to_end(&mut encrypted).await.unwrap();
@@ -444,24 +490,20 @@ mod tests {
 
         // The one-off key opens it, and so does the configured one.
         let mut out = Vec::new();
-        decrypt_for_check(std::io::Cursor::new(encrypted.clone()), verifier)
-            .await
-            .unwrap()
-            .read_to_end(&mut out)
-            .await
-            .unwrap();
+        decrypt_for_check(std::io::Cursor::new(encrypted.clone()), &verifier, |e| {
+            Error::Invalid(e.to_string())
+        })
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
         assert_eq!(out, plain);
         let keys = DecryptionKeys {
             identity_file: Some(Secret::new(key.to_string().expose_secret())),
             passphrase: None,
         };
-        let encryption = Encryption {
-            format: "age".into(),
-            recipients: config.public_keys(),
-            passphrase: false,
-            size_bytes: encrypted.len() as u64,
-            sha256: String::new(),
-        };
+        let encryption = config.record(encrypted.len() as u64, String::new(), false);
         let mut out = Vec::new();
         decrypt(
             std::io::Cursor::new(encrypted.clone()),

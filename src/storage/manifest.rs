@@ -38,8 +38,27 @@ pub struct Manifest {
     pub tables: Option<Vec<TableFingerprint>>,
     pub sequences: Option<Vec<SequenceState>>,
     pub duration_ms: u64,
-    /// How its off-site copy is encrypted (absent when it is not, and in
-    /// the local sidecar); the size and SHA-256 above stay the archive's.
+    /// How it is encrypted: its off-site copy, and the file kept here when
+    /// it was made with `ENCRYPT_LOCAL` (the local sidecar has it only
+    /// then). The size and SHA-256 above stay the plain archive's, as
+    /// pg_restore reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<super::encryption::Encryption>,
+}
+
+impl Manifest {
+    /// How the file kept in the backup directory is encrypted, when it is.
+    pub fn kept_encrypted(&self) -> Option<&super::encryption::Encryption> {
+        self.encryption.as_ref().filter(|e| e.local)
+    }
+
+    /// Size and SHA-256 of the file as kept in the backup directory (the
+    /// encrypted file's when it is kept encrypted): what the catalog
+    /// records, and what downloads serve.
+    pub fn stored(&self) -> (u64, &str) {
+        match self.kept_encrypted() {
+            Some(e) => (e.size_bytes, &e.sha256),
+            None => (self.size_bytes, &self.sha256),
+        }
+    }
 }

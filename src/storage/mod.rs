@@ -17,6 +17,7 @@ mod health;
 mod local;
 mod manifest;
 pub mod offsite;
+mod source;
 mod verified;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use budget::{Claim, ClaimRequest, DiskBudget, Metered, Writer};
 pub use health::DirProblem;
 pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
+pub use source::{ArchiveSource, Key};
 pub use verified::{FileIdentity, VerifiedArchives};
 
 /// The subdirectory of the backup directory holding the manifests.

@@ -51,7 +51,12 @@ async fn upload_from(other: &Engine, here: &Engine) -> i64 {
         .filename;
     let bytes = std::fs::read(other.config().backup_dir.join(filename)).unwrap();
     let uploaded = here
-        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
+        .import_upload(
+            std::io::Cursor::new(bytes.clone()),
+            Some(bytes.len() as u64),
+            None,
+            &actor("alice"),
+        )
         .await
         .unwrap();
     assert_eq!(uploaded.kind, BackupKind::Uploaded);

@@ -131,9 +131,12 @@ async fn a_backup_is_verified_listed_and_describes_the_database() {
     assert_eq!(events.rows, 20_000);
 
     // Every table is in the archive.
-    let info = lms_backup::postgres::archive::list(&engine.tools().pg_restore, &path)
-        .await
-        .unwrap();
+    let info = lms_backup::postgres::archive::list(
+        &engine.tools().pg_restore,
+        lms_backup::postgres::archive::Input::Path(path.clone()),
+    )
+    .await
+    .unwrap();
     for t in &tables {
         assert!(
             info.tables.contains(&format!("{}.{}", t.schema, t.name)),

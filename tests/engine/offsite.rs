@@ -341,6 +341,68 @@ async fn a_changed_off_site_copy_is_refused_before_anything_changes() {
     assert!(engine.open_download(row.id).await.is_err());
 }
 
+/// Against a server that checks signatures: a wrong secret is said to be
+/// the credentials (never repeated), at the check and on the backup, and
+/// the right one copies.
+#[tokio::test]
+async fn wrong_credentials_are_said_to_be_the_credentials_and_the_right_ones_copy() {
+    let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let wrong = lms_backup::testing::guarded_s3_target(false, &prefix);
+    let secret = match &wrong.target {
+        lms_backup::storage::offsite::TargetConfig::S3(s3) => {
+            s3.secret_access_key.clone().unwrap().expose().to_owned()
+        }
+    };
+    let engine = spawn_engine_with(|c| {
+        c.offsite = Some(wrong);
+        c.offsite_retry_after = std::time::Duration::ZERO;
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let problem = engine
+        .check_offsite()
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problem.contains("refused the credentials") && problem.contains("AWS_SECRET_ACCESS_KEY"),
+        "{problem}"
+    );
+    let (job, row) = backup(&engine).await;
+    assert_eq!(row.status, BackupStatus::Completed);
+    assert_eq!(row.offsite_state, Some(OffsiteState::Failed));
+    let reason = row.offsite_error.unwrap();
+    assert!(reason.contains("refused the credentials"), "{reason}");
+    let status = engine.offsite_status().await.unwrap().unwrap();
+    let shown = status.problem.unwrap();
+    assert!(shown.contains("refused the credentials"), "{shown}");
+    for said in [&problem, &reason, &shown]
+        .into_iter()
+        .chain(job.notes.iter())
+    {
+        assert!(!said.contains(&secret), "the secret is never said: {said}");
+    }
+
+    // The right key: the next pass copies it.
+    let mut config = engine.config().clone();
+    config.offsite = Some(lms_backup::testing::guarded_s3_target(true, &prefix));
+    let right = Engine::new(engine.dbs().clone(), engine.tools().clone(), config)
+        .await
+        .unwrap();
+    assert!(right.check_offsite().await.unwrap().is_ok());
+    let report = right.offsite_pass().await.unwrap();
+    let after = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.verified,
+        std::slice::from_ref(&row.filename),
+        "{:?}",
+        after.offsite_error
+    );
+}
+
 async fn restore(engine: &Engine, id: i64) -> lms_backup::jobs::Job {
     let job = engine
         .start_restore(id, true, &actor("alice"))
@@ -602,5 +664,208 @@ mod encrypted {
         std::fs::remove_file(engine.config().backup_dir.join(&row.filename)).unwrap();
         let job = restore(&engine, row.id).await;
         assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+
+    /// Runs the standard `age` tool to decrypt `cipher` with `key`.
+    fn age_decrypt(cipher: &[u8], key: &Identity) -> Vec<u8> {
+        let dir = lms_backup::testing::scratch_dir("age-tool");
+        let (cipher_file, key_file, plain_file) = (
+            dir.join("in.age"),
+            dir.join("key.txt"),
+            dir.join("out.dump"),
+        );
+        std::fs::write(&cipher_file, cipher).unwrap();
+        std::fs::write(&key_file, format!("{}\n", key.to_string().expose_secret())).unwrap();
+        let out = std::process::Command::new("age")
+            .arg("--decrypt")
+            .arg("--identity")
+            .arg(&key_file)
+            .arg("--output")
+            .arg(&plain_file)
+            .arg(&cipher_file)
+            .output()
+            .expect("the age tool is installed (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plain = std::fs::read(&plain_file).unwrap();
+        std::fs::remove_dir_all(dir).ok();
+        plain
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    }
+
+    /// With ENCRYPT_LOCAL the backup directory holds only age files: made,
+    /// proven by decrypting them into pg_restore, served as they are,
+    /// restored only with the key (one pg_restore job, from the stream),
+    /// and uploads are encrypted as they arrive.
+    #[tokio::test]
+    async fn backups_and_uploads_kept_encrypted_here_restore_only_with_the_key() {
+        let key = Identity::generate();
+        let engine = spawn_engine_with(|c| {
+            c.encryption = to(&[&key]);
+            c.encrypt_local = true;
+        })
+        .await;
+        lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+        let (job, row) = backup(&engine).await;
+        assert!(job.notes.is_empty(), "{:?}", job.notes);
+        assert_eq!(row.offsite_state, None, "no target");
+        let dir = engine.config().backup_dir.clone();
+        let local = std::fs::read(dir.join(&row.filename)).unwrap();
+        assert!(local.starts_with(b"age-encryption.org/v1\n"));
+        assert!(!local.windows(5).any(|w| w == b"PGDMP"), "not in the clear");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("backup_"))
+            .collect();
+        assert_eq!(
+            names,
+            std::slice::from_ref(&row.filename),
+            "no plain file left beside it"
+        );
+
+        // The catalog and the download are the file as kept; the manifest
+        // also has the plain archive's SHA-256, which the age tool and the
+        // key give back.
+        assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&local).as_str()));
+        let manifest = catalog::get(&engine.dbs().control, row.id)
+            .await
+            .unwrap()
+            .manifest
+            .unwrap();
+        let kept = manifest
+            .kept_encrypted()
+            .expect("recorded as kept encrypted");
+        assert_eq!(kept.recipients, [public(&key)]);
+        let sidecar: lms_backup::storage::Manifest = serde_json::from_slice(
+            &std::fs::read(dir.join("metadata").join(format!("{}.json", row.filename))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            sidecar.encryption, manifest.encryption,
+            "the sidecar says so too"
+        );
+        let plain = age_decrypt(&local, &key);
+        assert!(plain.starts_with(b"PGDMP"));
+        assert_eq!(
+            (plain.len() as u64, sha256_hex(&plain)),
+            (manifest.size_bytes, manifest.sha256.clone())
+        );
+        let download = engine.open_download(row.id).await.unwrap();
+        assert!(download.encrypted);
+        assert_eq!(download.attachment_name(), format!("{}.age", row.filename));
+        assert_eq!(download.sha256, sha256_hex(&local));
+
+        // Without the key a restore is refused before anything changes,
+        // naming the key; with it, the data comes back.
+        let at_backup = live_fingerprint(&engine).await;
+        run_sql(&engine, "DELETE FROM enrollments").await;
+        let changed = live_fingerprint(&engine).await;
+        let job = restore(&engine, row.id).await;
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let message = job.message.unwrap();
+        assert!(
+            message.contains("no key to open it is set") && message.contains(&public(&key)),
+            "{message}"
+        );
+        assert!(changed
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty());
+        let keyed = same_place(&engine, |c| c.decryption = opened_by(&[&key])).await;
+        let job = restore(&keyed, row.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        assert!(
+            job.notes.iter().any(|n| n.contains("one job")),
+            "{:?}",
+            job.notes
+        );
+        assert!(at_backup
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty());
+
+        // An upload is encrypted as it arrives; the same archive in the
+        // clear is known by its plain SHA-256.
+        let refused = keyed
+            .import_upload(
+                std::io::Cursor::new(plain.clone()),
+                Some(plain.len() as u64),
+                None,
+                &actor("alice"),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains(&row.filename), "{refused}");
+        keyed.delete_backup(row.id, &actor("alice")).await.unwrap();
+        let uploaded = keyed
+            .import_upload(
+                std::io::Cursor::new(plain.clone()),
+                Some(plain.len() as u64),
+                None,
+                &actor("alice"),
+            )
+            .await
+            .unwrap();
+        let stored = std::fs::read(dir.join(&uploaded.filename)).unwrap();
+        assert!(stored.starts_with(b"age-encryption.org/v1\n"));
+        assert_eq!(age_decrypt(&stored, &key), plain);
+        run_sql(&engine, "DELETE FROM enrollments").await;
+        let job = restore(&keyed, uploaded.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        assert!(at_backup
+            .differences(&live_fingerprint(&engine).await)
+            .is_empty());
+    }
+
+    /// A file kept encrypted goes off-site as the same bytes and comes back
+    /// as them; with ENCRYPT_LOCAL set, a backup made before it comes back
+    /// encrypted too, never in the clear.
+    #[tokio::test]
+    async fn copies_of_files_kept_encrypted_leave_and_come_back_encrypted() {
+        let bucket = fresh_bucket().await;
+        let key = Identity::generate();
+        let plain_here = spawn_engine_with(|c| {
+            c.offsite = Some(s3_target(&bucket, ""));
+            c.encryption = to(&[&key]);
+            c.decryption = opened_by(&[&key]);
+        })
+        .await;
+        lms_backup::demo::seed(&plain_here.dbs().lms, 1)
+            .await
+            .unwrap();
+        let (_, before) = backup(&plain_here).await;
+        let kept = same_place(&plain_here, |c| c.encrypt_local = true).await;
+        let (_, after) = backup(&kept).await;
+        assert_eq!(after.offsite_state, Some(OffsiteState::Verified));
+        let dir = kept.config().backup_dir.clone();
+        let local = std::fs::read(dir.join(&after.filename)).unwrap();
+        let (status, _, stored) =
+            s3_request("GET", &format!("/{bucket}/{}", after.filename), b"").await;
+        assert_eq!(status, 200);
+        assert!(stored == local, "the same bytes off-site");
+
+        let at_backup = live_fingerprint(&kept).await;
+        for row in [&before, &after] {
+            std::fs::remove_file(dir.join(&row.filename)).unwrap();
+            let job = restore(&kept, row.id).await;
+            assert_eq!(job.status, JobStatus::Succeeded, "{} {job:?}", row.filename);
+            let fetched = std::fs::read(dir.join(&row.filename)).unwrap();
+            assert!(
+                fetched.starts_with(b"age-encryption.org/v1\n"),
+                "{} fetched back encrypted",
+                row.filename
+            );
+            let now = catalog::get_row(&kept.dbs().control, row.id).await.unwrap();
+            assert_eq!(now.sha256.as_deref(), Some(sha256_hex(&fetched).as_str()));
+            assert!(at_backup
+                .differences(&live_fingerprint(&kept).await)
+                .is_empty());
+        }
     }
 }

@@ -77,7 +77,12 @@ async fn upload_dump_of(engine: &Engine, database: &str) -> i64 {
     );
     let bytes = std::fs::read(&file).unwrap();
     engine
-        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
+        .import_upload(
+            std::io::Cursor::new(bytes.clone()),
+            Some(bytes.len() as u64),
+            None,
+            &actor("alice"),
+        )
         .await
         .unwrap()
         .id
@@ -849,7 +854,12 @@ async fn a_copy_growing_past_the_free_space_is_stopped() {
     })
     .await;
     let uploaded = engine
-        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
+        .import_upload(
+            std::io::Cursor::new(bytes.clone()),
+            Some(bytes.len() as u64),
+            None,
+            &actor("alice"),
+        )
         .await
         .unwrap();
     let before = live_fingerprint(&engine).await;
@@ -912,7 +922,12 @@ async fn the_write_ahead_log_a_restore_writes_is_counted_in_the_room_it_needs() 
     })
     .await;
     let uploaded = engine
-        .import_upload(&bytes[..], Some(bytes.len() as u64), None, &actor("alice"))
+        .import_upload(
+            std::io::Cursor::new(bytes.clone()),
+            Some(bytes.len() as u64),
+            None,
+            &actor("alice"),
+        )
         .await
         .unwrap();
     let names = databases_named_like(&engine).await;

@@ -542,9 +542,14 @@ async fn an_archive_that_runs_a_program_when_restored_gets_no_rights_to() {
     std::fs::remove_file(&proof).unwrap();
 
     let who = actor("alice");
-    let archive = &dumped.stdout[..];
+    let archive = dumped.stdout.clone();
     let uploaded = engine
-        .import_upload(archive, Some(archive.len() as u64), None, &who)
+        .import_upload(
+            std::io::Cursor::new(archive.clone()),
+            Some(archive.len() as u64),
+            None,
+            &who,
+        )
         .await
         .unwrap();
     let before = live_fingerprint(&engine).await;

@@ -122,7 +122,12 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     let first = HeldUpload::start(&engine, 40 << 20, &archive).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&second[..], Some(30 << 20), None, &who)
+        .import_upload(
+            std::io::Cursor::new(second.clone()),
+            Some(30 << 20),
+            None,
+            &who,
+        )
         .await
         .map(|_| ())
         .unwrap_err();
@@ -138,7 +143,9 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
         assert!(message.contains(words), "{words:?} in {message}");
     }
     // Announcing nothing counts as MAX_BACKUP_SIZE (1 GiB): refused too.
-    let refused = engine.import_upload(&second[..], None, None, &who).await;
+    let refused = engine
+        .import_upload(std::io::Cursor::new(second.clone()), None, None, &who)
+        .await;
     assert!(
         matches!(refused, Err(Error::InsufficientStorage(_))),
         "{refused:?}"
@@ -159,7 +166,12 @@ async fn uploads_and_a_backup_share_the_room_on_the_disk() {
     // Once the first is in, its claim is gone: the second fits.
     first.finish().await;
     engine
-        .import_upload(&second[..], Some(30 << 20), None, &who)
+        .import_upload(
+            std::io::Cursor::new(second.clone()),
+            Some(30 << 20),
+            None,
+            &who,
+        )
         .await
         .unwrap();
 
@@ -206,7 +218,12 @@ async fn uploads_past_the_limit_wait_their_turn() {
     let second = HeldUpload::start(&engine, len(1), &archives[1]).await;
     let during = files(&dir);
     let refused = engine
-        .import_upload(&archives[2][..], Some(len(2)), None, &who)
+        .import_upload(
+            std::io::Cursor::new(archives[2].clone()),
+            Some(len(2)),
+            None,
+            &who,
+        )
         .await
         .map(|_| ())
         .unwrap_err();
@@ -223,7 +240,12 @@ async fn uploads_past_the_limit_wait_their_turn() {
 
     let first = first.finish().await;
     let third = engine
-        .import_upload(&archives[2][..], Some(len(2)), None, &who)
+        .import_upload(
+            std::io::Cursor::new(archives[2].clone()),
+            Some(len(2)),
+            None,
+            &who,
+        )
         .await
         .unwrap();
     let second = second.finish().await;

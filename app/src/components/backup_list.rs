@@ -628,7 +628,7 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
     let encrypted_for = detail
         .manifest
         .as_ref()
-        .and_then(|m| m.encrypted_for.clone());
+        .and_then(|m| Some((m.encrypted_for.clone()?, m.kept_encrypted)));
     let tables = detail.manifest.and_then(|m| m.tables);
     view! {
         <dl class="facts manifest-facts">
@@ -650,9 +650,15 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
                     </dd>
                 </div>
             })}
-            {encrypted_for.map(|keys| view! {
+            {encrypted_for.map(|(keys, kept_encrypted)| view! {
                 <div class="wide-fact" data-testid="encrypted-for">
-                    <dt>"Off-site copy encrypted (age) for"</dt>
+                    <dt>
+                        {if kept_encrypted {
+                            "Encrypted (age) here and off-site, for"
+                        } else {
+                            "Off-site copy encrypted (age) for"
+                        }}
+                    </dt>
                     <dd class="keys">{keys}</dd>
                 </div>
             })}

@@ -70,7 +70,7 @@ pub async fn delete_backup(
 pub async fn upload_backup(
     state: &AppState,
     admin: &AdminUser,
-    archive: impl AsyncRead + Unpin,
+    archive: impl AsyncRead + Unpin + Send + 'static,
     declared_len: Option<u64>,
     original_name: Option<UploadName>,
 ) -> Result<BackupSummary, AppError> {

@@ -288,6 +288,7 @@ async fn download(
                 .into_response())
         }
     };
+    let attachment = dl.attachment_name();
     let mut file = tokio::fs::File::from_std(dl.file);
     file.seek(std::io::SeekFrom::Start(start))
         .await
@@ -308,7 +309,7 @@ async fn download(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", dl.filename)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{attachment}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&dl.sha256) {

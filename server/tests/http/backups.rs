@@ -60,9 +60,12 @@ async fn create_list_get_download_round_trip() {
     // The downloaded archive lists every LMS table.
     let file = std::env::temp_dir().join(format!("dl-{}.dump", uuid::Uuid::new_v4().simple()));
     std::fs::write(&file, &bytes).unwrap();
-    let info = lms_backup::postgres::archive::list(&app.engine.tools().pg_restore, &file)
-        .await
-        .unwrap();
+    let info = lms_backup::postgres::archive::list(
+        &app.engine.tools().pg_restore,
+        lms_backup::postgres::archive::Input::Path(file.clone()),
+    )
+    .await
+    .unwrap();
     for table in [
         "users",
         "courses",

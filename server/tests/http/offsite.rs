@@ -77,6 +77,16 @@ async fn the_command_line_copies_off_site_with_secrets_from_files() {
     let out = lms_admin(&no_bucket, &["backup", "list"]).await;
     assert!(!out.status.success());
     assert!(text(&out).contains("S3_BUCKET is not"), "{}", text(&out));
+    // Files kept encrypted need something to encrypt them to.
+    let mut keyless = env.to_vec();
+    keyless.push(("ENCRYPT_LOCAL", "true".to_owned()));
+    let out = lms_admin(&keyless, &["backup", "list"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("ENCRYPT_LOCAL=true needs the keys to encrypt to"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 

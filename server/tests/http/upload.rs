@@ -269,7 +269,10 @@ async fn oversized_uploads_get_413_declared_or_not() {
     // No declared length: the stream is cut off at the cap.
     let who = lms_backup::testing::actor("alice");
     let big = vec![0u8; 3 * 1024 * 1024];
-    let refused = app.engine.import_upload(&big[..], None, None, &who).await;
+    let refused = app
+        .engine
+        .import_upload(std::io::Cursor::new(big.clone()), None, None, &who)
+        .await;
     assert!(
         matches!(refused, Err(lms_backup::Error::TooLarge(_))),
         "{refused:?}"

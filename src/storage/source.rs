@@ -1,0 +1,132 @@
+//! An archive in the backup directory as pg_restore is to read it: the file
+//! itself, or, when it is kept encrypted (`ENCRYPT_LOCAL`), decrypted on
+//! the way to pg_restore's standard input, so the plain archive never
+//! touches the disk.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncReadExt;
+
+use super::encryption::{self, DecryptionKeys, Encryption, Verifier};
+use super::Manifest;
+use crate::postgres::archive::{self, Input, TableProgress};
+use crate::{Error, Result};
+
+/// Where pg_restore gets a stored archive from.
+pub enum ArchiveSource {
+    Plain(PathBuf),
+    Encrypted { path: PathBuf, key: Key },
+}
+
+/// What opens an archive kept encrypted.
+pub enum Key {
+    /// The one-off key it was just made with (while it is being proven).
+    Check(Verifier),
+    /// The configured keys (a restore); the error names the key needed.
+    Restore {
+        encryption: Encryption,
+        keys: DecryptionKeys,
+        name: String,
+    },
+}
+
+impl ArchiveSource {
+    /// The archive at `path`, as its manifest says it is kept.
+    pub fn stored(path: PathBuf, manifest: Option<&Manifest>, keys: &DecryptionKeys) -> Self {
+        match manifest.and_then(Manifest::kept_encrypted) {
+            None => ArchiveSource::Plain(path),
+            Some(encryption) => ArchiveSource::Encrypted {
+                path,
+                key: Key::Restore {
+                    encryption: encryption.clone(),
+                    keys: keys.clone(),
+                    name: manifest.map(|m| m.filename.clone()).unwrap_or_default(),
+                },
+            },
+        }
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, ArchiveSource::Encrypted { .. })
+    }
+
+    /// The input of one pg_restore run: each run reads the file again. For
+    /// an encrypted archive this fails, before pg_restore starts, when no
+    /// key set opens it.
+    pub async fn input(&self) -> Result<Input> {
+        match self {
+            ArchiveSource::Plain(path) => Ok(Input::Path(path.clone())),
+            ArchiveSource::Encrypted { path, key } => {
+                let file = open_no_follow(path.clone()).await?;
+                Ok(Input::Stream(match key {
+                    Key::Check(verifier) => Box::new(
+                        encryption::decrypt_for_check(file, verifier, |e| {
+                            Error::Invalid(format!(
+                                "The archive just encrypted could not be opened with the key it \
+                                 was made with ({e}): it was changed on the disk."
+                            ))
+                        })
+                        .await?,
+                    ),
+                    Key::Restore {
+                        encryption,
+                        keys,
+                        name,
+                    } => Box::new(encryption::decrypt(file, encryption, keys, name).await?),
+                }))
+            }
+        }
+    }
+}
+
+impl ArchiveSource {
+    /// The first `len` bytes of the archive (plain), to tell what it is.
+    pub async fn head(&self, len: usize) -> Result<Vec<u8>> {
+        let mut head = Vec::with_capacity(len);
+        let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match self.input().await? {
+            Input::Path(path) => Box::new(open_no_follow(path).await?),
+            Input::File(file) => Box::new(tokio::fs::File::from_std(file)),
+            Input::Stream(stream) => stream,
+        };
+        reader.take(len as u64).read_to_end(&mut head).await?;
+        Ok(head)
+    }
+
+    /// Reads every byte of the archive with pg_restore ([`archive::read_all`]);
+    /// one kept encrypted must also decrypt to the archive that was written,
+    /// `plain` (size and SHA-256).
+    pub async fn read_all(
+        &self,
+        pg_restore: &Path,
+        progress: &TableProgress,
+        plain: (u64, &str),
+    ) -> Result<()> {
+        let (input, decrypted) = match self.input().await? {
+            Input::Stream(stream) => {
+                let (stream, hash) = encryption::hashing(stream);
+                (Input::Stream(Box::new(stream)), Some(hash))
+            }
+            other => (other, None),
+        };
+        archive::read_all(pg_restore, input, progress).await?;
+        match decrypted {
+            Some(hash) if hash.result() != (plain.0, plain.1.to_owned()) => Err(Error::Invalid(
+                "The encrypted archive does not decrypt to the archive that was written.".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Opens a file for reading without following a symlink in its place.
+async fn open_no_follow(path: PathBuf) -> Result<tokio::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = super::blocking(move || {
+        Ok(std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?)
+    })
+    .await?;
+    Ok(tokio::fs::File::from_std(file))
+}
