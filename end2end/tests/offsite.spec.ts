@@ -33,8 +33,12 @@ test('a backup whose off-site copy failed shows it, with the reason, on every si
     await expect(dialog).toBeHidden();
 
     const row = backupTable(page).getByRole('row').filter({ hasText: notes });
-    // The backup itself is complete and verified here; its copy is not.
+    // The backup itself is complete and verified here; its copy is not,
+    // and the toast says so as a warning, not as plain success.
     await expect(row.getByText('completed', { exact: true })).toBeVisible({ timeout: 90_000 });
+    const toast = page.getByText('Done, with a note');
+    await expect(toast).toBeVisible({ timeout: 30_000 });
+    await expect(page.getByText(/does not exist.*It will be tried again/)).toBeVisible();
     const badge = row.getByTestId('offsite-badge');
     await expect(badge).toHaveText('off-site: failed');
     await expect(badge).toHaveAttribute('data-state', 'failed');

@@ -168,6 +168,10 @@ impl Console {
         self.toast(ToastIntent::Info, title, message);
     }
 
+    pub fn toast_warning(&self, title: &'static str, message: String) {
+        self.toast(ToastIntent::Warning, title, message);
+    }
+
     pub fn toast_error(&self, title: &'static str, message: String) {
         self.toast(ToastIntent::Error, title, message);
     }

@@ -193,7 +193,14 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
             ),
             (other, _) => format!("The {other} finished."),
         };
-        console.toast_success(format!("{what} {message} {notes}").trim_end().to_owned());
+        let said = format!("{what} {message} {notes}").trim_end().to_owned();
+        if job.notes.is_empty() {
+            console.toast_success(said);
+        } else {
+            // Done, with something to read (a copy that failed, a check
+            // that could not be made): not the plain green of all is well.
+            console.toast_warning("Done, with a note", said);
+        }
     } else {
         // A failed restore or undo switched nothing: a later sign-out is
         // not its doing.
