@@ -23,6 +23,9 @@ pub struct OperationStatus {
     pub backup_dir: Option<crate::backup::DirUnavailable>,
     /// Catalog entries whose file is missing.
     pub missing_backups: i64,
+    /// Of those, the ones with a verified off-site copy (a download or a
+    /// restore fetches their file back).
+    pub missing_kept_offsite: i64,
 }
 
 /// The stored backups at a glance (the card's header).
@@ -191,6 +194,11 @@ impl Engine {
             lms_types::BackupStatus::Missing,
         )
         .await?;
+        let missing_kept_offsite = if missing_backups > 0 {
+            crate::catalog::count_missing_kept_offsite(&self.dbs().control).await?
+        } else {
+            0
+        };
         Ok(OperationStatus {
             lock,
             job,
@@ -198,6 +206,7 @@ impl Engine {
             undo_available,
             backup_dir,
             missing_backups,
+            missing_kept_offsite,
         })
     }
 

@@ -47,7 +47,8 @@ pub struct OffsiteStatus {
     pub problem: Option<String>,
     /// When it was last checked (`None`: not yet).
     pub checked_at: Option<DateTime<Utc>>,
-    /// Stored backups whose copy is verified, and those whose copy is not
+    /// Backups whose copy is verified (kept here or not: a new host's
+    /// imported ones are only off-site), and stored ones whose copy is not
     /// (pending, copying, failed or missing).
     pub verified: i64,
     pub unverified: i64,
@@ -120,10 +121,11 @@ impl Engine {
         };
         let (verified, unverified): (i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE offsite_state = 'verified'),
-                    count(*) FILTER (WHERE offsite_state IS DISTINCT FROM 'verified')
-             FROM backup_history WHERE status = $1",
+                    count(*) FILTER (WHERE status = $1 AND offsite_state IS DISTINCT FROM 'verified')
+             FROM backup_history WHERE status IN ($1, $2)",
         )
         .bind(BackupStatus::Completed)
+        .bind(BackupStatus::Missing)
         .fetch_one(&self.dbs().control)
         .await?;
         let seen = self.target_watch().seen.lock().unwrap().clone();

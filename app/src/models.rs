@@ -402,6 +402,10 @@ pub struct OperationStatus {
     pub backup_dir_problem: Option<String>,
     /// Backups whose file is missing from the backup directory.
     pub missing_backups: i64,
+    /// Of those, the ones a download or restore fetches back from their
+    /// verified off-site copy.
+    #[serde(default)]
+    pub missing_kept_offsite: i64,
 }
 
 /// What a check of the backup files against the catalog found, by archive
@@ -939,6 +943,7 @@ mod convert {
                 undo_available: s.undo_available,
                 backup_dir_problem: s.backup_dir.map(|d| d.message),
                 missing_backups: s.missing_backups,
+                missing_kept_offsite: s.missing_kept_offsite,
             }
         }
     }

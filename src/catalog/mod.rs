@@ -294,6 +294,18 @@ pub async fn count_with_status(control: &PgPool, status: BackupStatus) -> Result
     )
 }
 
+/// How many entries are missing their file here but have a verified
+/// off-site copy.
+pub async fn count_missing_kept_offsite(control: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM backup_history WHERE status = $1 AND offsite_state = $2",
+    )
+    .bind(BackupStatus::Missing)
+    .bind(OffsiteState::Verified)
+    .fetch_one(control)
+    .await?)
+}
+
 /// How many entries have (or had) a file in the backup directory: the
 /// completed and the missing ones.
 pub async fn count_stored(control: &PgPool) -> Result<i64> {

@@ -189,8 +189,12 @@ fn OffsiteImportPrompt(count: usize) -> impl IntoView {
             console.toast_info(
                 "Imported from off-site",
                 format!(
-                    "{} backup(s) listed again; restore any of them from its off-site copy.{refused}",
-                    done.imported
+                    "{} listed again; a download or restore fetches its file from the off-site \
+                     copy.{refused}",
+                    match done.imported {
+                        1 => "1 backup".to_owned(),
+                        n => format!("{n} backups"),
+                    }
                 ),
             );
             console.refresh();
@@ -230,12 +234,17 @@ fn StorageAlert() -> impl IntoView {
     let console = Console::expect();
     let storage = Memo::new(move |_| {
         console.status.with(|s| {
-            s.as_ref()
-                .map(|s| (s.backup_dir_problem.clone(), s.missing_backups))
+            s.as_ref().map(|s| {
+                (
+                    s.backup_dir_problem.clone(),
+                    s.missing_backups,
+                    s.missing_kept_offsite,
+                )
+            })
         })
     });
     Effect::new(move |before: Option<Option<(bool, i64)>>| {
-        let now = storage.with(|s| s.as_ref().map(|(p, m)| (p.is_some(), *m)));
+        let now = storage.with(|s| s.as_ref().map(|(p, m, _)| (p.is_some(), *m)));
         if before.flatten().is_some_and(|b| Some(b) != now) {
             console.refresh();
         }
@@ -251,7 +260,7 @@ fn StorageAlert() -> impl IntoView {
         None => {}
     });
     move || {
-        let (problem, missing) = storage.get()?;
+        let (problem, missing, kept_offsite) = storage.get()?;
         if let Some(problem) = problem {
             return Some(
                 view! {
@@ -268,14 +277,38 @@ fn StorageAlert() -> impl IntoView {
             } else {
                 "backups are"
             };
+            // A new host after an import from the bucket: nothing is wrong,
+            // the files are off-site.
+            let (intent, said) = if kept_offsite == missing {
+                (
+                    MessageBarIntent::Info,
+                    format!(
+                        "{missing} {backups} off-site only: their file is not in the backup \
+                         directory here, and a download or restore fetches it back from its \
+                         verified copy.",
+                    ),
+                )
+            } else {
+                let fetched = match kept_offsite {
+                    0 => String::new(),
+                    n => format!(
+                        " {n} of them have a verified off-site copy, which a download or \
+                         restore fetches back."
+                    ),
+                };
+                (
+                    MessageBarIntent::Warning,
+                    format!(
+                        "{missing} {backups} missing their file in the backup directory.{fetched} \
+                         Once a file is back, checking again lists it as completed if it is the \
+                         same archive (size and SHA-256).",
+                    ),
+                )
+            };
             view! {
-                <MessageBar intent=MessageBarIntent::Warning class="storage-alert">
+                <MessageBar intent class="storage-alert">
                     <MessageBarBody attr:data-testid="missing-backups">
-                        {format!(
-                            "{missing} {backups} missing their file in the backup directory. \
-                            Once a file is back, checking again lists it as completed if it is \
-                            the same archive (size and SHA-256).",
-                        )}
+                        {said}
                         " "
                         <Button
                             appearance=ButtonAppearance::Secondary

@@ -642,9 +642,13 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
                 <div class="wide-fact" data-testid="offsite-fact">
                     <dt>"Copies"</dt>
                     <dd>
-                        {match copy.state {
-                            OffsiteState::Verified => "Here and off-site (verified)".to_owned(),
-                            state => format!("Here; {}", state.words()),
+                        {match (copy.state, b.status == BackupStatus::Missing) {
+                            (OffsiteState::Verified, false) => "Here and off-site (verified)".to_owned(),
+                            (OffsiteState::Verified, true) => {
+                                "Off-site only (verified): a download or restore fetches it back".to_owned()
+                            }
+                            (state, false) => format!("Here; {}", state.words()),
+                            (state, true) => format!("Not here; {}", state.words()),
                         }}
                         {copy.error.map(|e| view! { <span class="offsite-error">{format!(" — {e}")}</span> })}
                     </dd>

@@ -315,4 +315,10 @@ async fn a_console_on_a_new_host_offers_the_bucket_s_backups_and_imports_them_wh
         .await
         .unwrap();
     assert!(!html.contains("offsite-importable"), "offered no more");
+    // Nothing is wrong: the files are off-site (said as such, not as lost
+    // files), and the card counts them.
+    let now = app.engine.operation_status().await.unwrap();
+    assert_eq!((now.missing_backups, now.missing_kept_offsite), (2, 2));
+    let status = app.engine.offsite_status().await.unwrap().unwrap();
+    assert_eq!((status.verified, status.unverified), (2, 0));
 }
