@@ -261,10 +261,22 @@ impl Engine {
         let mut manifest = detail.manifest.ok_or_else(|| {
             Error::Invalid(format!("{} has no manifest to copy.", backup.filename))
         })?;
-        // The local file, proven to be the manifest's (read in full unless
-        // it was proven since it last changed).
-        let local = self.open_download(backup.id).await?;
+        // The local file, read once: hashed as it is sent, and the copy is
+        // never completed unless it is the manifest's.
         let name = &backup.filename;
+        let local = tokio::fs::File::from_std(self.backup_dir().open_archive(name).await?);
+        let (expected_size, expected_sha256) = manifest.stored();
+        let (expected_size, expected_sha256) = (expected_size, expected_sha256.to_owned());
+        let unchanged = |size: u64, sha256: &str| {
+            if (size, sha256) == (expected_size, expected_sha256.as_str()) {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!(
+                    "{name} no longer matches its checksum here: it was changed or damaged, so \
+                     it was not copied off-site."
+                )))
+            }
+        };
         let changed = |what: &str| {
             Error::Offsite(format!(
                 "The off-site copy of {name} was read back {what}: the target stored something \
@@ -275,9 +287,8 @@ impl Engine {
             // Kept encrypted here (proven when it was made, by decrypting it
             // into pg_restore): the copy is the same bytes.
             (Some(kept), _) => {
-                let file = tokio::fs::File::from_std(local.file);
                 let sent = offsite
-                    .send(file, name, kept.size_bytes, &progress.sent)
+                    .send(local, name, kept.size_bytes, &progress.sent, unchanged)
                     .await?;
                 let got = offsite.read_back(name, &progress.read).await?;
                 if got != (kept.size_bytes, kept.sha256.clone()) {
@@ -286,9 +297,8 @@ impl Engine {
                 (sent, Some(kept.clone()))
             }
             (None, None) => {
-                let file = tokio::fs::File::from_std(local.file);
                 let sent = offsite
-                    .send(file, name, manifest.size_bytes, &progress.sent)
+                    .send(local, name, manifest.size_bytes, &progress.sent, unchanged)
                     .await?;
                 let got = offsite.read_back(name, &progress.read).await?;
                 if got != (manifest.size_bytes, manifest.sha256.clone()) {
@@ -297,10 +307,17 @@ impl Engine {
                 (sent, None)
             }
             (None, Some(config)) => {
-                let file = tokio::fs::File::from_std(local.file);
-                let (cipher, check_key) = encryption::encrypt(file, config)?;
+                let (plain, plain_hash) = encryption::hashing(local);
+                let (cipher, check_key) = encryption::encrypt(plain, config)?;
                 let bound = encryption::encrypted_size_bound(manifest.size_bytes);
-                let sent = offsite.send(cipher, name, bound, &progress.sent).await?;
+                // The ciphertext has ended, so the plain file was read to its end.
+                let plain_unchanged = |_: u64, _: &str| {
+                    let (size, sha256) = plain_hash.result();
+                    unchanged(size, &sha256)
+                };
+                let sent = offsite
+                    .send(cipher, name, bound, &progress.sent, plain_unchanged)
+                    .await?;
                 // One read of the object: its bytes hashed as they come and
                 // decrypted with the one-off key; the plaintext must be the
                 // archive pg_restore read in full.

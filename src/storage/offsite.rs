@@ -261,13 +261,16 @@ impl Offsite {
     /// Sends an archive (multipart, `PARTS_IN_FLIGHT` parts in memory at
     /// most), then its manifest. A failed upload is aborted, so no
     /// incomplete upload is left behind when the target can still be
-    /// told. `sent` counts the archive's bytes as they go.
+    /// told. `sent` counts the archive's bytes as they go;
+    /// `before_complete` is given the size and SHA-256 of what was sent and
+    /// may still refuse it (the upload is then aborted).
     pub async fn send(
         &self,
         mut source: impl tokio::io::AsyncRead + Unpin + Send,
         name: &str,
         size_bound: u64,
         sent: &AtomicU64,
+        before_complete: impl FnOnce(u64, &str) -> Result<()>,
     ) -> Result<Sent> {
         let part_size = part_size(size_bound, self.config.min_part_size, self.config.max_parts);
         let mut hasher = Sha256::new();
@@ -278,8 +281,10 @@ impl Offsite {
             .put_multipart(&path)
             .await
             .map_err(|e| self.failure("The off-site copy could not be started", e))?;
+        // Each part is sent on its own task, so parts in flight go on while
+        // the next one is read and hashed.
+        let mut in_flight = FuturesUnordered::new();
         let result = async {
-            let mut in_flight = FuturesUnordered::new();
             let mut parts = 0u64;
             loop {
                 let mut part = BytesMut::with_capacity(part_size as usize);
@@ -307,13 +312,12 @@ impl Offsite {
                         self.config.max_parts
                     )));
                 }
-                in_flight.push(upload.put_part(PutPayload::from(part.freeze())));
+                in_flight.push(tokio::spawn(
+                    upload.put_part(PutPayload::from(part.freeze())),
+                ));
                 while in_flight.len() >= PARTS_IN_FLIGHT {
-                    in_flight
-                        .next()
-                        .await
-                        .expect("a part is in flight")
-                        .map_err(|e| self.failure("The off-site copy could not be sent", e))?;
+                    let done = in_flight.next().await.expect("a part is in flight");
+                    self.part_sent(done)?;
                 }
                 sent.fetch_add(len, Ordering::Relaxed);
                 if last {
@@ -321,8 +325,11 @@ impl Offsite {
                 }
             }
             while let Some(done) = in_flight.next().await {
-                done.map_err(|e| self.failure("The off-site copy could not be sent", e))?;
+                self.part_sent(done)?;
             }
+            // What was sent is what was meant to be: else it is never
+            // completed, so never seen.
+            before_complete(total, &hex::encode(hasher.clone().finalize()))?;
             upload
                 .complete()
                 .await
@@ -333,6 +340,9 @@ impl Offsite {
         let parts = match result {
             Ok(parts) => parts,
             Err(err) => {
+                for part in &in_flight {
+                    part.abort();
+                }
                 if let Err(e) = upload.abort().await {
                     tracing::warn!(error = %e, object = %path, "could not abort the incomplete off-site upload; will try again");
                     self.stranded.lock().unwrap().push((path, upload));
@@ -346,6 +356,15 @@ impl Offsite {
             size: total,
             sha256: hex::encode(hasher.finalize()),
         })
+    }
+
+    /// A part's upload, ended.
+    fn part_sent(
+        &self,
+        done: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+    ) -> Result<()> {
+        done.map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(|e| self.failure("The off-site copy could not be sent", e))
     }
 
     /// Writes an archive's manifest beside it (after the archive: a

@@ -203,6 +203,46 @@ async fn a_copy_deleted_out_of_band_is_found_missing_and_copied_again() {
     assert_eq!(status, 200);
 }
 
+/// A local file changed since it was verified is never completed
+/// off-site: its bytes are hashed as they are sent, and the upload is
+/// aborted when they are not the manifest's.
+#[tokio::test]
+async fn a_local_file_changed_since_it_was_verified_is_not_copied() {
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| {
+        c.offsite = Some(s3_target(&bucket, ""));
+        c.offsite_retry_after = std::time::Duration::ZERO;
+    })
+    .await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let (_, row) = backup(&engine).await;
+    let key = format!("/{bucket}/{}", row.filename);
+    assert_eq!(s3_request("DELETE", &key, b"").await.0, 204);
+    let path = engine.config().backup_dir.join(&row.filename);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let report = engine.offsite_pass().await.unwrap();
+    assert_eq!(report.failed, std::slice::from_ref(&row.filename));
+    let row = catalog::get_row(&engine.dbs().control, row.id)
+        .await
+        .unwrap();
+    assert_eq!(row.offsite_state, Some(OffsiteState::Failed));
+    let reason = row.offsite_error.unwrap();
+    assert!(
+        reason.contains("no longer matches its checksum"),
+        "{reason}"
+    );
+    assert_eq!(
+        s3_request("HEAD", &key, b"").await.0,
+        404,
+        "never completed"
+    );
+    assert_eq!(incomplete_uploads(&bucket).await, 0, "aborted");
+}
+
 #[tokio::test]
 async fn a_deleted_backup_takes_its_off_site_copy_with_it() {
     let bucket = fresh_bucket().await;
