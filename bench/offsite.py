@@ -79,7 +79,8 @@ def peak_rss_while(proc):
 
 def backup(kind, extra_env):
     """One `backup create`: wall seconds, the off-site phase's seconds (if
-    any), the archive's size, and the peak RSS in MB."""
+    any), the archive's size, the peak RSS in MB, and the phase's send and
+    read-back seconds apart (if any)."""
     # One directory for every kind: the catalog is shared, and the console
     # refuses a directory that holds none of the backups it lists.
     backup_dir = os.path.join(work, "backups")
@@ -96,15 +97,19 @@ def backup(kind, extra_env):
     if proc.returncode != 0 or "note:" in out:
         raise SystemExit(f"backup ({kind}) did not go as planned:\n{out}\n{err[-2000:]}")
     offsite = None
+    split = (None, None)
     for line in err.splitlines():
         clean = re.sub(r"\x1b\[[0-9;]*m", "", line)
         m = re.search(r"phase=offsite ms=(\d+)", clean)
         if m and "phase done" in clean:
             offsite = int(m.group(1)) / 1000
+        m = re.search(r"send_ms=(\d+) read_back_ms=(\d+)", clean)
+        if m:
+            split = (int(m.group(1)) / 1000, int(m.group(2)) / 1000)
     newest = max((os.path.join(backup_dir, f) for f in os.listdir(backup_dir) if f.endswith(".dump")),
                  key=os.path.getmtime)
     size = os.path.getsize(newest)
-    return wall, offsite, size, peak[0] / 1024
+    return wall, offsite, size, peak[0] / 1024, split
 
 
 def boto3_upload(path, bucket):
@@ -158,7 +163,7 @@ for run in range(RUNS):
         results[kind].append(backup(kind, extra))
         if kind != "local":
             empty_bucket(extra["S3_BUCKET"])
-        wall, phase, size, rss = results[kind][-1]
+        wall, phase, size, rss, _ = results[kind][-1]
         print(f"  run {run + 1} {kind:9}: {wall:6.1f} s (off-site phase {phase or 0:5.1f} s), "
               f"archive {size / 1e6:6.1f} MB, peak RSS {rss:5.1f} MB", flush=True)
 
@@ -178,6 +183,8 @@ offsite = median(r[0] for r in results["offsite"])
 encrypted = median(r[0] for r in results["encrypted"])
 phase = median(r[1] for r in results["offsite"])
 phase_enc = median(r[1] for r in results["encrypted"])
+send = median(r[4][0] for r in results["offsite"])
+read_back = median(r[4][1] for r in results["offsite"])
 up = median(p[0] for p in peer)
 up_back = median(p[1] for p in peer)
 rss = {k: median(r[3] for r in v) for k, v in results.items()}
@@ -188,8 +195,11 @@ print(f"  backup job, local only:               {local:6.1f} s")
 print(f"  backup job with off-site copy:        {offsite:6.1f} s  ({offsite / local:.2f}x local)")
 print(f"  backup job with encrypted copy:       {encrypted:6.1f} s  ({encrypted / offsite:.2f}x the plain copy)")
 print(f"  off-site phase (send + read back):    {phase:6.1f} s  = {size_mb / phase:6.1f} MB/s of archive")
+print(f"    of which sending:                   {send:6.1f} s  = {size_mb / send:6.1f} MB/s")
+print(f"    of which reading back, the manifest: {read_back:5.1f} s  = {size_mb / read_back:6.1f} MB/s")
 print(f"  off-site phase, encrypted:            {phase_enc:6.1f} s  ({phase_enc / phase:.2f}x plain)")
-print(f"  boto3 upload_file alone:              {up:6.1f} s  = {size_mb / up:6.1f} MB/s")
+print(f"  boto3 upload_file alone:              {up:6.1f} s  = {size_mb / up:6.1f} MB/s "
+      f"(the product's sending takes {send / up:.2f}x)")
 print(f"  boto3 upload_file + read back, hash:  {up_back:6.1f} s  ({phase / up_back:.2f}x: the product's phase against it)")
 print(f"  peak RSS: local {rss['local']:.1f} MB, with copy {rss['offsite']:.1f} MB "
       f"(+{rss['offsite'] - rss['local']:.1f}), encrypted {rss['encrypted']:.1f} MB "

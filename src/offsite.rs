@@ -174,11 +174,22 @@ impl Engine {
         let Some(offsite) = self.offsite() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         let result = self.send_and_read_back(offsite, backup, progress).await;
         let control = &self.dbs().control;
         let recorded = match &result {
             Ok((sent, encrypted)) => {
-                tracing::info!(backup = %backup.filename, parts = sent.parts, part_size = sent.part_size, encrypted = encrypted.is_some(), "off-site copy verified");
+                // Sending, then reading back and the manifest.
+                let read_back = started.elapsed().saturating_sub(sent.took);
+                tracing::info!(
+                    backup = %backup.filename,
+                    parts = sent.parts,
+                    part_size = sent.part_size,
+                    encrypted = encrypted.is_some(),
+                    send_ms = sent.took.as_millis() as u64,
+                    read_back_ms = read_back.as_millis() as u64,
+                    "off-site copy verified"
+                );
                 // The catalog's manifest says how the copy is encrypted, so
                 // the console can say which key it needs.
                 let updated = sqlx::query(

@@ -131,6 +131,8 @@ pub struct Sent {
     pub part_size: u64,
     pub size: u64,
     pub sha256: String,
+    /// From the upload's start to its completion.
+    pub took: Duration,
 }
 
 /// Parts sent at once: each is held in memory until the target has it.
@@ -272,6 +274,7 @@ impl Offsite {
         sent: &AtomicU64,
         before_complete: impl FnOnce(u64, &str) -> Result<()>,
     ) -> Result<Sent> {
+        let started = std::time::Instant::now();
         let part_size = part_size(size_bound, self.config.min_part_size, self.config.max_parts);
         let mut hasher = Sha256::new();
         let mut total = 0u64;
@@ -355,6 +358,7 @@ impl Offsite {
             part_size,
             size: total,
             sha256: hex::encode(hasher.finalize()),
+            took: started.elapsed(),
         })
     }
 
