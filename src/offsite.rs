@@ -277,7 +277,7 @@ impl Engine {
         let name = &backup.filename;
         let local = tokio::fs::File::from_std(self.backup_dir().open_archive(name).await?);
         let (expected_size, expected_sha256) = manifest.stored();
-        let (expected_size, expected_sha256) = (expected_size, expected_sha256.to_owned());
+        let expected_sha256 = expected_sha256.to_owned();
         let unchanged = |size: u64, sha256: &str| {
             if (size, sha256) == (expected_size, expected_sha256.as_str()) {
                 Ok(())
@@ -295,27 +295,18 @@ impl Engine {
             ))
         };
         let (sent, encrypted) = match (manifest.kept_encrypted(), &self.config().encryption) {
-            // Kept encrypted here (proven when it was made, by decrypting it
-            // into pg_restore): the copy is the same bytes.
-            (Some(kept), _) => {
+            // The file as it is kept: plain, or kept encrypted here (proven
+            // when it was made, by decrypting it into pg_restore).
+            (kept @ Some(_), _) | (kept @ None, None) => {
+                let kept = kept.cloned();
                 let sent = offsite
-                    .send(local, name, kept.size_bytes, &progress.sent, unchanged)
+                    .send(local, name, expected_size, &progress.sent, unchanged)
                     .await?;
                 let got = offsite.read_back(name, &progress.read).await?;
-                if got != (kept.size_bytes, kept.sha256.clone()) {
+                if got != (expected_size, expected_sha256.clone()) {
                     return Err(changed("with another size or SHA-256 than its manifest's"));
                 }
-                (sent, Some(kept.clone()))
-            }
-            (None, None) => {
-                let sent = offsite
-                    .send(local, name, manifest.size_bytes, &progress.sent, unchanged)
-                    .await?;
-                let got = offsite.read_back(name, &progress.read).await?;
-                if got != (manifest.size_bytes, manifest.sha256.clone()) {
-                    return Err(changed("with another size or SHA-256 than its manifest's"));
-                }
-                (sent, None)
+                (sent, kept)
             }
             (None, Some(config)) => {
                 let (plain, plain_hash) = encryption::hashing(local);

@@ -18,18 +18,14 @@ use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
 use crate::postgres::process::follow_stderr;
 use crate::postgres::tools;
-use crate::storage::encryption::{self, Encryption, Verifier};
-use crate::storage::{ArchiveSource, Claim, ClaimRequest, Key, Manifest, Writer};
+use crate::storage::{self, ArchiveSource, Claim, ClaimRequest, Manifest, Writer, Written};
 use crate::{Error, Result};
 
 /// What the dump phase leaves for the next ones.
 struct Dumped {
-    /// Size and SHA-256 of the archive pg_dump wrote.
-    size: u64,
-    sha256: String,
-    /// How the file written is encrypted when it is kept encrypted
-    /// (`ENCRYPT_LOCAL`), and the one-off key it is proven with.
-    encrypted: Option<(Encryption, Verifier)>,
+    /// The archive pg_dump wrote (and how it is encrypted, when it is kept
+    /// encrypted).
+    written: Written,
     server_version: String,
     tables: Vec<TableRef>,
     fingerprint: Fingerprint,
@@ -48,15 +44,14 @@ impl Engine {
                 // The room claimed on the disk is held until the archive is saved.
                 let (server_version, room) = self.backup_gates(&run).await?;
                 let dumped = self.dump(&run, &partial, server_version, &room).await?;
-                let source = match &dumped.encrypted {
-                    None => ArchiveSource::Plain(partial.clone()),
-                    Some((_, verifier)) => ArchiveSource::Encrypted {
-                        path: partial.clone(),
-                        key: Key::Check(verifier.clone()),
-                    },
-                };
+                let source = dumped.written.source(partial.clone());
                 let info = self
-                    .verify_archive(&run, &source, &dumped.tables, (dumped.size, &dumped.sha256))
+                    .verify_archive(
+                        &run,
+                        &source,
+                        &dumped.tables,
+                        (dumped.written.size, &dumped.written.sha256),
+                    )
                     .await?;
                 self.save(&run, &backup, &partial, dumped, info, started)
                     .await
@@ -165,26 +160,14 @@ impl Engine {
             let progress = progress.clone();
             follow_stderr(stderr, move |line| progress.on_line(line))
         };
-        let max = self.config().max_backup_size;
-        let write = async {
-            let source = room.meter(stdout);
-            match self.config().local_encryption() {
-                None => archive::write_and_hash(source, file, max, None)
-                    .await
-                    .map(|(size, sha256)| (size, sha256, None)),
-                // Encrypted as it streams: the plain archive never touches
-                // the disk, and is hashed on its way to the age writer.
-                Some(config) => {
-                    let (plain, plain_hash) = encryption::hashing(source);
-                    let (cipher, verifier) = encryption::encrypt(plain, config)?;
-                    let bound = encryption::encrypted_size_bound(max);
-                    let (size, sha256) = archive::write_and_hash(cipher, file, bound, None).await?;
-                    let (plain_size, plain_sha256) = plain_hash.result();
-                    let record = config.record(size, sha256, true);
-                    Ok((plain_size, plain_sha256, Some((record, verifier))))
-                }
-            }
-        };
+        // Encrypted as it streams when files are kept encrypted.
+        let write = storage::write(
+            room.meter(stdout),
+            file,
+            self.config().max_backup_size,
+            None,
+            self.config().local_encryption(),
+        );
         let work = async {
             tokio::join!(
                 write,
@@ -195,14 +178,12 @@ impl Engine {
         let (written, stderr_tail, fingerprint) = run
             .run_phase(Phase::Dumping, || progress.fraction(), work)
             .await?;
-        let (size, sha256, encrypted) = written?;
+        let written = written?;
         dump.wait(stderr_tail).await?;
         let fingerprint = fingerprint?;
         snapshot_conn.close().await?;
         Ok(Dumped {
-            size,
-            sha256,
-            encrypted,
+            written,
             server_version,
             tables,
             fingerprint,
@@ -261,8 +242,8 @@ impl Engine {
             manifest_version: 1,
             filename: backup.filename.clone(),
             kind: backup.kind,
-            size_bytes: dumped.size,
-            sha256: dumped.sha256,
+            size_bytes: dumped.written.size,
+            sha256: dumped.written.sha256,
             created_at: backup.created_at,
             taken_at: None,
             completed_at: Utc::now(),
@@ -276,7 +257,7 @@ impl Engine {
             tables: Some(dumped.fingerprint.tables),
             sequences: Some(dumped.fingerprint.sequences),
             duration_ms: started.elapsed().as_millis() as u64,
-            encryption: dumped.encrypted.map(|(record, _)| record),
+            encryption: dumped.written.encrypted.map(|(record, _)| record),
         };
         dir.write_manifest(&manifest).await?;
         catalog::mark_completed(&self.dbs().control, backup.id, &manifest).await?;

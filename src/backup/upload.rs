@@ -19,8 +19,7 @@ use crate::audit::{self, Actor};
 use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::postgres::archive::{self, TableProgress};
-use crate::storage::encryption;
-use crate::storage::{self, ArchiveSource, Claim, ClaimRequest, Key, Manifest, Writer};
+use crate::storage::{self, Claim, ClaimRequest, Manifest, Writer};
 use crate::{Error, Result};
 
 impl Engine {
@@ -149,29 +148,15 @@ impl Engine {
         );
         let dir = self.backup_dir();
         let partial = &dir.partial_path(name);
-        let write = async {
-            match self.config().local_encryption() {
-                None => archive::write_and_hash(body, file, limit, Some(idle))
-                    .await
-                    .map(|(size, sha256)| (size, sha256, None)),
-                // Encrypted as it arrives: the plain archive never touches
-                // the disk.
-                Some(config) => {
-                    let (plain, plain_hash) = encryption::hashing(body);
-                    let (cipher, verifier) = encryption::encrypt(plain, config)?;
-                    let bound = encryption::encrypted_size_bound(limit);
-                    let (size, sha256) =
-                        archive::write_and_hash(cipher, file, bound, Some(idle)).await?;
-                    let (plain_size, plain_sha256) = plain_hash.result();
-                    if plain_size > limit {
-                        return Err(Error::Invalid("larger than the limit".into()));
-                    }
-                    let record = config.record(size, sha256, true);
-                    Ok((plain_size, plain_sha256, Some((record, verifier))))
-                }
-            }
-        };
-        let (size, sha256, encrypted) = tokio::time::timeout(total, write)
+        // Encrypted as it arrives when files are kept encrypted.
+        let write = storage::write(
+            body,
+            file,
+            limit,
+            Some(idle),
+            self.config().local_encryption(),
+        );
+        let written = tokio::time::timeout(total, write)
                 .await
                 .map_err(|_| {
                     Error::TimedOut(format!(
@@ -187,6 +172,7 @@ impl Engine {
                     Error::Invalid(_) => too_large(max),
                     other => other,
                 })?;
+        let (size, sha256) = (written.size, written.sha256.clone());
         if let Some(same) = catalog::with_sha256(&self.dbs().control, &sha256).await? {
             return Err(Error::Conflict(format!(
                 "This archive is already in the catalog as {} (the same SHA-256), so it was not \
@@ -194,13 +180,7 @@ impl Engine {
                 same.filename
             )));
         }
-        let source = match &encrypted {
-            None => ArchiveSource::Plain(partial.clone()),
-            Some((_, verifier)) => ArchiveSource::Encrypted {
-                path: partial.clone(),
-                key: Key::Check(verifier.clone()),
-            },
-        };
+        let source = written.source(partial.clone());
         let head = source.head(512).await?;
         describe_if_not_an_archive(&head, size)?;
         let info = archive::list(&self.tools().pg_restore, source.input().await?).await.map_err(|_| {
@@ -246,7 +226,7 @@ impl Engine {
             tables: None,
             sequences: None,
             duration_ms: started.elapsed().as_millis() as u64,
-            encryption: encrypted.map(|(record, _)| record),
+            encryption: written.encrypted.map(|(record, _)| record),
         };
         let result = async {
             dir.write_manifest(&manifest).await?;

@@ -54,10 +54,7 @@ pub async fn write_and_hash(
         }
         total += chunk.len() as u64;
         if total > max_bytes {
-            return Err(Error::Invalid(format!(
-                "The backup is larger than the configured maximum ({} bytes): raise MAX_BACKUP_SIZE.",
-                max_bytes
-            )));
+            return Err(too_large(max_bytes));
         }
         file.write_all(&chunk).await?;
         hasher = tokio::task::spawn_blocking(move || {
@@ -70,6 +67,13 @@ pub async fn write_and_hash(
     file.flush().await?;
     file.sync_all().await?;
     Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// The error of an archive larger than `max_bytes`.
+pub fn too_large(max_bytes: u64) -> Error {
+    Error::Invalid(format!(
+        "The backup is larger than the configured maximum ({max_bytes} bytes): raise MAX_BACKUP_SIZE."
+    ))
 }
 
 /// Progress through a list of tables, weighted by their size, advanced by

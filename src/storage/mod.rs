@@ -30,7 +30,7 @@ pub use budget::{Claim, ClaimRequest, DiskBudget, Metered, Writer};
 pub use health::DirProblem;
 pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
-pub use source::{ArchiveSource, Key};
+pub use source::{write, ArchiveSource, Key, Written};
 pub use verified::{FileIdentity, VerifiedArchives};
 
 /// The subdirectory of the backup directory holding the manifests.

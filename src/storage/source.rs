@@ -1,15 +1,73 @@
-//! An archive in the backup directory as pg_restore is to read it: the file
-//! itself, or, when it is kept encrypted (`ENCRYPT_LOCAL`), decrypted on
-//! the way to pg_restore's standard input, so the plain archive never
-//! touches the disk.
+//! An archive in the backup directory as it is written and as pg_restore is
+//! to read it: the file itself, or, when it is kept encrypted
+//! (`ENCRYPT_LOCAL`), encrypted on its way to the disk and decrypted on its
+//! way to pg_restore's standard input, so the plain archive never touches
+//! the disk.
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncReadExt;
 
-use super::encryption::{self, DecryptionKeys, Encryption, Verifier};
+use super::encryption::{self, DecryptionKeys, Encryption, EncryptionConfig, Verifier};
 use super::Manifest;
 use crate::postgres::archive::{self, Input, TableProgress};
+
+/// What [`write`] wrote.
+pub struct Written {
+    /// Size and SHA-256 of the archive (plain, as pg_restore reads it).
+    pub size: u64,
+    pub sha256: String,
+    /// How the file is encrypted when it is kept encrypted, and the one-off
+    /// key it is proven with.
+    pub encrypted: Option<(Encryption, Verifier)>,
+}
+
+impl Written {
+    /// The file at `path` (where it was written), to be read back.
+    pub fn source(&self, path: PathBuf) -> ArchiveSource {
+        match &self.encrypted {
+            None => ArchiveSource::Plain(path),
+            Some((_, verifier)) => ArchiveSource::Encrypted {
+                path,
+                key: Key::Check(verifier.clone()),
+            },
+        }
+    }
+}
+
+/// Writes an archive from `src` into `file` as [`archive::write_and_hash`]
+/// does (at most `max_bytes`, `idle` between reads), encrypted as it
+/// streams when `encryption` is given: then the plain archive is hashed on
+/// its way to the age writer and never touches the disk.
+pub async fn write(
+    src: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    file: tokio::fs::File,
+    max_bytes: u64,
+    idle: Option<std::time::Duration>,
+    encryption: Option<&EncryptionConfig>,
+) -> Result<Written> {
+    let Some(config) = encryption else {
+        let (size, sha256) = archive::write_and_hash(src, file, max_bytes, idle).await?;
+        return Ok(Written {
+            size,
+            sha256,
+            encrypted: None,
+        });
+    };
+    let (plain, plain_hash) = encryption::hashing(src);
+    let (cipher, verifier) = encryption::encrypt(plain, config)?;
+    let bound = encryption::encrypted_size_bound(max_bytes);
+    let (size, sha256) = archive::write_and_hash(cipher, file, bound, idle).await?;
+    let (plain_size, plain_sha256) = plain_hash.result();
+    if plain_size > max_bytes {
+        return Err(archive::too_large(max_bytes));
+    }
+    Ok(Written {
+        size: plain_size,
+        sha256: plain_sha256,
+        encrypted: Some((config.record(size, sha256, true), verifier)),
+    })
+}
 use crate::{Error, Result};
 
 /// Where pg_restore gets a stored archive from.
@@ -33,14 +91,14 @@ pub enum Key {
 impl ArchiveSource {
     /// The archive at `path`, as its manifest says it is kept.
     pub fn stored(path: PathBuf, manifest: Option<&Manifest>, keys: &DecryptionKeys) -> Self {
-        match manifest.and_then(Manifest::kept_encrypted) {
+        match manifest.and_then(|m| Some((m, m.kept_encrypted()?))) {
             None => ArchiveSource::Plain(path),
-            Some(encryption) => ArchiveSource::Encrypted {
+            Some((manifest, encryption)) => ArchiveSource::Encrypted {
                 path,
                 key: Key::Restore {
                     encryption: encryption.clone(),
                     keys: keys.clone(),
-                    name: manifest.map(|m| m.filename.clone()).unwrap_or_default(),
+                    name: manifest.filename.clone(),
                 },
             },
         }
