@@ -257,6 +257,29 @@ ensure_s3_tools() {
     python3 -m venv "$S3_VENV"
     "$S3_VENV/bin/pip" install -q "moto[server]==5.*" "boto3==1.*"
   fi
+  if ! "$S3_VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    log "installing an SMTP test server (aiosmtpd)"
+    "$S3_VENV/bin/pip" install -q "aiosmtpd==1.*"
+  fi
+}
+
+# throwaway_smtp: an SMTP server on the loopback for this run only that
+# keeps every message it gets in a maildir (call after throwaway_cluster).
+# Sets TEST_SMTP_URL and TEST_SMTP_MAILDIR.
+throwaway_smtp() {
+  ensure_s3_tools
+  local port; port="$(free_port)"
+  TEST_SMTP_MAILDIR="$THROWAWAY/mail"
+  "$S3_VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" \
+    -c aiosmtpd.handlers.Mailbox "$TEST_SMTP_MAILDIR" > "$THROWAWAY/smtp.log" 2>&1 &
+  CLEANUP_PIDS="$CLEANUP_PIDS $!"
+  TEST_SMTP_URL="smtp://127.0.0.1:$port"
+  local deadline=$((SECONDS + 30))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$THROWAWAY/smtp.log" >&2; die "the SMTP test server did not come up"; }
+    sleep 0.1
+  done
+  export TEST_SMTP_URL TEST_SMTP_MAILDIR
 }
 
 # throwaway_s3: an S3-compatible server on the loopback for this run only

@@ -23,6 +23,7 @@ cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-u
 throwaway_cluster
 throwaway_tls
 throwaway_s3
+throwaway_smtp
 export TEST_DATABASE_URL="$APP_URL_BASE/postgres" TEST_SUPERUSER_URL="$PG_SUPERUSER_URL"
 export TEST_TLS_URL_BASE="$TLS_URL_BASE" TEST_TLS_DIR="$TLS_DIR"
 # The tests' scratch files (backup directories, fake tools, private

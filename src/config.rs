@@ -69,6 +69,9 @@ pub struct EngineConfig {
     /// The keys that open encrypted backups (restores need them, backups
     /// do not).
     pub decryption: crate::storage::encryption::DecryptionKeys,
+    /// Notification channels from the environment, and how deliveries are
+    /// retried.
+    pub notify: crate::notify::NotifyConfig,
     /// Tests say how much the database server's disk has free, as they
     /// inject a clock, instead of filling a real disk (`Some(None)`: it
     /// cannot be seen).
@@ -101,6 +104,7 @@ impl EngineConfig {
             encryption: None,
             encrypt_local: false,
             decryption: Default::default(),
+            notify: Default::default(),
             #[cfg(feature = "testing")]
             database_free_space: None,
         }

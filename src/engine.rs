@@ -56,6 +56,8 @@ struct Inner {
     dir_watch: Arc<crate::backup::DirWatch>,
     offsite: Option<Arc<storage::offsite::Offsite>>,
     target_watch: Arc<crate::offsite::TargetWatch>,
+    /// Wakes this instance's notification deliverer.
+    notifier: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -82,6 +84,7 @@ impl Engine {
                 dir_watch: Default::default(),
                 offsite,
                 target_watch: Default::default(),
+                notifier: Default::default(),
             }),
         })
     }
@@ -105,6 +108,7 @@ impl Engine {
                 dir_watch: self.inner.dir_watch.clone(),
                 offsite: self.inner.offsite.clone(),
                 target_watch: self.inner.target_watch.clone(),
+                notifier: self.inner.notifier.clone(),
             }),
         }
     }
@@ -123,6 +127,7 @@ impl Engine {
                 dir_watch: self.inner.dir_watch.clone(),
                 offsite: self.inner.offsite.clone(),
                 target_watch: self.inner.target_watch.clone(),
+                notifier: self.inner.notifier.clone(),
             }),
         }
     }
@@ -159,6 +164,11 @@ impl Engine {
     /// The off-site target, when one is configured.
     pub fn offsite(&self) -> Option<&storage::offsite::Offsite> {
         self.inner.offsite.as_deref()
+    }
+
+    /// Wakes this instance's notification deliverer.
+    pub(crate) fn notifier(&self) -> &tokio::sync::Notify {
+        &self.inner.notifier
     }
 
     /// What was last seen of the off-site target.

@@ -28,6 +28,9 @@
 //!   starts each due backup once across instances.
 //! - [`health`]: each schedule's newest verified backup against its
 //!   recovery point objective, and the lock: green, amber or red.
+//! - [`notify`]: e-mail and signed webhooks through an outbox written with
+//!   each outcome; delivered at least once by any instance; the dead-man's
+//!   switch (an RPO breached, a stuck lock).
 //! - [`tokens`]: API tokens for pipelines (scoped, stored hashed, revocable).
 //! - `recovery`: start-up and watchdog repair after a crash.
 //! - [`audit`], [`users`], [`settings`] (maintenance mode), [`demo`].
@@ -44,6 +47,7 @@ mod engine;
 mod error;
 pub mod health;
 pub mod jobs;
+pub mod notify;
 pub mod offsite;
 pub mod postgres;
 mod recovery;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lms_types::{AuditAction, AuditOutcome, BackupStatus, OffsiteState, Phase};
+use lms_types::{AuditAction, AuditOutcome, BackupStatus, NotifyEvent, OffsiteState, Phase};
 use serde::Serialize;
 
 use crate::audit::{self, Actor, Event};
@@ -213,27 +213,52 @@ impl Engine {
                         tracing::warn!(error = %e, backup = %backup.filename, "could not delete the copy of a backup deleted meanwhile");
                     }
                 }
-                updated.map(|_| ())
+                updated.map(|_| ()).map_err(Error::from)
             }
             Err(err) => {
                 tracing::warn!(error = %err, backup = %backup.filename, "off-site copy failed");
                 let base = self.config().offsite_retry_after;
-                sqlx::query(
-                    "UPDATE backup_history SET offsite_state = $2, offsite_error = $3,
-                            offsite_next_attempt_at = now() + least(
-                                $4 * power(2, greatest(offsite_attempts - 1, 0)), $5)
-                                * interval '1 millisecond'
-                     WHERE id = $1 AND status = $6",
-                )
-                .bind(backup.id)
-                .bind(OffsiteState::Failed)
-                .bind(err.to_string())
-                .bind(base.as_millis() as f64)
-                .bind(MAX_BACKOFF.as_millis() as f64)
-                .bind(BackupStatus::Completed)
-                .execute(control)
+                // The first failure of a streak is told (with what the retries
+                // will do); the retries failing again are not, until one works.
+                async {
+                    let mut tx = control.begin().await?;
+                    let failed: Option<(Option<OffsiteState>, i32, Option<chrono::DateTime<chrono::Utc>>)> =
+                        sqlx::query_as(
+                            "WITH old AS (
+                                SELECT id, offsite_state FROM backup_history WHERE id = $1 FOR UPDATE
+                             )
+                             UPDATE backup_history b SET offsite_state = $2, offsite_error = $3,
+                                    offsite_next_attempt_at = now() + least(
+                                        $4 * power(2, greatest(b.offsite_attempts - 1, 0)), $5)
+                                        * interval '1 millisecond'
+                             FROM old
+                             WHERE b.id = old.id AND b.status = $6
+                             RETURNING old.offsite_state, b.offsite_attempts, b.offsite_next_attempt_at",
+                        )
+                        .bind(backup.id)
+                        .bind(OffsiteState::Failed)
+                        .bind(err.to_string())
+                        .bind(base.as_millis() as f64)
+                        .bind(MAX_BACKOFF.as_millis() as f64)
+                        .bind(BackupStatus::Completed)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let told = match failed {
+                        Some((was, attempts, next)) if was != Some(OffsiteState::Failed) => {
+                            let notice = copy_failed_notice(&backup.filename, err, attempts, next);
+                            crate::notify::record(&mut tx, NotifyEvent::OffsiteFailed, &notice, None)
+                                .await?;
+                            true
+                        }
+                        _ => false,
+                    };
+                    tx.commit().await?;
+                    if told {
+                        self.wake_notifier();
+                    }
+                    Ok::<_, Error>(())
+                }
                 .await
-                .map(|_| ())
             }
         };
         if let Err(e) = recorded {
@@ -796,5 +821,33 @@ impl Engine {
             Ok(Err(e)) => run.note(&format!("{e} It will be tried again.")).await,
             Err(e) => tracing::error!(error = %e, "could not record the off-site phase"),
         }
+    }
+}
+
+/// What a failed off-site copy tells the channels.
+fn copy_failed_notice(
+    filename: &str,
+    err: &Error,
+    attempts: i32,
+    next: Option<chrono::DateTime<chrono::Utc>>,
+) -> crate::notify::Notice {
+    crate::notify::Notice {
+        title: "Off-site copy failed".into(),
+        severity: crate::notify::Severity::Critical,
+        happened: format!("The off-site copy of {filename} failed: {err}"),
+        since: Some(chrono::Utc::now()),
+        done: format!(
+            "The backup is kept here, verified. The copy was tried {attempts} time{} and is tried \
+             again{}, waiting longer after each failure. Until a copy is verified, this backup \
+             does not count towards the recovery point objective.",
+            if attempts == 1 { "" } else { "s" },
+            next.map(|n| format!(" at {}", n.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        ),
+        todo: "Check the off-site target's settings and that it can be reached (the console's \
+               off-site card shows its health); the copy is retried by itself."
+            .into(),
+        backup: Some(filename.to_owned()),
+        job: None,
     }
 }

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
-    HealthState, JobStatus, OffsiteState, Operation, Phase, Policy, TokenScope,
+    ChannelKind, HealthState, JobStatus, NotifyEvent, OffsiteState, Operation, Phase, Policy,
+    TokenScope, WebhookFormat,
 };
 use serde::{Deserialize, Serialize};
 
@@ -196,6 +197,70 @@ pub struct TokenForm {
 pub struct CreatedToken {
     pub token: TokenView,
     pub secret: String,
+}
+
+/// A notification channel as the console shows it: never its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelView {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub format: WebhookFormat,
+    /// Where it goes, without secrets (recipients and mail server, or the
+    /// webhook's scheme and host).
+    pub shown_target: String,
+    pub email_from: Option<String>,
+    pub email_to: Vec<String>,
+    pub events: Vec<NotifyEvent>,
+    /// Configured by environment: shown locked.
+    pub from_env: bool,
+    pub enabled: bool,
+    /// Webhook bodies are signed (a secret is set).
+    pub signed: bool,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// Failing since (the first failure of those in a row), and why.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub consecutive_failures: i32,
+    pub last_error: Option<String>,
+    /// Messages waiting to be sent or tried again.
+    pub waiting: i64,
+}
+
+/// What the channel form sends. Secrets are write-only: left out (or
+/// empty) on a change, the stored ones are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelForm {
+    pub name: String,
+    pub kind: ChannelKind,
+    #[serde(default = "generic")]
+    pub format: WebhookFormat,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+    #[serde(default)]
+    pub email_from: Option<String>,
+    #[serde(default)]
+    pub email_to: Vec<String>,
+    pub events: Vec<NotifyEvent>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn generic() -> WebhookFormat {
+    WebhookFormat::Generic
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What "send test" got back: the receiver's answer, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestAnswer {
+    pub delivered: bool,
+    pub answer: String,
 }
 
 /// The next due times of an expression in a zone, before it is saved.
@@ -630,6 +695,28 @@ mod convert {
                         size_bytes: t.size_bytes,
                     })
                     .collect(),
+            }
+        }
+    }
+
+    impl From<lms_backup::notify::Channel> for ChannelView {
+        fn from(c: lms_backup::notify::Channel) -> Self {
+            ChannelView {
+                name: c.name,
+                kind: c.kind,
+                format: c.format,
+                shown_target: c.shown_target,
+                email_from: c.email_from,
+                email_to: c.email_to,
+                events: c.events,
+                from_env: c.from_env,
+                enabled: c.enabled,
+                signed: c.signed,
+                last_delivered_at: c.last_delivered_at,
+                failing_since: c.failing_since,
+                consecutive_failures: c.consecutive_failures,
+                last_error: c.last_error,
+                waiting: c.waiting,
             }
         }
     }

@@ -138,6 +138,126 @@ pub struct BackupArgs {
 
     #[command(flatten)]
     pub offsite: OffsiteArgs,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Notification channels configured by environment (more can be made in
+/// the console). The secrets come from the environment only, never flags:
+/// `SMTP_URL` (`smtp://user:password@host:port`, STARTTLS, or `smtps://…`,
+/// TLS), `NOTIFY_WEBHOOK_URL` and `NOTIFY_WEBHOOK_SECRET`, or each with
+/// `_FILE` naming a file that holds it. Such a channel is told about
+/// failed backups and off-site copies, breached RPOs, a stuck lock and
+/// failed drills.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// The sender of notification e-mails (with SMTP_URL).
+    #[arg(long, env = "NOTIFY_EMAIL_FROM", global = true)]
+    pub notify_email_from: Option<String>,
+
+    /// Who notification e-mails go to (comma-separated addresses).
+    #[arg(long, env = "NOTIFY_EMAIL_TO", value_delimiter = ',', global = true)]
+    pub notify_email_to: Vec<String>,
+
+    /// The body NOTIFY_WEBHOOK_URL is sent: generic (this product's JSON,
+    /// signed with NOTIFY_WEBHOOK_SECRET), slack (Slack, Mattermost) or
+    /// teams (Microsoft Teams, Discord).
+    #[arg(
+        long,
+        env = "NOTIFY_WEBHOOK_FORMAT",
+        default_value = "generic",
+        global = true
+    )]
+    pub notify_webhook_format: String,
+
+    /// The console's address as administrators reach it
+    /// (https://lms.example.org); messages link to it.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Seconds before a failed notification is sent again (doubled at each
+    /// failure, up to an hour).
+    #[arg(long, env = "NOTIFY_RETRY_AFTER", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub notify_retry_after: u64,
+}
+
+impl NotifyArgs {
+    /// The channels the environment configures; an error names the
+    /// variable and never repeats a secret.
+    pub fn config(&self) -> Result<lms_backup::notify::NotifyConfig, String> {
+        use lms_backup::notify::{self, channels, EmailSettings, WebhookSettings};
+        let mut config = notify::NotifyConfig {
+            retry_after: std::time::Duration::from_secs(self.notify_retry_after),
+            ..Default::default()
+        };
+        let email_to: Vec<String> = self
+            .notify_email_to
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        match secret_from_env("SMTP_URL")? {
+            Some(url) => {
+                channels::check_smtp_url(url.expose()).map_err(|e| format!("SMTP_URL: {e}"))?;
+                let from = self.notify_email_from.clone().ok_or(
+                    "SMTP_URL is set without NOTIFY_EMAIL_FROM: set the address notifications \
+                     are sent from.",
+                )?;
+                channels::check_address(&from).map_err(|e| format!("NOTIFY_EMAIL_FROM: {e}"))?;
+                if email_to.is_empty() {
+                    return Err(
+                        "SMTP_URL is set without NOTIFY_EMAIL_TO: set who notifications \
+                                go to (comma-separated addresses)."
+                            .into(),
+                    );
+                }
+                for to in &email_to {
+                    channels::check_address(to).map_err(|e| format!("NOTIFY_EMAIL_TO: {e}"))?;
+                }
+                config.email = Some(EmailSettings {
+                    smtp_url: url,
+                    from,
+                    to: email_to,
+                });
+            }
+            None if self.notify_email_from.is_some() || !email_to.is_empty() => {
+                return Err(
+                    "NOTIFY_EMAIL_FROM or NOTIFY_EMAIL_TO is set without SMTP_URL: set \
+                            the mail server (smtp://user:password@host:587 or smtps://…)."
+                        .into(),
+                )
+            }
+            None => {}
+        }
+        let secret = secret_from_env("NOTIFY_WEBHOOK_SECRET")?;
+        match secret_from_env("NOTIFY_WEBHOOK_URL")? {
+            Some(url) => {
+                channels::check_webhook_url(url.expose())
+                    .map_err(|e| format!("NOTIFY_WEBHOOK_URL: {e}"))?;
+                let format = self.notify_webhook_format.parse().map_err(|_| {
+                    format!(
+                        "NOTIFY_WEBHOOK_FORMAT is \"{}\": use generic, slack or teams.",
+                        self.notify_webhook_format
+                    )
+                })?;
+                config.webhook = Some(WebhookSettings {
+                    url,
+                    secret,
+                    format,
+                });
+            }
+            None if secret.is_some() => {
+                return Err("NOTIFY_WEBHOOK_SECRET is set without NOTIFY_WEBHOOK_URL.".into())
+            }
+            None => {}
+        }
+        config.console_url = self
+            .public_url
+            .as_deref()
+            .map(|u| format!("{}/admin", u.trim_end_matches('/')));
+        Ok(config)
+    }
 }
 
 /// Where verified backups are copied off-site: an S3-compatible bucket.

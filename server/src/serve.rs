@@ -79,6 +79,7 @@ pub async fn engine(db: &DatabaseArgs, backups: &BackupArgs) -> Result<Engine, S
     config.offsite = backups.offsite.config()?;
     (config.encryption, config.decryption) = backups.offsite.encryption()?;
     config.encrypt_local = backups.offsite.encrypt_local;
+    config.notify = backups.notify.config()?;
     if config.encrypt_local && config.encryption.is_none() {
         return Err(
             "ENCRYPT_LOCAL=true needs the keys to encrypt to: set AGE_RECIPIENTS (age1… public \
@@ -118,6 +119,9 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
     // Every instance runs the schedules; the control database makes each
     // due time one backup.
     lms_backup::schedule::spawn_scheduler(engine.clone());
+    // Every instance delivers notifications; a claim makes each one sent
+    // by one of them.
+    lms_backup::notify::spawn_notifier(engine.clone());
     // A target that cannot be used does not stop the console (the local
     // backups go on), but it is said now, on the card and in the health.
     if let Some(offsite) = engine.offsite() {

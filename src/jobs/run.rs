@@ -3,7 +3,7 @@
 //! left behind when the lock is busy); [`JobRun`] keeps the lease alive,
 //! walks the operation's phase table ([`lms_types::phases`]) as it reports
 //! progress, and ends the job in one transaction: outcome, message, lock
-//! released and the audit entry, together.
+//! released, the audit entry and the notification it is, together.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -45,8 +45,12 @@ impl PendingJob {
         Ok(())
     }
 
-    /// Makes the job, its lock and whatever was added visible at once.
-    pub async fn commit(self) -> Result<Job> {
+    /// Makes the job, its lock and whatever was added visible at once
+    /// (with the notification a restore or undo's start is).
+    pub async fn commit(mut self) -> Result<Job> {
+        if let Some((kind, notice)) = crate::notify::outcomes::job_started(&self.job) {
+            crate::notify::record(&mut self.tx, kind, &notice, None).await?;
+        }
         self.tx.commit().await?;
         Ok(self.job)
     }
@@ -297,6 +301,13 @@ impl JobRun {
             },
             detail: ending.message,
         };
+        // The job as it ends (its notes and backup as they are now).
+        let job = super::get(&engine.dbs().control, self.job.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.job.clone());
+        let notice = crate::notify::outcomes::job_ended(&job, ending.status, ending.message);
         let deadline = Instant::now() + engine.config().lease_timeout * 2;
         let mut pause = Duration::from_millis(250);
         loop {
@@ -305,6 +316,9 @@ impl JobRun {
                 super::finish(&mut *tx, self.job.id, ending.status, ending.message).await?;
                 lock::release(&mut *tx, engine.instance_id(), Some(self.job.id)).await?;
                 audit::record(&mut *tx, &event).await?;
+                if let Some((kind, notice)) = &notice {
+                    crate::notify::record(&mut tx, *kind, notice, None).await?;
+                }
                 tx.commit().await?;
                 Ok::<_, Error>(())
             }
@@ -323,5 +337,8 @@ impl JobRun {
             }
         }
         self.lease.stop();
+        if notice.is_some() {
+            engine.wake_notifier();
+        }
     }
 }

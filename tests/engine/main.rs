@@ -10,6 +10,7 @@ mod demo;
 mod fidelity;
 mod full_disk;
 mod migrations;
+mod notify;
 mod offsite;
 mod outage;
 mod overview;

@@ -206,6 +206,13 @@ text_enum! {
         TokenRevoke => "token.revoke",
         /// An API token used on a route outside its scopes.
         TokenRefused => "token.refused",
+        /// A notification channel made, changed or removed in the console
+        /// (the target is its name), or sent a test (the detail is the
+        /// receiver's answer).
+        ChannelCreate => "channel.create",
+        ChannelEdit => "channel.edit",
+        ChannelRemove => "channel.remove",
+        ChannelTest => "channel.test",
     }
 }
 
@@ -282,6 +289,10 @@ impl ActivityKind {
                 ScheduleDisable,
                 ScheduleRemove,
                 ScheduleSkip,
+                ChannelCreate,
+                ChannelEdit,
+                ChannelRemove,
+                ChannelTest,
             ],
             ActivityKind::Restores => &[Restore, RestoreUndo],
             ActivityKind::SignIns => &[Login, Logout, TokenCreate, TokenRevoke],
@@ -322,6 +333,10 @@ impl AuditAction {
             AuditAction::TokenCreate => "created API token",
             AuditAction::TokenRevoke => "revoked API token",
             AuditAction::TokenRefused => "was refused",
+            AuditAction::ChannelCreate => "added notification channel",
+            AuditAction::ChannelEdit => "changed notification channel",
+            AuditAction::ChannelRemove => "removed notification channel",
+            AuditAction::ChannelTest => "sent a test to notification channel",
         }
     }
 }
@@ -353,6 +368,100 @@ impl AccessAfterRestore {
             self,
             AccessAfterRestore::Kept | AccessAfterRestore::OlderPassword
         )
+    }
+}
+
+text_enum! {
+    /// Something a notification channel can be told about.
+    NotifyEvent {
+        /// A backup (manual, scheduled or uploaded) failed.
+        BackupFailed => "backup_failed",
+        /// A verified backup's off-site copy failed (it is retried).
+        OffsiteFailed => "offsite_failed",
+        /// A schedule's newest verified backup is older than its RPO: the
+        /// dead-man's switch, fired because nothing happened.
+        RpoBreached => "rpo_breached",
+        /// The operation lock is held by nothing alive, or for hours.
+        LockStuck => "lock_stuck",
+        /// A restore began.
+        RestoreStarted => "restore_started",
+        /// A restore ended (switched, or failed with nothing changed).
+        RestoreFinished => "restore_finished",
+        /// Undoing the last restore began.
+        UndoStarted => "undo_started",
+        /// Undoing the last restore ended.
+        UndoFinished => "undo_finished",
+        /// A restore drill failed: the backup it tried did not restore.
+        DrillFailed => "drill_failed",
+        /// A backup succeeded (opt-in: most channels want only trouble).
+        BackupSucceeded => "backup_succeeded",
+        /// Asked for by "send test".
+        Test => "test",
+    }
+}
+
+impl NotifyEvent {
+    /// What a channel configured only by environment is told about.
+    pub const DEFAULTS: &'static [NotifyEvent] = &[
+        NotifyEvent::BackupFailed,
+        NotifyEvent::OffsiteFailed,
+        NotifyEvent::RpoBreached,
+        NotifyEvent::LockStuck,
+        NotifyEvent::DrillFailed,
+    ];
+
+    /// The events a channel can choose (all but the test).
+    pub const CHOOSABLE: &'static [NotifyEvent] = &[
+        NotifyEvent::BackupFailed,
+        NotifyEvent::OffsiteFailed,
+        NotifyEvent::RpoBreached,
+        NotifyEvent::LockStuck,
+        NotifyEvent::DrillFailed,
+        NotifyEvent::RestoreStarted,
+        NotifyEvent::RestoreFinished,
+        NotifyEvent::UndoStarted,
+        NotifyEvent::UndoFinished,
+        NotifyEvent::BackupSucceeded,
+    ];
+
+    /// The event as a channel's settings name it.
+    pub fn words(self) -> &'static str {
+        match self {
+            NotifyEvent::BackupFailed => "Backup failed",
+            NotifyEvent::OffsiteFailed => "Off-site copy failed",
+            NotifyEvent::RpoBreached => "No recent backup (RPO breached)",
+            NotifyEvent::LockStuck => "Operation lock stuck",
+            NotifyEvent::RestoreStarted => "Restore started",
+            NotifyEvent::RestoreFinished => "Restore finished",
+            NotifyEvent::UndoStarted => "Undo started",
+            NotifyEvent::UndoFinished => "Undo finished",
+            NotifyEvent::DrillFailed => "Restore drill failed",
+            NotifyEvent::BackupSucceeded => "Every successful backup",
+            NotifyEvent::Test => "Test message",
+        }
+    }
+}
+
+text_enum! {
+    /// How a notification channel delivers.
+    ChannelKind {
+        /// E-mail over SMTP.
+        Email => "email",
+        /// An HTTP POST of a JSON body, signed when a secret is set.
+        Webhook => "webhook",
+    }
+}
+
+text_enum! {
+    /// The body a webhook channel posts.
+    WebhookFormat {
+        /// This product's own JSON (event id, kind, words, links), signed
+        /// with `X-LMS-Signature`.
+        Generic => "generic",
+        /// `{"text": …}`: Slack and Mattermost incoming webhooks.
+        Slack => "slack",
+        /// A message card Microsoft Teams shows, with `content` for Discord.
+        Teams => "teams",
     }
 }
 

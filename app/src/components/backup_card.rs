@@ -6,6 +6,7 @@ use thaw::{
 
 use super::activity::ActivityList;
 use super::backup_list::BackupList;
+use super::channels::ChannelsPanel;
 use super::console::Console;
 use super::dialog::{CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
@@ -58,6 +59,7 @@ fn BackupConsole() -> impl IntoView {
             <BackupList />
             <SchedulesPanel />
             <TokensPanel />
+            <ChannelsPanel />
             <ActivityList />
         </Card>
     }

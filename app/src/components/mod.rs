@@ -3,6 +3,7 @@
 mod activity;
 mod backup_card;
 mod backup_list;
+mod channels;
 mod console;
 mod dialog;
 mod error_bar;

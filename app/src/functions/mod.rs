@@ -9,6 +9,7 @@ mod auth;
 mod backups;
 #[cfg(feature = "ssr")]
 mod endpoints;
+mod notify;
 mod schedules;
 mod tokens;
 
@@ -17,5 +18,6 @@ pub use auth::*;
 pub use backups::*;
 #[cfg(feature = "ssr")]
 pub use endpoints::server_fn_endpoints;
+pub use notify::*;
 pub use schedules::*;
 pub use tokens::*;

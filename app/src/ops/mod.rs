@@ -21,6 +21,7 @@ mod backups;
 mod downloads;
 mod inputs;
 mod jobs;
+mod notify;
 mod overview;
 mod restore;
 mod retention;
@@ -38,6 +39,7 @@ pub use inputs::{
     PinReason, UploadName,
 };
 pub use jobs::{job, operation_status, release_lock};
+pub use notify::{create_channel, delete_channel, list_channels, test_channel, update_channel};
 pub use overview::{backup_health, database_overview, recent_activity, storage_summary};
 pub use restore::{backup_administrators, last_restore, restore_backup, undo_restore};
 pub use retention::{pin_backup, prune_backups, retention_preview, unpin_backup};

@@ -13,6 +13,7 @@ mod admin;
 mod auth;
 mod backups;
 mod health;
+mod notify;
 mod schedules;
 mod tokens;
 
@@ -103,6 +104,14 @@ impl ApiRoutes {
         self.add(Method::POST, path, false, h)
     }
 
+    fn put<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        self,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        self.add(Method::PUT, path, false, h)
+    }
+
     fn delete<H: axum::handler::Handler<T, AppState>, T: 'static>(
         self,
         path: &'static str,
@@ -119,6 +128,7 @@ fn routes() -> ApiRoutes {
         .group(Access::Admins, backups::routes)
         .group(Access::Admins, schedules::routes)
         .group(Access::Admins, tokens::routes)
+        .group(Access::Admins, notify::routes)
         .group(Access::Anyone, health::routes)
 }
 

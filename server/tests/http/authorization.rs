@@ -303,6 +303,16 @@ impl<'a> Console<'a> {
             .unwrap();
     }
 
+    /// A webhook channel named `name` (its receiver is not there: a test
+    /// sent to it answers 200 saying so).
+    async fn channel(&self, name: &str) {
+        self.app
+            .engine
+            .create_channel(&channel_settings(name))
+            .await
+            .unwrap();
+    }
+
     async fn token_to_revoke(&self, name: &str) {
         self.app
             .engine
@@ -462,6 +472,39 @@ impl<'a> Console<'a> {
             ("POST", "/api/fn/save_schedule") => {
                 WellFormed::new(path, json(json!({ "form": schedule_form("weekly") })), 200)
             }
+            ("POST", "/api/admin/channels") => {
+                WellFormed::new(path, json(channel_form("rest-made")), 201)
+            }
+            ("PUT", "/api/admin/channels/{name}") => {
+                self.channel("rest-change").await;
+                WellFormed::new(
+                    path.replace("{name}", "rest-change"),
+                    json(channel_form("rest-changed")),
+                    200,
+                )
+            }
+            ("DELETE", "/api/admin/channels/{name}") => {
+                self.channel("rest-remove").await;
+                WellFormed::new(path.replace("{name}", "rest-remove"), None, 204)
+            }
+            ("POST", "/api/admin/channels/{name}/test") => {
+                self.channel("rest-test").await;
+                WellFormed::new(path.replace("{name}", "rest-test"), None, 200)
+            }
+            ("POST", "/api/fn/list_channels") => WellFormed::new(path, json(json!({})), 200),
+            ("POST", "/api/fn/save_channel") => WellFormed::new(
+                path,
+                json(json!({ "name": "", "form": channel_form("fn-made") })),
+                200,
+            ),
+            ("POST", "/api/fn/remove_channel") => {
+                self.channel("fn-remove").await;
+                WellFormed::new(path, json(json!({ "name": "fn-remove" })), 200)
+            }
+            ("POST", "/api/fn/test_channel") => {
+                self.channel("fn-test").await;
+                WellFormed::new(path, json(json!({ "name": "fn-test" })), 200)
+            }
             ("POST", "/api/fn/remove_schedule") => {
                 self.schedule_to_remove("fn-remove").await;
                 WellFormed::new(path, json(json!({ "name": "fn-remove" })), 200)
@@ -571,5 +614,33 @@ fn schedule_form(name: &str) -> Value {
             "keep_last": 7, "keep_hourly": 0, "keep_daily": 14,
             "keep_weekly": 8, "keep_monthly": 12, "keep_yearly": 0
         }
+    })
+}
+
+/// A webhook channel's settings, pointing at a port nothing listens on.
+fn channel_settings(name: &str) -> lms_backup::notify::ChannelSettings {
+    use lms_backup::storage::offsite::Secret;
+    lms_backup::notify::ChannelSettings {
+        name: name.into(),
+        kind: lms_types::ChannelKind::Webhook,
+        format: lms_types::WebhookFormat::Generic,
+        webhook_url: Some(Secret::new("http://127.0.0.1:9/hook")),
+        webhook_secret: Some(Secret::new("s")),
+        smtp_url: None,
+        email_from: None,
+        email_to: vec![],
+        events: vec![lms_types::NotifyEvent::BackupFailed],
+        enabled: true,
+    }
+}
+
+/// The same as the console's form sends it.
+fn channel_form(name: &str) -> Value {
+    json!({
+        "name": name,
+        "kind": "webhook",
+        "format": "slack",
+        "webhook_url": "http://127.0.0.1:9/hook",
+        "events": ["backup_failed", "rpo_breached"],
     })
 }
