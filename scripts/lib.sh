@@ -280,6 +280,47 @@ throwaway_smtp() {
     sleep 0.1
   done
   export TEST_SMTP_URL TEST_SMTP_MAILDIR
+  [ -n "${TLS_DIR:-}" ] && throwaway_smtp_tls
+}
+
+# throwaway_smtp_tls: a second SMTP server, as a real submission server is:
+# STARTTLS required (the certificate of throwaway_tls, for 127.0.0.1) and
+# a login and password required; its messages go to the same maildir.
+# Sets TEST_SMTP_TLS_URL (smtp://notify:PASSWORD@127.0.0.1:PORT) and
+# TEST_SMTP_TLS_CA.
+throwaway_smtp_tls() {
+  local port; port="$(free_port)"
+  local password; password="$(random_password)"
+  SINK_PORT="$port" SINK_PASSWORD="$password" SINK_MAILDIR="$TEST_SMTP_MAILDIR" \
+    SINK_CERT="$TLS_DIR/server.crt" SINK_KEY="$TLS_DIR/server.key" \
+    "$S3_VENV/bin/python" - > "$THROWAWAY/smtp-tls.log" 2>&1 <<'PY' &
+import os, ssl, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(os.environ["SINK_CERT"], os.environ["SINK_KEY"])
+password = os.environ["SINK_PASSWORD"].encode()
+
+def check(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"notify" and auth_data.password == password
+    return AuthResult(success=ok, handled=False)
+
+Controller(Mailbox(os.environ["SINK_MAILDIR"]), hostname="127.0.0.1", port=int(os.environ["SINK_PORT"]),
+           tls_context=context, require_starttls=True, authenticator=check, auth_required=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+PY
+  CLEANUP_PIDS="$CLEANUP_PIDS $!"
+  local deadline=$((SECONDS + 30))
+  until grep -q ready "$THROWAWAY/smtp-tls.log" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$THROWAWAY/smtp-tls.log" >&2; die "the TLS SMTP test server did not come up"; }
+    sleep 0.1
+  done
+  TEST_SMTP_TLS_URL="smtp://notify:$password@127.0.0.1:$port"
+  TEST_SMTP_TLS_CA="$TLS_DIR/ca.crt"
+  export TEST_SMTP_TLS_URL TEST_SMTP_TLS_CA
 }
 
 # throwaway_s3: an S3-compatible server on the loopback for this run only

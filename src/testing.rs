@@ -637,3 +637,149 @@ async fn proxy_connection(
         _ = cut.wait_for(|cut| *cut) => {}
     }
 }
+
+/// The messages the SMTP test server kept for `to`.
+pub fn mails_to(to: &str) -> Vec<String> {
+    let dir =
+        std::env::var("TEST_SMTP_MAILDIR").expect("TEST_SMTP_MAILDIR (scripts/test.sh sets it)");
+    let mut found = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(std::path::Path::new(&dir).join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if text
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+            {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+/// A webhook receiver for the notification tests.
+pub mod webhook {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    use crate::notify::{WebhookSettings, SIGNATURE_HEADER};
+    use crate::storage::offsite::Secret;
+    use lms_types::WebhookFormat;
+
+    /// One delivery as the receiver saw it.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub event_id: String,
+        pub body: serde_json::Value,
+        pub signature_ok: bool,
+    }
+
+    /// A webhook receiver on the loopback: verifies `X-LMS-Signature` with its
+    /// secret, answers with the status it is told to (503: "down"), and keeps
+    /// what it accepted, de-duplicated by nothing (so a test sees every copy).
+    #[derive(Clone)]
+    pub struct WebhookReceiver {
+        pub url: String,
+        secret: String,
+        /// The status it answers with (503: "down").
+        pub status: Arc<AtomicU16>,
+        got: Arc<Mutex<Vec<Received>>>,
+    }
+
+    impl WebhookReceiver {
+        pub async fn start(secret: &str) -> Self {
+            let receiver = WebhookReceiver {
+                url: String::new(),
+                secret: secret.to_owned(),
+                status: Arc::new(AtomicU16::new(200)),
+                got: Arc::default(),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!(
+                "http://{}/hooks/T0K3N-in-the-path",
+                listener.local_addr().unwrap()
+            );
+            let app = axum::Router::new()
+                .route("/hooks/{token}", axum::routing::post(Self::take))
+                .with_state(receiver.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            WebhookReceiver { url, ..receiver }
+        }
+
+        async fn take(
+            State(me): State<WebhookReceiver>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
+            let status = StatusCode::from_u16(me.status.load(Ordering::SeqCst)).unwrap();
+            if !status.is_success() {
+                return status;
+            }
+            let signature_ok = headers
+                .get(SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| verify(&me.secret, v, &body));
+            if !signature_ok {
+                return StatusCode::UNAUTHORIZED;
+            }
+            me.got.lock().unwrap().push(Received {
+                event_id: headers
+                    .get("x-lms-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+                body: serde_json::from_slice(&body).unwrap(),
+                signature_ok,
+            });
+            StatusCode::OK
+        }
+
+        /// What it accepted, in order.
+        pub fn got(&self) -> Vec<Received> {
+            self.got.lock().unwrap().clone()
+        }
+
+        /// A webhook channel to it, signing with `secret`.
+        pub fn settings(&self, secret: &str) -> WebhookSettings {
+            WebhookSettings {
+                url: Secret::new(&self.url),
+                secret: Some(Secret::new(secret)),
+                format: WebhookFormat::Generic,
+            }
+        }
+    }
+
+    /// Checks a signature header as a receiver's documentation would tell it
+    /// to: HMAC-SHA256 of "<t>.<raw body>", compared in constant time.
+    pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
+        let mut t = None;
+        let mut v1 = None;
+        for part in header.split(',') {
+            match part.split_once('=') {
+                Some(("t", value)) => t = Some(value),
+                Some(("v1", value)) => v1 = Some(value),
+                _ => {}
+            }
+        }
+        let (Some(t), Some(v1)) = (t, v1) else {
+            return false;
+        };
+        let Ok(expected) = hex::decode(v1) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    }
+}

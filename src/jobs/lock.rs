@@ -212,12 +212,13 @@ pub(crate) async fn interrupt_jobs(
     message: &str,
 ) -> Result<Vec<bool>> {
     let swaps = [Operation::Restore, Operation::Undo];
-    let switching: Vec<bool> = sqlx::query_scalar(
+    let interrupted: Vec<super::Job> = sqlx::query_as(&format!(
         "UPDATE jobs SET status = $1, finished_at = now(),
-                message = CASE WHEN kind = ANY($2) THEN replace($3, '{operation}', kind) ELSE $4 END
+                message = CASE WHEN kind = ANY($2) THEN replace($3, '{{operation}}', kind) ELSE $4 END
          WHERE status = $5 AND ($6::uuid IS NULL OR id = $6) AND id IS DISTINCT FROM $7
-         RETURNING kind = ANY($2) AND phase = $8",
-    )
+         RETURNING {}",
+        super::JOB_COLUMNS
+    ))
     .bind(JobStatus::Interrupted)
     .bind(swaps)
     .bind(SWITCH_INTERRUPTED)
@@ -225,9 +226,20 @@ pub(crate) async fn interrupt_jobs(
     .bind(JobStatus::Running)
     .bind(only)
     .bind(except)
-    .bind(Phase::Switching)
     .fetch_all(&mut *db)
     .await?;
+    // Each one tells the channels, with the outcome.
+    for job in &interrupted {
+        if let Some((kind, notice)) =
+            crate::notify::outcomes::job_ended(job, JobStatus::Interrupted, job.message.as_deref())
+        {
+            crate::notify::record(&mut *db, kind, &notice, None).await?;
+        }
+    }
+    let switching = interrupted
+        .iter()
+        .map(|job| swaps.contains(&job.kind) && job.phase == Phase::Switching)
+        .collect();
     sqlx::query(
         "UPDATE backup_history SET status = $1
          WHERE status = $2 AND ($3::uuid IS NULL OR job_id = $3) AND job_id IS DISTINCT FROM $4",

@@ -57,7 +57,7 @@ impl Job {
     }
 }
 
-const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "id, kind, status, phase, progress, message, notes, started_by_id, started_by_name,
     instance_id, backup_id, created_at, started_at, finished_at,
     (SELECT b.filename FROM backup_history b WHERE b.id = jobs.backup_id) AS backup_name";
@@ -136,9 +136,9 @@ pub(crate) async fn finish<'e>(
     id: Uuid,
     outcome: JobStatus,
     message: Option<&str>,
-) -> Result<()> {
+) -> Result<bool> {
     let succeeded = outcome == JobStatus::Succeeded;
-    sqlx::query(
+    let ended = sqlx::query(
         "UPDATE jobs SET status = $2, message = $3, finished_at = now(),
                 progress = CASE WHEN $4 THEN 1 ELSE progress END,
                 phase = CASE WHEN $4 THEN $5 ELSE phase END
@@ -152,7 +152,7 @@ pub(crate) async fn finish<'e>(
     .bind(JobStatus::Running)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(ended.rows_affected() == 1)
 }
 
 /// One job.

@@ -313,10 +313,12 @@ impl JobRun {
         loop {
             let result = async {
                 let mut tx = engine.dbs().control.begin().await?;
-                super::finish(&mut *tx, self.job.id, ending.status, ending.message).await?;
+                let ended =
+                    super::finish(&mut *tx, self.job.id, ending.status, ending.message).await?;
                 lock::release(&mut *tx, engine.instance_id(), Some(self.job.id)).await?;
                 audit::record(&mut *tx, &event).await?;
-                if let Some((kind, notice)) = &notice {
+                // A job ended elsewhere (interrupted) was told about there.
+                if let (true, Some((kind, notice))) = (ended, &notice) {
                     crate::notify::record(&mut tx, *kind, notice, None).await?;
                 }
                 tx.commit().await?;

@@ -136,15 +136,24 @@ impl Severity {
 }
 
 /// Records `notice` as an event of `kind` in the caller's transaction, with
-/// a delivery for each enabled channel that wants it. With a `dedupe_key`,
-/// an event already recorded under it is not recorded again (returns
-/// `None`).
+/// a delivery for each enabled channel that wants it. Nothing is recorded
+/// when no channel wants it (returns `None`). With a `dedupe_key`, an event
+/// already recorded under it is not recorded again (returns `None`).
 pub async fn record(
     conn: &mut PgConnection,
     kind: NotifyEvent,
     notice: &Notice,
     dedupe_key: Option<&str>,
 ) -> Result<Option<Uuid>> {
+    let wanted: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM notification_channels WHERE enabled AND $1 = ANY (events))",
+    )
+    .bind(kind)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !wanted {
+        return Ok(None);
+    }
     let id = Uuid::new_v4();
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO notification_events (id, kind, dedupe_key, payload)

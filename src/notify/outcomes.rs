@@ -59,6 +59,9 @@ pub(crate) fn job_ended(
     let backup = job.backup_name.clone();
     let named = backup.as_deref().unwrap_or("a backup");
     let why = message.unwrap_or("no reason was recorded");
+    if status == JobStatus::Interrupted {
+        return job_interrupted(job, why);
+    }
     let (kind, notice) = match (job.kind, ok) {
         (Operation::Backup, false) => (
             NotifyEvent::BackupFailed,
@@ -170,4 +173,33 @@ pub(crate) fn job_ended(
         _ => return None,
     };
     Some((kind, notice))
+}
+
+/// A job the server stopped in (killed, restarted, its lock released): the
+/// message already says what was kept and what to check.
+fn job_interrupted(job: &Job, why: &str) -> Option<(NotifyEvent, Notice)> {
+    let (kind, what) = match job.kind {
+        Operation::Backup => (NotifyEvent::BackupFailed, "backup"),
+        Operation::Restore => (NotifyEvent::RestoreFinished, "restore"),
+        Operation::Undo => (NotifyEvent::UndoFinished, "undo"),
+        _ => return None,
+    };
+    Some((
+        kind,
+        Notice {
+            title: format!("{}{} interrupted", what[..1].to_uppercase(), &what[1..]),
+            severity: Severity::Critical,
+            happened: format!(
+                "The {what} started by {} was interrupted: {why}",
+                job.started_by_name
+            ),
+            since: job.started_at.or(Some(job.created_at)),
+            done: "The console cleaned up after it (start-up recovery or the watchdog).".into(),
+            todo: "Open the console, check the outcome the job describes, and start it again if \
+                   it is still needed."
+                .into(),
+            backup: job.backup_name.clone(),
+            job: Some(job.id),
+        },
+    ))
 }

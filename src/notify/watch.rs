@@ -101,6 +101,17 @@ impl Engine {
                 found.push((NotifyEvent::LockStuck, notice, key));
             }
         }
+        // What was delivered (or given up on) long ago is forgotten.
+        sqlx::query(
+            "DELETE FROM notification_events e
+             WHERE e.created_at < $1 - interval '30 days'
+               AND NOT EXISTS (SELECT 1 FROM notification_deliveries d
+                               WHERE d.event_id = e.id
+                                 AND d.delivered_at IS NULL AND d.abandoned_at IS NULL)",
+        )
+        .bind(now)
+        .execute(&self.dbs().control)
+        .await?;
         let mut new = 0;
         for (kind, notice, key) in found {
             let mut conn = self.dbs().control.acquire().await?;

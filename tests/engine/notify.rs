@@ -3,150 +3,21 @@
 //! receiver here that checks the signature as a real one would. Each test
 //! sends to its own recipient and receiver, so they run in parallel.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use hmac::{Hmac, Mac};
-use lms_backup::notify::{
-    channels, ChannelSettings, EmailSettings, NotifyConfig, WebhookSettings, SIGNATURE_HEADER,
-};
+use lms_backup::notify::{channels, ChannelSettings, EmailSettings, NotifyConfig};
 use lms_backup::postgres::tools as pgtools;
 use lms_backup::schedule::NewSchedule;
 use lms_backup::storage::offsite::Secret;
+use lms_backup::testing::mails_to;
+use lms_backup::testing::webhook::WebhookReceiver as Receiver;
 use lms_backup::testing::{
     actor, spawn_engine_with, start_manual_backup, wait_for_job, wait_until, wrapped_pg_dump,
 };
 use lms_backup::Engine;
 use lms_types::{ChannelKind, JobStatus, NotifyEvent, WebhookFormat};
-use sha2::Sha256;
-
-/// One delivery as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Received {
-    event_id: String,
-    body: serde_json::Value,
-    signature_ok: bool,
-}
-
-/// A webhook receiver on the loopback: verifies `X-LMS-Signature` with its
-/// secret, answers with the status it is told to (503: "down"), and keeps
-/// what it accepted, de-duplicated by nothing (so a test sees every copy).
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    secret: String,
-    status: Arc<AtomicU16>,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(secret: &str) -> Self {
-        let receiver = Receiver {
-            url: String::new(),
-            secret: secret.to_owned(),
-            status: Arc::new(AtomicU16::new(200)),
-            got: Arc::default(),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hooks/T0K3N-in-the-path",
-            listener.local_addr().unwrap()
-        );
-        let app = axum::Router::new()
-            .route("/hooks/{token}", axum::routing::post(Self::take))
-            .with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, ..receiver }
-    }
-
-    async fn take(State(me): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-        let status = StatusCode::from_u16(me.status.load(Ordering::SeqCst)).unwrap();
-        if !status.is_success() {
-            return status;
-        }
-        let signature_ok = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| verify(&me.secret, v, &body));
-        if !signature_ok {
-            return StatusCode::UNAUTHORIZED;
-        }
-        me.got.lock().unwrap().push(Received {
-            event_id: headers
-                .get("x-lms-event-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-            body: serde_json::from_slice(&body).unwrap(),
-            signature_ok,
-        });
-        StatusCode::OK
-    }
-
-    fn got(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-
-    fn settings(&self, secret: &str) -> WebhookSettings {
-        WebhookSettings {
-            url: Secret::new(&self.url),
-            secret: Some(Secret::new(secret)),
-            format: WebhookFormat::Generic,
-        }
-    }
-}
-
-/// Checks a signature header as a receiver's documentation would tell it
-/// to: HMAC-SHA256 of "<t>.<raw body>", compared in constant time.
-fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = Some(value),
-            Some(("v1", value)) => v1 = Some(value),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return false;
-    };
-    let Ok(expected) = hex::decode(v1) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-/// The messages the SMTP test server kept for `to`.
-fn mails_to(to: &str) -> Vec<String> {
-    let dir =
-        std::env::var("TEST_SMTP_MAILDIR").expect("TEST_SMTP_MAILDIR (scripts/test.sh sets it)");
-    let mut found = Vec::new();
-    for sub in ["new", "cur"] {
-        let Ok(entries) = std::fs::read_dir(std::path::Path::new(&dir).join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            if text
-                .lines()
-                .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
-            {
-                found.push(text);
-            }
-        }
-    }
-    found
-}
 
 fn smtp_url() -> String {
     std::env::var("TEST_SMTP_URL").expect("TEST_SMTP_URL (scripts/test.sh sets it)")
@@ -586,4 +457,111 @@ async fn restores_are_announced_when_they_start_and_end() {
     events.sort();
     // Only what the channel chose: the backup's success is not among them.
     assert_eq!(events, ["restore_finished", "restore_started"]);
+}
+
+/// The events recorded so far: (kind, title), oldest first.
+async fn events(engine: &Engine) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT kind, payload->>'title' FROM notification_events ORDER BY created_at, id",
+    )
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_off_site_copy_is_told_once_per_streak() {
+    let bucket = format!("t-notify-{}", uuid::Uuid::new_v4().simple());
+    let engine = spawn_engine_with(|c| {
+        c.offsite = Some(lms_backup::testing::s3_target(&bucket, ""));
+        c.offsite_retry_after = Duration::ZERO;
+    })
+    .await;
+    // Someone listens for failed copies (a receiver that is not there).
+    let wanted = [NotifyEvent::OffsiteFailed];
+    engine
+        .create_channel(&webhook_channel(
+            "copies",
+            "http://127.0.0.1:9/",
+            None,
+            &wanted,
+        ))
+        .await
+        .unwrap();
+    let who = actor("alice");
+    let started = start_manual_backup(&engine, &who).await.unwrap();
+    assert_eq!(
+        wait_for_job(&engine, started.job.id).await.status,
+        JobStatus::Succeeded
+    );
+    // Tried again, failing again: still one message.
+    engine.offsite_pass().await.unwrap();
+    engine.offsite_pass().await.unwrap();
+    let told = events(&engine).await;
+    assert_eq!(
+        told,
+        [(
+            "offsite_failed".to_owned(),
+            "Off-site copy failed".to_owned()
+        )],
+        "{told:?}"
+    );
+    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM notification_events")
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+    let happened = payload["happened"].as_str().unwrap();
+    assert!(
+        happened.contains(&started.backup.filename) && happened.contains("does not exist"),
+        "{happened}"
+    );
+    assert!(payload["done"]
+        .as_str()
+        .unwrap()
+        .contains("kept here, verified"));
+
+    // It works once the bucket is there; a later failure is a new streak.
+    lms_backup::testing::s3_request("PUT", &format!("/{bucket}"), b"").await;
+    engine.offsite_pass().await.unwrap();
+    assert_eq!(events(&engine).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_backup_stopped_by_releasing_its_lock_is_told_as_interrupted() {
+    let base = spawn_engine_with(|_| {}).await;
+    let dump = lms_backup::testing::Gate::new();
+    let bin = lms_backup::testing::gated_tools(base.tools(), Some(&dump), None);
+    let engine = base.with_tools(pgtools::locate(Some(&bin)).await.unwrap());
+    engine
+        .create_channel(&webhook_channel(
+            "ops",
+            "http://127.0.0.1:9/",
+            None,
+            // Its own end, whatever it says, is not told a second time.
+            &[NotifyEvent::BackupFailed, NotifyEvent::BackupSucceeded],
+        ))
+        .await
+        .unwrap();
+    let started = start_manual_backup(&engine, &actor("alice")).await.unwrap();
+    dump.reached().await;
+    engine.force_release_lock(&actor("bob")).await.unwrap();
+    dump.open();
+    wait_for_job(&engine, started.job.id).await;
+    // The job's own end comes after: it must not tell a second time.
+    wait_until("the job's own end (its audit entry)", async || {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE action = 'backup.create' AND actor_name = 'alice'",
+        )
+        .fetch_one(&engine.dbs().control)
+        .await
+        .unwrap();
+        (ended > 0).then_some(())
+    })
+    .await;
+    let told = events(&engine).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        told[0],
+        ("backup_failed".to_owned(), "Backup interrupted".to_owned())
+    );
 }

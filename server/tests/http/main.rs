@@ -16,6 +16,7 @@ mod crash;
 mod csrf;
 mod health;
 mod instances;
+mod notify;
 mod offsite;
 mod pages;
 mod restore;
