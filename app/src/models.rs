@@ -83,6 +83,33 @@ pub struct BackupSummary {
     /// Its off-site copy, when a target is configured.
     #[serde(default)]
     pub offsite: Option<OffsiteCopy>,
+    /// Its newest restore drill (`None`: never tested).
+    #[serde(default)]
+    pub drill: Option<DrillOutcome>,
+}
+
+/// A backup's newest restore drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillOutcome {
+    pub at: DateTime<Utc>,
+    pub succeeded: bool,
+    /// The recovery time it measured.
+    pub duration_ms: i64,
+}
+
+impl DrillOutcome {
+    /// "restore-tested on 2026-12-06, 41.2 s" or "restore drill failed on …",
+    /// with the date as `date` gives it.
+    pub fn words(&self, date: &str) -> String {
+        if self.succeeded {
+            format!(
+                "restore-tested on {date}, {:.1} s",
+                self.duration_ms as f64 / 1000.0
+            )
+        } else {
+            format!("restore drill failed on {date}")
+        }
+    }
 }
 
 /// Where a backup's off-site copy is.
@@ -761,6 +788,14 @@ mod convert {
                     error: b.offsite_error,
                     verified_at: b.offsite_verified_at,
                 }),
+                drill: match (b.drilled_at, b.drill_succeeded, b.drill_ms) {
+                    (Some(at), Some(succeeded), Some(duration_ms)) => Some(DrillOutcome {
+                        at,
+                        succeeded,
+                        duration_ms,
+                    }),
+                    _ => None,
+                },
             }
         }
     }

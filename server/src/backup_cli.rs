@@ -124,6 +124,10 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let job = engine.start_restore(id, true, &actor).await.map_err(fail)?;
             follow(engine, job).await.map(|_| ())
         }
+        BackupCommand::Drill { id } => {
+            let job = engine.start_drill(id, &actor).await.map_err(fail)?;
+            follow(engine, job).await.map(|_| ())
+        }
         BackupCommand::Prune { dry_run } => {
             let report = if dry_run {
                 engine.retention_dry_run(None).await

@@ -665,6 +665,10 @@ pub enum BackupCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Restore-test a backup (by id; the newest verified one by default)
+    /// into a scratch database: compared with the backup, migrated and
+    /// queried, then dropped. The live database is never touched.
+    Drill { id: Option<i64> },
     /// Swap the database from before the last restore back in.
     Undo {
         /// Do not ask for confirmation.

@@ -74,9 +74,11 @@ impl Engine {
     /// directory while it cannot be used (undo only swaps databases).
     pub(crate) async fn require_backup_dir_for(&self, operation: Operation) -> Result<()> {
         match operation {
-            Operation::Backup | Operation::Restore | Operation::Delete | Operation::Cleanup => {
-                self.require_backup_dir().await
-            }
+            Operation::Backup
+            | Operation::Restore
+            | Operation::Delete
+            | Operation::Cleanup
+            | Operation::Drill => self.require_backup_dir().await,
             Operation::Undo | Operation::Recovery => Ok(()),
         }
     }

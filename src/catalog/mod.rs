@@ -45,6 +45,11 @@ pub struct Backup {
     /// Why the last off-site attempt failed, in words.
     pub offsite_error: Option<String>,
     pub offsite_verified_at: Option<DateTime<Utc>>,
+    /// Its newest restore drill: when it ended, whether it restored, and
+    /// the recovery time it measured.
+    pub drilled_at: Option<DateTime<Utc>>,
+    pub drill_succeeded: Option<bool>,
+    pub drill_ms: Option<i64>,
 }
 
 /// A catalog entry with its manifest.
@@ -68,7 +73,13 @@ pub const MAX_PAGE: i64 = 200;
 const COLUMNS: &str =
     "id, filename, kind, status, size_bytes, sha256, notes, original_name, created_by_id,
     created_by_name, job_id, created_at, completed_at, schedule_id, pinned_reason,
-    pinned_by_name, pinned_at, offsite_state, offsite_error, offsite_verified_at";
+    pinned_by_name, pinned_at, offsite_state, offsite_error, offsite_verified_at,
+    (SELECT d.finished_at FROM restore_drills d WHERE d.backup_id = backup_history.id
+      ORDER BY d.finished_at DESC LIMIT 1) AS drilled_at,
+    (SELECT d.succeeded FROM restore_drills d WHERE d.backup_id = backup_history.id
+      ORDER BY d.finished_at DESC LIMIT 1) AS drill_succeeded,
+    (SELECT d.duration_ms FROM restore_drills d WHERE d.backup_id = backup_history.id
+      ORDER BY d.finished_at DESC LIMIT 1) AS drill_ms";
 
 /// The catalog at a glance: how many backups are stored, how much they
 /// take, and the newest one taken that has finished (completed or failed).

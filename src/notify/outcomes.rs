@@ -139,6 +139,26 @@ pub(crate) fn job_ended(
                 job: Some(job.id),
             },
         ),
+        (Operation::Drill, false) => (
+            NotifyEvent::DrillFailed,
+            Notice {
+                title: "Restore drill failed".into(),
+                severity: Severity::Critical,
+                happened: format!(
+                    "The restore drill of {named} (started by {by}) failed: {why} This backup \
+                     may not bring the LMS back."
+                ),
+                since: job.started_at.or(Some(job.created_at)),
+                done: "The scratch database was dropped; the live database and the site were \
+                       never touched."
+                    .into(),
+                todo: "Open the console, read the drill's message, and make a new backup; drill \
+                       it, and the older backups, before relying on them."
+                    .into(),
+                backup,
+                job: Some(job.id),
+            },
+        ),
         (Operation::Undo, ok) => {
             (
                 NotifyEvent::UndoFinished,
@@ -182,6 +202,7 @@ fn job_interrupted(job: &Job, why: &str) -> Option<(NotifyEvent, Notice)> {
         Operation::Backup => (NotifyEvent::BackupFailed, "backup"),
         Operation::Restore => (NotifyEvent::RestoreFinished, "restore"),
         Operation::Undo => (NotifyEvent::UndoFinished, "undo"),
+        Operation::Drill => (NotifyEvent::DrillFailed, "restore drill"),
         _ => return None,
     };
     Some((

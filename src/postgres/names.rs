@@ -1,5 +1,6 @@
 //! Names of the databases kept beside the LMS one: the copy a restore
-//! builds (`<db>_restore_<job>`) and the previous database kept for undo
+//! builds (`<db>_restore_<job>`), the scratch database of a restore drill
+//! (`<db>_drill_<job>`) and the previous database kept for undo
 //! (`<db>_pre_restore_<timestamp>`).
 //!
 //! PostgreSQL cuts names at 63 bytes without an error, so a long database
@@ -24,6 +25,7 @@ const PREVIOUS: &str = "_pre_restore_";
 const TIMESTAMP: &str = "%Y%m%d%H%M%S%3f";
 const TIMESTAMP_LEN: usize = 17;
 const COPY: &str = "_restore_";
+const DRILL: &str = "_drill_";
 const JOB_LEN: usize = 12;
 /// `_` and 8 hex digits.
 const HASH_LEN: usize = 9;
@@ -54,6 +56,20 @@ pub fn copy_name(live: &str, job: Uuid) -> String {
 /// LIKE pattern matching every restore copy of `live`.
 pub fn copy_pattern(live: &str) -> String {
     pattern(&stem(live, COPY.len() + JOB_LEN), COPY)
+}
+
+/// The name of the scratch database a restore drill builds.
+pub fn drill_name(live: &str, job: Uuid) -> String {
+    format!(
+        "{}{DRILL}{}",
+        stem(live, DRILL.len() + JOB_LEN),
+        &job.simple().to_string()[..JOB_LEN]
+    )
+}
+
+/// LIKE pattern matching every drill database of `live`.
+pub fn drill_pattern(live: &str) -> String {
+    pattern(&stem(live, DRILL.len() + JOB_LEN), DRILL)
 }
 
 fn pattern(stem: &str, infix: &str) -> String {

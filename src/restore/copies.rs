@@ -11,7 +11,9 @@ use super::gates::Room;
 use crate::engine::Engine;
 use crate::jobs::messages::human;
 use crate::postgres::databases::{quote_ident, quote_literal};
-use crate::postgres::names::{copy_name, copy_pattern, previous_pattern};
+use crate::postgres::names::{
+    copy_name, copy_pattern, drill_name, drill_pattern, previous_pattern,
+};
 use crate::{Error, Result};
 
 impl Engine {
@@ -124,7 +126,10 @@ impl Engine {
     pub(crate) async fn drop_shadows(&self, job: Option<Uuid>) {
         let result = async {
             let names: Vec<String> = match job {
-                Some(job) => vec![copy_name(self.dbs().lms_name(), job)],
+                Some(job) => vec![
+                    copy_name(self.dbs().lms_name(), job),
+                    drill_name(self.dbs().lms_name(), job),
+                ],
                 None => self.shadow_databases().await?,
             };
             self.drop_databases(&names).await
@@ -135,15 +140,17 @@ impl Engine {
         }
     }
 
-    /// Every shadow database (`<db>_restore_<job>`) there is.
+    /// Every shadow database (`<db>_restore_<job>`, and a drill's
+    /// `<db>_drill_<job>`) there is.
     pub(crate) async fn shadow_databases(&self) -> Result<Vec<String>> {
-        let pattern = copy_pattern(self.dbs().lms_name());
-        Ok(
-            sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
-                .bind(pattern)
-                .fetch_all(&self.dbs().control_or_lms())
-                .await?,
+        let live = self.dbs().lms_name();
+        Ok(sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2",
         )
+        .bind(copy_pattern(live))
+        .bind(drill_pattern(live))
+        .fetch_all(&self.dbs().control_or_lms())
+        .await?)
     }
 
     /// Keeps `RESTORE_KEEP_PREVIOUS` previous databases, drops older ones.

@@ -29,6 +29,7 @@
 mod admins;
 mod carry;
 mod copies;
+pub mod drill;
 mod gates;
 mod pipeline;
 mod role;

@@ -18,7 +18,7 @@ use crate::jobs::run::JobRun;
 use crate::postgres::archive::{DataLoadWatcher, Reading, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::postgres::grants;
-use crate::postgres::names::copy_name;
+use crate::postgres::names::{copy_name, drill_name};
 use crate::postgres::process::follow_stderr;
 use crate::storage::{ArchiveSource, Manifest};
 use crate::{Error, Result};
@@ -87,7 +87,11 @@ impl Engine {
         run.enter(Phase::Restoring).await?;
         let dbs = self.dbs();
         let manifest = gates.manifest.as_ref();
-        let shadow = copy_name(dbs.lms_name(), run.job().id);
+        // A drill's scratch database is named apart from a restore's copy.
+        let shadow = match run.job().kind {
+            lms_types::Operation::Drill => drill_name(dbs.lms_name(), run.job().id),
+            _ => copy_name(dbs.lms_name(), run.job().id),
+        };
         self.create_copy(&shadow).await?;
         let login = self.open_restore_role().await?;
         let weights: Vec<TableRef> = manifest
@@ -217,6 +221,30 @@ impl Engine {
         })
     }
 
+    /// A restore drill of `backup`: the restore's gates and its restore into
+    /// a scratch database, the same comparison and migrations, then the LMS
+    /// smoke queries. The scratch database is dropped by the caller.
+    pub(super) async fn drill_pipeline(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+    ) -> Result<super::drill::Smoke> {
+        let gates = self.restore_gates(run, backup).await?;
+        let copy = self.restore_into_copy(run, &gates).await?;
+        let since = std::time::Instant::now();
+        run.run_phase(
+            Phase::Checking,
+            || time_share(since.elapsed(), CHECKS_USUALLY_TAKE),
+            async {
+                let (_, pool) = self.verify_copy(backup, copy).await?;
+                let smoke = super::drill::smoke_queries(&pool).await;
+                pool.close().await;
+                smoke
+            },
+        )
+        .await?
+    }
+
     /// Checking, then the switch. Nothing reports how far the checks are,
     /// so the bar moves with the time they usually take (never reaching the
     /// switch's share before they are done).
@@ -239,15 +267,25 @@ impl Engine {
         self.swap_in(&shadow, run.job().id).await
     }
 
-    /// The copy equals the backup (what was not fingerprinted during the
-    /// restore is now), its schema is brought up to date, and it is taken
-    /// over. Returns its name.
+    /// The copy equals the backup, its schema is brought up to date, and it
+    /// is taken over. Returns its name.
     async fn check_and_prepare_copy(
         &self,
         backup: &Backup,
         copy: Copy,
         profile: &DatabaseProfile,
     ) -> Result<String> {
+        let (shadow, shadow_pool) = self.verify_copy(backup, copy).await?;
+        shadow_pool.close().await;
+        self.take_over_copy(&shadow).await?;
+        self.carry_to_copy(&shadow, profile).await?;
+        Ok(shadow)
+    }
+
+    /// The copy equals the backup (what was not fingerprinted during the
+    /// restore is now) and its schema is brought up to date by the app's
+    /// migrations. Returns its name and a pool on it (as the restore role).
+    async fn verify_copy(&self, backup: &Backup, copy: Copy) -> Result<(String, PgPool)> {
         let Copy {
             name: shadow,
             pool: shadow_pool,
@@ -303,10 +341,7 @@ impl Engine {
             None => self.record_fingerprint(backup, &actual).await?,
         }
         self.dbs().migrate_lms_copy(&shadow_pool).await?;
-        shadow_pool.close().await;
-        self.take_over_copy(&shadow).await?;
-        self.carry_to_copy(&shadow, profile).await?;
-        Ok(shadow)
+        Ok((shadow, shadow_pool))
     }
 
     /// Stores a fingerprint in a backup's manifest (catalog and sidecar).

@@ -7,6 +7,7 @@ mod backup;
 mod backup_dir;
 mod clock;
 mod demo;
+mod drill;
 mod fidelity;
 mod full_disk;
 mod migrations;

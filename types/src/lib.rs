@@ -36,6 +36,9 @@ text_enum! {
         Cleanup => "cleanup",
         /// Start-up or watchdog repair after a crash (no job row).
         Recovery => "recovery",
+        /// A restore drill: a backup restored into a scratch database,
+        /// checked, then dropped; the live database is never touched.
+        Drill => "drill",
     }
 }
 
@@ -213,6 +216,9 @@ text_enum! {
         ChannelEdit => "channel.edit",
         ChannelRemove => "channel.remove",
         ChannelTest => "channel.test",
+        /// A restore drill: a backup restored into a scratch database,
+        /// checked and dropped (the detail is the outcome).
+        RestoreDrill => "restore.drill",
     }
 }
 
@@ -294,7 +300,7 @@ impl ActivityKind {
                 ChannelRemove,
                 ChannelTest,
             ],
-            ActivityKind::Restores => &[Restore, RestoreUndo],
+            ActivityKind::Restores => &[Restore, RestoreUndo, RestoreDrill],
             ActivityKind::SignIns => &[Login, Logout, TokenCreate, TokenRevoke],
             ActivityKind::Refusals => AuditAction::ALL,
         }
@@ -337,6 +343,7 @@ impl AuditAction {
             AuditAction::ChannelEdit => "changed notification channel",
             AuditAction::ChannelRemove => "removed notification channel",
             AuditAction::ChannelTest => "sent a test to notification channel",
+            AuditAction::RestoreDrill => "restore-tested backup",
         }
     }
 }

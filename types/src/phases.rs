@@ -142,8 +142,28 @@ pub const CLEANUP: &[PhaseSpec] = &[
 ];
 
 /// The phases of `operation`, in order (empty for recovery, which has no job).
+/// A restore drill: the restore's first phases into a scratch database,
+/// then its checks; nothing is switched.
+pub const DRILL: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Verifying, "Checking the archive", 0.0, 0.05),
+    spec(
+        Phase::Restoring,
+        "Restoring into a scratch database",
+        0.05,
+        0.85,
+    ),
+    spec(
+        Phase::Checking,
+        "Comparing with the backup, migrating, querying",
+        0.85,
+        1.0,
+    ),
+];
+
 pub fn of(operation: Operation) -> &'static [PhaseSpec] {
     match operation {
+        Operation::Drill => DRILL,
         Operation::Backup => BACKUP,
         Operation::Restore => RESTORE,
         Operation::Undo => UNDO,

@@ -14,10 +14,10 @@ use super::pin::{PinControl, PinState};
 use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
-use crate::functions::{get_backup, list_backups, DeleteBackup, RestoreBackup};
+use crate::functions::{get_backup, list_backups, DeleteBackup, DrillBackup, RestoreBackup};
 use crate::models::{
-    human_bytes, table_label, thousands, BackupStatus, BackupSummary, OffsiteCopy, OffsiteState,
-    Operation,
+    human_bytes, table_label, thousands, BackupStatus, BackupSummary, DrillOutcome, OffsiteCopy,
+    OffsiteState, Operation,
 };
 
 /// Rows per page of the list.
@@ -151,6 +151,31 @@ fn OffsiteBadge(copy: OffsiteCopy) -> impl IntoView {
     }
 }
 
+/// A backup's newest restore drill: restore-tested, or failed (when and how
+/// long on hover and focus, and in Details).
+#[component]
+fn DrillBadge(drill: DrillOutcome) -> impl IntoView {
+    let (color, label) = if drill.succeeded {
+        (BadgeColor::Success, "restore-tested")
+    } else {
+        (BadgeColor::Danger, "drill failed")
+    };
+    let title = drill.words(&drill.at.format("%Y-%m-%d %H:%M UTC").to_string());
+    view! {
+        <Badge
+            color
+            appearance=BadgeAppearance::Outline
+            class="drill-badge"
+            attr:data-testid="drill-badge"
+            attr:data-state=if drill.succeeded { "tested" } else { "failed" }
+            attr:title=title
+            attr:tabindex="0"
+        >
+            {label}
+        </Badge>
+    }
+}
+
 fn status_color(status: BackupStatus) -> BadgeColor {
     match status {
         BackupStatus::Completed => BadgeColor::Success,
@@ -234,6 +259,7 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                     </Badge>
                 })}
                 {backup.offsite.clone().map(|copy| view! { <OffsiteBadge copy /> })}
+                {backup.drill.clone().map(|drill| view! { <DrillBadge drill /> })}
             </TableCell>
             <TableCell class="by-cell" attr:data-label="By">
                 <span class="clip" title=backup.created_by.clone()>{backup.created_by.clone()}</span>
@@ -556,6 +582,20 @@ fn name_rules(name: Signal<String>) -> Vec<InputRule> {
 fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let open = open_for(target);
     let pins = PinState::for_dialog();
+    // Made here, not in what the Suspend draws (see `PinState`).
+    let console = Console::expect();
+    let drill = ServerAction::<DrillBackup>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = drill.value().get() {
+            console.toast_success(format!(
+                "Restore drill started: {} is being restored into a scratch database; the live \
+                 database is not touched.",
+                job.backup_name.unwrap_or_default()
+            ));
+            console.refresh();
+            target.set(None);
+        }
+    });
     Effect::new(move |_| {
         if let Some(b) = target.get() {
             pins.show(&b);
@@ -590,7 +630,7 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                                 match shown {
                                     Err(e) => Some(view! { <ErrorBar message=e.to_string() /> }.into_any()),
                                     Ok(d) if Some(d.summary.id) == wanted => {
-                                        Some(view! { <ManifestView detail=d pins /> }.into_any())
+                                        Some(view! { <ManifestView detail=d pins drill /> }.into_any())
                                     }
                                     Ok(_) => None,
                                 }
@@ -608,8 +648,18 @@ fn DetailsDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
 }
 
 #[component]
-fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl IntoView {
+fn ManifestView(
+    detail: crate::models::BackupDetail,
+    pins: PinState,
+    drill: ServerAction<DrillBackup>,
+) -> impl IntoView {
     let b = detail.summary;
+    let drill_words = match &b.drill {
+        Some(d) => d.words(&d.at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        None => "never tested".to_owned(),
+    };
+    let drillable = b.status == BackupStatus::Completed;
+    let id = b.id;
     let for_pin = b.clone();
     let facts = detail.manifest.as_ref().map(|m| {
         let (server, dump, format) = (
@@ -666,6 +716,25 @@ fn ManifestView(detail: crate::models::BackupDetail, pins: PinState) -> impl Int
                     <dd class="keys">{keys}</dd>
                 </div>
             })}
+            <div class="wide-fact" data-testid="drill-fact">
+                <dt>"Restore drill"</dt>
+                <dd>
+                    {drill_words}
+                    {drillable.then(|| view! {
+                        " "
+                        <Button
+                            size=ButtonSize::Small
+                            loading=drill.pending()
+                            on_click=move |_| {
+                                drill.dispatch(DrillBackup { id: Some(id) });
+                            }
+                        >
+                            "Run restore drill"
+                        </Button>
+                    })}
+                    {move || drill.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                </dd>
+            </div>
             {b.original_name.map(|name| view! { <Fact term="Uploaded file">{name}</Fact> })}
             {facts}
             {b.notes.clone().map(|notes| view! {

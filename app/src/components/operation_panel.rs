@@ -78,6 +78,7 @@ fn running_title(job: &JobInfo) -> String {
     match (job.kind, job.backup_name.as_deref()) {
         (Operation::Restore, Some(name)) => format!("Restore of {name} in progress"),
         (Operation::Undo, Some(name)) => format!("Undo of the restore of {name} in progress"),
+        (Operation::Drill, Some(name)) => format!("Restore drill of {name} in progress"),
         (kind, _) => format!("{} in progress", title_case(kind.as_str())),
     }
 }
@@ -191,9 +192,11 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
                 "The restore of {} was undone.",
                 job.backup_name.as_deref().unwrap_or_default()
             ),
+            // The job's message says what the drill found.
+            (Operation::Drill, _) => String::new(),
             (other, _) => format!("The {other} finished."),
         };
-        let said = format!("{what} {message} {notes}").trim_end().to_owned();
+        let said = format!("{what} {message} {notes}").trim().to_owned();
         if job.notes.is_empty() {
             console.toast_success(said);
         } else {

@@ -84,6 +84,16 @@ pub async fn restore_backup(id: i64, confirm: bool) -> Result<JobInfo, AppError>
     .await
 }
 
+/// Starts a restore drill of backup `id` (the newest verified one without it).
+#[server(prefix = "/api/fn", endpoint = "drill_backup", input = Json)]
+pub async fn drill_backup(id: Option<i64>) -> Result<JobInfo, AppError> {
+    as_admin(|state, admin| async move {
+        let id = id.map(TryInto::try_into).transpose()?;
+        ops::drill_backup(&state, &admin, id).await
+    })
+    .await
+}
+
 /// The restore (or undo) that the next undo would reverse, if any.
 #[server(prefix = "/api/fn", endpoint = "last_restore", input = Json)]
 pub async fn last_restore() -> Result<Option<LastSwitch>, AppError> {

@@ -41,7 +41,9 @@ pub use inputs::{
 pub use jobs::{job, operation_status, release_lock};
 pub use notify::{create_channel, delete_channel, list_channels, test_channel, update_channel};
 pub use overview::{backup_health, database_overview, recent_activity, storage_summary};
-pub use restore::{backup_administrators, last_restore, restore_backup, undo_restore};
+pub use restore::{
+    backup_administrators, drill_backup, last_restore, restore_backup, undo_restore,
+};
 pub use retention::{pin_backup, prune_backups, retention_preview, unpin_backup};
 pub use schedules::{list_schedules, preview_schedule, remove_schedule, save_schedule};
 pub use tokens::{create_token, list_tokens, revoke_token};

@@ -23,6 +23,21 @@ pub async fn restore_backup(
     Ok(job.into())
 }
 
+/// Starts a restore drill of backup `id` (the newest verified one with
+/// `None`): restored into a scratch database, checked and dropped; the live
+/// database is never touched. 409 busy, 422 when there is nothing to drill.
+pub async fn drill_backup(
+    state: &AppState,
+    admin: &AdminUser,
+    id: Option<BackupId>,
+) -> Result<JobInfo, AppError> {
+    let job = state
+        .engine
+        .start_drill(id.map(BackupId::get), &admin.actor())
+        .await?;
+    Ok(job.into())
+}
+
 /// Starts swapping the database from before the last restore back in: 400
 /// without confirmation, 409 busy, 422 when there is nothing to go back to.
 pub async fn undo_restore(

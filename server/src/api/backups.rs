@@ -39,6 +39,7 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .post("/api/admin/backup/upload", upload)
         .post("/api/admin/backup/recheck", recheck)
         .post("/api/admin/backup/restore/{id}", restore)
+        .post("/api/admin/backup/drill", drill)
         .get_in_maintenance("/api/admin/backup/{id}", get)
         .scoped(TokenScope::BackupRead)
         .get("/api/admin/backup/{id}/administrators", administrators)
@@ -181,6 +182,29 @@ async fn restore(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<JobInfo>), AppError> {
     let job = ops::restore_backup(&state, &admin, id.parse()?, confirmation(&body)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// `POST /api/admin/backup/drill {"backup_id"?}` → 202 job: a restore drill
+/// of that backup (the newest verified one without it); 409 busy; 422 when
+/// there is nothing to drill.
+async fn drill(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<JobInfo>), AppError> {
+    #[derive(serde::Deserialize, Default)]
+    struct DrillBody {
+        backup_id: Option<i64>,
+    }
+    let asked: DrillBody = if body.is_empty() {
+        DrillBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::Invalid(format!("The body is not the JSON expected: {e}")))?
+    };
+    let id = asked.backup_id.map(TryInto::try_into).transpose()?;
+    let job = ops::drill_backup(&state, &admin, id).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

@@ -378,6 +378,12 @@ impl<'a> Console<'a> {
                 self.restore_to_undo(id).await;
                 WellFormed::new(path, json(json!({ "confirm": true })), 200)
             }
+            ("POST", "/api/admin/backup/drill") => {
+                WellFormed::new(path, json(json!({ "backup_id": id })), 202)
+            }
+            ("POST", "/api/fn/drill_backup") => {
+                WellFormed::new(path, json(json!({ "id": id })), 200)
+            }
             ("POST", "/api/fn/restore_backup") => {
                 WellFormed::new(path, json(json!({ "id": id, "confirm": true })), 200)
             }

@@ -237,6 +237,71 @@ async fn a_server_killed_during_the_shadow_restore_leaves_one_live_database() {
     pool.close().await;
 }
 
+#[tokio::test]
+async fn a_server_killed_mid_drill_leaves_no_scratch_database() {
+    let dir = lms_backup::testing::scratch_dir("crash-drill");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    // pg_restore stops at the gate before it loads into the scratch database.
+    let load = Gate::new();
+    let env = [
+        ("DATABASE_URL", url.clone()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
+        (
+            "POSTGRES_BIN_PATH",
+            gated_tools(None, Some(&load)).await.display().to_string(),
+        ),
+        ("BACKUP_RATE_LIMIT", "0".to_string()),
+    ];
+    create_admin(&env);
+    let mut server = start(&env).await;
+    let client = sign_in(&server).await;
+    let backup_id = client.backup_now().await.backup.id;
+    let drill = client
+        .post("/api/admin/backup/drill")
+        .json(&serde_json::json!({ "backup_id": backup_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drill.status(), 202);
+    let job: app::models::JobInfo = drill.json().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let scratch = |pool: sqlx::PgPool, db: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1 || '\\_drill\\_%'",
+        )
+        .bind(db)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    load.reached().await;
+    assert_eq!(
+        scratch(pool.clone(), db.clone()).await,
+        1,
+        "the scratch database is being built"
+    );
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+
+    let server = start(&env).await;
+    assert_eq!(
+        scratch(pool.clone(), db.clone()).await,
+        0,
+        "start-up dropped the orphan scratch database"
+    );
+    let client = client.at(&server.base);
+    assert_eq!(
+        client.job(&job.id).await.unwrap().status,
+        JobStatus::Interrupted
+    );
+    assert!(!client.status().await.unwrap().is_locked);
+    pool.close().await;
+}
+
 /// Starts a restore on a server that stops for good at `point` of the swap,
 /// kills it there (SIGKILL), starts it again and returns what is left: the
 /// number of rows written after the backup that the live database still has,

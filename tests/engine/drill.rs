@@ -1,0 +1,191 @@
+//! Restore drills against a real PostgreSQL: the newest backup restored
+//! into a scratch database, checked, queried and dropped, with the live
+//! database untouched; a damaged archive fails the drill, loudly.
+
+use lms_backup::notify::ChannelSettings;
+use lms_backup::storage::offsite::Secret;
+use lms_backup::testing::{
+    actor, gated_tools, live_fingerprint, spawn_engine, start_manual_backup, wait_for_job,
+    wait_until, Gate,
+};
+use lms_backup::{catalog, settings, Engine};
+use lms_types::{ChannelKind, JobStatus, NotifyEvent, WebhookFormat};
+
+async fn backup(engine: &Engine) -> catalog::BackupDetail {
+    let started = start_manual_backup(engine, &actor("alice")).await.unwrap();
+    assert_eq!(
+        wait_for_job(engine, started.job.id).await.status,
+        JobStatus::Succeeded
+    );
+    catalog::get(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap()
+}
+
+/// The databases beside the LMS one (a drill leaves none).
+async fn databases(engine: &Engine) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 || '%' ORDER BY 1",
+    )
+    .bind(engine.dbs().lms_name())
+    .fetch_all(&engine.dbs().control)
+    .await
+    .unwrap()
+}
+
+fn only_live(engine: &Engine) -> Vec<String> {
+    let lms = engine.dbs().lms_name().to_owned();
+    vec![lms.clone(), format!("{lms}_control")]
+}
+
+#[tokio::test]
+async fn a_drill_restores_the_newest_backup_aside_and_leaves_nothing() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    // Written after the backup: the drill must neither see nor touch it.
+    sqlx::query("INSERT INTO courses (code, title) VALUES ('AFTER', 'written after the backup')")
+        .execute(&engine.dbs().lms)
+        .await
+        .unwrap();
+    let live = live_fingerprint(&engine).await;
+
+    let job = engine.start_drill(None, &actor("alice")).await.unwrap();
+    assert_eq!(job.backup_id, Some(detail.backup.id), "the newest backup");
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    let message = job.message.unwrap();
+    assert!(message.starts_with("Restore-tested in"), "{message}");
+
+    let drill = engine.newest_drill().await.unwrap().unwrap();
+    assert!(drill.succeeded);
+    assert_eq!(drill.backup_id, detail.backup.id);
+    assert!(drill.duration_ms > 0);
+    let smoke = drill.smoke.unwrap().0;
+    // The backup's counts, not the live database's (one course more).
+    let manifest = detail.manifest.unwrap();
+    let rows = |table: &str| {
+        manifest
+            .tables
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|t| t.name == table)
+            .unwrap()
+            .rows
+    };
+    assert_eq!(smoke.courses, rows("courses"));
+    assert_eq!(smoke.users, rows("users"));
+    assert_eq!(smoke.enrollments, rows("enrollments"));
+    assert!(smoke.newest_activity_at.is_some());
+
+    assert!(live
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
+    assert_eq!(databases(&engine).await, only_live(&engine));
+    assert!(engine.lock_status().await.unwrap().is_none());
+    assert!(settings::maintenance(&engine.dbs().control)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_damaged_archive_fails_its_drill_and_says_so() {
+    let engine = spawn_engine().await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    engine
+        .create_channel(&ChannelSettings {
+            name: "ops".into(),
+            kind: ChannelKind::Webhook,
+            format: WebhookFormat::Generic,
+            webhook_url: Some(Secret::new("http://127.0.0.1:9/")),
+            webhook_secret: None,
+            smtp_url: None,
+            email_from: None,
+            email_to: vec![],
+            events: vec![NotifyEvent::DrillFailed],
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let detail = backup(&engine).await;
+    let live = live_fingerprint(&engine).await;
+    // Truncated, with a catalog that agrees: only restoring finds it out.
+    let path = engine.config().backup_dir.join(&detail.backup.filename);
+    let original = std::fs::read(&path).unwrap();
+    let truncated = &original[..original.len() * 2 / 3];
+    std::fs::write(&path, truncated).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(truncated));
+    sqlx::query("UPDATE backup_history SET sha256 = $2, size_bytes = $3 WHERE id = $1")
+        .bind(detail.backup.id)
+        .bind(&sha)
+        .bind(truncated.len() as i64)
+        .execute(&engine.dbs().control)
+        .await
+        .unwrap();
+
+    let job = engine
+        .start_drill(Some(detail.backup.id), &actor("alice"))
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    let drill = engine.newest_drill().await.unwrap().unwrap();
+    assert!(!drill.succeeded);
+    assert!(drill.error.is_some());
+    let told: Vec<String> = sqlx::query_scalar("SELECT kind FROM notification_events")
+        .fetch_all(&engine.dbs().control)
+        .await
+        .unwrap();
+    assert_eq!(told, ["drill_failed"]);
+    assert!(live
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
+    assert_eq!(databases(&engine).await, only_live(&engine));
+}
+
+#[tokio::test]
+async fn a_scratch_database_left_by_a_dead_drill_is_dropped_at_start_up() {
+    let engine = spawn_engine().await;
+    // What a drill killed with its server leaves behind.
+    let left =
+        lms_backup::postgres::names::drill_name(engine.dbs().lms_name(), uuid::Uuid::new_v4());
+    sqlx::query(&format!("CREATE DATABASE \"{left}\""))
+        .execute(&engine.dbs().lms)
+        .await
+        .unwrap();
+    assert!(databases(&engine).await.contains(&left));
+    engine.recover().await.unwrap();
+    assert_eq!(databases(&engine).await, only_live(&engine));
+}
+
+#[tokio::test]
+async fn a_drill_can_be_cancelled_by_releasing_its_lock() {
+    let base = spawn_engine().await;
+    lms_backup::demo::seed(&base.dbs().lms, 1).await.unwrap();
+    backup(&base).await;
+    // pg_restore stops at the gate once it loads into the scratch database.
+    let restore = Gate::new();
+    let bin = gated_tools(base.tools(), None, Some(&restore));
+    let engine = base.with_tools(
+        lms_backup::postgres::tools::locate(Some(&bin))
+            .await
+            .unwrap(),
+    );
+    let job = engine.start_drill(None, &actor("alice")).await.unwrap();
+    restore.reached().await;
+    let scratch = databases(&engine).await;
+    assert!(
+        scratch.iter().any(|d| d.contains("_drill_")),
+        "the scratch database exists while it runs: {scratch:?}"
+    );
+    engine.force_release_lock(&actor("bob")).await.unwrap();
+    restore.open();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Interrupted, "{job:?}");
+    wait_until("the scratch database dropped", async || {
+        (databases(&engine).await == only_live(&engine)).then_some(())
+    })
+    .await;
+}
