@@ -309,6 +309,21 @@ pub fn gated_tools(
     dir
 }
 
+/// A bin directory whose `pg_restore` runs the shell `script` (with `$REAL`
+/// set to the real pg_restore) and whose `pg_dump` is the real one.
+pub fn wrapped_pg_restore(
+    real: &crate::postgres::tools::PgTools,
+    script: &str,
+) -> std::path::PathBuf {
+    let dir = scratch_dir("pg-wrap-restore");
+    std::os::unix::fs::symlink(&real.pg_dump, dir.join("pg_dump")).expect("link pg_dump");
+    write_script(
+        &dir.join("pg_restore"),
+        &format!("REAL='{}'\n{script}", real.pg_restore.display()),
+    );
+    dir
+}
+
 /// A bin directory whose tools report `version` (e.g. "9.6.24") and, when
 /// run for anything else, only leave a `<tool>.ran` marker beside themselves.
 pub fn fake_tools(version: &str) -> std::path::PathBuf {

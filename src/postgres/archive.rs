@@ -207,6 +207,8 @@ pub struct ArchiveInfo {
     /// When pg_dump made the archive (its snapshot of the data), as the
     /// archive records it.
     pub created_at: Option<DateTime<Utc>>,
+    /// The extensions it creates (`CREATE EXTENSION`), by name.
+    pub extensions: Vec<String>,
 }
 
 /// Where pg_restore reads an archive from.
@@ -347,11 +349,24 @@ fn parse_listing(listing: &str) -> Option<ArchiveInfo> {
             Some(format!("{}.{}", words.next()?, words.next()?))
         })
         .collect();
+    let extensions = listing
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            // "3; 3079 16385 EXTENSION - pgcrypto "
+            let (_, entry) = l.split_once("; ")?;
+            let rest = entry.splitn(3, ' ').nth(2)?;
+            let mut words = rest.strip_prefix("EXTENSION ")?.split_whitespace();
+            words.next()?;
+            words.next().map(str::to_owned)
+        })
+        .collect();
     Some(ArchiveInfo {
         archive_version,
         dumped_by,
         tables,
         created_at,
+        extensions,
     })
 }
 
@@ -381,6 +396,18 @@ pub fn start_dump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listing_names_the_extensions_an_archive_creates() {
+        let listing =
+            ";\n; Archive created at 2026-12-06 10:00:00 UTC\n; Dump Version: 1.14-0\n;\n\
+            3; 3079 16385 EXTENSION - pgcrypto \n\
+            4; 0 0 COMMENT - EXTENSION pgcrypto \n\
+            215; 1259 16390 TABLE public users lms\n";
+        let info = parse_listing(listing).unwrap();
+        assert_eq!(info.extensions, ["pgcrypto"]);
+        assert_eq!(info.tables, ["public.users"]);
+    }
 
     #[test]
     fn finished_tables_are_named_once_their_data_is_in() {

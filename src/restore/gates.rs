@@ -46,13 +46,58 @@ impl Engine {
         let input = source.input().await?;
         let info = archive::list(&self.tools().pg_restore, input)
             .await
-            .map_err(|_| {
-                Error::Invalid(format!(
-                    "{} cannot be read by this server's pg_restore.",
-                    backup.filename
-                ))
-            })?;
+            .map_err(|e| self.unreadable(&backup.filename, &e))?;
+        self.check_extensions(&backup.filename, &info.extensions)
+            .await?;
         Ok((source, info.tables))
+    }
+
+    /// Why this server's pg_restore cannot read an archive, naming what is
+    /// missing when it is a newer pg_dump's.
+    fn unreadable(&self, filename: &str, err: &Error) -> Error {
+        let said = match err {
+            Error::ToolFailed { stderr_tail, .. } => stderr_tail.as_str(),
+            _ => "",
+        };
+        if said.contains("unsupported version") {
+            Error::Invalid(format!(
+                "{filename} was written by a newer pg_dump than this server's pg_restore \
+                 (PostgreSQL {}) reads: install that PostgreSQL version's client tools and point \
+                 POSTGRES_BIN_PATH at them. Nothing was changed.",
+                self.tools().major
+            ))
+        } else {
+            Error::Invalid(format!(
+                "{filename} cannot be read by this server's pg_restore."
+            ))
+        }
+    }
+
+    /// Every extension the archive creates is available on the database
+    /// server; else the restore (or drill) is refused before it starts,
+    /// naming the missing ones.
+    async fn check_extensions(&self, filename: &str, wanted: &[String]) -> Result<()> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let available: Vec<String> = sqlx::query_scalar(
+            "SELECT name::text FROM pg_available_extensions WHERE name = ANY ($1)",
+        )
+        .bind(wanted)
+        .fetch_all(&self.dbs().lms)
+        .await?;
+        let missing = missing_extensions(wanted, &available);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{filename} needs the PostgreSQL extension{} {}, which the database server does not \
+             have: install {} on it (for example from the postgresql-contrib package) and try \
+             again. Nothing was changed.",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        )))
     }
 
     /// The application role may create databases and owns the LMS
@@ -239,4 +284,26 @@ pub(super) struct Room {
     /// directly too, so the write-ahead log and anything else writing to
     /// that disk count.
     pub margin: u64,
+}
+
+/// The extensions of `wanted` not among `available`, in the archive's order.
+fn missing_extensions(wanted: &[String], available: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|w| !available.contains(w))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_extensions_are_the_wanted_ones_not_available() {
+        let wanted = ["plpgsql", "pgcrypto", "postgis"].map(String::from);
+        let available = ["pgcrypto", "plpgsql"].map(String::from);
+        assert_eq!(missing_extensions(&wanted, &available), ["postgis"]);
+        assert!(missing_extensions(&wanted[..1], &available).is_empty());
+    }
 }

@@ -189,3 +189,31 @@ async fn a_drill_can_be_cancelled_by_releasing_its_lock() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_archive_from_a_newer_pg_dump_is_refused_naming_what_is_missing() {
+    let base = spawn_engine().await;
+    let detail = backup(&base).await;
+    // This server's pg_restore, as an older one meets a newer archive.
+    let bin = lms_backup::testing::wrapped_pg_restore(
+        base.tools(),
+        "case \"$*\" in *--list*) echo 'pg_restore: error: unsupported version (1.99) in file header' >&2; exit 1;; esac\nexec \"$REAL\" \"$@\"",
+    );
+    let engine = base.with_tools(
+        lms_backup::postgres::tools::locate(Some(&bin))
+            .await
+            .unwrap(),
+    );
+    let job = engine
+        .start_drill(Some(detail.backup.id), &actor("alice"))
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let message = job.message.unwrap();
+    assert!(
+        message.contains("newer pg_dump") && message.contains("POSTGRES_BIN_PATH"),
+        "{message}"
+    );
+    assert_eq!(databases(&engine).await, only_live(&engine));
+}
