@@ -69,6 +69,9 @@ pub struct EngineConfig {
     /// The keys that open encrypted backups (restores need them, backups
     /// do not).
     pub decryption: crate::storage::encryption::DecryptionKeys,
+    /// How often the newest backup is restore-tested by a drill
+    /// (`DRILL_INTERVAL_HOURS`; `None`: only on demand).
+    pub drill_interval: Option<Duration>,
     /// Notification channels from the environment, and how deliveries are
     /// retried.
     pub notify: crate::notify::NotifyConfig,
@@ -104,6 +107,7 @@ impl EngineConfig {
             encryption: None,
             encrypt_local: false,
             decryption: Default::default(),
+            drill_interval: Some(Duration::from_secs(7 * 24 * 60 * 60)),
             notify: Default::default(),
             #[cfg(feature = "testing")]
             database_free_space: None,

@@ -125,12 +125,14 @@ impl Engine {
             };
             (worst.state, reason)
         };
-        // A target that cannot be used is not green, whatever the ages say.
-        let target_problem = self
-            .target_watch()
-            .problem()
-            .filter(|_| state == HealthState::Green);
-        let (state, reason) = match target_problem {
+        // A target that cannot be used is not green, whatever the ages say;
+        // nor are backups whose restore was not proven lately.
+        let problem = match self.target_watch().problem() {
+            Some(problem) => Some(problem),
+            None => self.drill_problem(now).await?,
+        }
+        .filter(|_| state == HealthState::Green);
+        let (state, reason) = match problem {
             Some(problem) => (HealthState::Amber, problem),
             None => (state, reason),
         };
@@ -142,6 +144,44 @@ impl Engine {
             schedules,
             lock_held_seconds: lock_held,
             lock_stuck,
+        })
+    }
+
+    /// Why the restore drills do not vouch for the backups: the newest one
+    /// failed, or it is older than the drill interval (and a day's grace).
+    /// `None` without drills on a schedule or without a backup to drill.
+    async fn drill_problem(&self, now: DateTime<Utc>) -> Result<Option<String>> {
+        let Some(interval) = self.config().drill_interval else {
+            return Ok(None);
+        };
+        let first_backup: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT min(created_at) FROM backup_history WHERE status = $1")
+                .bind(BackupStatus::Completed)
+                .fetch_one(&self.dbs().control)
+                .await?;
+        let Some(first_backup) = first_backup else {
+            return Ok(None);
+        };
+        let allowed = Duration::from_std(interval).unwrap_or(Duration::MAX) + Duration::days(1);
+        Ok(match self.newest_drill().await? {
+            Some(d) if !d.succeeded => Some(format!(
+                "The newest restore drill ({} on {}) failed: {} Drill a newer backup.",
+                d.backup_name,
+                d.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                d.error.unwrap_or_default()
+            )),
+            Some(d) if now - d.finished_at > allowed => Some(format!(
+                "No restore drill for {}: the newest was on {}. Backups are not proven to restore \
+                 until one runs.",
+                age_words((now - d.finished_at).num_seconds()),
+                d.finished_at.format("%Y-%m-%d")
+            )),
+            None if now - first_backup > allowed => Some(
+                "No backup has been restore-tested yet: run a restore drill (Details → Run \
+                 restore drill)."
+                    .into(),
+            ),
+            _ => None,
         })
     }
 

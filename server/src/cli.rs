@@ -136,6 +136,18 @@ pub struct BackupArgs {
     #[arg(long, env = "SCHEDULE_GRACE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub schedule_grace: u64,
 
+    /// Hours between restore drills of the newest backup (restored into a
+    /// scratch database, checked, dropped); 0 runs them only on demand.
+    /// Health turns amber when the newest drill is older (plus a day) or
+    /// failed.
+    #[arg(
+        long,
+        env = "DRILL_INTERVAL_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub drill_interval_hours: u64,
+
     #[command(flatten)]
     pub offsite: OffsiteArgs,
 
@@ -436,6 +448,8 @@ impl BackupArgs {
         config.max_concurrent_uploads = self.max_concurrent_uploads as usize;
         config.min_free_space = self.min_free_space;
         config.schedule_grace = std::time::Duration::from_secs(self.schedule_grace);
+        config.drill_interval = (self.drill_interval_hours > 0)
+            .then(|| std::time::Duration::from_secs(self.drill_interval_hours * 3600));
         config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
         config
     }

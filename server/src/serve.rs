@@ -122,6 +122,8 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
     // Every instance delivers notifications; a claim makes each one sent
     // by one of them.
     lms_backup::notify::spawn_notifier(engine.clone());
+    // Restore drills on their schedule (DRILL_INTERVAL_HOURS).
+    lms_backup::restore::drill::spawn_drill_schedule(engine.clone());
     // A target that cannot be used does not stop the console (the local
     // backups go on), but it is said now, on the card and in the health.
     if let Some(offsite) = engine.offsite() {

@@ -82,7 +82,60 @@ pub(super) async fn smoke_queries(pool: &PgPool) -> Result<Smoke> {
     })
 }
 
+/// The name scheduled drills are started under.
+pub const DRILL_ACTOR: &str = "drill schedule";
+
+/// How often an instance looks whether a drill is due.
+const DRILL_CHECK: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Runs the drill schedule of this instance until the process ends: a drill
+/// of the newest verified backup once the newest drill is older than
+/// `DRILL_INTERVAL_HOURS`. Instances race for the operation lock; the one
+/// that gets it drills, the others find the drill fresh.
+pub fn spawn_drill_schedule(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
+    engine.config().drill_interval?;
+    Some(tokio::spawn(async move {
+        loop {
+            // Not at once: a server just started has other things to do first.
+            tokio::time::sleep(DRILL_CHECK).await;
+            match engine.drill_if_due(Utc::now()).await {
+                Ok(Some(job)) => tracing::info!(job = %job.id, "started a scheduled restore drill"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not start a scheduled restore drill"),
+            }
+        }
+    }))
+}
+
 impl Engine {
+    /// Starts a drill of the newest verified backup when the newest drill
+    /// is older than the interval (or there is none) and nothing else runs.
+    pub async fn drill_if_due(&self, now: DateTime<Utc>) -> Result<Option<Job>> {
+        let Some(interval) = self.config().drill_interval else {
+            return Ok(None);
+        };
+        let interval = chrono::Duration::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
+        if let Some(newest) = self.newest_drill().await? {
+            if now - newest.finished_at < interval {
+                return Ok(None);
+            }
+        }
+        let any: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backup_history WHERE status = $1)")
+                .bind(BackupStatus::Completed)
+                .fetch_one(&self.dbs().control)
+                .await?;
+        if !any || self.lock_status().await?.is_some() {
+            return Ok(None);
+        }
+        match self.start_drill(None, &Actor::system(DRILL_ACTOR)).await {
+            Ok(job) => Ok(Some(job)),
+            // Another instance (or operation) got there first.
+            Err(Error::Busy(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a restore drill of `backup_id`, or of the newest verified
     /// backup; returns the job at once.
     pub async fn start_drill(&self, backup_id: Option<i64>, actor: &Actor) -> Result<Job> {

@@ -217,3 +217,56 @@ async fn an_archive_from_a_newer_pg_dump_is_refused_naming_what_is_missing() {
     );
     assert_eq!(databases(&engine).await, only_live(&engine));
 }
+
+#[tokio::test]
+async fn drills_run_on_their_schedule_and_health_says_when_they_lapse() {
+    let engine = spawn_engine().await;
+    let now = chrono::Utc::now();
+    // Nothing to drill yet: nothing starts.
+    assert!(engine.drill_if_due(now).await.unwrap().is_none());
+    backup(&engine).await;
+    let reason = |h: lms_backup::health::BackupHealth| (h.state, h.reason);
+
+    // Due (no drill yet): one starts; once it has run, none is due.
+    let job = engine
+        .drill_if_due(now)
+        .await
+        .unwrap()
+        .expect("a drill is due");
+    assert_eq!(job.started_by_name, "drill schedule");
+    assert_eq!(
+        wait_for_job(&engine, job.id).await.status,
+        JobStatus::Succeeded
+    );
+    assert!(engine.drill_if_due(now).await.unwrap().is_none());
+
+    // Health, with a schedule keeping backups fresh, follows the drills.
+    engine
+        .create_schedule(
+            lms_backup::schedule::NewSchedule {
+                name: "hourly".into(),
+                cron: "@hourly".into(),
+                enabled: true,
+                rpo_seconds: Some(30 * 24 * 3600),
+                ..Default::default()
+            },
+            &actor("alice"),
+            now,
+        )
+        .await
+        .unwrap();
+    let (state, _) = reason(engine.backup_health(now).await.unwrap());
+    assert_eq!(state, lms_types::HealthState::Green);
+    // Eight days on, the weekly drill has lapsed: amber, saying so.
+    let later = now + chrono::Duration::days(9);
+    let (state, why) = reason(engine.backup_health(later).await.unwrap());
+    assert_eq!(state, lms_types::HealthState::Amber, "{why}");
+    assert!(why.starts_with("No restore drill for"), "{why}");
+    // And it is due again.
+    let job = engine
+        .drill_if_due(later)
+        .await
+        .unwrap()
+        .expect("due again");
+    wait_for_job(&engine, job.id).await;
+}
