@@ -10,7 +10,10 @@
 #   BENCH_ONLY=offsite: the backup job local only, with its off-site copy and with
 #                      that copy encrypted, against boto3's upload_file of the same
 #                      archive to the same S3 server, and peak RSS (bench/offsite.py)
-# BENCH_ONLY=backup, load, scheduler or offsite runs one of them (default: backup and load).
+#   BENCH_ONLY=drill:  the restore drill job against a bare pg_restore of the same
+#                      archive at two sizes, and the recovery time it reports
+#                      (bench/drill.py; BENCH_DRILL_SCALES, default 10,40)
+# BENCH_ONLY=backup, load, scheduler, offsite or drill runs one of them (default: backup and load).
 # offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
 # load.py: BENCH_LOAD_SCALE (10), BENCH_LOAD_RUNS (3), BENCH_LOAD_SESSIONS (50),
@@ -20,8 +23,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load|scheduler|offsite) ;;
-  *) die "BENCH_ONLY is backup, load, scheduler or offsite (or unset for backup and load), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler|offsite|drill) ;;
+  *) die "BENCH_ONLY is backup, load, scheduler, offsite or drill (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
@@ -34,6 +37,12 @@ if [ "$BENCH_ONLY" = offsite ]; then
   "$LMS_ADMIN_BIN" migrate >/dev/null
   # Not exec: the exit trap stops the cluster and the S3 server.
   python3 "$ROOT/bench/offsite.py"
+  exit
+fi
+if [ "$BENCH_ONLY" = drill ]; then
+  su_psql -c 'CREATE DATABASE lms_drill OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_drill" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
+  python3 "$ROOT/bench/drill.py"
   exit
 fi
 if [ "$BENCH_ONLY" = scheduler ]; then
