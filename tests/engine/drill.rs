@@ -270,3 +270,55 @@ async fn drills_run_on_their_schedule_and_health_says_when_they_lapse() {
         .expect("due again");
     wait_for_job(&engine, job.id).await;
 }
+
+#[tokio::test]
+async fn a_drill_of_a_changed_off_site_copy_fails_tells_and_touches_nothing() {
+    use lms_backup::testing::{fresh_bucket, s3_request, s3_target, spawn_engine_with};
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    engine
+        .create_channel(&ChannelSettings {
+            name: "ops".into(),
+            kind: ChannelKind::Webhook,
+            format: WebhookFormat::Generic,
+            webhook_url: Some(Secret::new("http://127.0.0.1:9/")),
+            webhook_secret: None,
+            smtp_url: None,
+            email_from: None,
+            email_to: vec![],
+            events: vec![NotifyEvent::DrillFailed],
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let detail = backup(&engine).await;
+    let row = catalog::get_row(&engine.dbs().control, detail.backup.id)
+        .await
+        .unwrap();
+    assert_eq!(row.offsite_state, Some(lms_types::OffsiteState::Verified));
+    // The host's copy is gone; the bucket's was replaced by other bytes.
+    let local = engine.config().backup_dir.join(&row.filename);
+    let mut bytes = std::fs::read(&local).unwrap();
+    std::fs::remove_file(&local).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let (status, _, _) = s3_request("PUT", &format!("/{bucket}/{}", row.filename), &bytes).await;
+    assert_eq!(status, 200);
+    let live = live_fingerprint(&engine).await;
+
+    let job = engine.start_drill(None, &actor("alice")).await.unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert!(job.message.unwrap().contains("does not match its manifest"));
+    let told: Vec<String> = sqlx::query_scalar("SELECT kind FROM notification_events")
+        .fetch_all(&engine.dbs().control)
+        .await
+        .unwrap();
+    assert_eq!(told, ["drill_failed"]);
+    assert!(!engine.newest_drill().await.unwrap().unwrap().succeeded);
+    assert!(live
+        .differences(&live_fingerprint(&engine).await)
+        .is_empty());
+    assert_eq!(databases(&engine).await, only_live(&engine));
+}
