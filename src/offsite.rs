@@ -23,6 +23,7 @@ use crate::engine::Engine;
 use crate::jobs::run::JobRun;
 use crate::storage::encryption::{self, Encryption};
 use crate::storage::offsite::{Offsite, Sent, TargetDescription};
+use crate::storage::Manifest;
 use crate::{Error, Result};
 
 /// How long a claim on a copy lasts before another instance may take it
@@ -574,53 +575,10 @@ impl Engine {
             ),
             other => other,
         })?;
-        let mismatch = || {
-            Error::Invalid(format!(
-                "The off-site copy of {} does not match its manifest (size or SHA-256): it was \
-                 changed on the target. Nothing was restored or served; use another backup.",
-                backup.filename
-            ))
-        };
-        let keep_encrypted = manifest
-            .encryption
-            .as_ref()
-            .filter(|e| e.local || self.config().encrypt_local)
-            .map(|e| Encryption {
-                local: true,
-                ..e.clone()
-            });
+        let keep_encrypted = self.config().encrypt_local;
         let fetched = async {
-            let stored = offsite.reader(&backup.filename).await?;
-            let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &manifest.encryption {
-                Some(encryption) if keep_encrypted.is_none() => Box::new(
-                    encryption::decrypt(
-                        stored,
-                        encryption,
-                        &self.config().decryption,
-                        &backup.filename,
-                    )
-                    .await?,
-                ),
-                _ => Box::new(stored),
-            };
-            if keep_encrypted.is_some() {
-                manifest.encryption = keep_encrypted.clone();
-            }
-            let (expected_size, expected_sha256) = manifest.stored();
-            let (size, sha256) = crate::postgres::archive::write_and_hash(
-                reader,
-                file,
-                expected_size,
-                Some(Duration::from_secs(60)),
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Invalid(_) => mismatch(),
-                other => other,
-            })?;
-            if size != expected_size || sha256 != expected_sha256 {
-                return Err(mismatch());
-            }
+            self.fetch_into(offsite, &mut manifest, keep_encrypted, file)
+                .await?;
             dir.publish(&partial, &backup.filename).await?;
             dir.write_manifest(&manifest).await?;
             catalog::set_manifest(control, backup.id, &manifest).await
@@ -661,6 +619,98 @@ impl Engine {
         .await?;
         tracing::info!(backup = %backup.filename, "fetched back from the off-site copy");
         Ok(())
+    }
+
+    /// Streams the off-site copy of `manifest`'s archive into `file`, and
+    /// fails unless its size and SHA-256 are the manifest's (for the file as
+    /// it is then kept). An encrypted copy is decrypted on the way, unless
+    /// it is kept encrypted here (made so, or `keep_encrypted` asks for it
+    /// now); `manifest` then says so.
+    async fn fetch_into(
+        &self,
+        offsite: &Offsite,
+        manifest: &mut Manifest,
+        keep_encrypted: bool,
+        file: tokio::fs::File,
+    ) -> Result<()> {
+        let name = manifest.filename.clone();
+        let mismatch = || {
+            Error::Invalid(format!(
+                "The off-site copy of {name} does not match its manifest (size or SHA-256): it \
+                 was changed on the target. Nothing was restored or served; use another backup."
+            ))
+        };
+        let kept_encrypted = manifest
+            .encryption
+            .as_ref()
+            .filter(|e| e.local || keep_encrypted)
+            .map(|e| Encryption {
+                local: true,
+                ..e.clone()
+            });
+        let stored = offsite.reader(&name).await?;
+        let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &manifest.encryption {
+            Some(encryption) if kept_encrypted.is_none() => Box::new(
+                encryption::decrypt(stored, encryption, &self.config().decryption, &name).await?,
+            ),
+            _ => Box::new(stored),
+        };
+        if kept_encrypted.is_some() {
+            manifest.encryption = kept_encrypted;
+        }
+        let (expected_size, expected_sha256) = manifest.stored();
+        let (size, sha256) = crate::postgres::archive::write_and_hash(
+            reader,
+            file,
+            expected_size,
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Invalid(_) => mismatch(),
+            other => other,
+        })?;
+        if size != expected_size || sha256 != expected_sha256 {
+            return Err(mismatch());
+        }
+        Ok(())
+    }
+
+    /// For a restore drill: the verified off-site copy of `backup`, fetched
+    /// into a scratch file of job `job` in the backup directory and checked
+    /// against the manifest, as a restore on a new host would read it.
+    /// Returns the file and the manifest as it is kept; `None` when there is
+    /// no target or no verified copy (the drill then reads the local file).
+    pub(crate) async fn fetch_for_drill(
+        &self,
+        backup: &Backup,
+        job: uuid::Uuid,
+    ) -> Result<Option<(std::path::PathBuf, Manifest)>> {
+        let Some(offsite) = self.offsite() else {
+            return Ok(None);
+        };
+        if backup.offsite_state != Some(OffsiteState::Verified) {
+            return Ok(None);
+        }
+        let mut manifest = catalog::get(&self.dbs().control, backup.id)
+            .await?
+            .manifest
+            .ok_or_else(|| Error::Invalid(format!("{} has no manifest.", backup.filename)))?;
+        if let Some(unavailable) = self.backup_dir_unavailable().await? {
+            return Err(Error::StorageUnavailable(unavailable.message));
+        }
+        let dir = self.backup_dir();
+        let scratch = dir.partial_path(&drill_file(&backup.filename, job));
+        let file = dir.create_new(&scratch).await?;
+        match self.fetch_into(offsite, &mut manifest, false, file).await {
+            Ok(()) => Ok(Some((scratch, manifest))),
+            Err(e) => {
+                if let Err(removed) = dir.remove(vec![scratch]).await {
+                    tracing::error!(error = %removed, "could not remove a drill's scratch file");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Lists again every backup whose manifest is on the target and which
@@ -851,3 +901,12 @@ fn copy_failed_notice(
         job: None,
     }
 }
+
+/// The scratch file a drill fetches an off-site copy into (before its
+/// `.partial` suffix): `<archive>.drill-<job>`.
+pub(crate) fn drill_file(archive: &str, job: uuid::Uuid) -> String {
+    format!("{archive}{DRILL_INFIX}{}", &job.simple().to_string()[..12])
+}
+
+/// What names a drill's scratch file after its archive's name.
+pub(crate) const DRILL_INFIX: &str = ".drill-";

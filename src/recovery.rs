@@ -270,6 +270,10 @@ impl Engine {
         let mut leftovers = Vec::new();
         for entry in dir.entries().await? {
             let is_leftover = match entry.name.strip_suffix(PARTIAL_SUFFIX) {
+                // A drill's scratch copy (`<archive>.drill-<job>.partial`).
+                Some(stem) if stem.contains(crate::offsite::DRILL_INFIX) => stem
+                    .rsplit_once(crate::offsite::DRILL_INFIX)
+                    .is_some_and(|(archive, _)| storage::is_archive_name(archive)),
                 Some(stem) => storage::is_archive_name(stem) && live_file != Some(stem),
                 None => failed.contains(&entry.name),
             };

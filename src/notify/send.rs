@@ -330,6 +330,45 @@ mod tests {
     }
 
     #[test]
+    fn chat_bodies_carry_the_words_where_each_service_reads_them() {
+        let notice = Notice {
+            title: "Backup failed".into(),
+            severity: super::super::Severity::Critical,
+            happened: "The backup started by alice failed: no room.".into(),
+            since: None,
+            done: "Nothing was kept.".into(),
+            todo: "Free some space.".into(),
+            backup: None,
+            job: None,
+        };
+        let message = Outgoing {
+            id: Uuid::nil(),
+            kind: NotifyEvent::BackupFailed,
+            at: Utc::now(),
+            notice: &notice,
+            console_url: Some("https://lms.example.test/admin"),
+        };
+        let slack = message.webhook_body(WebhookFormat::Slack);
+        let text = slack["text"].as_str().unwrap();
+        assert!(text.starts_with("*Backup failed*\n"), "{text}");
+        assert!(
+            text.contains("What to do: Free some space.")
+                && text.contains("https://lms.example.test/admin")
+        );
+        let teams = message.webhook_body(WebhookFormat::Teams);
+        assert_eq!(teams["@type"], "MessageCard");
+        assert_eq!(teams["title"], "Backup failed");
+        assert!(teams["text"].as_str().unwrap().contains("<br>"));
+        assert!(teams["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("**Backup failed**"));
+        let generic = message.webhook_body(WebhookFormat::Generic);
+        assert_eq!(generic["event"], "backup_failed");
+        assert_eq!(generic["severity"], "critical");
+    }
+
+    #[test]
     fn smtp_passwords_never_go_in_clear() {
         assert!(transport("smtp://u:p@mail.example:25?tls=opportunistic").is_err());
         assert!(transport("smtp://u:p@mail.example:25").is_ok());

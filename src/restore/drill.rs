@@ -198,6 +198,13 @@ impl Engine {
     ) {
         let job = run.job().clone();
         self.drop_shadows(Some(job.id)).await;
+        // The off-site copy it may have fetched.
+        let scratch = self
+            .backup_dir()
+            .partial_path(&crate::offsite::drill_file(&backup.filename, job.id));
+        if let Err(e) = self.backup_dir().remove(vec![scratch]).await {
+            tracing::error!(error = %e, "could not remove a drill's scratch file");
+        }
         if let Err(e) = self.close_restore_role().await {
             tracing::error!(error = ?e, "could not close the restore role");
         }

@@ -52,6 +52,24 @@ impl Engine {
         Ok((source, info.tables))
     }
 
+    /// An archive a drill fetched from its off-site copy (its size and
+    /// SHA-256 were checked as it came): this server's pg_restore reads it
+    /// and has the extensions it needs.
+    pub(super) async fn check_fetched_archive(
+        &self,
+        filename: &str,
+        path: std::path::PathBuf,
+        manifest: &Manifest,
+    ) -> Result<(ArchiveSource, Vec<String>)> {
+        let source = ArchiveSource::stored(path, Some(manifest), &self.config().decryption);
+        let input = source.input().await?;
+        let info = archive::list(&self.tools().pg_restore, input)
+            .await
+            .map_err(|e| self.unreadable(filename, &e))?;
+        self.check_extensions(filename, &info.extensions).await?;
+        Ok((source, info.tables))
+    }
+
     /// Why this server's pg_restore cannot read an archive, naming what is
     /// missing when it is a newer pg_dump's.
     fn unreadable(&self, filename: &str, err: &Error) -> Error {

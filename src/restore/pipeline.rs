@@ -65,6 +65,34 @@ impl Engine {
         let backup = &self.ensure_local(backup).await?;
         let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
         let (source, tables) = self.check_archive(backup, manifest.as_ref()).await?;
+        self.remaining_gates(run, source, tables, manifest).await
+    }
+
+    /// The gates of a drill of an archive fetched from its off-site copy
+    /// into `path` (already checked against `manifest`).
+    async fn fetched_gates(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+        path: std::path::PathBuf,
+        manifest: Manifest,
+    ) -> Result<Gates> {
+        run.enter(Phase::Verifying).await?;
+        let (source, tables) = self
+            .check_fetched_archive(&backup.filename, path, &manifest)
+            .await?;
+        self.remaining_gates(run, source, tables, Some(manifest))
+            .await
+    }
+
+    /// The gates after the archive's: privileges, roles, settings, room.
+    async fn remaining_gates(
+        &self,
+        run: &JobRun,
+        source: ArchiveSource,
+        tables: Vec<String>,
+        manifest: Option<Manifest>,
+    ) -> Result<Gates> {
         self.check_restore_privileges().await?;
         let privileges = grants::inspect(&self.tools().pg_restore, &source).await?;
         self.check_roles_exist(&privileges.roles).await?;
@@ -229,7 +257,19 @@ impl Engine {
         run: &JobRun,
         backup: &Backup,
     ) -> Result<super::drill::Smoke> {
-        let gates = self.restore_gates(run, backup).await?;
+        // With a verified off-site copy, the drill reads that copy, as a
+        // restore on a new host would.
+        let gates = match self.fetch_for_drill(backup, run.job().id).await? {
+            Some((path, manifest)) => {
+                run.note(
+                    "Drilled from the off-site copy: fetched and checked against the manifest, \
+                     as a restore on a new host would read it.",
+                )
+                .await;
+                self.fetched_gates(run, backup, path, manifest).await?
+            }
+            None => self.restore_gates(run, backup).await?,
+        };
         let copy = self.restore_into_copy(run, &gates).await?;
         let since = std::time::Instant::now();
         run.run_phase(

@@ -156,8 +156,15 @@ async fn a_scratch_database_left_by_a_dead_drill_is_dropped_at_start_up() {
         .await
         .unwrap();
     assert!(databases(&engine).await.contains(&left));
+    // And the off-site copy it was reading from.
+    let scratch = engine
+        .config()
+        .backup_dir
+        .join("backup_20261206_101010.dump.drill-0123456789ab.partial");
+    std::fs::write(&scratch, b"half a copy").unwrap();
     engine.recover().await.unwrap();
     assert_eq!(databases(&engine).await, only_live(&engine));
+    assert!(!scratch.exists());
 }
 
 #[tokio::test]
@@ -297,10 +304,10 @@ async fn a_drill_of_a_changed_off_site_copy_fails_tells_and_touches_nothing() {
         .await
         .unwrap();
     assert_eq!(row.offsite_state, Some(lms_types::OffsiteState::Verified));
-    // The host's copy is gone; the bucket's was replaced by other bytes.
+    // The bucket's copy was replaced by other bytes (the file here is
+    // intact: the drill reads the off-site copy all the same).
     let local = engine.config().backup_dir.join(&row.filename);
     let mut bytes = std::fs::read(&local).unwrap();
-    std::fs::remove_file(&local).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     let (status, _, _) = s3_request("PUT", &format!("/{bucket}/{}", row.filename), &bytes).await;
@@ -320,5 +327,46 @@ async fn a_drill_of_a_changed_off_site_copy_fails_tells_and_touches_nothing() {
     assert!(live
         .differences(&live_fingerprint(&engine).await)
         .is_empty());
+    assert_eq!(databases(&engine).await, only_live(&engine));
+    assert_eq!(
+        backup_files(&engine),
+        std::slice::from_ref(&row.filename),
+        "no scratch file left"
+    );
+}
+
+/// The files in the backup directory (manifests are in a folder of their own).
+fn backup_files(engine: &Engine) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(&engine.config().backup_dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn with_an_off_site_target_a_drill_reads_the_verified_copy() {
+    use lms_backup::testing::{fresh_bucket, s3_target, spawn_engine_with};
+    let bucket = fresh_bucket().await;
+    let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
+    lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+    let detail = backup(&engine).await;
+    let job = engine.start_drill(None, &actor("alice")).await.unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert!(
+        job.notes
+            .iter()
+            .any(|n| n.starts_with("Drilled from the off-site copy")),
+        "{:?}",
+        job.notes
+    );
+    assert_eq!(
+        backup_files(&engine),
+        std::slice::from_ref(&detail.backup.filename)
+    );
     assert_eq!(databases(&engine).await, only_live(&engine));
 }

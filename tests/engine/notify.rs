@@ -565,3 +565,45 @@ async fn a_backup_stopped_by_releasing_its_lock_is_told_as_interrupted() {
         ("backup_failed".to_owned(), "Backup interrupted".to_owned())
     );
 }
+
+#[tokio::test]
+async fn a_stuck_lock_is_told_once() {
+    let receiver = Receiver::start("s").await;
+    let engine = engine_with(NotifyConfig {
+        webhook: Some(receiver.settings("s")),
+        ..Default::default()
+    })
+    .await;
+    // Held since long ago by a process that stopped renewing it.
+    sqlx::query(
+        "INSERT INTO operation_lock (id, holder_instance, job_id, operation_type, locked_by_name,
+                                     locked_at, heartbeat_at)
+         VALUES (1, 'gone:1:x:y:z', NULL, 'backup', 'alice', now() - interval '7 hours',
+                 now() - interval '7 hours')",
+    )
+    .execute(&engine.dbs().control)
+    .await
+    .unwrap();
+    let now = Utc::now();
+    assert_eq!(engine.watch_for_trouble(now).await.unwrap(), 1);
+    assert_eq!(
+        engine
+            .watch_for_trouble(now + chrono::Duration::minutes(1))
+            .await
+            .unwrap(),
+        0
+    );
+    deliver_until(&engine, "the stuck lock", || !receiver.got().is_empty()).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["event"], "lock_stuck");
+    let happened = got[0].body["happened"].as_str().unwrap();
+    assert!(
+        happened.contains("alice") && happened.contains("stopped renewing"),
+        "{happened}"
+    );
+    assert!(got[0].body["todo"]
+        .as_str()
+        .unwrap()
+        .contains("release the lock"));
+}
