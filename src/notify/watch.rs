@@ -91,10 +91,10 @@ impl Engine {
                     done: "Scheduled backups wait for the lock and are skipped, loudly, after \
                            their grace."
                         .into(),
-                    todo:
-                        "Open the console: if nothing is really running (the instance holding it \
-                           is gone), release the lock from the status panel."
-                            .into(),
+                    todo: "If nothing is really running (the instance holding it is gone), \
+                           release it: POST /api/admin/backup/lock/release as an administrator \
+                           (audited); a restore drill can be cancelled from the console."
+                        .into(),
                     backup: None,
                     job: lock.job_id,
                 };

@@ -605,5 +605,5 @@ async fn a_stuck_lock_is_told_once() {
     assert!(got[0].body["todo"]
         .as_str()
         .unwrap()
-        .contains("release the lock"));
+        .contains("/api/admin/backup/lock/release"));
 }

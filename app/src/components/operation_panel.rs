@@ -1,9 +1,10 @@
 use leptos::prelude::*;
-use thaw::{MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
+use thaw::{Button, ButtonSize, MessageBar, MessageBarBody, MessageBarIntent, ProgressBar};
 
 use super::console::Console;
 use super::time::{browser, duration_words, LocalTime};
 use crate::error::AppError;
+use crate::functions::ReleaseLock;
 use crate::models::{JobInfo, JobStatus, Operation, OperationStatus};
 
 /// What is running, for every admin in every tab and on every server:
@@ -11,6 +12,8 @@ use crate::models::{JobInfo, JobStatus, Operation, OperationStatus};
 /// the time elapsed. Fed by [`poll_status`].
 #[component]
 pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoView {
+    // Made once, here: the view below is drawn again at every poll.
+    let cancel = ServerAction::<ReleaseLock>::new();
     move || {
         let status = status.get()?;
         let job = status.job.clone()?;
@@ -34,6 +37,19 @@ pub fn OperationPanel(status: ReadSignal<Option<OperationStatus>>) -> impl IntoV
                             {format!(": {percent}% · {elapsed} elapsed")}
                         </p>
                         <JobNotes notes=job.notes.clone() />
+                        {(job.kind == Operation::Drill).then(|| view! {
+                            // A drill changes nothing: stopping it is always safe.
+                            <Button
+                                size=ButtonSize::Small
+                                class="cancel-drill"
+                                loading=cancel.pending()
+                                on_click=move |_| {
+                                    cancel.dispatch(ReleaseLock {});
+                                }
+                            >
+                                "Cancel drill"
+                            </Button>
+                        })}
                     </section>
                 }
                     .into_any(),
