@@ -158,15 +158,7 @@ impl Engine {
                 catalog::get_row(control, id).await?
             }
         };
-        let from_offsite = backup.status == BackupStatus::Missing
-            && self.offsite().is_some()
-            && backup.offsite_state == Some(lms_types::OffsiteState::Verified);
-        if backup.status != BackupStatus::Completed && !from_offsite {
-            return Err(Error::Invalid(format!(
-                "Only completed backups can be drilled; {} is {}.",
-                backup.filename, backup.status
-            )));
-        }
+        self.require_restorable(&backup, "drilled")?;
         let mut pending = self.begin_job(Operation::Drill, actor).await?;
         pending.link_backup(backup.id).await?;
         let job = pending.commit().await?;

@@ -72,17 +72,7 @@ impl Engine {
             ));
         }
         let backup = catalog::get_row(&self.dbs().control, backup_id).await?;
-        // A backup whose file is gone here restores from its verified
-        // off-site copy (fetched back by the job, see `ensure_local`).
-        let from_offsite = backup.status == BackupStatus::Missing
-            && self.offsite().is_some()
-            && backup.offsite_state == Some(lms_types::OffsiteState::Verified);
-        if backup.status != BackupStatus::Completed && !from_offsite {
-            return Err(Error::Invalid(format!(
-                "Only completed backups can be restored; {} is {}.",
-                backup.filename, backup.status
-            )));
-        }
+        self.require_restorable(&backup, "restored")?;
         let mut pending = self.begin_job(Operation::Restore, actor).await?;
         pending.link_backup(backup.id).await?;
         let job = pending.commit().await?;
@@ -96,6 +86,22 @@ impl Engine {
                 .await;
         });
         Ok(job)
+    }
+
+    /// A restore or drill reads a completed backup, or one whose file is
+    /// gone here but whose off-site copy is verified (fetched back by the
+    /// job, see `ensure_local`). `done` says what is refused ("restored").
+    pub(crate) fn require_restorable(&self, backup: &catalog::Backup, done: &str) -> Result<()> {
+        let from_offsite = backup.status == BackupStatus::Missing
+            && self.offsite().is_some()
+            && backup.offsite_state == Some(lms_types::OffsiteState::Verified);
+        if backup.status != BackupStatus::Completed && !from_offsite {
+            return Err(Error::Invalid(format!(
+                "Only completed backups can be {done}; {} is {}.",
+                backup.filename, backup.status
+            )));
+        }
+        Ok(())
     }
 
     /// Starts swapping the most recent previous database back in (the undo

@@ -22,6 +22,26 @@ async fn backup(engine: &Engine) -> catalog::BackupDetail {
         .unwrap()
 }
 
+/// A channel told about failed drills (its receiver is not there: the
+/// tests read the outbox).
+async fn listen_for_failed_drills(engine: &Engine) {
+    engine
+        .create_channel(&ChannelSettings {
+            name: "ops".into(),
+            kind: ChannelKind::Webhook,
+            format: WebhookFormat::Generic,
+            webhook_url: Some(Secret::new("http://127.0.0.1:9/")),
+            webhook_secret: None,
+            smtp_url: None,
+            email_from: None,
+            email_to: vec![],
+            events: vec![NotifyEvent::DrillFailed],
+            enabled: true,
+        })
+        .await
+        .unwrap();
+}
+
 /// The databases beside the LMS one (a drill leaves none).
 async fn databases(engine: &Engine) -> Vec<String> {
     sqlx::query_scalar(
@@ -94,21 +114,7 @@ async fn a_drill_restores_the_newest_backup_aside_and_leaves_nothing() {
 async fn a_damaged_archive_fails_its_drill_and_says_so() {
     let engine = spawn_engine().await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
-    engine
-        .create_channel(&ChannelSettings {
-            name: "ops".into(),
-            kind: ChannelKind::Webhook,
-            format: WebhookFormat::Generic,
-            webhook_url: Some(Secret::new("http://127.0.0.1:9/")),
-            webhook_secret: None,
-            smtp_url: None,
-            email_from: None,
-            email_to: vec![],
-            events: vec![NotifyEvent::DrillFailed],
-            enabled: true,
-        })
-        .await
-        .unwrap();
+    listen_for_failed_drills(&engine).await;
     let detail = backup(&engine).await;
     let live = live_fingerprint(&engine).await;
     // Truncated, with a catalog that agrees: only restoring finds it out.
@@ -284,21 +290,7 @@ async fn a_drill_of_a_changed_off_site_copy_fails_tells_and_touches_nothing() {
     let bucket = fresh_bucket().await;
     let engine = spawn_engine_with(|c| c.offsite = Some(s3_target(&bucket, ""))).await;
     lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
-    engine
-        .create_channel(&ChannelSettings {
-            name: "ops".into(),
-            kind: ChannelKind::Webhook,
-            format: WebhookFormat::Generic,
-            webhook_url: Some(Secret::new("http://127.0.0.1:9/")),
-            webhook_secret: None,
-            smtp_url: None,
-            email_from: None,
-            email_to: vec![],
-            events: vec![NotifyEvent::DrillFailed],
-            enabled: true,
-        })
-        .await
-        .unwrap();
+    listen_for_failed_drills(&engine).await;
     let detail = backup(&engine).await;
     let row = catalog::get_row(&engine.dbs().control, detail.backup.id)
         .await
