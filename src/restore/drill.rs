@@ -61,19 +61,24 @@ pub(super) async fn smoke_queries(pool: &PgPool) -> Result<Smoke> {
                 ))
             })
     };
-    let users = count("users").await?;
-    let courses = count("courses").await?;
-    let enrollments = count("enrollments").await?;
-    let newest_activity_at =
+    let newest = async {
         sqlx::query_scalar("SELECT max(occurred_at) FROM public.activity_events")
             .fetch_one(pool)
             .await
             .map_err(|e| {
                 Error::Invalid(format!(
-                "The restored database does not answer the LMS's questions: its newest activity \
-                 could not be read ({e})."
-            ))
-            })?;
+                    "The restored database does not answer the LMS's questions: its newest \
+                     activity could not be read ({e})."
+                ))
+            })
+    };
+    // Asked at once, each on its own connection of the pool.
+    let (users, courses, enrollments, newest_activity_at) = tokio::try_join!(
+        count("users"),
+        count("courses"),
+        count("enrollments"),
+        newest
+    )?;
     Ok(Smoke {
         users,
         courses,
@@ -189,7 +194,12 @@ impl Engine {
         result: Result<Smoke>,
     ) {
         let job = run.job().clone();
+        let dropping = Instant::now();
         self.drop_shadows(Some(job.id)).await;
+        tracing::info!(
+            ms = dropping.elapsed().as_millis() as u64,
+            "drill's scratch database dropped"
+        );
         // The off-site copy it may have fetched.
         let scratch = self
             .backup_dir()

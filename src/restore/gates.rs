@@ -22,16 +22,27 @@ impl Engine {
         manifest: Option<&Manifest>,
     ) -> Result<(ArchiveSource, Vec<String>)> {
         let dir = self.backup_dir();
-        let (size, sha256) = dir
-            .hash_archive(&backup.filename)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => Error::Invalid(format!(
-                    "The file of {} is missing from the backup directory.",
-                    backup.filename
-                )),
-                other => other,
-            })?;
+        let path = storage::archive_path(dir.path(), &backup.filename)?;
+        let source = ArchiveSource::stored(path, manifest, &self.config().decryption);
+        // The checksum and pg_restore's reading of the table of contents at
+        // once (pg_restore only lists it); the checksum's verdict comes first.
+        let listed = async {
+            // A missing or wrong key is said as such, before pg_restore runs.
+            let input = source.input().await?;
+            Ok::<_, Error>(
+                archive::list(&self.tools().pg_restore, input)
+                    .await
+                    .map_err(|e| self.unreadable(&backup.filename, &e)),
+            )
+        };
+        let (hashed, listed) = tokio::join!(dir.hash_archive(&backup.filename), listed);
+        let (size, sha256) = hashed.map_err(|e| match e {
+            Error::NotFound(_) => Error::Invalid(format!(
+                "The file of {} is missing from the backup directory.",
+                backup.filename
+            )),
+            other => other,
+        })?;
         if Some(sha256.as_str()) != backup.sha256.as_deref()
             || Some(size as i64) != backup.size_bytes
         {
@@ -40,13 +51,7 @@ impl Engine {
                 backup.filename
             )));
         }
-        let path = storage::archive_path(dir.path(), &backup.filename)?;
-        let source = ArchiveSource::stored(path, manifest, &self.config().decryption);
-        // A missing or wrong key is said as such, before pg_restore runs.
-        let input = source.input().await?;
-        let info = archive::list(&self.tools().pg_restore, input)
-            .await
-            .map_err(|e| self.unreadable(&backup.filename, &e))?;
+        let info = listed??;
         self.check_extensions(&backup.filename, &info.extensions)
             .await?;
         Ok((source, info.tables))

@@ -55,7 +55,12 @@ impl Engine {
         backup: &Backup,
     ) -> Result<SwapReport> {
         let gates = self.restore_gates(run, backup).await?;
-        let copy = self.restore_into_copy(run, &gates).await?;
+        // Only once every gate passed is anything made, even beside the
+        // live database.
+        let shadow = copy_name(self.dbs().lms_name(), run.job().id);
+        run.enter(Phase::Restoring).await?;
+        self.create_copy(&shadow).await?;
+        let copy = self.restore_into_copy(run, &gates, shadow).await?;
         self.check_copy(run, backup, copy, &gates.profile).await
     }
 
@@ -93,11 +98,20 @@ impl Engine {
         tables: Vec<String>,
         manifest: Option<Manifest>,
     ) -> Result<Gates> {
-        self.check_restore_privileges().await?;
-        let privileges = grants::inspect(&self.tools().pg_restore, &source).await?;
-        self.check_roles_exist(&privileges.roles).await?;
-        let profile = self.live_database_profile().await?;
-        let room = self.check_room_for_copy(run, manifest.as_ref()).await?;
+        // Independent of each other, so checked at once; a failure is said
+        // in this order whatever finished first.
+        let (allowed, privileges, profile, room) = tokio::join!(
+            self.check_restore_privileges(),
+            async {
+                let privileges = grants::inspect(&self.tools().pg_restore, &source).await?;
+                self.check_roles_exist(&privileges.roles).await?;
+                Ok::<_, Error>(privileges)
+            },
+            self.live_database_profile(),
+            self.check_room_for_copy(run, manifest.as_ref()),
+        );
+        allowed?;
+        let (privileges, profile, room) = (privileges?, profile?, room?);
         Ok(Gates {
             source,
             manifest,
@@ -108,19 +122,13 @@ impl Engine {
         })
     }
 
-    /// Restoring: a fresh copy beside the live database, filled by
+    /// Restoring (the phase entered by the caller): the fresh copy `shadow`
+    /// (just created, empty) filled by
     /// pg_restore; each table is fingerprinted as soon as its data is in,
     /// while pg_restore goes on with the others and with the indexes.
-    async fn restore_into_copy(&self, run: &JobRun, gates: &Gates) -> Result<Copy> {
-        run.enter(Phase::Restoring).await?;
+    async fn restore_into_copy(&self, run: &JobRun, gates: &Gates, shadow: String) -> Result<Copy> {
         let dbs = self.dbs();
         let manifest = gates.manifest.as_ref();
-        // A drill's scratch database is named apart from a restore's copy.
-        let shadow = match run.job().kind {
-            lms_types::Operation::Drill => drill_name(dbs.lms_name(), run.job().id),
-            _ => copy_name(dbs.lms_name(), run.job().id),
-        };
-        self.create_copy(&shadow).await?;
         let login = self.open_restore_role().await?;
         let weights: Vec<TableRef> = manifest
             .and_then(|m| m.tables.as_ref())
@@ -259,30 +267,54 @@ impl Engine {
     ) -> Result<super::drill::Smoke> {
         // With a verified off-site copy, the drill reads that copy, as a
         // restore on a new host would.
-        let gates = match self.fetch_for_drill(backup, run.job().id).await? {
-            Some((path, manifest)) => {
-                run.note(
-                    "Drilled from the off-site copy: fetched and checked against the manifest, \
-                     as a restore on a new host would read it.",
-                )
-                .await;
-                self.fetched_gates(run, backup, path, manifest).await?
+        let began = std::time::Instant::now();
+        let gates = async {
+            match self.fetch_for_drill(backup, run.job().id).await? {
+                Some((path, manifest)) => {
+                    run.note(
+                        "Drilled from the off-site copy: fetched and checked against the \
+                         manifest, as a restore on a new host would read it.",
+                    )
+                    .await;
+                    self.fetched_gates(run, backup, path, manifest).await
+                }
+                None => self.restore_gates(run, backup).await,
             }
-            None => self.restore_gates(run, backup).await?,
         };
-        let copy = self.restore_into_copy(run, &gates).await?;
+        // A drill changes nothing, whatever happens (its scratch database is
+        // dropped at its end), so the empty scratch database is made while
+        // the gates are checked; a gate's refusal is what the drill says.
+        let shadow = drill_name(self.dbs().lms_name(), run.job().id);
+        let (gates, created) = tokio::join!(gates, self.create_copy(&shadow));
+        let gates = gates?;
+        created?;
+        let gated = began.elapsed();
+        run.enter(Phase::Restoring).await?;
+        let copy = self.restore_into_copy(run, &gates, shadow).await?;
+        let restored = began.elapsed();
         let since = std::time::Instant::now();
-        run.run_phase(
-            Phase::Checking,
-            || time_share(since.elapsed(), CHECKS_USUALLY_TAKE),
-            async {
-                let (_, pool) = self.verify_copy(backup, copy).await?;
-                let smoke = super::drill::smoke_queries(&pool).await;
-                pool.close().await;
-                smoke
-            },
-        )
-        .await?
+        let smoke = run
+            .run_phase(
+                Phase::Checking,
+                || time_share(since.elapsed(), CHECKS_USUALLY_TAKE),
+                async {
+                    let (_, pool) = self.verify_copy(backup, copy).await?;
+                    let verified = began.elapsed();
+                    let smoke = super::drill::smoke_queries(&pool).await;
+                    pool.close().await;
+                    Ok::<_, Error>((verified, smoke?))
+                },
+            )
+            .await??;
+        let (verified, smoke) = smoke;
+        tracing::info!(
+            gates_ms = gated.as_millis() as u64,
+            restore_ms = (restored - gated).as_millis() as u64,
+            checks_ms = (verified - restored).as_millis() as u64,
+            smoke_ms = (began.elapsed() - verified).as_millis() as u64,
+            "restore drill's steps"
+        );
+        Ok(smoke)
     }
 
     /// Checking, then the switch. Nothing reports how far the checks are,
@@ -427,6 +459,7 @@ async fn fingerprint_as_loaded(
             .collect()
     });
     let mut done = HashMap::new();
+    let mut busy = std::time::Duration::ZERO;
     while let Some(table) = loaded.recv().await {
         let method = match &methods {
             Some(methods) => match methods.get(&table) {
@@ -443,11 +476,13 @@ async fn fingerprint_as_loaded(
             name: name.to_owned(),
             size_bytes: 0,
         };
+        let began = std::time::Instant::now();
         let result = async {
             let mut conn = pool.acquire().await?;
             fingerprint::table_fingerprint(&mut conn, &t, method).await
         }
         .await;
+        busy += began.elapsed();
         match result {
             Ok(f) => {
                 done.insert(table, f);
@@ -455,6 +490,11 @@ async fn fingerprint_as_loaded(
             Err(e) => tracing::debug!(error = %e, %table, "left for the check after the restore"),
         }
     }
+    tracing::debug!(
+        tables = done.len(),
+        ms = busy.as_millis() as u64,
+        "fingerprinted tables while the restore went on"
+    );
     done
 }
 
