@@ -192,6 +192,17 @@ pub struct NotifyArgs {
     /// failure, up to an hour).
     #[arg(long, env = "NOTIFY_RETRY_AFTER", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub notify_retry_after: u64,
+
+    /// When the daily digest goes out (HH:MM, UTC) to channels that choose
+    /// it.
+    #[arg(long, env = "NOTIFY_DIGEST_AT", default_value = "07:00", value_parser = parse_time_of_day, global = true)]
+    pub notify_digest_at: chrono::NaiveTime,
+}
+
+/// "HH:MM" (24-hour, UTC).
+fn parse_time_of_day(s: &str) -> Result<chrono::NaiveTime, String> {
+    chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M")
+        .map_err(|_| format!("'{s}' is not a time of day as HH:MM (24-hour, UTC), e.g. 07:00"))
 }
 
 impl NotifyArgs {
@@ -201,6 +212,7 @@ impl NotifyArgs {
         use lms_backup::notify::{self, channels, EmailSettings, WebhookSettings};
         let mut config = notify::NotifyConfig {
             retry_after: std::time::Duration::from_secs(self.notify_retry_after),
+            digest_at: self.notify_digest_at,
             ..Default::default()
         };
         let email_to: Vec<String> = self
@@ -847,6 +859,18 @@ pub enum DemoCommand {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_digest_time_is_a_time_of_day_and_a_wrong_one_says_the_form() {
+        assert_eq!(
+            parse_time_of_day("18:30").unwrap(),
+            chrono::NaiveTime::from_hms_opt(18, 30, 0).unwrap()
+        );
+        for wrong in ["7", "25:00", "7pm", ""] {
+            let why = parse_time_of_day(wrong).unwrap_err();
+            assert!(why.contains("HH:MM"), "{why}");
+        }
+    }
 
     #[test]
     fn cli_is_well_formed() {

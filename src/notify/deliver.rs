@@ -53,6 +53,9 @@ pub fn spawn_notifier(engine: Engine) -> tokio::task::JoinHandle<()> {
                 if let Err(e) = engine.watch_for_trouble(Utc::now()).await {
                     tracing::warn!(error = %e, "could not check backups' health for notifications");
                 }
+                if let Err(e) = engine.record_digest(Utc::now(), notify.digest_at).await {
+                    tracing::warn!(error = %e, "could not record the daily digest");
+                }
             }
             let report = match engine.deliver_due().await {
                 Ok(report) => report,

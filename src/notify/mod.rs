@@ -12,7 +12,8 @@
 //!
 //! The deliverer also watches ([`watch`]): an RPO breached (the dead-man's
 //! switch: nothing happened) and a stuck operation lock are recorded once
-//! per situation, however many instances see it.
+//! per situation, however many instances see it; and once a day it records
+//! the daily digest ([`digest`]) for the channels that choose it.
 //!
 //! - [`channels`]: the channels (console-made, and the ones the environment
 //!   configures), their settings and state.
@@ -21,6 +22,7 @@
 
 pub mod channels;
 mod deliver;
+mod digest;
 pub(crate) mod outcomes;
 mod send;
 mod watch;
@@ -59,6 +61,8 @@ pub struct NotifyConfig {
     pub poll_every: Duration,
     /// How often it checks for a breached RPO or a stuck lock.
     pub watch_every: Duration,
+    /// When (UTC) the daily digest is recorded, for channels that want it.
+    pub digest_at: chrono::NaiveTime,
 }
 
 impl Default for NotifyConfig {
@@ -71,6 +75,7 @@ impl Default for NotifyConfig {
             give_up_after: Duration::from_secs(3 * 24 * 60 * 60),
             poll_every: Duration::from_secs(5),
             watch_every: Duration::from_secs(60),
+            digest_at: chrono::NaiveTime::from_hms_opt(7, 0, 0).expect("a time of day"),
         }
     }
 }

@@ -418,10 +418,15 @@ async fn send_test_shows_the_receivers_answer() {
 }
 
 #[tokio::test]
-async fn restores_are_announced_when_they_start_and_end() {
+async fn restores_and_undos_are_announced_when_they_start_and_end() {
     let receiver = Receiver::start("s").await;
     let engine = engine_with(NotifyConfig::default()).await;
-    let events = [NotifyEvent::RestoreStarted, NotifyEvent::RestoreFinished];
+    let events = [
+        NotifyEvent::RestoreStarted,
+        NotifyEvent::RestoreFinished,
+        NotifyEvent::UndoStarted,
+        NotifyEvent::UndoFinished,
+    ];
     engine
         .create_channel(&webhook_channel(
             "restores",
@@ -449,14 +454,41 @@ async fn restores_are_announced_when_they_start_and_end() {
         receiver.got().len() >= 2
     })
     .await;
-    let mut events: Vec<String> = receiver
-        .got()
-        .iter()
-        .map(|r| r.body["event"].as_str().unwrap().to_owned())
-        .collect();
-    events.sort();
+    let kinds = |receiver: &Receiver| {
+        let mut kinds: Vec<String> = receiver
+            .got()
+            .iter()
+            .map(|r| r.body["event"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        kinds
+    };
     // Only what the channel chose: the backup's success is not among them.
-    assert_eq!(events, ["restore_finished", "restore_started"]);
+    assert_eq!(kinds(&receiver), ["restore_finished", "restore_started"]);
+
+    let undo = engine.start_undo(true, &who).await.unwrap();
+    assert_eq!(
+        wait_for_job(&engine, undo.id).await.status,
+        JobStatus::Succeeded
+    );
+    deliver_until(&engine, "both undo messages", || receiver.got().len() >= 4).await;
+    assert_eq!(
+        kinds(&receiver),
+        [
+            "restore_finished",
+            "restore_started",
+            "undo_finished",
+            "undo_started"
+        ]
+    );
+    let undone = receiver
+        .got()
+        .into_iter()
+        .find(|r| r.body["event"] == "undo_finished")
+        .unwrap();
+    let words = undone.body.to_string();
+    assert!(words.contains(&undo.id.to_string()), "{words}");
+    assert_eq!(undone.body["severity"], "info", "{words}");
 }
 
 /// The events recorded so far: (kind, title), oldest first.
@@ -606,4 +638,89 @@ async fn a_stuck_lock_is_told_once() {
         .as_str()
         .unwrap()
         .contains("/api/admin/backup/lock/release"));
+}
+
+#[tokio::test]
+async fn the_daily_digest_is_told_once_a_day_after_its_time() {
+    let receiver = Receiver::start("d").await;
+    let engine = engine_with(NotifyConfig::default()).await;
+    engine
+        .create_channel(&webhook_channel(
+            "digest",
+            &receiver.url,
+            Some("d"),
+            &[NotifyEvent::DailyDigest],
+        ))
+        .await
+        .unwrap();
+    let who = actor("alice");
+    let good = start_manual_backup(&engine, &who).await.unwrap();
+    assert_eq!(
+        wait_for_job(&engine, good.job.id).await.status,
+        JobStatus::Succeeded
+    );
+    let failing = failing_backups(&engine).await;
+    let bad = start_manual_backup(&failing, &who).await.unwrap();
+    assert_eq!(
+        wait_for_job(&engine, bad.job.id).await.status,
+        JobStatus::Failed
+    );
+
+    let seven = chrono::NaiveTime::from_hms_opt(7, 0, 0).unwrap();
+    let early = Utc::now()
+        .date_naive()
+        .and_hms_opt(6, 59, 0)
+        .unwrap()
+        .and_utc();
+    assert!(
+        !engine.record_digest(early, seven).await.unwrap(),
+        "not before its time"
+    );
+    let now = Utc::now();
+    assert!(engine
+        .record_digest(now, chrono::NaiveTime::MIN)
+        .await
+        .unwrap());
+    // Once a day, however often (and by however many instances) it is looked at.
+    assert!(!engine
+        .record_digest(now, chrono::NaiveTime::MIN)
+        .await
+        .unwrap());
+    deliver_until(&engine, "the digest", || !receiver.got().is_empty()).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    let digest = &got[0].body;
+    assert_eq!(digest["event"], "daily_digest");
+    let happened = digest["happened"].as_str().unwrap();
+    assert!(
+        happened.contains("In the past 24 hours: 1 verified backup"),
+        "{happened}"
+    );
+    assert!(happened.contains(", 1 failed."), "{happened}");
+    assert!(
+        happened.contains(&format!("Newest verified backup: {}", good.backup.filename)),
+        "{happened}"
+    );
+    assert!(
+        happened.contains("No restore drill has run yet."),
+        "{happened}"
+    );
+    // No schedule: backups happen only when someone starts one, which the
+    // digest says plainly.
+    assert_eq!(digest["title"], "Daily backup digest: backups at risk");
+    assert_eq!(digest["severity"], "critical");
+    assert!(
+        digest["todo"]
+            .as_str()
+            .unwrap()
+            .contains("No schedule is enabled"),
+        "{digest}"
+    );
+
+    // The next day's is another.
+    assert!(engine
+        .record_digest(now + chrono::Duration::days(1), chrono::NaiveTime::MIN)
+        .await
+        .unwrap());
+    deliver_until(&engine, "the second digest", || receiver.got().len() >= 2).await;
 }

@@ -402,6 +402,8 @@ text_enum! {
         DrillFailed => "drill_failed",
         /// A backup succeeded (opt-in: most channels want only trouble).
         BackupSucceeded => "backup_succeeded",
+        /// Once a day: how backups went and stand (opt-in).
+        DailyDigest => "daily_digest",
         /// Asked for by "send test".
         Test => "test",
     }
@@ -429,6 +431,7 @@ impl NotifyEvent {
         NotifyEvent::UndoStarted,
         NotifyEvent::UndoFinished,
         NotifyEvent::BackupSucceeded,
+        NotifyEvent::DailyDigest,
     ];
 
     /// The event as a channel's settings name it.
@@ -444,6 +447,7 @@ impl NotifyEvent {
             NotifyEvent::UndoFinished => "Undo finished",
             NotifyEvent::DrillFailed => "Restore drill failed",
             NotifyEvent::BackupSucceeded => "Every successful backup",
+            NotifyEvent::DailyDigest => "Daily digest",
             NotifyEvent::Test => "Test message",
         }
     }
