@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
     ChannelKind, HealthState, JobStatus, NotifyEvent, OffsiteState, Operation, Phase, Policy,
-    TokenScope, WebhookFormat,
+    TableChange, TableComparison, TokenScope, WebhookFormat,
 };
 use serde::{Deserialize, Serialize};
 
@@ -404,6 +404,23 @@ pub struct TableRows {
     pub schema: String,
     pub name: String,
     pub rows: i64,
+}
+
+/// Two backups compared table by table from their manifests alone, the
+/// older first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupComparison {
+    pub older: BackupSummary,
+    pub newer: BackupSummary,
+    /// Every table of either, by schema and name.
+    pub tables: Vec<TableComparison>,
+}
+
+impl BackupComparison {
+    /// How many tables changed in `change`'s way.
+    pub fn count(&self, change: TableChange) -> usize {
+        self.tables.iter().filter(|t| t.change == change).count()
+    }
 }
 
 /// An administrator account a backup holds.
@@ -903,6 +920,16 @@ mod convert {
             BackupList {
                 total: p.total,
                 backups: p.backups.into_iter().map(Into::into).collect(),
+            }
+        }
+    }
+
+    impl From<catalog::compare::BackupComparison> for BackupComparison {
+        fn from(c: catalog::compare::BackupComparison) -> Self {
+            BackupComparison {
+                older: c.older.into(),
+                newer: c.newer.into(),
+                tables: c.tables,
             }
         }
     }

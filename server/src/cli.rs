@@ -695,6 +695,18 @@ pub enum BackupCommand {
     /// into a scratch database: compared with the backup, migrated and
     /// queried, then dropped. The live database is never touched.
     Drill { id: Option<i64> },
+    /// Compare two backups table by table from their manifests alone (no
+    /// restore): which tables were added, removed or changed between them,
+    /// with their rows in each.
+    Compare {
+        /// A backup's id.
+        a: i64,
+        /// The other backup's id (either order: the older is shown first).
+        b: i64,
+        /// Print the comparison as JSON (as GET /api/admin/backup/compare).
+        #[arg(long)]
+        json: bool,
+    },
     /// Swap the database from before the last restore back in.
     Undo {
         /// Do not ask for confirmation.

@@ -14,6 +14,8 @@ use crate::audit::Actor;
 use crate::storage::Manifest;
 use crate::{Error, Result};
 
+pub mod compare;
+
 /// One catalog entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Backup {

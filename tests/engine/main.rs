@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod backup_dir;
 mod clock;
+mod compare;
 mod demo;
 mod drill;
 mod fidelity;

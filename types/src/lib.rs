@@ -379,6 +379,34 @@ impl AccessAfterRestore {
 }
 
 text_enum! {
+    /// How a table differs between two backups (from their fingerprints).
+    TableChange {
+        /// Same rows, same content.
+        Same => "same",
+        /// Rows added, removed or changed.
+        Changed => "changed",
+        /// Only in the newer backup.
+        Added => "added",
+        /// Only in the older backup.
+        Removed => "removed",
+        /// Fingerprinted differently (a manifest from before the faster
+        /// method), so only the row counts say anything.
+        Incomparable => "incomparable",
+    }
+}
+
+/// One table of two backups compared: its rows in each and how it changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableComparison {
+    pub schema: String,
+    pub name: String,
+    /// `None`: not in that backup.
+    pub older_rows: Option<i64>,
+    pub newer_rows: Option<i64>,
+    pub change: TableChange,
+}
+
+text_enum! {
     /// Something a notification channel can be told about.
     NotifyEvent {
         /// A backup (manual, scheduled or uploaded) failed.

@@ -8,7 +8,9 @@ use tokio::io::AsyncRead;
 
 use super::{BackupId, NewBackup, Paging, UploadName};
 use crate::error::AppError;
-use crate::models::{BackupDetail, BackupList, BackupSummary, FileCheck, StartedBackup};
+use crate::models::{
+    BackupComparison, BackupDetail, BackupList, BackupSummary, FileCheck, StartedBackup,
+};
 use crate::ssr::{AdminUser, AppState};
 
 /// Starts a manual backup and returns at once with its job. Busy (409) while
@@ -51,6 +53,21 @@ pub async fn get_backup(
     Ok(lms_backup::catalog::get(&state.dbs().control, id.get())
         .await?
         .into())
+}
+
+/// Two backups compared table by table from their manifests alone (no
+/// restore); 422 when one has no record of its tables yet.
+pub async fn compare_backups(
+    state: &AppState,
+    _admin: &AdminUser,
+    a: BackupId,
+    b: BackupId,
+) -> Result<BackupComparison, AppError> {
+    Ok(
+        lms_backup::catalog::compare::compare(&state.dbs().control, a.get(), b.get())
+            .await?
+            .into(),
+    )
 }
 
 /// Deletes a backup's files and catalog row (audited); 409 while another

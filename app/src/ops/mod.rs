@@ -30,8 +30,8 @@ mod tokens;
 
 pub use auth::{login, logout, whoami};
 pub use backups::{
-    create_backup, delete_backup, get_backup, import_from_offsite, list_backups, recheck_backups,
-    upload_backup,
+    compare_backups, create_backup, delete_backup, get_backup, import_from_offsite, list_backups,
+    recheck_backups, upload_backup,
 };
 pub use downloads::{open_download, DownloadRequest, Part, ServedDownload};
 pub use inputs::{

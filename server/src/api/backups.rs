@@ -5,8 +5,8 @@
 
 use app::error::AppError;
 use app::models::{
-    BackupAdministrators, BackupDetail, BackupList, BackupSummary, FileCheck, JobInfo,
-    OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
+    BackupAdministrators, BackupComparison, BackupDetail, BackupList, BackupSummary, FileCheck,
+    JobInfo, OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
 };
 use app::ops::{
     self, Confirmation, DownloadRequest, NewBackup, Paging, Part, PinReason, ServedDownload,
@@ -40,6 +40,8 @@ pub(super) fn routes(r: ApiRoutes) -> ApiRoutes {
         .post("/api/admin/backup/recheck", recheck)
         .post("/api/admin/backup/restore/{id}", restore)
         .post("/api/admin/backup/drill", drill)
+        .get_in_maintenance("/api/admin/backup/compare", compare)
+        .scoped(TokenScope::BackupRead)
         .get_in_maintenance("/api/admin/backup/{id}", get)
         .scoped(TokenScope::BackupRead)
         .get("/api/admin/backup/{id}/administrators", administrators)
@@ -86,6 +88,28 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<BackupDetail>, AppError> {
     Ok(Json(ops::get_backup(&state, &admin, id.parse()?).await?))
+}
+
+/// `GET /api/admin/backup/compare?a=ID&b=ID` → the two backups (older
+/// first) and every table of either with its rows in each and how it
+/// changed, from their manifests alone; 400 for a bad id, 404 unknown, 422
+/// when one has no record of its tables yet.
+async fn compare(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    pair: Result<Query<ComparePair>, QueryRejection>,
+) -> Result<Json<BackupComparison>, AppError> {
+    let Query(pair) = pair
+        .map_err(|_| AppError::BadRequest("Name the two backups to compare: ?a=ID&b=ID.".into()))?;
+    Ok(Json(
+        ops::compare_backups(&state, &admin, pair.a.parse()?, pair.b.parse()?).await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct ComparePair {
+    a: String,
+    b: String,
 }
 
 /// `GET /api/admin/backup/{id}/administrators` → the administrators the

@@ -94,6 +94,7 @@ async fn the_endpoint_table_is_complete() {
     assert_eq!(
         scoped,
         [
+            "GET /api/admin/backup/compare backup:read",
             "GET /api/admin/backup/jobs/{id} status:read",
             "GET /api/admin/backup/list backup:read",
             "GET /api/admin/backup/status status:read",
@@ -348,6 +349,10 @@ impl<'a> Console<'a> {
         match (method.as_str(), path) {
             ("GET", "/api/admin/backup/jobs/{id}") => {
                 WellFormed::new(path.replace("{id}", &job), None, 200)
+            }
+            ("GET", "/api/admin/backup/compare") => {
+                let other = self.admin.backup_now().await.backup.id;
+                WellFormed::new(format!("{path}?a={id}&b={other}"), None, 200)
             }
             ("GET", _) => WellFormed::new(with_id, None, 200),
             ("DELETE", "/api/admin/backup/{id}") => {

@@ -56,6 +56,49 @@ async fn backup_restore_and_undo_from_the_command_line() {
         .unwrap();
     pool.close().await;
 
+    // What changed since backup 1, from the manifests, before restoring it.
+    let out = lms_admin(&env, &["backup", "create"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lms_admin(&env, &["backup", "compare", "2", "1"]).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(", id 1) to "), "the older first: {said}");
+    let courses = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("public.courses "))
+        .unwrap_or_else(|| panic!("courses differ: {said}"));
+    assert!(
+        courses.contains(" 20 ") && courses.contains(" 5 ") && courses.contains("(-15 rows)"),
+        "{courses}"
+    );
+    assert!(
+        !said.contains("public.users "),
+        "unchanged tables are only counted: {said}"
+    );
+    let out = lms_admin(&env, &["backup", "compare", "1", "2", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let courses = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "courses")
+        .unwrap();
+    assert_eq!(courses["change"], "changed");
+    assert_eq!(
+        (
+            courses["older_rows"].as_i64(),
+            courses["newer_rows"].as_i64()
+        ),
+        (Some(20), Some(5))
+    );
+    let out = lms_admin(&env, &["backup", "compare", "1", "1"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("two different backups"),
+        "{}",
+        text(&out)
+    );
+
     let refused = lms_admin(&env, &["backup", "restore", "1"]).await;
     assert!(!refused.status.success());
     assert!(text(&refused).contains("--yes"), "{}", text(&refused));
