@@ -42,16 +42,24 @@ def sql(statement):
                    env=pg_env, check=True, capture_output=True)
 
 
+# The bench's own throwaway keys (moto takes any; s3s-fs is started with these).
+CLIENT = (f"endpoint_url={S3!r}, aws_access_key_id={S3_ENV['AWS_ACCESS_KEY_ID']!r}, "
+          f"aws_secret_access_key={S3_ENV['AWS_SECRET_ACCESS_KEY']!r}, region_name='us-east-1'")
+
+
 def make_bucket(name):
-    subprocess.run(["curl", "-fsS", "-X", "PUT", f"{S3}/{name}"], check=True, capture_output=True)
+    script = f"""
+import boto3
+boto3.client("s3", {CLIENT}).create_bucket(Bucket={name!r})
+"""
+    subprocess.run([PYTHON, "-c", script], check=True, capture_output=True)
 
 
 def empty_bucket(name):
     """Deletes what a run left in a bucket (the server keeps it in memory)."""
     script = f"""
 import boto3
-s3 = boto3.resource("s3", endpoint_url={S3!r}, aws_access_key_id="bench", aws_secret_access_key="bench",
-                    region_name="us-east-1")
+s3 = boto3.resource("s3", {CLIENT})
 s3.Bucket({name!r}).objects.all().delete()
 """
     subprocess.run([PYTHON, "-c", script], check=True, capture_output=True)
@@ -117,8 +125,7 @@ def boto3_upload(path, bucket):
     object back and hashing it (what the product's copy phase does)."""
     script = f"""
 import boto3, hashlib, time
-s3 = boto3.client("s3", endpoint_url={S3!r}, aws_access_key_id="bench", aws_secret_access_key="bench",
-                  region_name="us-east-1")
+s3 = boto3.client("s3", {CLIENT})
 t = time.monotonic()
 s3.upload_file({path!r}, {bucket!r}, "peer.dump")
 up = time.monotonic() - t

@@ -14,7 +14,8 @@
 #                      archive at two sizes, and the recovery time it reports
 #                      (bench/drill.py; BENCH_DRILL_SCALES, default 10,40)
 # BENCH_ONLY=backup, load, scheduler, offsite or drill runs one of them (default: backup and load).
-# offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3).
+# offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3), BENCH_S3 (moto, or
+#          s3s-fs: a Rust S3 server storing files, built once from crates.io).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
 # load.py: BENCH_LOAD_SCALE (10), BENCH_LOAD_RUNS (3), BENCH_LOAD_SESSIONS (50),
 #          BENCH_LOAD_INTERVAL (1 s between a session's polls; 0 for a closed loop).
@@ -31,6 +32,8 @@ throwaway_cluster
 if [ "$BENCH_ONLY" = offsite ]; then
   command -v age-keygen >/dev/null || apt_install age
   throwaway_s3
+  # BENCH_S3=s3s-fs: the same bench against s3s-fs instead of moto.
+  if [ "${BENCH_S3:-moto}" = s3s-fs ]; then throwaway_s3s_fs; fi
   export S3_VENV
   su_psql -c 'CREATE DATABASE lms_offsite OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_offsite"

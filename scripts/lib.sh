@@ -339,6 +339,34 @@ throwaway_s3() {
   throwaway_guarded_s3
 }
 
+# throwaway_s3s_fs: a second kind of S3-compatible server for the off-site
+# bench (BENCH_S3=s3s-fs): s3s-fs, written in Rust and storing objects as
+# files, so the server itself takes little of the cores the clients
+# measured share (moto is Python). Built once from crates.io into the cache.
+# It checks signatures against the bench's own throwaway key (bench/offsite.py
+# signs with it; a key of a loopback server that lives for one bench run).
+# Sets TEST_S3_ENDPOINT.
+throwaway_s3s_fs() {
+  local root="${XDG_CACHE_HOME:-$HOME/.cache}/lms-admin/s3s-fs"
+  if [ ! -x "$root/bin/s3s-fs" ]; then
+    log "building an S3-compatible bench server (s3s-fs, a few minutes once)"
+    cargo install -q s3s-fs --version 0.14.1 --features binary --locked --root "$root"
+  fi
+  local port; port="$(free_port)"
+  mkdir -p "$THROWAWAY/s3s-fs"
+  "$root/bin/s3s-fs" --host 127.0.0.1 --port "$port" \
+    --access-key bench-access-key --secret-key bench-secret-key \
+    "$THROWAWAY/s3s-fs" > "$THROWAWAY/s3s-fs.log" 2>&1 &
+  CLEANUP_PIDS="$CLEANUP_PIDS $!"
+  TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  local deadline=$((SECONDS + 30))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$THROWAWAY/s3s-fs.log" >&2; die "s3s-fs did not come up"; }
+    sleep 0.2
+  done
+  export TEST_S3_ENDPOINT
+}
+
 # throwaway_guarded_s3: a second S3 test server that checks credentials as
 # AWS does (signatures against IAM users): its first four requests, made
 # here without credentials, create a user allowed s3:*, its access key and
