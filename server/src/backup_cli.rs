@@ -249,7 +249,11 @@ fn print_comparison(c: &catalog::compare::BackupComparison) {
     );
     for t in differing {
         let delta = match (t.older_rows, t.newer_rows) {
-            (Some(o), Some(n)) if o != n => format!(" ({:+} rows)", n - o),
+            (Some(o), Some(n)) if o != n => format!(
+                " ({:+} row{})",
+                n - o,
+                if (n - o).abs() == 1 { "" } else { "s" }
+            ),
             (Some(_), Some(_)) if t.change == TableChange::Changed => {
                 " (same count, other content)".into()
             }

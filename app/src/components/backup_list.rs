@@ -6,6 +6,7 @@ use thaw::{
     TableCell, TableHeader, TableRow,
 };
 
+use super::compare::CompareWith;
 use super::console::Console;
 use super::dialog::{open_for, CancelOr, ConfirmCheckbox, ConsoleDialog};
 use super::error_bar::ErrorBar;
@@ -659,6 +660,7 @@ fn ManifestView(
         None => "never tested".to_owned(),
     };
     let drillable = b.status == BackupStatus::Completed;
+    let comparable = drillable && detail.manifest.as_ref().is_some_and(|m| m.tables.is_some());
     let id = b.id;
     let for_pin = b.clone();
     let facts = detail.manifest.as_ref().map(|m| {
@@ -746,6 +748,7 @@ fn ManifestView(
         </dl>
         {b.sha256.map(|sha| view! { <p class="sha">"SHA-256 " <code>{sha}</code></p> })}
         <PinControl backup=for_pin state=pins />
+        {comparable.then(|| view! { <CompareWith id /> })}
         {match tables {
             Some(tables) => {
                 view! {

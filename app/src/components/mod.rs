@@ -4,6 +4,7 @@ mod activity;
 mod backup_card;
 mod backup_list;
 mod channels;
+mod compare;
 mod console;
 mod dialog;
 mod error_bar;

@@ -3,8 +3,8 @@ use leptos::server_fn::codec::Json;
 
 use crate::error::AppError;
 use crate::models::{
-    BackupAdministrators, BackupDetail, BackupSummary, FileCheck, JobInfo, LastSwitch,
-    OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
+    BackupAdministrators, BackupComparison, BackupDetail, BackupSummary, FileCheck, JobInfo,
+    LastSwitch, OperationStatus, ReleasedLock, RetentionProposal, RetentionReport, StartedBackup,
 };
 #[cfg(feature = "ssr")]
 use crate::{ops, ssr::as_admin};
@@ -23,6 +23,15 @@ pub async fn create_backup(notes: Option<String>) -> Result<StartedBackup, AppEr
 pub async fn get_backup(id: i64) -> Result<BackupDetail, AppError> {
     as_admin(|state, admin| async move { ops::get_backup(&state, &admin, id.try_into()?).await })
         .await
+}
+
+/// Two backups compared table by table from their manifests alone.
+#[server(prefix = "/api/fn", endpoint = "compare_backups", input = Json)]
+pub async fn compare_backups(a: i64, b: i64) -> Result<BackupComparison, AppError> {
+    as_admin(|state, admin| async move {
+        ops::compare_backups(&state, &admin, a.try_into()?, b.try_into()?).await
+    })
+    .await
 }
 
 /// Deletes a backup (refused while another operation runs).

@@ -386,6 +386,10 @@ impl<'a> Console<'a> {
             ("POST", "/api/admin/backup/drill") => {
                 WellFormed::new(path, json(json!({ "backup_id": id })), 202)
             }
+            ("POST", "/api/fn/compare_backups") => {
+                let other = self.admin.backup_now().await.backup.id;
+                WellFormed::new(path, json(json!({ "a": id, "b": other })), 200)
+            }
             ("POST", "/api/fn/drill_backup") => {
                 WellFormed::new(path, json(json!({ "id": id })), 200)
             }
