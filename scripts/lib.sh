@@ -263,6 +263,16 @@ ensure_s3_tools() {
   fi
 }
 
+# wait_for_port PORT LOG WHAT: waits up to 30 s for a server to accept
+# connections on the loopback PORT; else prints its LOG and stops.
+wait_for_port() {
+  local deadline=$((SECONDS + 30))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$2" >&2; die "$3 did not come up"; }
+    sleep 0.1
+  done
+}
+
 # throwaway_smtp: an SMTP server on the loopback for this run only that
 # keeps every message it gets in a maildir (call after throwaway_cluster).
 # Sets TEST_SMTP_URL and TEST_SMTP_MAILDIR.
@@ -274,11 +284,7 @@ throwaway_smtp() {
     -c aiosmtpd.handlers.Mailbox "$TEST_SMTP_MAILDIR" > "$THROWAWAY/smtp.log" 2>&1 &
   CLEANUP_PIDS="$CLEANUP_PIDS $!"
   TEST_SMTP_URL="smtp://127.0.0.1:$port"
-  local deadline=$((SECONDS + 30))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { cat "$THROWAWAY/smtp.log" >&2; die "the SMTP test server did not come up"; }
-    sleep 0.1
-  done
+  wait_for_port "$port" "$THROWAWAY/smtp.log" "the SMTP test server"
   export TEST_SMTP_URL TEST_SMTP_MAILDIR
   [ -n "${TLS_DIR:-}" ] && throwaway_smtp_tls
 }
@@ -359,11 +365,7 @@ throwaway_s3s_fs() {
     "$THROWAWAY/s3s-fs" > "$THROWAWAY/s3s-fs.log" 2>&1 &
   CLEANUP_PIDS="$CLEANUP_PIDS $!"
   TEST_S3_ENDPOINT="http://127.0.0.1:$port"
-  local deadline=$((SECONDS + 30))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || { cat "$THROWAWAY/s3s-fs.log" >&2; die "s3s-fs did not come up"; }
-    sleep 0.2
-  done
+  wait_for_port "$port" "$THROWAWAY/s3s-fs.log" "s3s-fs"
   export TEST_S3_ENDPOINT
 }
 

@@ -25,6 +25,7 @@ test('Details compares a backup with another, table by table, from their manifes
     const courses = changed.getByRole('row').filter({ hasText: 'courses' });
     await expect(courses.getByRole('cell').nth(3)).toHaveText('+1 row');
     await expectAccessible(page, 'a comparison in Details');
+    await page.setViewportSize({ width: 1440, height: 900 });
     await compare.scrollIntoViewIfNeeded();
     await page.screenshot({ path: testInfo.outputPath('compare-desktop.png') });
     await page.setViewportSize({ width: 390, height: 844 });

@@ -248,16 +248,10 @@ fn print_comparison(c: &catalog::compare::BackupComparison) {
         "TABLE", "OLDER ROWS", "NEWER ROWS"
     );
     for t in differing {
-        let delta = match (t.older_rows, t.newer_rows) {
-            (Some(o), Some(n)) if o != n => format!(
-                " ({:+} row{})",
-                n - o,
-                if (n - o).abs() == 1 { "" } else { "s" }
-            ),
-            (Some(_), Some(_)) if t.change == TableChange::Changed => {
-                " (same count, other content)".into()
-            }
-            _ => String::new(),
+        let delta = match t.rows_moved() {
+            Some(moved) => format!(" ({moved})"),
+            None if t.change == TableChange::Changed => " (same count, other content)".into(),
+            None => String::new(),
         };
         println!(
             "  {:<40} {:>12} {:>12}  {}{delta}",

@@ -406,6 +406,15 @@ pub struct TableComparison {
     pub change: TableChange,
 }
 
+impl TableComparison {
+    /// How the row count moved, in words ("+1 row", "-15 rows"), when it did.
+    pub fn rows_moved(&self) -> Option<String> {
+        let (older, newer) = (self.older_rows?, self.newer_rows?);
+        let delta = newer - older;
+        (delta != 0).then(|| format!("{delta:+} row{}", if delta.abs() == 1 { "" } else { "s" }))
+    }
+}
+
 text_enum! {
     /// Something a notification channel can be told about.
     NotifyEvent {

@@ -124,14 +124,12 @@ fn ComparisonView(c: BackupComparison) -> impl IntoView {
                     {differing
                         .into_iter()
                         .map(|t| {
-                            let change = match (t.change, t.older_rows, t.newer_rows) {
-                                (TableChange::Changed, Some(o), Some(n)) if o != n => {
-                                    format!("{:+} row{}", n - o, if (n - o).abs() == 1 { "" } else { "s" })
-                                }
-                                (TableChange::Changed, _, _) => "content changed".to_owned(),
-                                (TableChange::Added, _, _) => "new table".to_owned(),
-                                (TableChange::Removed, _, _) => "table gone".to_owned(),
-                                (_, _, _) => "cannot tell".to_owned(),
+                            let change = match (t.change, t.rows_moved()) {
+                                (TableChange::Changed, Some(moved)) => moved,
+                                (TableChange::Changed, None) => "content changed".to_owned(),
+                                (TableChange::Added, _) => "new table".to_owned(),
+                                (TableChange::Removed, _) => "table gone".to_owned(),
+                                (_, _) => "cannot tell".to_owned(),
                             };
                             view! {
                                 <TableRow>
