@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// How often the newest backup is restore-tested by a drill
     /// (`DRILL_INTERVAL_HOURS`; `None`: only on demand).
     pub drill_interval: Option<Duration>,
+    /// How long a prepared copy (Preview changes) is kept unused before it
+    /// is dropped (`PREPARED_COPY_IDLE_TIMEOUT`).
+    pub prepared_copy_idle: Duration,
     /// Notification channels from the environment, and how deliveries are
     /// retried.
     pub notify: crate::notify::NotifyConfig,
@@ -108,6 +111,7 @@ impl EngineConfig {
             encrypt_local: false,
             decryption: Default::default(),
             drill_interval: Some(Duration::from_secs(7 * 24 * 60 * 60)),
+            prepared_copy_idle: Duration::from_secs(2 * 60 * 60),
             notify: Default::default(),
             #[cfg(feature = "testing")]
             database_free_space: None,

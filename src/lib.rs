@@ -14,6 +14,10 @@
 //!   schedule, pins), its dry run, and the pass that deletes the rest.
 //! - [`restore`]: [`Engine::start_restore`] and [`Engine::start_undo`]: the
 //!   gates, the restore into a copy, its check, the switch, undo.
+//! - [`records`]: against a prepared copy (a backup restored beside the
+//!   live database, `restore::prepared`): what a restore would change, row
+//!   by row, and deleted records brought back with what belongs to them,
+//!   undoable.
 //! - [`jobs`]: one operation at a time across instances ([`jobs::lock`],
 //!   [`jobs::lease`]), each followed as a job that begins and ends in one
 //!   place ([`jobs::run`]), with messages for people ([`jobs::messages`]).
@@ -50,6 +54,7 @@ pub mod jobs;
 pub mod notify;
 pub mod offsite;
 pub mod postgres;
+pub mod records;
 mod recovery;
 pub mod restore;
 pub mod retention;

@@ -148,6 +148,18 @@ pub struct BackupArgs {
     )]
     pub drill_interval_hours: u64,
 
+    /// Seconds a prepared copy (Preview changes) is kept unused before it is
+    /// dropped; looking at its comparison or planning a recovery from it
+    /// counts as use.
+    #[arg(
+        long,
+        env = "PREPARED_COPY_IDLE_TIMEOUT",
+        default_value_t = 7200,
+        value_parser = clap::value_parser!(u64).range(60..),
+        global = true
+    )]
+    pub prepared_copy_idle_timeout: u64,
+
     #[command(flatten)]
     pub offsite: OffsiteArgs,
 
@@ -462,6 +474,7 @@ impl BackupArgs {
         config.schedule_grace = std::time::Duration::from_secs(self.schedule_grace);
         config.drill_interval = (self.drill_interval_hours > 0)
             .then(|| std::time::Duration::from_secs(self.drill_interval_hours * 3600));
+        config.prepared_copy_idle = std::time::Duration::from_secs(self.prepared_copy_idle_timeout);
         config.sign_out_everyone = Some(crate::sessions::sign_out_everyone);
         config
     }
@@ -934,6 +947,7 @@ mod tests {
             "AGE_PASSPHRASE_FILE",
             "AGE_IDENTITY_FILE",
             "ENCRYPT_LOCAL",
+            "PREPARED_COPY_IDLE_TIMEOUT",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

@@ -78,8 +78,14 @@ impl Engine {
             | Operation::Restore
             | Operation::Delete
             | Operation::Cleanup
-            | Operation::Drill => self.require_backup_dir().await,
-            Operation::Undo | Operation::Recovery => Ok(()),
+            | Operation::Drill
+            | Operation::Preview => self.require_backup_dir().await,
+            // Prepared copies and the live database only.
+            Operation::Undo
+            | Operation::Recovery
+            | Operation::Recover
+            | Operation::RecoverUndo
+            | Operation::Discard => Ok(()),
         }
     }
 

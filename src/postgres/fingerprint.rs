@@ -49,7 +49,7 @@ pub enum HashMethod {
 /// Built-in types hashed natively by [`HashMethod::Columns`] (and arrays of
 /// them): their hash is a function of the value alone, so it survives a dump
 /// and restore.
-const NATIVE_HASH_TYPES: &[&str] = &[
+pub(crate) const NATIVE_HASH_TYPES: &[&str] = &[
     "bool",
     "int2",
     "int4",

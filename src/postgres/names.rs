@@ -1,6 +1,7 @@
 //! Names of the databases kept beside the LMS one: the copy a restore
 //! builds (`<db>_restore_<job>`), the scratch database of a restore drill
-//! (`<db>_drill_<job>`) and the previous database kept for undo
+//! (`<db>_drill_<job>`), the prepared copy a preview keeps for review
+//! (`<db>_prepared_<job>`) and the previous database kept for undo
 //! (`<db>_pre_restore_<timestamp>`).
 //!
 //! PostgreSQL cuts names at 63 bytes without an error, so a long database
@@ -26,6 +27,7 @@ const TIMESTAMP: &str = "%Y%m%d%H%M%S%3f";
 const TIMESTAMP_LEN: usize = 17;
 const COPY: &str = "_restore_";
 const DRILL: &str = "_drill_";
+const PREPARED: &str = "_prepared_";
 const JOB_LEN: usize = 12;
 /// `_` and 8 hex digits.
 const HASH_LEN: usize = 9;
@@ -70,6 +72,20 @@ pub fn drill_name(live: &str, job: Uuid) -> String {
 /// LIKE pattern matching every drill database of `live`.
 pub fn drill_pattern(live: &str) -> String {
     pattern(&stem(live, DRILL.len() + JOB_LEN), DRILL)
+}
+
+/// The name of the prepared copy a preview job builds and keeps.
+pub fn prepared_name(live: &str, job: Uuid) -> String {
+    format!(
+        "{}{PREPARED}{}",
+        stem(live, PREPARED.len() + JOB_LEN),
+        &job.simple().to_string()[..JOB_LEN]
+    )
+}
+
+/// LIKE pattern matching every prepared copy of `live`.
+pub fn prepared_pattern(live: &str) -> String {
+    pattern(&stem(live, PREPARED.len() + JOB_LEN), PREPARED)
 }
 
 fn pattern(stem: &str, infix: &str) -> String {
@@ -135,7 +151,10 @@ mod tests {
         ] {
             let previous = previous_name(&live, at(1));
             let copy = copy_name(&live, job);
-            for name in [&previous, &copy] {
+            let prepared = prepared_name(&live, job);
+            assert!(like(&prepared_pattern(&live), &prepared), "{prepared}");
+            assert!(!like(&copy_pattern(&live), &prepared), "{prepared}");
+            for name in [&previous, &copy, &prepared] {
                 assert!(
                     name.len() <= MAX_NAME_BYTES,
                     "{name} ({} bytes)",

@@ -12,7 +12,7 @@ use crate::engine::Engine;
 use crate::jobs::messages::human;
 use crate::postgres::databases::{quote_ident, quote_literal};
 use crate::postgres::names::{
-    copy_name, copy_pattern, drill_name, drill_pattern, previous_pattern,
+    copy_name, copy_pattern, drill_name, drill_pattern, prepared_pattern, previous_pattern,
 };
 use crate::{Error, Result};
 
@@ -140,15 +140,34 @@ impl Engine {
         }
     }
 
-    /// Every shadow database (`<db>_restore_<job>`, and a drill's
-    /// `<db>_drill_<job>`) there is.
+    /// Every shadow database (`<db>_restore_<job>`, a drill's
+    /// `<db>_drill_<job>`, and a preview's `<db>_prepared_<job>` that is not
+    /// the recorded prepared copy) there is.
     pub(crate) async fn shadow_databases(&self) -> Result<Vec<String>> {
         let live = self.dbs().lms_name();
+        let kept: Option<String> = match self.prepared_copy().await {
+            Ok(copy) => copy.map(|c| c.database_name),
+            // Without the record, no prepared copy is taken for an orphan.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the prepared copy's record");
+                return Ok(sqlx::query_scalar(
+                    "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2",
+                )
+                .bind(copy_pattern(live))
+                .bind(drill_pattern(live))
+                .fetch_all(&self.dbs().control_or_lms())
+                .await?);
+            }
+        };
         Ok(sqlx::query_scalar(
-            "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2",
+            "SELECT datname::text FROM pg_database
+             WHERE datname LIKE $1 OR datname LIKE $2
+                OR (datname LIKE $3 AND datname IS DISTINCT FROM $4)",
         )
         .bind(copy_pattern(live))
         .bind(drill_pattern(live))
+        .bind(prepared_pattern(live))
+        .bind(kept)
         .fetch_all(&self.dbs().control_or_lms())
         .await?)
     }
@@ -166,7 +185,7 @@ impl Engine {
     }
 
     /// Drops databases beside the LMS one (ending their sessions).
-    async fn drop_databases(&self, names: &[String]) -> Result<()> {
+    pub(super) async fn drop_databases(&self, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }

@@ -20,6 +20,8 @@
 //!   one transaction, maintenance off; every session ends; the previous
 //!   database stays for undo;
 //! - `copies`: the copies and previous databases beside the live one;
+//! - `prepared`: Preview changes: a copy built like a restore's, kept for
+//!   review, compared with the live database, switched in or discarded;
 //! - `admins`: before any of it, who could sign in afterwards (the
 //!   administrators the backup holds, and who would be locked out).
 //!
@@ -32,6 +34,7 @@ mod copies;
 pub mod drill;
 mod gates;
 mod pipeline;
+pub mod prepared;
 mod role;
 mod switch;
 

@@ -18,7 +18,7 @@ use crate::jobs::run::JobRun;
 use crate::postgres::archive::{DataLoadWatcher, Reading, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
 use crate::postgres::grants;
-use crate::postgres::names::{copy_name, drill_name};
+use crate::postgres::names::{copy_name, drill_name, prepared_name};
 use crate::postgres::process::follow_stderr;
 use crate::storage::{ArchiveSource, Manifest};
 use crate::{Error, Result};
@@ -315,6 +315,60 @@ impl Engine {
             "restore drill's steps"
         );
         Ok(smoke)
+    }
+
+    /// Preview changes: the restore's gates and its restore into a copy
+    /// that is kept (`<db>_prepared_<job>`), checked against the backup and
+    /// migrated as a restore's copy is. Returns its name; the caller records
+    /// it and compares it with the live database (in the checking phase).
+    pub(super) async fn preview_pipeline(&self, run: &JobRun, backup: &Backup) -> Result<String> {
+        let gates = self.restore_gates(run, backup).await?;
+        let name = prepared_name(self.dbs().lms_name(), run.job().id);
+        run.enter(Phase::Restoring).await?;
+        self.create_copy(&name).await?;
+        let copy = self.restore_into_copy(run, &gates, name).await?;
+        run.enter(Phase::Checking).await?;
+        let (name, pool) = self.verify_copy(backup, copy).await?;
+        pool.close().await;
+        Ok(name)
+    }
+
+    /// Switching to a prepared copy: checked once more against the backup
+    /// (nothing may have changed it while it waited), taken over, given the
+    /// live database's properties, then the restore's switch.
+    pub(super) async fn switch_pipeline(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+        prepared: &str,
+    ) -> Result<SwapReport> {
+        run.enter(Phase::Checking).await?;
+        let manifest = catalog::get(&self.dbs().control, backup.id).await?.manifest;
+        let expected = manifest.and_then(|m| {
+            Some(Fingerprint {
+                tables: m.tables?,
+                sequences: m.sequences?,
+            })
+        });
+        let login = self.open_restore_role().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(3)
+            .connect_lazy_with(login.options.clone().database(prepared));
+        let copy = Copy {
+            name: prepared.to_owned(),
+            pool,
+            expected,
+            early: HashMap::new(),
+            jobs: 2,
+        };
+        let profile = self.live_database_profile().await?;
+        let shadow = self.check_and_prepare_copy(backup, copy, &profile).await?;
+        sqlx::query("DELETE FROM prepared_copies WHERE database_name = $1")
+            .bind(&shadow)
+            .execute(&self.dbs().control)
+            .await?;
+        run.enter(Phase::Switching).await?;
+        self.swap_in(&shadow, run.job().id).await
     }
 
     /// Checking, then the switch. Nothing reports how far the checks are,

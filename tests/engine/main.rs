@@ -18,6 +18,7 @@ mod outage;
 mod overview;
 mod pgtools;
 mod privileges;
+mod records;
 mod recovery;
 mod restore;
 mod retention;

@@ -14,6 +14,7 @@ mod text_enum;
 pub use text_enum::UnknownValue;
 
 pub mod phases;
+pub mod records;
 pub mod retention;
 
 pub use phases::{Phase, PhaseSpec};
@@ -39,6 +40,18 @@ text_enum! {
         /// A restore drill: a backup restored into a scratch database,
         /// checked, then dropped; the live database is never touched.
         Drill => "drill",
+        /// A backup restored into a prepared copy beside the live database
+        /// (kept for review, never switched in by this job) and compared
+        /// with the live database.
+        Preview => "preview",
+        /// Deleted records brought back from the prepared copy into the
+        /// live database, inserted in one transaction.
+        Recover => "recover",
+        /// The records a recovery inserted, deleted again.
+        RecoverUndo => "recover_undo",
+        /// The prepared copy dropped (by an administrator, or after its idle
+        /// time).
+        Discard => "discard",
     }
 }
 
@@ -219,6 +232,17 @@ text_enum! {
         /// A restore drill: a backup restored into a scratch database,
         /// checked and dropped (the detail is the outcome).
         RestoreDrill => "restore.drill",
+        /// A backup restored into a prepared copy and compared with the
+        /// live database.
+        RestorePreview => "restore.preview",
+        /// The prepared copy dropped (the detail says by whom or why).
+        RestoreDiscard => "restore.discard",
+        /// Records brought back from a prepared copy (the detail counts
+        /// them per table), or those records deleted again.
+        RecordsRecover => "records.recover",
+        RecordsUndo => "records.undo",
+        /// A recovery's plan worked out (nothing changed).
+        RecordsPlan => "records.plan",
     }
 }
 
@@ -300,7 +324,16 @@ impl ActivityKind {
                 ChannelRemove,
                 ChannelTest,
             ],
-            ActivityKind::Restores => &[Restore, RestoreUndo, RestoreDrill],
+            ActivityKind::Restores => &[
+                Restore,
+                RestoreUndo,
+                RestoreDrill,
+                RestorePreview,
+                RestoreDiscard,
+                RecordsRecover,
+                RecordsUndo,
+                RecordsPlan,
+            ],
             ActivityKind::SignIns => &[Login, Logout, TokenCreate, TokenRevoke],
             ActivityKind::Refusals => AuditAction::ALL,
         }
@@ -344,6 +377,11 @@ impl AuditAction {
             AuditAction::ChannelRemove => "removed notification channel",
             AuditAction::ChannelTest => "sent a test to notification channel",
             AuditAction::RestoreDrill => "restore-tested backup",
+            AuditAction::RestorePreview => "previewed the restore of backup",
+            AuditAction::RestoreDiscard => "discarded the prepared copy of backup",
+            AuditAction::RecordsRecover => "recovered records from backup",
+            AuditAction::RecordsUndo => "undid the recovery of records from backup",
+            AuditAction::RecordsPlan => "planned a recovery of records from backup",
         }
     }
 }

@@ -161,6 +161,65 @@ pub const DRILL: &[PhaseSpec] = &[
     ),
 ];
 
+/// Preview changes: the restore's first phases into a prepared copy that
+/// is kept, then the copy checked and compared with the live database.
+pub const PREVIEW: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Verifying, "Checking the archive", 0.0, 0.05),
+    spec(
+        Phase::Restoring,
+        "Restoring into a prepared copy",
+        0.05,
+        0.75,
+    ),
+    spec(
+        Phase::Checking,
+        "Checking the copy and comparing it with the live database",
+        0.75,
+        1.0,
+    ),
+];
+
+/// Bringing records back from the prepared copy.
+pub const RECOVER: &[PhaseSpec] = &[
+    STARTING,
+    spec(
+        Phase::Checking,
+        "Working out what belongs to the record and what is missing",
+        0.0,
+        0.5,
+    ),
+    spec(
+        Phase::Saving,
+        "Inserting the records in one transaction",
+        0.5,
+        1.0,
+    ),
+];
+
+/// Deleting the records a recovery inserted.
+pub const RECOVER_UNDO: &[PhaseSpec] = &[
+    STARTING,
+    spec(
+        Phase::Checking,
+        "Checking nothing changed the recovered records since",
+        0.0,
+        0.5,
+    ),
+    spec(
+        Phase::Deleting,
+        "Deleting the recovered records in one transaction",
+        0.5,
+        1.0,
+    ),
+];
+
+/// Dropping the prepared copy.
+pub const DISCARD: &[PhaseSpec] = &[
+    STARTING,
+    spec(Phase::Deleting, "Dropping the prepared copy", 0.0, 1.0),
+];
+
 pub fn of(operation: Operation) -> &'static [PhaseSpec] {
     match operation {
         Operation::Drill => DRILL,
@@ -170,6 +229,10 @@ pub fn of(operation: Operation) -> &'static [PhaseSpec] {
         Operation::Delete => DELETE,
         Operation::Cleanup => CLEANUP,
         Operation::Recovery => &[],
+        Operation::Preview => PREVIEW,
+        Operation::Recover => RECOVER,
+        Operation::RecoverUndo => RECOVER_UNDO,
+        Operation::Discard => DISCARD,
     }
 }
 
