@@ -2,6 +2,9 @@
 //! own types; the conversions live beside them under `ssr`.
 
 use chrono::{DateTime, Utc};
+pub use lms_types::records::{
+    Blocker, PlanTable, Preview, RecoverableRow, RecoveryPlan, RecoveryRecord, TableDiff,
+};
 pub use lms_types::{
     AccessAfterRestore, ActivityKind, AuditAction, AuditOutcome, BackupKind, BackupStatus,
     ChannelKind, HealthState, JobStatus, NotifyEvent, OffsiteState, Operation, Phase, Policy,

@@ -195,6 +195,74 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             }
             Ok(())
         }
+        BackupCommand::Preview { id, json } => {
+            let preview = prepare(engine, id, &actor).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&preview).map_err(|e| e.to_string())?
+                );
+            } else {
+                print_preview(&preview);
+            }
+            Ok(())
+        }
+        BackupCommand::Recover {
+            backup,
+            table,
+            key,
+            dry_run,
+            yes,
+        } => {
+            let request = lms_backup::records::RecordRequest {
+                table,
+                key: key.parse().map_err(fail)?,
+            };
+            let prepared = engine.prepared_copy().await.map_err(fail)?;
+            if prepared.is_none_or(|p| p.backup_id != backup || p.diff.is_none()) {
+                prepare(engine, backup, &actor).await?;
+            } else {
+                eprintln!("Using the prepared copy of backup {backup}.");
+            }
+            let plan = engine.plan_recovery(&request, &actor).await.map_err(fail)?;
+            print_plan(&plan);
+            if !plan.blockers.is_empty() {
+                return Err("the plan is blocked; nothing was changed".into());
+            }
+            if plan.rows_to_insert() == 0 {
+                println!("Nothing to insert: the record and what belongs to it exist live.");
+                return Ok(());
+            }
+            if dry_run {
+                println!("Dry run: nothing was changed.");
+                return Ok(());
+            }
+            confirm(
+                yes,
+                "This inserts the rows above into the live database in one transaction. Type \"recover\" to go on: ",
+                "recover",
+            )?;
+            let job = engine
+                .start_recover(request, Some(plan.rows_to_insert()), &actor)
+                .await
+                .map_err(fail)?;
+            let job = follow(engine, job).await?;
+            println!("Undo with: lms-admin backup recover-undo {}", job.id);
+            Ok(())
+        }
+        BackupCommand::RecoverUndo { job, yes } => {
+            let job = job
+                .map(|j| j.parse::<uuid::Uuid>())
+                .transpose()
+                .map_err(|_| "the recovery's job id is not a job id".to_string())?;
+            confirm(
+                yes,
+                "This deletes the recovered rows again. Type \"undo\" to go on: ",
+                "undo",
+            )?;
+            let job = engine.start_recover_undo(job, &actor).await.map_err(fail)?;
+            follow(engine, job).await.map(|_| ())
+        }
         BackupCommand::Undo { yes } => {
             confirm(
                 yes,
@@ -205,6 +273,119 @@ pub async fn run(engine: &Engine, command: BackupCommand) -> CliResult {
             let job = engine.start_undo(true, &actor).await.map_err(fail)?;
             follow(engine, job).await.map(|_| ())
         }
+    }
+}
+
+/// Restores backup `id` into a prepared copy (a job followed to its end)
+/// and returns its comparison with the live database.
+async fn prepare(
+    engine: &Engine,
+    id: i64,
+    actor: &lms_backup::audit::Actor,
+) -> Result<lms_types::records::Preview, String> {
+    let fail = |e: lms_backup::Error| failure_message(&e);
+    let job = engine.start_preview(id, actor).await.map_err(fail)?;
+    follow(engine, job).await?;
+    engine
+        .preview()
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| "the prepared copy is gone (discarded meanwhile)".to_string())
+}
+
+/// What a restore of the prepared copy's backup would change, in words,
+/// then the tables that differ.
+fn print_preview(p: &lms_types::records::Preview) {
+    println!(
+        "Prepared copy {} of {} (id {}), compared with the live database in {:.1} s:",
+        p.database,
+        p.backup_name,
+        p.backup_id,
+        p.compare_ms as f64 / 1000.0
+    );
+    for line in [
+        p.would_come_back(),
+        p.would_be_lost(),
+        p.would_be_reverted(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        println!("  {line}");
+    }
+    for t in p.unkeyed_differences() {
+        println!("  {t} has no primary key: compared by count and content only, and differs");
+    }
+    println!();
+    println!(
+        "{:<40} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "TABLE", "LIVE", "BACKUP", "ADDED", "DELETED", "CHANGED"
+    );
+    let rows = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+    for t in p.tables.iter().filter(|t| !t.is_same()) {
+        println!(
+            "{:<40} {:>10} {:>10} {:>8} {:>8} {:>8}",
+            printable(&format!("{}.{}", t.schema, t.name)),
+            rows(t.live_rows),
+            rows(t.copy_rows),
+            t.added,
+            t.deleted,
+            t.changed
+        );
+        for row in t.recoverable.iter().take(5) {
+            println!(
+                "    deleted: {}  (--table {}.{} --key {})",
+                printable(&row.words),
+                t.schema,
+                t.name,
+                printable(&row.key)
+            );
+        }
+    }
+    println!(
+        "\nThe copy stays until discarded or unused for PREPARED_COPY_IDLE_TIMEOUT (until {}).",
+        p.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+}
+
+/// A recovery plan: per table the rows to insert and those left alone,
+/// then what blocks it.
+fn print_plan(plan: &lms_types::records::RecoveryPlan) {
+    println!(
+        "Recovering {} ({}) from {} (id {}):",
+        printable(&plan.root),
+        plan.table,
+        plan.backup_name,
+        plan.backup_id
+    );
+    println!(
+        "{:<40} {:>8} {:>8} {:>10} {:>8}",
+        "TABLE", "INSERT", "NEEDED", "UNCHANGED", "CHANGED"
+    );
+    for t in &plan.tables {
+        println!(
+            "{:<40} {:>8} {:>8} {:>10} {:>8}",
+            printable(&format!("{}.{}", t.schema, t.name)),
+            t.insert,
+            t.needed,
+            t.unchanged,
+            t.changed
+        );
+        for s in &t.changed_samples {
+            println!("    changed live since, left as it is: {}", printable(s));
+        }
+    }
+    match plan.insert_words() {
+        Some(words) => println!("Would insert {words}."),
+        None => println!("Would insert nothing."),
+    }
+    for b in &plan.blockers {
+        println!(
+            "BLOCKED: {} {}: {}",
+            b.table,
+            printable(&b.row),
+            printable(&b.reason)
+        );
     }
 }
 

@@ -720,6 +720,47 @@ pub enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Preview changes: restore a backup into a prepared copy beside the
+    /// live database (kept for review, replacing any earlier one) and print
+    /// what a restore would bring back, lose and revert, table by table.
+    Preview {
+        /// The backup's id.
+        id: i64,
+        /// Print the comparison as JSON (as GET /api/admin/backup/preview).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring back a deleted record, and everything that belongs to it, from
+    /// a backup without restoring it: the backup is prepared beside the live
+    /// database (unless it already is), the plan printed, then inserted in one
+    /// transaction. Never updates or deletes a live row.
+    Recover {
+        /// The backup to recover from.
+        #[arg(long)]
+        backup: i64,
+        /// The record's table: schema.table, or a table of public.
+        #[arg(long)]
+        table: String,
+        /// The record's primary key: a value, or col=value,col=value for a
+        /// composite key.
+        #[arg(long)]
+        key: String,
+        /// Print the plan and stop; nothing changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Delete again the rows a record recovery inserted (the newest one
+    /// unless told which); refused, naming the row, when one changed since.
+    RecoverUndo {
+        /// The recovery's job id.
+        job: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Swap the database from before the last restore back in.
     Undo {
         /// Do not ask for confirmation.

@@ -113,6 +113,7 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
         .await
         .map_err(|e| format!("start-up recovery failed: {}", describe(e)))?;
     engine.watch_for_abandoned_switches();
+    engine.watch_prepared_copy();
     // A backup directory that is not there (yet) does not stop the console:
     // backups wait for it, say why, and resume once it is back.
     engine.watch_backup_dir();

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use lms_types::records::TableDiff;
+use lms_types::records::{RecoverableRow, TableDiff};
 use sqlx::PgPool;
 
 use super::schema::{Schema, Table};
@@ -21,6 +21,8 @@ use crate::Result;
 
 /// Rows of each kind described per table.
 pub(crate) const SAMPLES: usize = 5;
+/// Deleted rows offered for recovery per table.
+const RECOVERABLE: usize = 200;
 /// Rows read by key in one go at most (the buckets are read in groups of
 /// about this many rows), so memory stays flat whatever changed.
 const ROWS_PER_READ: i64 = 400_000;
@@ -64,6 +66,7 @@ fn empty(table: &Table) -> TableDiff {
         added_samples: vec![],
         deleted_samples: vec![],
         changed_samples: vec![],
+        recoverable: vec![],
     }
 }
 
@@ -209,9 +212,24 @@ async fn compare_table(
     diff.added = added.len() as i64;
     diff.deleted = deleted.len() as i64;
     diff.changed = changed.len() as i64;
-    diff.added_samples = describe(live, live_t, added).await;
-    diff.deleted_samples = describe(copy, copy_t, deleted).await;
-    diff.changed_samples = describe(live, live_t, changed).await;
+    diff.added_samples = describe(live, live_t, added, SAMPLES).await;
+    diff.changed_samples = describe(live, live_t, changed, SAMPLES).await;
+    deleted.sort_unstable();
+    let keys: Vec<serde_json::Value> = deleted
+        .iter()
+        .take(RECOVERABLE)
+        .map(|k| serde_json::from_str(k).unwrap_or_default())
+        .collect();
+    let words = words::describe_many(copy, copy_t, &keys).await;
+    diff.deleted_samples = words.iter().take(SAMPLES).cloned().collect();
+    diff.recoverable = keys
+        .iter()
+        .zip(words)
+        .map(|(key, words)| RecoverableRow {
+            key: key_argument(key),
+            words,
+        })
+        .collect();
     Ok(diff)
 }
 
@@ -229,15 +247,33 @@ async fn read_rows(
     }
 }
 
-/// A few of `keys`, described as the LMS would.
-async fn describe(pool: &PgPool, table: &Table, mut keys: Vec<String>) -> Vec<String> {
+/// The first `n` of `keys` (in key order), described as the LMS would.
+async fn describe(pool: &PgPool, table: &Table, mut keys: Vec<String>, n: usize) -> Vec<String> {
     keys.sort_unstable();
-    let mut out = Vec::new();
-    for key in keys.into_iter().take(SAMPLES) {
-        let key: serde_json::Value = serde_json::from_str(&key).unwrap_or_default();
-        out.push(words::describe(pool, table, &key).await);
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .take(n)
+        .map(|k| serde_json::from_str(k).unwrap_or_default())
+        .collect();
+    words::describe_many(pool, table, &keys).await
+}
+
+/// A key object as `--key` takes it: the value alone for a one-column
+/// key, `column=value,...` otherwise.
+fn key_argument(key: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match key.as_object() {
+        Some(map) if map.len() == 1 => map.values().map(text).collect(),
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        None => key.to_string(),
     }
-    out
 }
 
 /// Buckets per table: about 32 rows each, a power of two, at most 2^18.

@@ -9,78 +9,72 @@ use super::schema::Table;
 
 /// `key` (`{"column": value}`) of `table`, as read from `pool`.
 pub(crate) async fn describe(pool: &PgPool, table: &Table, key: &Value) -> String {
-    let by_key = by_key(key);
-    let Some(id) = lms_id(table, key) else {
-        return by_key;
+    describe_many(pool, table, std::slice::from_ref(key))
+        .await
+        .pop()
+        .unwrap_or_else(|| by_key(key))
+}
+
+/// Each of `keys` of `table`, as read from `pool`, in one query: in the
+/// LMS's words with the key after them, or by key alone.
+pub(crate) async fn describe_many(pool: &PgPool, table: &Table, keys: &[Value]) -> Vec<String> {
+    let plain: Vec<String> = keys.iter().map(by_key).collect();
+    let ids: Vec<Option<i64>> = keys.iter().map(|k| lms_id(table, k)).collect();
+    let wanted: Vec<i64> = ids.iter().flatten().copied().collect();
+    let Some(sql) = words_sql(&table.name).filter(|_| !wanted.is_empty()) else {
+        return plain;
     };
-    let words: Result<Option<String>, sqlx::Error> = match table.name.as_str() {
+    let found: Result<Vec<(i64, String)>, sqlx::Error> =
+        sqlx::query_as(sql).bind(&wanted).fetch_all(pool).await;
+    let found: std::collections::HashMap<i64, String> = match found {
+        Ok(rows) => rows.into_iter().collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, table = %table.qualified(), "could not describe rows");
+            Default::default()
+        }
+    };
+    ids.iter()
+        .zip(plain)
+        .map(|(id, plain)| match id.and_then(|id| found.get(&id)) {
+            Some(words) => format!("{words} [{plain}]"),
+            None => plain,
+        })
+        .collect()
+}
+
+/// The query giving (id, words) of the LMS table `name` for `ids` ($1).
+fn words_sql(name: &str) -> Option<&'static str> {
+    Some(match name {
         "users" => {
-            sqlx::query_scalar(
-                "SELECT 'user ' || username || CASE WHEN full_name <> '' THEN ' (' || full_name || ')' ELSE '' END
-                 FROM public.users WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT id, 'user ' || username || ' (' || CASE WHEN full_name <> '' THEN full_name || ', ' ELSE '' END
+                    || email || ')'
+             FROM public.users WHERE id = ANY($1)"
         }
         "courses" => {
-            sqlx::query_scalar(
-                "SELECT 'course “' || title || '” (' || code || ')' FROM public.courses WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT id, 'course “' || title || '” (' || code || ')' FROM public.courses WHERE id = ANY($1)"
         }
         "lessons" => {
-            sqlx::query_scalar(
-                "SELECT 'lesson “' || l.title || '” of ' || coalesce('“' || c.title || '”', 'course ' || l.course_id)
-                 FROM public.lessons l LEFT JOIN public.courses c ON c.id = l.course_id WHERE l.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT l.id, 'lesson “' || l.title || '” of ' || coalesce('“' || c.title || '”', 'course ' || l.course_id)
+             FROM public.lessons l LEFT JOIN public.courses c ON c.id = l.course_id WHERE l.id = ANY($1)"
         }
         "enrollments" => {
-            sqlx::query_scalar(
-                "SELECT 'enrollment of ' || coalesce(u.username, 'user ' || e.user_id) || ' in '
-                        || coalesce('“' || c.title || '”', 'course ' || e.course_id)
-                 FROM public.enrollments e
-                 LEFT JOIN public.users u ON u.id = e.user_id
-                 LEFT JOIN public.courses c ON c.id = e.course_id WHERE e.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT e.id, 'enrollment of ' || coalesce(u.username, 'user ' || e.user_id) || ' in '
+                    || coalesce('“' || c.title || '”', 'course ' || e.course_id)
+             FROM public.enrollments e
+             LEFT JOIN public.users u ON u.id = e.user_id
+             LEFT JOIN public.courses c ON c.id = e.course_id WHERE e.id = ANY($1)"
         }
         "activity_events" => {
-            sqlx::query_scalar(
-                "SELECT coalesce(u.username, 'user ' || a.user_id) || ' ' || replace(a.kind, '_', ' ')
-                        || ' at ' || to_char(a.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
-                 FROM public.activity_events a LEFT JOIN public.users u ON u.id = a.user_id
-                 WHERE a.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT a.id, coalesce(u.username, 'user ' || a.user_id) || ' ' || replace(a.kind, '_', ' ')
+                    || ' at ' || to_char(a.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+             FROM public.activity_events a LEFT JOIN public.users u ON u.id = a.user_id
+             WHERE a.id = ANY($1)"
         }
         "lesson_attachments" => {
-            sqlx::query_scalar(
-                "SELECT 'attachment ' || filename FROM public.lesson_attachments WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
+            "SELECT id, 'attachment ' || filename FROM public.lesson_attachments WHERE id = ANY($1)"
         }
-        _ => Ok(None),
-    };
-    match words {
-        Ok(Some(words)) => format!("{words} [{by_key}]"),
-        Ok(None) => by_key,
-        Err(e) => {
-            tracing::debug!(error = %e, table = %table.qualified(), "could not describe a row");
-            by_key
-        }
-    }
+        _ => return None,
+    })
 }
 
 /// The LMS table's `id`, when `table` is one of the LMS's and keyed by it.
@@ -90,7 +84,10 @@ fn lms_id(table: &Table, key: &Value) -> Option<i64> {
     {
         return None;
     }
-    key.get("id")?.as_i64()
+    match key.get("id")? {
+        Value::String(s) => s.parse().ok(),
+        other => other.as_i64(),
+    }
 }
 
 /// `id=5` / `course_id=3, user_id=7`.

@@ -194,12 +194,9 @@ impl Engine {
         .await?)
     }
 
-    /// The prepared copy and its comparison, for review; looking counts as
-    /// use (it is kept for another idle timeout).
+    /// The prepared copy and its comparison, for review (reading it changes
+    /// nothing; planning a recovery from it counts as use).
     pub async fn preview(&self) -> Result<Option<Preview>> {
-        sqlx::query("UPDATE prepared_copies SET last_used_at = now() WHERE diff IS NOT NULL")
-            .execute(&self.dbs().control)
-            .await?;
         let Some(copy) = self.prepared_copy().await? else {
             return Ok(None);
         };

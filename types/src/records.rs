@@ -34,6 +34,21 @@ pub struct TableDiff {
     pub added_samples: Vec<String>,
     pub deleted_samples: Vec<String>,
     pub changed_samples: Vec<String>,
+    /// Rows deleted since the backup that can be brought back, by key (the
+    /// first few hundred, in key order): what the console offers to
+    /// recover and its search looks through.
+    #[serde(default)]
+    pub recoverable: Vec<RecoverableRow>,
+}
+
+/// A row deleted since the backup, as a recovery would name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverableRow {
+    /// The key as `lms-admin backup recover --key` takes it: `42`, or
+    /// `course_id=3,user_id=7`.
+    pub key: String,
+    /// The row in the LMS's words (a course by title), or by key.
+    pub words: String,
 }
 
 impl TableDiff {
@@ -290,6 +305,7 @@ mod tests {
             added_samples: vec![],
             deleted_samples: vec![],
             changed_samples: vec![],
+            recoverable: vec![],
         }
     }
 

@@ -10,6 +10,7 @@ mod backups;
 #[cfg(feature = "ssr")]
 mod endpoints;
 mod notify;
+mod records;
 mod schedules;
 mod tokens;
 
@@ -19,5 +20,6 @@ pub use backups::*;
 #[cfg(feature = "ssr")]
 pub use endpoints::server_fn_endpoints;
 pub use notify::*;
+pub use records::*;
 pub use schedules::*;
 pub use tokens::*;

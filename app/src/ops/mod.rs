@@ -23,6 +23,7 @@ mod inputs;
 mod jobs;
 mod notify;
 mod overview;
+mod records;
 mod restore;
 mod retention;
 mod schedules;
@@ -41,6 +42,10 @@ pub use inputs::{
 pub use jobs::{job, operation_status, release_lock};
 pub use notify::{create_channel, delete_channel, list_channels, test_channel, update_channel};
 pub use overview::{backup_health, database_overview, recent_activity, storage_summary};
+pub use records::{
+    discard_preview, list_recoveries, plan_recovery, preview, preview_backup, recover_records,
+    switch_to_prepared, undo_recovery, RecordInput,
+};
 pub use restore::{
     backup_administrators, drill_backup, last_restore, restore_backup, undo_restore,
 };

@@ -14,6 +14,7 @@ mod auth;
 mod backups;
 mod health;
 mod notify;
+mod records;
 mod schedules;
 mod tokens;
 
@@ -126,6 +127,7 @@ fn routes() -> ApiRoutes {
         .group(Access::Anyone, auth::routes)
         .group(Access::Admins, admin::routes)
         .group(Access::Admins, backups::routes)
+        .group(Access::Admins, records::routes)
         .group(Access::Admins, schedules::routes)
         .group(Access::Admins, tokens::routes)
         .group(Access::Admins, notify::routes)

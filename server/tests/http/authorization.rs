@@ -254,7 +254,7 @@ struct Console<'a> {
     sign_ins: std::cell::Cell<usize>,
 }
 
-const ADMINS: usize = 8;
+const ADMINS: usize = 12;
 
 impl<'a> Console<'a> {
     async fn open(app: &'a TestApp) -> Self {
@@ -330,6 +330,48 @@ impl<'a> Console<'a> {
             .unwrap();
     }
 
+    /// A prepared copy of backup `id` (Preview changes done).
+    async fn prepared(&self, id: i64) {
+        let engine = &self.app.engine;
+        let job = engine
+            .start_preview(id, &lms_backup::testing::actor("admin0"))
+            .await
+            .unwrap();
+        let job = lms_backup::testing::wait_for_job(engine, job.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+
+    /// A record recovery, so that there is one to undo: a course only the
+    /// backup made for it holds, brought back from its prepared copy.
+    async fn recovery_to_undo(&self, code: &str) {
+        let engine = &self.app.engine;
+        let lms = &engine.dbs().lms;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO courses (code, title) VALUES ($1, 'to recover') RETURNING id",
+        )
+        .bind(code)
+        .fetch_one(lms)
+        .await
+        .unwrap();
+        let backup = self.admin.backup_now().await.backup.id;
+        sqlx::query("DELETE FROM courses WHERE id = $1")
+            .bind(id)
+            .execute(lms)
+            .await
+            .unwrap();
+        self.prepared(backup).await;
+        let request = lms_backup::records::RecordRequest {
+            table: "courses".into(),
+            key: lms_backup::records::RecordKey::Value(id.to_string()),
+        };
+        let job = engine
+            .start_recover(request, None, &lms_backup::testing::actor("admin0"))
+            .await
+            .unwrap();
+        let job = lms_backup::testing::wait_for_job(engine, job.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    }
+
     /// A restore of backup `id`, so that there is one to undo.
     async fn restore_to_undo(&self, id: i64) {
         let job = self.admin.restore(id).await.unwrap();
@@ -354,7 +396,68 @@ impl<'a> Console<'a> {
                 let other = self.admin.backup_now().await.backup.id;
                 WellFormed::new(format!("{path}?a={id}&b={other}"), None, 200)
             }
+            ("GET", "/api/admin/backup/preview") => {
+                self.prepared(id).await;
+                WellFormed::new(path, None, 200)
+            }
             ("GET", _) => WellFormed::new(with_id, None, 200),
+            ("DELETE", "/api/admin/backup/preview") => {
+                self.prepared(id).await;
+                WellFormed::new(path, None, 204)
+            }
+            ("POST", "/api/admin/backup/{id}/preview") => WellFormed::new(with_id, None, 202),
+            ("POST", "/api/admin/backup/preview/switch") => {
+                self.prepared(id).await;
+                WellFormed::new(path, json(json!({ "confirm": true })), 202)
+            }
+            ("POST", "/api/admin/backup/recover/plan") => {
+                self.prepared(id).await;
+                WellFormed::new(path, json(json!({ "table": "users", "key": "1" })), 200)
+            }
+            ("POST", "/api/admin/backup/recover") => {
+                self.prepared(id).await;
+                WellFormed::new(
+                    path,
+                    json(json!({ "table": "public.users", "key": "id=1", "confirm": true })),
+                    202,
+                )
+            }
+            ("POST", "/api/admin/backup/recover/undo") => {
+                self.recovery_to_undo("REST-UNDO").await;
+                WellFormed::new(path, json(json!({ "confirm": true })), 202)
+            }
+            ("POST", "/api/fn/preview_backup") => {
+                WellFormed::new(path, json(json!({ "id": id })), 200)
+            }
+            ("POST", "/api/fn/get_preview" | "/api/fn/list_recoveries") => {
+                WellFormed::new(path, json(json!({})), 200)
+            }
+            ("POST", "/api/fn/discard_preview") => {
+                self.prepared(id).await;
+                WellFormed::new(path, json(json!({})), 200)
+            }
+            ("POST", "/api/fn/switch_to_prepared") => {
+                self.prepared(id).await;
+                WellFormed::new(path, json(json!({ "confirm": true })), 200)
+            }
+            ("POST", "/api/fn/plan_recovery") => {
+                self.prepared(id).await;
+                WellFormed::new(path, json(json!({ "table": "users", "key": "1" })), 200)
+            }
+            ("POST", "/api/fn/recover_records") => {
+                self.prepared(id).await;
+                WellFormed::new(
+                    path,
+                    json(
+                        json!({ "table": "users", "key": "1", "confirm": true, "expect_rows": null }),
+                    ),
+                    200,
+                )
+            }
+            ("POST", "/api/fn/undo_recovery") => {
+                self.recovery_to_undo("FN-UNDO").await;
+                WellFormed::new(path, json(json!({ "job_id": null, "confirm": true })), 200)
+            }
             ("DELETE", "/api/admin/backup/{id}") => {
                 let own = self.admin.backup_now().await.backup.id;
                 WellFormed::new(path.replace("{id}", &own.to_string()), None, 204)

@@ -126,6 +126,83 @@ async fn backup_restore_and_undo_from_the_command_line() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A deleted course brought back from the command line: the preview, the
+/// plan of a dry run, the recovery itself and its undo.
+#[tokio::test]
+async fn a_deleted_course_comes_back_from_the_command_line() {
+    let dir = lms_backup::testing::scratch_dir("cli-recover");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let env = [
+        ("DATABASE_URL", url.clone()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
+    ];
+    assert!(lms_admin(&env, &["demo", "seed"]).await.status.success());
+    let out = lms_admin(&env, &["backup", "create"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let lessons: i64 = sqlx::query_scalar("SELECT count(*) FROM lessons WHERE course_id = 3")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM courses WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let count = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM lessons WHERE course_id = 3")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    let out = lms_admin(&env, &["backup", "preview", "1"]).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("1 course, {lessons} lessons,")) && said.contains("would come back"),
+        "{said}"
+    );
+    assert!(said.contains("--table public.courses --key 3"), "{said}");
+
+    let recover = [
+        "backup", "recover", "--backup", "1", "--table", "courses", "--key", "3",
+    ];
+    let out = lms_admin(&env, &[&recover[..], &["--dry-run"]].concat()).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("Using the prepared copy of backup 1"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("Would insert 1 course, {lessons} lessons")),
+        "{said}"
+    );
+    assert!(said.contains("Dry run: nothing was changed."), "{said}");
+    assert_eq!(count().await, 0);
+
+    let refused = lms_admin(&env, &recover).await;
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    assert_eq!(count().await, 0);
+
+    let out = lms_admin(&env, &[&recover[..], &["--yes"]].concat()).await;
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Recovered course “"), "{said}");
+    assert!(said.contains("lms-admin backup recover-undo "), "{said}");
+    assert_eq!(count().await, lessons);
+
+    let out = lms_admin(&env, &["backup", "recover-undo", "--yes"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count().await, 0);
+    pool.close().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Without its restore role the server does not start, and says which two
 /// statements set it up.
 #[tokio::test]

@@ -412,3 +412,127 @@ async fn a_server_killed_after_the_renames_has_switched_completely() {
         "{job:?}"
     );
 }
+
+/// A record recovery killed (SIGKILL) after its inserts, before its
+/// transaction commits: the live database is exactly as before, the
+/// prepared copy is still there to try again, and nothing stays locked.
+#[tokio::test]
+async fn a_server_killed_mid_recovery_leaves_the_live_database_as_it_was() {
+    let dir = lms_backup::testing::scratch_dir("crash-recover");
+    let url = lms_backup::testing::fresh_database_url().await;
+    let paused = dir.join("paused");
+    let env = vec![
+        ("DATABASE_URL", url.clone()),
+        (
+            "BACKUP_DIR",
+            crate::support::backup_dir_in(&dir).display().to_string(),
+        ),
+        ("BACKUP_RATE_LIMIT", "0".to_string()),
+    ];
+    create_admin(&env);
+    let mut pausing = env.clone();
+    pausing.push(("LMS_TEST_PAUSE_AT", "recover:before-commit".to_owned()));
+    pausing.push(("LMS_TEST_PAUSE_FILE", paused.display().to_string()));
+
+    let mut server = start(&pausing).await;
+    let client = sign_in(&server).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let course: i64 = sqlx::query_scalar(
+        "INSERT INTO courses (code, title) VALUES ('GONE', 'deleted after the backup') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO lessons (course_id, position, title) VALUES ($1, 1, 'one'), ($1, 2, 'two')",
+    )
+    .bind(course)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let started = client.backup_now().await;
+    sqlx::query("DELETE FROM courses WHERE id = $1")
+        .bind(course)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let contents = async || -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT 'c' || to_jsonb(c)::text FROM courses c
+             UNION ALL SELECT 'l' || to_jsonb(l)::text FROM lessons l ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = contents().await;
+
+    let preview = client
+        .post(&format!("/api/admin/backup/{}/preview", started.backup.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status(), 202);
+    let job: serde_json::Value = preview.json().await.unwrap();
+    client.wait_for_job(job["id"].as_str().unwrap()).await;
+    let recover = client
+        .post("/api/admin/backup/recover")
+        .json(
+            &serde_json::json!({ "table": "courses", "key": course.to_string(), "confirm": true }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recover.status(), 202);
+    let job: serde_json::Value = recover.json().await.unwrap();
+    wait_until("the recovery to reach its commit", async || {
+        paused.exists().then_some(())
+    })
+    .await;
+    server.child.kill().unwrap(); // SIGKILL, inserts done, not committed
+    server.child.wait().unwrap();
+
+    let server = start(&env).await;
+    let client = client.at(&server.base);
+    wait_until("the killed transaction to be gone", async || {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (open == 0).then_some(())
+    })
+    .await;
+    assert_eq!(contents().await, before, "nothing of the recovery is left");
+    assert_eq!(
+        client
+            .job(job["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status,
+        JobStatus::Interrupted
+    );
+    assert!(!client.status().await.unwrap().is_locked);
+    // The prepared copy survived the restart: the recovery can be run again.
+    let again = client
+        .post("/api/admin/backup/recover")
+        .json(
+            &serde_json::json!({ "table": "courses", "key": course.to_string(), "confirm": true }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202);
+    let job: serde_json::Value = again.json().await.unwrap();
+    let done = client.wait_for_job(job["id"].as_str().unwrap()).await;
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    let back: i64 = sqlx::query_scalar("SELECT count(*) FROM lessons WHERE course_id = $1")
+        .bind(course)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(back, 2);
+    pool.close().await;
+}
