@@ -668,20 +668,7 @@ pub fn grant_admin_command(username: &str) -> String {
 }
 
 /// A count with thousands separators ("1,234,567"), as people read them.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use lms_types::records::thousands;
 
 /// Formats a byte count for people ("1.5 MB").
 pub fn human_bytes(bytes: i64) -> String {

@@ -270,21 +270,20 @@ fn rows(n: i64) -> String {
     }
 }
 
-/// 1234567 → "1,234,567".
+/// A count with thousands separators ("1,234,567"), as people read them.
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
             out.push(',');
         }
         out.push(c);
     }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    out
 }
 
 #[cfg(test)]

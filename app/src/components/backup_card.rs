@@ -13,6 +13,7 @@ use super::error_bar::ErrorBar;
 use super::facts::Fact;
 use super::health_banner::HealthBanner;
 use super::operation_panel::{poll_status, OperationPanel};
+use super::prepared::PreparedPanel;
 use super::schedules::SchedulesPanel;
 use super::time::{browser, LocalTime};
 use super::tokens::TokensPanel;
@@ -56,6 +57,7 @@ fn BackupConsole() -> impl IntoView {
             <StorageAlert />
             <ActionBar />
             <OperationPanel status />
+            <PreparedPanel />
             <BackupList />
             <SchedulesPanel />
             <TokensPanel />

@@ -15,7 +15,9 @@ use super::pin::{PinControl, PinState};
 use super::restore_admins::RestoreAdmins;
 use super::table_header::TableHeaderCell;
 use super::time::{duration_words, LocalTime};
-use crate::functions::{get_backup, list_backups, DeleteBackup, DrillBackup, RestoreBackup};
+use crate::functions::{
+    get_backup, list_backups, DeleteBackup, DrillBackup, PreviewBackup, RestoreBackup,
+};
 use crate::models::{
     human_bytes, table_label, thousands, BackupStatus, BackupSummary, DrillOutcome, OffsiteCopy,
     OffsiteState, Operation,
@@ -322,6 +324,14 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
     let understood = RwSignal::new(false);
     let typed = RwSignal::new(String::new());
     let restore = ServerAction::<RestoreBackup>::new();
+    let preview = ServerAction::<PreviewBackup>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(job)) = preview.value().get() {
+            console.watch(job);
+            target.set(None);
+            console.refresh();
+        }
+    });
     let detail = Resource::new(
         move || target.get().map(|b| b.id),
         |id| async move {
@@ -337,6 +347,7 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
             understood.set(false);
             typed.set(String::new());
             restore.clear();
+            preview.clear();
         }
     });
     Effect::new(move |_| {
@@ -423,8 +434,23 @@ fn RestoreDialog(target: RwSignal<Option<BackupSummary>>) -> impl IntoView {
                             />
                         </Field>
                         {move || error().map(|e| view! { <ErrorBar message=e.to_string() /> })}
+                        <p class="muted preview-hint">
+                            "Not sure? Preview changes restores it beside the live database first                             and shows what would come back, be lost and be reverted, without                             touching the site; from there single records can be brought back."
+                        </p>
+                        {move || preview.value().get().and_then(|r| r.err()).map(|e| view! { <ErrorBar message=e.to_string() /> })}
                     </DialogContent>
                     <CancelOr on_cancel=move |_| target.set(None)>
+                        <Button
+                            appearance=ButtonAppearance::Secondary
+                            loading=preview.pending()
+                            on_click=move |_| {
+                                if let Some(b) = target.get_untracked() {
+                                    preview.dispatch(PreviewBackup { id: b.id });
+                                }
+                            }
+                        >
+                            "Preview changes"
+                        </Button>
                         <Button
                             appearance=ButtonAppearance::Primary
                             class="danger-button"

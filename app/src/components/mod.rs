@@ -14,6 +14,7 @@ mod layout;
 mod operation_panel;
 mod overview_card;
 mod pin;
+mod prepared;
 mod restore_admins;
 mod schedules;
 mod style_primer;

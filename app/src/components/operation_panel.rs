@@ -95,6 +95,12 @@ fn running_title(job: &JobInfo) -> String {
         (Operation::Restore, Some(name)) => format!("Restore of {name} in progress"),
         (Operation::Undo, Some(name)) => format!("Undo of the restore of {name} in progress"),
         (Operation::Drill, Some(name)) => format!("Restore drill of {name} in progress"),
+        (Operation::Preview, Some(name)) => format!("Preview of {name} in progress"),
+        (Operation::Recover, Some(name)) => {
+            format!("Recovery of records from {name} in progress")
+        }
+        (Operation::RecoverUndo, _) => "Undo of a record recovery in progress".to_owned(),
+        (Operation::Discard, _) => "Discarding the prepared copy".to_owned(),
         (kind, _) => format!("{} in progress", title_case(kind.as_str())),
     }
 }
@@ -208,8 +214,12 @@ fn announce_outcome(console: &Console, s: &OperationStatus) {
                 "The restore of {} was undone.",
                 job.backup_name.as_deref().unwrap_or_default()
             ),
-            // The job's message says what the drill found.
-            (Operation::Drill, _) => String::new(),
+            // The job's message says what the drill, preview or recovery
+            // found or did.
+            (
+                Operation::Drill | Operation::Preview | Operation::Recover | Operation::RecoverUndo,
+                _,
+            ) => String::new(),
             (other, _) => format!("The {other} finished."),
         };
         let said = format!("{what} {message} {notes}").trim().to_owned();
