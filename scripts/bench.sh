@@ -13,7 +13,11 @@
 #   BENCH_ONLY=drill:  the restore drill job against a bare pg_restore of the same
 #                      archive at two sizes, and the recovery time it reports
 #                      (bench/drill.py; BENCH_DRILL_SCALES, default 10,40)
-# BENCH_ONLY=backup, load, scheduler, offsite or drill runs one of them (default: backup and load).
+#   BENCH_ONLY=records: Preview changes (the job, and its comparison against one
+#                      fingerprint of both sides) and the recovery of a deleted
+#                      course (plan, job, undo) at two sizes (bench/records.py;
+#                      BENCH_RECORDS_SCALES, default 1,40)
+# BENCH_ONLY=backup, load, scheduler, offsite, drill or records runs one of them (default: backup and load).
 # offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3), BENCH_S3 (moto, or
 #          s3s-fs: a Rust S3 server storing files, built once from crates.io).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
@@ -24,8 +28,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load|scheduler|offsite|drill) ;;
-  *) die "BENCH_ONLY is backup, load, scheduler, offsite or drill (or unset for backup and load), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler|offsite|drill|records) ;;
+  *) die "BENCH_ONLY is backup, load, scheduler, offsite, drill or records (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
@@ -46,6 +50,12 @@ if [ "$BENCH_ONLY" = drill ]; then
   su_psql -c 'CREATE DATABASE lms_drill OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_drill" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
   python3 "$ROOT/bench/drill.py"
+  exit
+fi
+if [ "$BENCH_ONLY" = records ]; then
+  su_psql -c 'CREATE DATABASE lms_records OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_records"
+  python3 "$ROOT/bench/records.py"
   exit
 fi
 if [ "$BENCH_ONLY" = scheduler ]; then

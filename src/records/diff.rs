@@ -179,7 +179,7 @@ async fn compare_table(
             String::new()
         } else {
             format!(
-                "WHERE (hash_record_extended(ROW({}), 0) & {mask}) = ANY($1)",
+                "WHERE (hash_record_extended(ROW({}), 0) & {mask}) IN (SELECT unnest($1::int8[]))",
                 live_t.hashed_key("t").unwrap_or_default().join(", ")
             )
         };

@@ -606,3 +606,105 @@ async fn a_schema_nobody_designed_for_it_recovers_and_undoes_exactly() {
         assert_eq!(undone[t], before[t], "{t}");
     }
 }
+
+#[tokio::test]
+async fn switching_to_the_prepared_copy_restores_without_a_second_restore_and_can_be_undone() {
+    let engine = spawn_engine().await;
+    let lms = engine.dbs().lms.clone();
+    lms_backup::demo::seed(&lms, 1).await.unwrap();
+    let at_backup = contents(&lms, "public").await;
+    let backup_id = backup(&engine).await;
+    sqlx::query("DELETE FROM courses WHERE id IN (SELECT id FROM courses ORDER BY id LIMIT 2)")
+        .execute(&lms)
+        .await
+        .unwrap();
+    let changed = contents(&lms, "public").await;
+    let copy = preview(&engine, backup_id).await.database;
+
+    let refused = engine
+        .start_switch_to_prepared(false, &actor("alice"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("Confirm"), "{refused}");
+    let job = engine
+        .start_switch_to_prepared(true, &actor("alice"))
+        .await
+        .unwrap();
+    let job = wait_for_job(&engine, job.id).await;
+    assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+    assert_eq!(job.backup_id, Some(backup_id));
+    assert!(job.message.unwrap().contains("maintenance for"));
+    // The live database is the copy now (a pool opened afresh sees it).
+    let live = sqlx::PgPool::connect_with(engine.dbs().lms_options.clone())
+        .await
+        .unwrap();
+    assert_eq!(contents(&live, "public").await, at_backup);
+    live.close().await;
+    assert!(engine.prepared_copy().await.unwrap().is_none());
+    let gone: bool =
+        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&copy)
+            .fetch_one(&engine.dbs().control)
+            .await
+            .unwrap();
+    assert!(gone, "the copy became the live database");
+
+    let undo = engine.start_undo(true, &actor("alice")).await.unwrap();
+    let undo = wait_for_job(&engine, undo.id).await;
+    assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
+    let live = sqlx::PgPool::connect_with(engine.dbs().lms_options.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        contents(&live, "public").await,
+        changed,
+        "undone like a restore"
+    );
+    live.close().await;
+}
+
+#[tokio::test]
+async fn an_unused_prepared_copy_is_dropped_and_start_up_drops_orphans_only() {
+    let engine = spawn_engine().await;
+    let lms = engine.dbs().lms.clone();
+    sqlx::query("INSERT INTO courses (code, title) VALUES ('ONE', 'one')")
+        .execute(&lms)
+        .await
+        .unwrap();
+    let backup_id = backup(&engine).await;
+    let copy = preview(&engine, backup_id).await;
+    let exists = async |name: &str| -> bool {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&engine.dbs().control)
+            .await
+            .unwrap()
+    };
+    // A preview killed half-way left a copy no record names.
+    let orphan = format!("{}_prepared_000000000000", engine.dbs().lms_name());
+    sqlx::query(&format!("CREATE DATABASE \"{orphan}\""))
+        .execute(&engine.dbs().control)
+        .await
+        .unwrap();
+    engine.recover().await.unwrap();
+    assert!(!exists(&orphan).await, "the orphan is dropped at start-up");
+    assert!(exists(&copy.database).await, "the recorded copy is kept");
+
+    let now = chrono::Utc::now();
+    assert!(
+        !engine.drop_idle_prepared_copy(now).await.unwrap(),
+        "still fresh"
+    );
+    let later = copy.expires_at + chrono::Duration::seconds(1);
+    assert!(engine.drop_idle_prepared_copy(later).await.unwrap());
+    assert!(!exists(&copy.database).await);
+    assert!(engine.preview().await.unwrap().is_none());
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'restore.discard' AND actor_name = $1",
+    )
+    .bind(lms_backup::restore::prepared::IDLE_ACTOR)
+    .fetch_one(&engine.dbs().control)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+}

@@ -229,7 +229,7 @@ pub fn table_nouns(schema: &str, name: &str) -> Option<(&'static str, &'static s
 }
 
 /// Where a table goes in a list: the LMS's in their order, then the rest.
-fn rank(schema: &str, name: &str) -> usize {
+pub fn rank(schema: &str, name: &str) -> usize {
     LMS_TABLES
         .iter()
         .position(|(n, _, _)| schema == "public" && *n == name)

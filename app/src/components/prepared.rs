@@ -83,12 +83,16 @@ fn PreparedCopy(p: Preview) -> impl IntoView {
     let same = lines.is_empty();
     let unkeyed = p.unkeyed_differences();
     let differing: Vec<TableDiff> = p.tables.iter().filter(|t| !t.is_same()).cloned().collect();
-    let recoverable: Vec<(String, RecoverableRow)> = p
-        .tables
-        .iter()
+    // The records an administrator thinks of first (users, courses) lead.
+    let mut by_rank: Vec<&TableDiff> = p.tables.iter().collect();
+    by_rank.sort_by_key(|t| lms_types::records::rank(&t.schema, &t.name));
+    let recoverable: Vec<(String, RecoverableRow)> = by_rank
+        .into_iter()
         .flat_map(|t| {
             let table = format!("{}.{}", t.schema, t.name);
-            t.recoverable.iter().map(move |r| (table.clone(), r.clone()))
+            t.recoverable
+                .iter()
+                .map(move |r| (table.clone(), r.clone()))
         })
         .collect();
     let busy = move || console.lock_reason().is_some();
@@ -307,7 +311,11 @@ fn OtherRecord() -> impl IntoView {
 
 /// The plan for one record, then the recovery.
 #[component]
-fn PlanView(table: String, key: String, on_done: RwSignal<Option<(String, String)>>) -> impl IntoView {
+fn PlanView(
+    table: String,
+    key: String,
+    on_done: RwSignal<Option<(String, String)>>,
+) -> impl IntoView {
     let console = Console::expect();
     let plan = ServerAction::<PlanRecovery>::new();
     let recover = ServerAction::<RecoverRecords>::new();
@@ -365,7 +373,10 @@ fn PlanView(table: String, key: String, on_done: RwSignal<Option<(String, String
 fn PlanFacts(p: RecoveryPlan) -> impl IntoView {
     let summary = match p.insert_words() {
         Some(words) => format!("Recovering {} inserts {words}.", p.root),
-        None => format!("{} and everything that belongs to it exist in the live database: nothing to insert.", p.root),
+        None => format!(
+            "{} and everything that belongs to it exist in the live database: nothing to insert.",
+            p.root
+        ),
     };
     let kept: Vec<String> = p
         .tables
@@ -374,7 +385,10 @@ fn PlanFacts(p: RecoveryPlan) -> impl IntoView {
         .map(|t| {
             let label = table_label(&t.schema, &t.name);
             match t.changed {
-                0 => format!("{label}: {} exist live as in the backup", thousands(t.unchanged)),
+                0 => format!(
+                    "{label}: {} exist live as in the backup",
+                    thousands(t.unchanged)
+                ),
                 n => format!(
                     "{label}: {} exist live, {} of them changed since (left as they are)",
                     thousands(t.unchanged + n),
@@ -387,7 +401,13 @@ fn PlanFacts(p: RecoveryPlan) -> impl IntoView {
         .tables
         .iter()
         .filter(|t| t.needed > 0)
-        .map(|t| format!("{} {} it needs, deleted since", thousands(t.needed), table_label(&t.schema, &t.name)))
+        .map(|t| {
+            format!(
+                "{} {} it needs, deleted since",
+                thousands(t.needed),
+                table_label(&t.schema, &t.name)
+            )
+        })
         .collect();
     view! {
         <p data-testid="plan-summary">{summary}</p>
@@ -424,17 +444,15 @@ fn SwitchDialog(open: RwSignal<bool>, backup: String) -> impl IntoView {
         }
     });
     let restoring = backup.clone();
-    Effect::new(move |_| {
-        match switch.value().get() {
-            Some(Ok(job)) => {
-                console.watch(job);
-                console.restoring.set(Some(restoring.clone()));
-                open.set(false);
-                console.refresh();
-            }
-            Some(Err(_)) => console.switching.set_value(None),
-            None => {}
+    Effect::new(move |_| match switch.value().get() {
+        Some(Ok(job)) => {
+            console.watch(job);
+            console.restoring.set(Some(restoring.clone()));
+            open.set(false);
+            console.refresh();
         }
+        Some(Err(_)) => console.switching.set_value(None),
+        None => {}
     });
     view! {
         <ConsoleDialog open labelled_by="switch-title">
