@@ -4,7 +4,7 @@
 ALTER TABLE jobs DROP CONSTRAINT jobs_kind_check;
 ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check
     CHECK (kind IN ('backup', 'restore', 'undo', 'upload', 'cleanup', 'delete', 'drill',
-                    'preview', 'recover', 'recover_undo', 'discard'));
+                    'preview', 'recover', 'recover_undo', 'recover_plan', 'discard'));
 
 -- One prepared copy at a time.
 CREATE TABLE prepared_copies (

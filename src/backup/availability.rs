@@ -85,6 +85,7 @@ impl Engine {
             | Operation::Recovery
             | Operation::Recover
             | Operation::RecoverUndo
+            | Operation::RecoverPlan
             | Operation::Discard => Ok(()),
         }
     }

@@ -77,7 +77,7 @@ impl Engine {
     ) -> Result<RecoveryPlan> {
         let prepared = self.require_prepared().await?;
         self.run_short_job(
-            Operation::Recover,
+            Operation::RecoverPlan,
             actor,
             (AuditAction::RecordsPlan, &prepared.backup_name),
             self.plan_from(&prepared, request),
@@ -256,6 +256,7 @@ impl Engine {
             ));
         }
         message.push_str(" Undo recovery deletes exactly these rows again.");
+        self.compare_again().await;
         Ok(message)
     }
 
@@ -337,7 +338,23 @@ impl Engine {
         if undone.gone > 0 {
             message.push_str(&format!(" {} of them were already gone.", undone.gone));
         }
+        self.compare_again().await;
         Ok(message)
+    }
+
+    /// Compares the prepared copy, if there is one, with the live database
+    /// again (the live database just changed); a failure leaves the older
+    /// comparison, with its time, and is logged.
+    async fn compare_again(&self) {
+        let Ok(Some(copy)) = self.prepared_copy().await else {
+            return;
+        };
+        if let Err(e) = self.compare_prepared(&copy.database_name).await {
+            tracing::warn!(error = %e, "could not compare the prepared copy again");
+        }
+        if let Err(e) = self.close_restore_role().await {
+            tracing::error!(error = ?e, "could not close the restore role");
+        }
     }
 
     /// The newest record recoveries, newest first.

@@ -88,7 +88,7 @@ impl Engine {
 
     /// Compares the prepared copy `name` with the live database and keeps
     /// the result with it.
-    async fn compare_prepared(&self, name: &str) -> Result<Vec<TableDiff>> {
+    pub(crate) async fn compare_prepared(&self, name: &str) -> Result<Vec<TableDiff>> {
         let (live, copy) = self.prepared_pools(name).await?;
         let began = Instant::now();
         let diff = crate::records::diff::compare(&live, &copy).await;

@@ -286,6 +286,10 @@ async fn a_deleted_course_comes_back_whole_and_nobody_elses_work_is_touched() {
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     let message = job.message.unwrap();
     assert!(message.contains("Undo recovery"), "{message}");
+    // The comparison is made again: the course no longer would come back.
+    let now = engine.preview().await.unwrap().unwrap();
+    assert_eq!(table(&now, "courses").deleted, 0, "{now:?}");
+    assert_eq!(table(&now, "lessons").deleted, 0);
 
     // Byte for byte: the live rows as they were, plus exactly the backup's
     // rows of the course and its instructor.

@@ -49,6 +49,9 @@ text_enum! {
         Recover => "recover",
         /// The records a recovery inserted, deleted again.
         RecoverUndo => "recover_undo",
+        /// A recovery's plan worked out from the prepared copy; nothing
+        /// changes.
+        RecoverPlan => "recover_plan",
         /// The prepared copy dropped (by an administrator, or after its idle
         /// time).
         Discard => "discard",

@@ -197,6 +197,17 @@ pub const RECOVER: &[PhaseSpec] = &[
     ),
 ];
 
+/// Working out a recovery's plan (nothing changes).
+pub const RECOVER_PLAN: &[PhaseSpec] = &[
+    STARTING,
+    spec(
+        Phase::Checking,
+        "Working out what belongs to the record and what is missing",
+        0.0,
+        1.0,
+    ),
+];
+
 /// Deleting the records a recovery inserted.
 pub const RECOVER_UNDO: &[PhaseSpec] = &[
     STARTING,
@@ -232,6 +243,7 @@ pub fn of(operation: Operation) -> &'static [PhaseSpec] {
         Operation::Preview => PREVIEW,
         Operation::Recover => RECOVER,
         Operation::RecoverUndo => RECOVER_UNDO,
+        Operation::RecoverPlan => RECOVER_PLAN,
         Operation::Discard => DISCARD,
     }
 }

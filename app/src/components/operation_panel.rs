@@ -100,6 +100,7 @@ fn running_title(job: &JobInfo) -> String {
             format!("Recovery of records from {name} in progress")
         }
         (Operation::RecoverUndo, _) => "Undo of a record recovery in progress".to_owned(),
+        (Operation::RecoverPlan, _) => "Planning a record recovery".to_owned(),
         (Operation::Discard, _) => "Discarding the prepared copy".to_owned(),
         (kind, _) => format!("{} in progress", title_case(kind.as_str())),
     }

@@ -32,12 +32,25 @@ const SHOWN_MATCHES: usize = 12;
 #[component]
 pub fn PreparedPanel() -> impl IntoView {
     let console = Console::expect();
+    // Reloaded when a job that changes them starts or ends, not for every
+    // job (a plan's own short job must not throw away the plan being read).
+    let previews = last_job_of(
+        console,
+        &[
+            Operation::Preview,
+            Operation::Discard,
+            Operation::Restore,
+            Operation::Recover,
+            Operation::RecoverUndo,
+        ],
+    );
+    let recoveries_changed = last_job_of(console, &[Operation::Recover, Operation::RecoverUndo]);
     let preview = Resource::new(
-        move || (console.version(), console.operation.get()),
+        move || (console.version(), previews.get()),
         |_| get_preview(),
     );
     let recoveries = Resource::new(
-        move || (console.version(), console.operation.get()),
+        move || (console.version(), recoveries_changed.get()),
         |_| list_recoveries(),
     );
     view! {
@@ -60,6 +73,25 @@ pub fn PreparedPanel() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// The newest job of one of `kinds` the status showed (id and status),
+/// kept while other jobs run.
+fn last_job_of(
+    console: Console,
+    kinds: &'static [Operation],
+) -> Memo<Option<(String, crate::models::JobStatus)>> {
+    Memo::new(
+        move |previous: Option<&Option<(String, crate::models::JobStatus)>>| {
+            let now = console.status.with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.job.as_ref())
+                    .filter(|j| kinds.contains(&j.kind))
+                    .map(|j| (j.id.clone(), j.status))
+            });
+            now.or_else(|| previous.cloned().flatten())
+        },
+    )
 }
 
 #[component]
