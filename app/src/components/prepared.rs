@@ -26,7 +26,7 @@ use crate::models::{
 };
 
 /// Matching deleted rows listed at most.
-const SHOWN_MATCHES: usize = 12;
+const SHOWN_MATCHES: usize = 6;
 
 /// The prepared copy, when there is one, and the recent recoveries.
 #[component]
@@ -264,16 +264,22 @@ fn RecoverPicker(rows: Vec<(String, RecoverableRow)>) -> impl IntoView {
     let query = RwSignal::new(String::new());
     let chosen = RwSignal::new(None::<(String, String)>);
     let rows = StoredValue::new(rows);
-    let matches = move || {
+    // The first few rows whose words contain the query, and how many more.
+    let found = Memo::new(move |_| {
         let q = query.get().trim().to_lowercase();
         rows.with_value(|rows| {
-            rows.iter()
+            let all: Vec<&(String, RecoverableRow)> = rows
+                .iter()
                 .filter(|(_, r)| q.is_empty() || r.words.to_lowercase().contains(&q))
-                .take(SHOWN_MATCHES)
-                .cloned()
-                .collect::<Vec<_>>()
+                .collect();
+            let more = all.len().saturating_sub(SHOWN_MATCHES);
+            let shown: Vec<(String, RecoverableRow)> =
+                all.into_iter().take(SHOWN_MATCHES).cloned().collect();
+            (shown, more)
         })
-    };
+    });
+    let matches = move || found.get().0;
+    let more = move || found.get().1;
     view! {
         <section class="recover" aria-labelledby="recover-title">
             <h4 id="recover-title">"Bring back deleted records"</h4>
@@ -307,6 +313,9 @@ fn RecoverPicker(rows: Vec<(String, RecoverableRow)>) -> impl IntoView {
                         .collect_view()
                 }}
             </ul>
+            {move || (more() > 0).then(|| view! {
+                <p class="muted small">{format!("{} more match; type more of the name to narrow them down.", more())}</p>
+            })}
             {move || chosen.get().map(|(table, key)| view! { <PlanView table key on_done=chosen /> })}
         </section>
     }
