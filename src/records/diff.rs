@@ -106,15 +106,7 @@ async fn compare_table(
         .map(|c| c.name.clone())
         .collect();
     let keyed = live_t.key.is_some() && live_t.key == copy_t.key;
-    let estimate: f64 = sqlx::query_scalar(
-        "SELECT greatest(c.reltuples, 0)::float8 FROM pg_class c
-         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-    )
-    .bind(&live_t.schema)
-    .bind(&live_t.name)
-    .fetch_optional(live)
-    .await?
-    .unwrap_or(0.0);
+    let estimate = row_estimate(live, live_t).await?;
     let mask = if keyed { bucket_count(estimate) - 1 } else { 0 };
     let buckets_sql = |t: &Table| {
         let bucket = match t.hashed_key("t") {
@@ -274,6 +266,41 @@ fn key_argument(key: &serde_json::Value) -> String {
             .join(","),
         None => key.to_string(),
     }
+}
+
+/// About how many rows `table` has: the planner's estimate, or a count
+/// when the table was never analyzed (a freshly loaded table would
+/// otherwise be one bucket, and read key by key in full).
+async fn row_estimate(pool: &PgPool, table: &Table) -> Result<f64> {
+    let estimate: Option<f64> = sqlx::query_scalar(
+        "SELECT c.reltuples::float8 FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+    )
+    .bind(&table.schema)
+    .bind(&table.name)
+    .fetch_optional(pool)
+    .await?;
+    match estimate {
+        // A partitioned parent has no estimate of its own either.
+        Some(rows) if rows >= 0.0 && !(rows == 0.0 && table_has_rows(pool, table).await?) => {
+            Ok(rows)
+        }
+        _ => Ok(
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {}", table.sql_name()))
+                .fetch_one(pool)
+                .await? as f64,
+        ),
+    }
+}
+
+/// Whether `table` has a row at all (an estimate of 0 can be stale).
+async fn table_has_rows(pool: &PgPool, table: &Table) -> Result<bool> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {})",
+        table.sql_name()
+    ))
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Buckets per table: about 32 rows each, a power of two, at most 2^18.

@@ -513,6 +513,12 @@ async fn a_schema_nobody_designed_for_it_recovers_and_undoes_exactly() {
     .execute(&lms)
     .await
     .unwrap();
+    // The identity behind the recovered keys (as after a restore of an
+    // older backup): the recovery must move it forward.
+    sqlx::query("SELECT setval(pg_get_serial_sequence('shop.orders', 'id'), 1)")
+        .execute(&lms)
+        .await
+        .unwrap();
     let before = contents(&lms, "shop").await;
 
     let preview = preview(&engine, backup_id).await;
@@ -587,17 +593,12 @@ async fn a_schema_nobody_designed_for_it_recovers_and_undoes_exactly() {
     assert_eq!(came_back["lines"].len(), 4);
     // The trigger ran for the inserted orders, as the application's would.
     assert_eq!(came_back["audit"].len(), 2, "{came_back:?}");
-    // The identity moved past the recovered keys (it was at 4 already).
-    sqlx::query(
-        "INSERT INTO shop.orders (region, customer, placed_at, net) VALUES ('eu', 1, now(), 2)",
-    )
-    .execute(&lms)
-    .await
-    .unwrap();
-    sqlx::query("DELETE FROM shop.orders WHERE net = 2")
-        .execute(&lms)
+    // The identity moved past the recovered keys (1 and 2), and no further.
+    let identity: i64 = sqlx::query_scalar("SELECT last_value FROM shop.orders_id_seq")
+        .fetch_one(&lms)
         .await
         .unwrap();
+    assert_eq!(identity, 2);
 
     let undo = engine
         .start_recover_undo(None, &actor("alice"))
@@ -711,4 +712,48 @@ async fn an_unused_prepared_copy_is_dropped_and_start_up_drops_orphans_only() {
     .await
     .unwrap();
     assert_eq!(audited, 1);
+}
+
+#[tokio::test]
+async fn a_check_the_live_database_added_since_blocks_the_plan_naming_the_row() {
+    let engine = spawn_engine().await;
+    let lms = engine.dbs().lms.clone();
+    sqlx::raw_sql(
+        "INSERT INTO courses (code, title) VALUES ('OLD', 'an old course');
+         INSERT INTO lessons (course_id, position, title, duration_minutes)
+           SELECT id, 1, 'a very long lesson', 240 FROM courses WHERE code = 'OLD';",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    let backup_id = backup(&engine).await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM courses WHERE code = 'OLD'")
+        .fetch_one(&lms)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM courses WHERE code = 'OLD';
+         ALTER TABLE lessons ADD CONSTRAINT lessons_short CHECK (duration_minutes <= 120);",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    preview(&engine, backup_id).await;
+    let plan = engine
+        .plan_recovery(&request("courses", &id.to_string()), &actor("alice"))
+        .await
+        .unwrap();
+    assert_eq!(plan.blockers.len(), 1, "{plan:?}");
+    let blocker = &plan.blockers[0];
+    assert_eq!(blocker.table, "public.lessons");
+    assert!(blocker.reason.contains("lessons_short"), "{blocker:?}");
+    assert!(
+        blocker.row.contains("a very long lesson"),
+        "the row is named: {blocker:?}"
+    );
+    let courses: i64 = sqlx::query_scalar("SELECT count(*) FROM courses")
+        .fetch_one(&lms)
+        .await
+        .unwrap();
+    assert_eq!(courses, 0, "the trial changed nothing");
 }

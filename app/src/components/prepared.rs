@@ -438,6 +438,15 @@ fn PlanFacts(p: RecoveryPlan) -> impl IntoView {
             }
         })
         .collect();
+    let changed: Vec<String> = p
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.changed_samples
+                .iter()
+                .map(|s| format!("changed since, left as it is: {s}"))
+        })
+        .collect();
     let needed: Vec<String> = p
         .tables
         .iter()
@@ -454,7 +463,9 @@ fn PlanFacts(p: RecoveryPlan) -> impl IntoView {
         <p data-testid="plan-summary">{summary}</p>
         {(!needed.is_empty()).then(|| view! { <p class="muted">{format!("Includes {}.", needed.join(", "))}</p> })}
         {(!kept.is_empty()).then(|| view! {
-            <ul class="plan-kept">{kept.into_iter().map(|k| view! { <li>{k}</li> }).collect_view()}</ul>
+            <ul class="plan-kept">
+                {kept.into_iter().chain(changed).map(|k| view! { <li>{k}</li> }).collect_view()}
+            </ul>
         })}
         {(!p.blockers.is_empty()).then(|| view! {
             <MessageBar intent=MessageBarIntent::Error>
