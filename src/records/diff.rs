@@ -17,6 +17,7 @@ use sqlx::PgPool;
 
 use super::schema::{Schema, Table};
 use super::words;
+use crate::postgres::databases::quote_ident;
 use crate::Result;
 
 /// Rows of each kind described per table.
@@ -107,17 +108,28 @@ async fn compare_table(
         .collect();
     let keyed = live_t.key.is_some() && live_t.key == copy_t.key;
     let estimate = row_estimate(live, live_t).await?;
-    let mask = if keyed { bucket_count(estimate) - 1 } else { 0 };
+    let count = if keyed { bucket_count(estimate) } else { 1 };
+    let buckets = Buckets::choose(live, copy, live_t, count).await?;
     let buckets_sql = |t: &Table| {
-        let bucket = match t.hashed_key("t") {
-            Some(k) if keyed => format!("hash_record_extended(ROW({}), 0) & {mask}", k.join(", ")),
-            _ => "0".to_owned(),
+        let bucket = if keyed {
+            buckets.of_row(t)
+        } else {
+            "0".to_owned()
+        };
+        let row_hash = format!(
+            "hash_record_extended(ROW({}), 0)",
+            t.hashed_columns("t", &columns).join(", ")
+        );
+        // Rows of a keyed table are distinct, so an exclusive or of their
+        // hashes says as much as a sum, and costs far less than summing
+        // into numeric; without a key, identical rows would cancel out.
+        let combined = if keyed {
+            format!("coalesce(bit_xor({row_hash}), 0)::text")
+        } else {
+            format!("coalesce(sum({row_hash}), 0)::text")
         };
         format!(
-            "SELECT ({bucket})::int8, count(*)::int8,
-                    coalesce(sum(hash_record_extended(ROW({}), 0)), 0)::text
-             FROM {} t GROUP BY 1",
-            t.hashed_columns("t", &columns).join(", "),
+            "SELECT ({bucket})::int8, count(*)::int8, {combined} FROM {} t GROUP BY 1",
             t.sql_name()
         )
     };
@@ -165,17 +177,14 @@ async fn compare_table(
     let mut deleted = Vec::new();
     let mut changed = Vec::new();
     let all_rows: i64 = differing.iter().map(|(_, n)| n).sum();
-    let every_bucket = differing.len() as i64 * 2 > mask + 1 && all_rows <= ROWS_PER_READ;
+    let every_bucket = differing.len() as i64 * 2 > count && all_rows <= ROWS_PER_READ;
     for group in groups(&differing, ROWS_PER_READ) {
-        let filter = if every_bucket {
-            String::new()
-        } else {
-            format!(
-                "WHERE (hash_record_extended(ROW({}), 0) & {mask}) IN (SELECT unnest($1::int8[]))",
-                live_t.hashed_key("t").unwrap_or_default().join(", ")
-            )
-        };
         let rows_sql = |t: &Table| {
+            let filter = if every_bucket {
+                String::new()
+            } else {
+                buckets.filter(t)
+            };
             format!(
                 "SELECT {}::text, hash_record_extended(ROW({}), 0) FROM {} t {filter}",
                 t.key_object("t").unwrap_or_default(),
@@ -184,9 +193,14 @@ async fn compare_table(
             )
         };
         let (live_sql, copy_sql) = (rows_sql(live_t), rows_sql(copy_t));
+        let binds = if every_bucket {
+            vec![]
+        } else {
+            buckets.binds(&group)
+        };
         let (live_rows, copy_rows) = tokio::try_join!(
-            read_rows(&live_sql, live, (!every_bucket).then_some(&group)),
-            read_rows(&copy_sql, copy, (!every_bucket).then_some(&group)),
+            read_rows(&live_sql, live, &binds),
+            read_rows(&copy_sql, copy, &binds),
         )?;
         let mut copy_rows: HashMap<String, i64> = copy_rows.into_iter().collect();
         for (key, hash) in live_rows {
@@ -225,18 +239,112 @@ async fn compare_table(
     Ok(diff)
 }
 
+/// How a keyed table's rows are put into buckets.
+enum Buckets {
+    /// A one-column integer key: ranges of `width` keys from `low`, which
+    /// the second read finds through the primary key's index.
+    Ranges {
+        column: String,
+        low: i64,
+        width: i64,
+    },
+    /// Any other key: its hash, masked.
+    Hashed { mask: i64 },
+}
+
+impl Buckets {
+    /// Ranges for a one-column integer key, hashes otherwise; about
+    /// `count` buckets.
+    async fn choose(live: &PgPool, copy: &PgPool, table: &Table, count: i64) -> Result<Self> {
+        let integer = match table.key.as_deref() {
+            Some([only]) => table
+                .column(only)
+                .filter(|c| matches!(c.type_sql.as_str(), "bigint" | "integer" | "smallint"))
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
+        let Some(column) = integer else {
+            return Ok(Buckets::Hashed { mask: count - 1 });
+        };
+        let sql = format!(
+            "SELECT min({c})::int8, max({c})::int8 FROM {}",
+            table.sql_name(),
+            c = quote_ident(&column)
+        );
+        let (a, b) = tokio::try_join!(
+            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(live),
+            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(copy),
+        )?;
+        let low = a.0.into_iter().chain(b.0).min().unwrap_or(0);
+        let high = a.1.into_iter().chain(b.1).max().unwrap_or(0);
+        let span = high as i128 - low as i128 + 1;
+        if span > i64::MAX as i128 {
+            // Keys spread over the whole range: `key - low` would overflow.
+            return Ok(Buckets::Hashed { mask: count - 1 });
+        }
+        let width = ((span.max(1) + count as i128 - 1) / count as i128).max(1) as i64;
+        Ok(Buckets::Ranges { column, low, width })
+    }
+
+    /// The bucket of a row of `t`.
+    fn of_row(&self, t: &Table) -> String {
+        match self {
+            Buckets::Ranges { column, low, width } => {
+                format!("(t.{}::int8 - ({low})) / {width}", quote_ident(column))
+            }
+            Buckets::Hashed { mask } => format!(
+                "hash_record_extended(ROW({}), 0) & {mask}",
+                t.hashed_key("t").unwrap_or_default().join(", ")
+            ),
+        }
+    }
+
+    /// What the filter's parameters are for the buckets `group`: their
+    /// numbers, or their first and last keys.
+    fn binds(&self, group: &[i64]) -> Vec<Vec<i64>> {
+        match self {
+            Buckets::Ranges { low, width, .. } => {
+                let first = |n: i64| low.saturating_add(n.saturating_mul(*width));
+                vec![
+                    group.iter().map(|&n| first(n)).collect(),
+                    group
+                        .iter()
+                        .map(|&n| first(n).saturating_add(width - 1))
+                        .collect(),
+                ]
+            }
+            Buckets::Hashed { .. } => vec![group.to_vec()],
+        }
+    }
+
+    /// The rows of the buckets given by [`Self::binds`] (after `FROM t`).
+    fn filter(&self, t: &Table) -> String {
+        match self {
+            Buckets::Ranges { column, .. } => {
+                let c = format!("t.{}", quote_ident(column));
+                format!(
+                    "JOIN unnest($1::int8[], $2::int8[]) AS b(lo, hi) ON {c} BETWEEN b.lo AND b.hi"
+                )
+            }
+            Buckets::Hashed { .. } => {
+                format!("WHERE ({}) IN (SELECT unnest($1::int8[]))", self.of_row(t))
+            }
+        }
+    }
+}
+
 /// Each row's identity and content hash (`sql` takes the buckets when
 /// given).
 async fn read_rows(
     sql: &str,
     pool: &PgPool,
-    buckets: Option<&Vec<i64>>,
+    binds: &[Vec<i64>],
 ) -> std::result::Result<Vec<(String, i64)>, sqlx::Error> {
-    let query = sqlx::query_as::<_, (String, i64)>(sql);
-    match buckets {
-        Some(b) => query.bind(b).fetch_all(pool).await,
-        None => query.fetch_all(pool).await,
+    let mut query = sqlx::query_as::<_, (String, i64)>(sql);
+    for b in binds {
+        query = query.bind(b);
     }
+    query.fetch_all(pool).await
 }
 
 /// The first `n` of `keys` (in key order), described as the LMS would.

@@ -757,3 +757,56 @@ async fn a_check_the_live_database_added_since_blocks_the_plan_naming_the_row() 
         .unwrap();
     assert_eq!(courses, 0, "the trial changed nothing");
 }
+
+#[tokio::test]
+async fn rows_are_told_apart_by_any_kind_of_key_in_a_table_of_thousands() {
+    let engine = spawn_engine().await;
+    let lms = engine.dbs().lms.clone();
+    // A text key (hashed into buckets) and a bigint key far from zero
+    // (ranges of keys), thousands of rows each: only the buckets that
+    // differ are read again, key by key.
+    sqlx::raw_sql(
+        "CREATE TABLE tags (name TEXT PRIMARY KEY, uses INT NOT NULL);
+         INSERT INTO tags SELECT 'tag-' || g, g FROM generate_series(1, 5000) g;
+         CREATE TABLE readings (id BIGINT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
+         INSERT INTO readings SELECT 9000000000000 + g * 7, g / 3.0 FROM generate_series(1, 5000) g;
+         ANALYZE tags; ANALYZE readings;",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    let backup_id = backup(&engine).await;
+    sqlx::raw_sql(
+        "DELETE FROM tags WHERE name IN ('tag-10', 'tag-4000');
+         UPDATE tags SET uses = -1 WHERE name IN ('tag-1', 'tag-2500', 'tag-4999');
+         INSERT INTO tags VALUES ('brand new', 1);
+         DELETE FROM readings WHERE id = 9000000000000 + 7 * 77;
+         UPDATE readings SET value = 0.5 WHERE id = 9000000000000 + 7 * 4321;
+         INSERT INTO readings VALUES (9000000000000 + 7 * 5001, 1), (9000000000000 + 7 * 5002, 2);",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    let preview = preview(&engine, backup_id).await;
+    let tags = table(&preview, "tags");
+    assert_eq!(
+        (tags.added, tags.deleted, tags.changed),
+        (1, 2, 3),
+        "{tags:?}"
+    );
+    assert_eq!(tags.recoverable.len(), 2);
+    assert!(
+        tags.recoverable.iter().any(|r| r.key == "tag-4000"),
+        "{tags:?}"
+    );
+    let readings = table(&preview, "readings");
+    assert_eq!(
+        (readings.added, readings.deleted, readings.changed),
+        (2, 1, 1),
+        "{readings:?}"
+    );
+    assert_eq!(
+        readings.recoverable[0].key,
+        (9000000000000i64 + 7 * 77).to_string()
+    );
+}
