@@ -91,8 +91,12 @@ class Console:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        # With BENCH_LOG set, the server's log is kept (the comparison logs each table's steps).
+        log = open(os.path.join(work, "server.log"), "ab") if "BENCH_LOG" in os.environ else subprocess.DEVNULL
         self.server = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+                                       stdout=log, stderr=log, cwd=work)
+        if log is not subprocess.DEVNULL:
+            print(f"server log: {log.name}", flush=True)
         self.base = f"http://127.0.0.1:{port}"
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         while True:

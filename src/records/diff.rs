@@ -42,12 +42,21 @@ pub(crate) async fn compare(live: &PgPool, copy: &PgPool) -> Result<Vec<TableDif
         .collect();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
+        let began = std::time::Instant::now();
         let diff = match (live_schema.table(&name), copy_schema.table(&name)) {
             (Some(l), Some(c)) => compare_table(live, copy, l, c).await?,
             (Some(l), None) => one_side(live, l, true).await?,
             (None, Some(c)) => one_side(copy, c, false).await?,
             (None, None) => continue,
         };
+        tracing::debug!(
+            table = %format!("{}.{}", name.0, name.1),
+            ms = began.elapsed().as_millis() as u64,
+            added = diff.added,
+            deleted = diff.deleted,
+            changed = diff.changed,
+            "compared a table"
+        );
         out.push(diff);
     }
     Ok(out)
@@ -133,6 +142,7 @@ async fn compare_table(
             t.sql_name()
         )
     };
+    let began = std::time::Instant::now();
     let (live_sql, copy_sql) = (buckets_sql(live_t), buckets_sql(copy_t));
     let (live_buckets, copy_buckets) = tokio::try_join!(
         sqlx::query_as::<_, (i64, i64, String)>(&live_sql).fetch_all(live),
@@ -161,6 +171,14 @@ async fn compare_table(
             (*b, rows)
         })
         .collect();
+    let summed = began.elapsed();
+    tracing::debug!(
+        table = %live_t.qualified(),
+        ms = summed.as_millis() as u64,
+        buckets = count,
+        differing = differing.len(),
+        "summed the buckets of both sides"
+    );
     if differing.is_empty() {
         return Ok(diff);
     }
@@ -215,6 +233,12 @@ async fn compare_table(
             break;
         }
     }
+    tracing::debug!(
+        table = %live_t.qualified(),
+        ms = (began.elapsed() - summed).as_millis() as u64,
+        every_bucket,
+        "read the differing buckets key by key"
+    );
     diff.added = added.len() as i64;
     diff.deleted = deleted.len() as i64;
     diff.changed = changed.len() as i64;
