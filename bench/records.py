@@ -14,51 +14,21 @@ passes or fails nothing.
 """
 
 import concurrent.futures
-import http.cookiejar
-import json
 import os
-import secrets
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
-import urllib.parse
-import urllib.request
 
-BIN = os.environ["LMS_ADMIN_BIN"]
-DB = os.environ["DATABASE_URL"]
+from harness import RUNS, Bench, Console, mb
+
 SCALES = [int(s) for s in os.environ.get("BENCH_RECORDS_SCALES", "1,40").split(",")]
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
-work = tempfile.mkdtemp(prefix="lms-bench-records-")
-backups = os.path.join(work, "backups")
-os.makedirs(backups, mode=0o750)
-env = dict(os.environ, BACKUP_DIR=backups, BACKUP_RATE_LIMIT="0", MAX_BACKUP_SIZE="8GiB",
-           MAX_BACKUPS_TO_KEEP="2", DRILL_INTERVAL_HOURS="0", RUST_LOG=os.environ.get("BENCH_LOG", "warn"))
-url = urllib.parse.urlparse(DB)
-pg_env = dict(os.environ, PGHOST=url.hostname, PGPORT=str(url.port), PGUSER=url.username,
-              PGPASSWORD=urllib.parse.unquote(url.password or ""), PGDATABASE=url.path.lstrip("/"))
+bench = Bench("records")
+run, psql, control = bench.run, bench.psql, bench.control
 
 
-def run(*args, stdin=None):
-    return subprocess.run([BIN, *args], env=env, input=stdin, text=True, check=True,
-                          capture_output=True).stdout.strip()
-
-
-def psql(sql, db=None):
-    args = ["psql", "-X", "-q", "-t", "-A", "-c", sql]
-    if db:
-        args[1:1] = ["-d", db]
-    return subprocess.run(args, env=pg_env, text=True, check=True, capture_output=True).stdout.strip()
-
-
-def control(sql):
-    return psql(sql, url.path.lstrip("/") + "_control")
-
-
-def mb(n):
-    return f"{n / 1048576:.1f} MB"
+def job(console, started):
+    """A job's own time (see Console.follow)."""
+    return console.follow(started)[1]
 
 
 def fingerprint_sql():
@@ -78,58 +48,8 @@ def fingerprint_both(copy):
     sql = fingerprint_sql()
     start = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda db: psql(sql, db), [url.path.lstrip("/"), copy]))
+        list(pool.map(lambda db: psql(sql, db), [bench.database(), copy]))
     return time.monotonic() - start
-
-
-class Console:
-    """A signed-in administrator of a server on the loopback."""
-
-    def __init__(self):
-        password = secrets.token_urlsafe(18)
-        run("user", "create", "--username", "bench", "--role", "admin", "--password-stdin", stdin=password + "\n")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        # With BENCH_LOG set, the server's log is kept (the comparison logs each table's steps).
-        log = open(os.path.join(work, "server.log"), "ab") if "BENCH_LOG" in os.environ else subprocess.DEVNULL
-        self.server = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}"], env=env,
-                                       stdout=log, stderr=log, cwd=work)
-        if log is not subprocess.DEVNULL:
-            print(f"server log: {log.name}", flush=True)
-        self.base = f"http://127.0.0.1:{port}"
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        while True:
-            try:
-                self.call("GET", "/api/auth/me")
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.1)
-                continue
-            break
-        self.call("POST", "/api/auth/login", {"username": "bench", "password": password})
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"content-type": "application/json"} if data else {})
-        with self.opener.open(req) as res:
-            return json.loads(res.read() or b"null")
-
-    def job(self, job):
-        """Follows a job to its end (seldom, so polling adds no load) and
-        returns its own time, as the control database recorded it."""
-        while job["status"] == "running":
-            time.sleep(0.2)
-            job = self.call("GET", f"/api/admin/backup/jobs/{job['id']}")
-        assert job["status"] == "succeeded", job
-        return float(control(
-            f"SELECT extract(epoch FROM finished_at - created_at) FROM jobs WHERE id = '{job['id']}'"))
-
-    def stop(self):
-        self.server.terminate()
-        self.server.wait()
 
 
 print(f"{RUNS} runs each", flush=True)
@@ -145,11 +65,11 @@ for scale in SCALES:
                   "GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT 1")
     psql(f"DELETE FROM courses WHERE id = {course}")
     psql("INSERT INTO courses (code, title) VALUES ('BENCH-NEW', 'written after the backup')")
-    console = Console()
+    console = Console(bench)
     preview, compare, fingerprint, plan_t, recover_t, undo_t = [], [], [], [], [], []
     rows = 0
     for i in range(RUNS):
-        preview.append(console.job(console.call("POST", f"/api/admin/backup/{backup_id}/preview")))
+        preview.append(job(console, console.call("POST", f"/api/admin/backup/{backup_id}/preview")))
         compare.append(int(control("SELECT compare_ms FROM prepared_copies")) / 1000)
         copy = control("SELECT database_name FROM prepared_copies")
         fingerprint.append(fingerprint_both(copy))
@@ -157,10 +77,10 @@ for scale in SCALES:
         plan = console.call("POST", "/api/admin/backup/recover/plan", {"table": "courses", "key": course})
         plan_t.append(time.monotonic() - start)
         rows = sum(t["insert"] for t in plan["tables"])
-        recover_t.append(console.job(console.call(
+        recover_t.append(job(console, console.call(
             "POST", "/api/admin/backup/recover",
             {"table": "courses", "key": course, "confirm": True, "expect_rows": rows})))
-        undo_t.append(console.job(console.call("POST", "/api/admin/backup/recover/undo", {"confirm": True})))
+        undo_t.append(job(console, console.call("POST", "/api/admin/backup/recover/undo", {"confirm": True})))
         print(f"scale {scale} run {i + 1}: preview job {preview[-1]:.2f} s (comparison {compare[-1]:.2f} s, "
               f"fingerprint of both sides {fingerprint[-1]:.2f} s); plan {plan_t[-1]:.2f} s, "
               f"recovery of {rows} rows {recover_t[-1]:.2f} s, its undo {undo_t[-1]:.2f} s", flush=True)

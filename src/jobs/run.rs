@@ -45,6 +45,19 @@ impl PendingJob {
         Ok(())
     }
 
+    /// Links the job to backup `backup_id` if the catalog still lists it
+    /// (a job on what a deleted backup left, such as a prepared copy or a
+    /// recovery, still runs; its records name the backup).
+    pub async fn link_backup_if_listed(&mut self, backup_id: i64) -> Result<()> {
+        if crate::catalog::get_row(&mut *self.tx, backup_id)
+            .await
+            .is_ok()
+        {
+            self.link_backup(backup_id).await?;
+        }
+        Ok(())
+    }
+
     /// Makes the job, its lock and whatever was added visible at once
     /// (with the notification a restore or undo's start is).
     pub async fn commit(mut self) -> Result<Job> {
@@ -83,6 +96,19 @@ impl Engine {
         )
         .await?;
         Ok(PendingJob { tx, job })
+    }
+
+    /// Takes the operation lock for `operation` and creates its running
+    /// job, linked to backup `backup_id`, visible at once.
+    pub(crate) async fn begin_job_on(
+        &self,
+        operation: Operation,
+        backup_id: i64,
+        actor: &Actor,
+    ) -> Result<Job> {
+        let mut pending = self.begin_job(operation, actor).await?;
+        pending.link_backup(backup_id).await?;
+        pending.commit().await
     }
 
     /// Runs a short operation (delete) as a job from start to end, audited.

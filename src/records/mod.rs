@@ -45,6 +45,16 @@ struct RecoveryRow {
     undone_at: Option<DateTime<Utc>>,
 }
 
+/// Ends a job whose outcome is its message (what it did, or why not).
+async fn finish(run: JobRun, result: &Result<String>, action: AuditAction, backup: &str) {
+    let message = match result {
+        Ok(message) => message.clone(),
+        Err(e) => failure_message(e),
+    };
+    run.finish(Ending::of(result, Some(&message), action, Some(backup)))
+        .await;
+}
+
 impl From<RecoveryRow> for RecoveryRecord {
     fn from(r: RecoveryRow) -> Self {
         RecoveryRecord {
@@ -80,17 +90,9 @@ impl Engine {
             Operation::RecoverPlan,
             actor,
             (AuditAction::RecordsPlan, &prepared.backup_name),
-            self.plan_from(&prepared, request),
+            async { Ok(self.planned(&prepared, request).await?.plan) },
         )
         .await
-    }
-
-    async fn plan_from(
-        &self,
-        prepared: &PreparedCopy,
-        request: &RecordRequest,
-    ) -> Result<RecoveryPlan> {
-        Ok(self.planned(prepared, request).await?.plan)
     }
 
     /// The plan with its rows (the restore role opened and closed around it).
@@ -127,12 +129,7 @@ impl Engine {
     ) -> Result<Job> {
         let prepared = self.require_prepared().await?;
         let mut pending = self.begin_job(Operation::Recover, actor).await?;
-        if crate::catalog::get_row(&mut *pending.tx(), prepared.backup_id)
-            .await
-            .is_ok()
-        {
-            pending.link_backup(prepared.backup_id).await?;
-        }
+        pending.link_backup_if_listed(prepared.backup_id).await?;
         let job = pending.commit().await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
@@ -141,19 +138,15 @@ impl Engine {
             let result = run
                 .guard(engine.recover_job(&run, &prepared, &request, expect, &actor))
                 .await;
-            let message = match &result {
-                Ok(message) => message.clone(),
-                Err(e) => {
-                    tracing::error!(error = ?e, "record recovery failed");
-                    failure_message(e)
-                }
-            };
-            run.finish(Ending::of(
+            if let Err(e) = &result {
+                tracing::error!(error = ?e, "record recovery failed");
+            }
+            finish(
+                run,
                 &result,
-                Some(&message),
                 AuditAction::RecordsRecover,
-                Some(&prepared.backup_name),
-            ))
+                &prepared.backup_name,
+            )
             .await;
         });
         Ok(job)
@@ -198,14 +191,7 @@ impl Engine {
             )));
         }
         run.enter(Phase::Saving).await?;
-        let live = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .connect_lazy_with(
-                self.dbs()
-                    .lms_options
-                    .clone()
-                    .options([("TimeZone", "UTC")]),
-            );
+        let live = self.live_pool_in_utc(2);
         let control = self.dbs().control.clone();
         let job_id = run.job().id;
         let result = apply::recover(&live, &planned.inserts, |inserted| {
@@ -282,43 +268,21 @@ impl Engine {
             })
         })?;
         let mut pending = self.begin_job(Operation::RecoverUndo, actor).await?;
-        if crate::catalog::get_row(&mut *pending.tx(), row.backup_id)
-            .await
-            .is_ok()
-        {
-            pending.link_backup(row.backup_id).await?;
-        }
+        pending.link_backup_if_listed(row.backup_id).await?;
         let job = pending.commit().await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {
             let run = JobRun::start(&engine, job_for_task, &actor);
             let result = run.guard(engine.recover_undo_job(&run, &row)).await;
-            let message = match &result {
-                Ok(message) => message.clone(),
-                Err(e) => failure_message(e),
-            };
-            run.finish(Ending::of(
-                &result,
-                Some(&message),
-                AuditAction::RecordsUndo,
-                Some(&row.backup_name),
-            ))
-            .await;
+            finish(run, &result, AuditAction::RecordsUndo, &row.backup_name).await;
         });
         Ok(job)
     }
 
     async fn recover_undo_job(&self, run: &JobRun, row: &RecoveryRow) -> Result<String> {
         run.enter(Phase::Checking).await?;
-        let live = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .connect_lazy_with(
-                self.dbs()
-                    .lms_options
-                    .clone()
-                    .options([("TimeZone", "UTC")]),
-            );
+        let live = self.live_pool_in_utc(2);
         let undone = apply::undo(&live, &row.inserted.0).await;
         live.close().await;
         let undone = undone?;

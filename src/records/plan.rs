@@ -16,7 +16,7 @@ use lms_types::records::{Blocker, PlanTable, RecoveryPlan};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::schema::{ForeignKey, Schema, Table, TableName};
+use super::schema::{Schema, Table, TableName};
 use super::words;
 use crate::{Error, Result};
 
@@ -179,8 +179,7 @@ pub(crate) async fn plan(
                 &fk.parent_columns,
                 values,
             )
-            .await
-            .map_err(|e| with_fk(e, fk))?;
+            .await?;
             let entry = found.entry(fk.child.clone()).or_default();
             let mut new = Vec::new();
             for (identity, row) in children {
@@ -501,11 +500,6 @@ fn too_large() -> Error {
         "The record and what belongs to it come to more than {MAX_ROWS} rows: too much to bring \
          back record by record. Restore the backup, or switch to the prepared copy, instead."
     ))
-}
-
-fn with_fk(e: Error, fk: &ForeignKey) -> Error {
-    tracing::debug!(error = %e, fk = %fk.name, "following a foreign key failed");
-    e
 }
 
 /// The key object `{"column": "value"}` of the root record.

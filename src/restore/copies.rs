@@ -145,20 +145,15 @@ impl Engine {
     /// the recorded prepared copy) there is.
     pub(crate) async fn shadow_databases(&self) -> Result<Vec<String>> {
         let live = self.dbs().lms_name();
-        let kept: Option<String> = match self.prepared_copy().await {
-            Ok(copy) => copy.map(|c| c.database_name),
-            // Without the record, no prepared copy is taken for an orphan.
+        // Without the record, no prepared copy is taken for an orphan.
+        let prepared = match self.prepared_copy().await {
+            Ok(copy) => Some((prepared_pattern(live), copy.map(|c| c.database_name))),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the prepared copy's record");
-                return Ok(sqlx::query_scalar(
-                    "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2",
-                )
-                .bind(copy_pattern(live))
-                .bind(drill_pattern(live))
-                .fetch_all(&self.dbs().control_or_lms())
-                .await?);
+                None
             }
         };
+        let (pattern, kept) = prepared.unzip();
         Ok(sqlx::query_scalar(
             "SELECT datname::text FROM pg_database
              WHERE datname LIKE $1 OR datname LIKE $2
@@ -166,8 +161,8 @@ impl Engine {
         )
         .bind(copy_pattern(live))
         .bind(drill_pattern(live))
-        .bind(prepared_pattern(live))
-        .bind(kept)
+        .bind(pattern)
+        .bind(kept.flatten())
         .fetch_all(&self.dbs().control_or_lms())
         .await?)
     }

@@ -164,9 +164,9 @@ impl Engine {
             }
         };
         self.require_restorable(&backup, "drilled")?;
-        let mut pending = self.begin_job(Operation::Drill, actor).await?;
-        pending.link_backup(backup.id).await?;
-        let job = pending.commit().await?;
+        let job = self
+            .begin_job_on(Operation::Drill, backup.id, actor)
+            .await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {

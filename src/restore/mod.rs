@@ -76,9 +76,9 @@ impl Engine {
         }
         let backup = catalog::get_row(&self.dbs().control, backup_id).await?;
         self.require_restorable(&backup, "restored")?;
-        let mut pending = self.begin_job(Operation::Restore, actor).await?;
-        pending.link_backup(backup.id).await?;
-        let job = pending.commit().await?;
+        let job = self
+            .begin_job_on(Operation::Restore, backup.id, actor)
+            .await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {

@@ -40,6 +40,9 @@ pub struct PreparedCopy {
     pub compare_ms: Option<i64>,
 }
 
+/// The session setting of every connection that reads rows as JSON.
+const IN_UTC: [(&str, &str); 1] = [("TimeZone", "UTC")];
+
 /// Who drops a prepared copy left unused.
 pub const IDLE_ACTOR: &str = "prepared copy idle timeout";
 
@@ -50,9 +53,9 @@ impl Engine {
     pub async fn start_preview(&self, backup_id: i64, actor: &Actor) -> Result<Job> {
         let backup = catalog::get_row(&self.dbs().control, backup_id).await?;
         self.require_restorable(&backup, "previewed")?;
-        let mut pending = self.begin_job(Operation::Preview, actor).await?;
-        pending.link_backup(backup.id).await?;
-        let job = pending.commit().await?;
+        let job = self
+            .begin_job_on(Operation::Preview, backup.id, actor)
+            .await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {
@@ -119,14 +122,18 @@ impl Engine {
     /// opened for the caller, who closes it).
     pub(crate) async fn prepared_pools(&self, name: &str) -> Result<(PgPool, PgPool)> {
         let login = self.open_restore_role().await?;
-        let utc = [("TimeZone", "UTC")];
         let copy = PgPoolOptions::new()
             .max_connections(3)
-            .connect_lazy_with(login.options.clone().database(name).options(utc));
-        let live = PgPoolOptions::new()
-            .max_connections(3)
-            .connect_lazy_with(self.dbs().lms_options.clone().options(utc));
-        Ok((live, copy))
+            .connect_lazy_with(login.options.clone().database(name).options(IN_UTC));
+        Ok((self.live_pool_in_utc(3), copy))
+    }
+
+    /// A pool of `connections` on the live database as the application, in
+    /// UTC (rows read as JSON spell times alike on both sides).
+    pub(crate) fn live_pool_in_utc(&self, connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_lazy_with(self.dbs().lms_options.clone().options(IN_UTC))
     }
 
     async fn end_preview(&self, run: JobRun, backup: &Backup, result: Result<Vec<TableDiff>>) {
@@ -320,9 +327,9 @@ impl Engine {
                     copy.backup_name
                 ))
             })?;
-        let mut pending = self.begin_job(Operation::Restore, actor).await?;
-        pending.link_backup(backup.id).await?;
-        let job = pending.commit().await?;
+        let job = self
+            .begin_job_on(Operation::Restore, backup.id, actor)
+            .await?;
         let engine = self.clone();
         let (job_for_task, actor) = (job.clone(), actor.clone());
         tokio::spawn(async move {

@@ -46,6 +46,19 @@ async fn recover(engine: &Engine, req: RecordRequest) -> lms_backup::jobs::Job {
     wait_for_job(engine, job.id).await
 }
 
+async fn plan_of(engine: &Engine, req: RecordRequest) -> lms_types::records::RecoveryPlan {
+    engine.plan_recovery(&req, &actor("alice")).await.unwrap()
+}
+
+/// Undo of the newest recovery, to its end.
+async fn undo(engine: &Engine) -> lms_backup::jobs::Job {
+    let job = engine
+        .start_recover_undo(None, &actor("alice"))
+        .await
+        .unwrap();
+    wait_for_job(engine, job.id).await
+}
+
 /// Every row of every table of `schema`, as text (`to_jsonb`), in sets:
 /// what the database holds, compared whole.
 async fn contents(pool: &PgPool, schema: &str) -> BTreeMap<String, BTreeSet<String>> {
@@ -246,10 +259,7 @@ async fn a_deleted_course_comes_back_whole_and_nobody_elses_work_is_touched() {
         .unwrap();
 
     preview(&engine, backup_id).await;
-    let plan = engine
-        .plan_recovery(&request("courses", &course.to_string()), &actor("alice"))
-        .await
-        .unwrap();
+    let plan = plan_of(&engine, request("courses", &course.to_string())).await;
     assert!(plan.blockers.is_empty(), "{plan:?}");
     let by_table: BTreeMap<&str, (i64, i64)> = plan
         .tables
@@ -333,11 +343,7 @@ async fn a_deleted_course_comes_back_whole_and_nobody_elses_work_is_touched() {
         .execute(&lms)
         .await
         .unwrap();
-    let refused = engine
-        .start_recover_undo(None, &actor("alice"))
-        .await
-        .unwrap();
-    let refused = wait_for_job(&engine, refused.id).await;
+    let refused = undo(&engine).await;
     assert_eq!(refused.status, JobStatus::Failed);
     let why = refused.message.unwrap();
     assert!(why.contains("changed since it was recovered"), "{why}");
@@ -356,11 +362,7 @@ async fn a_deleted_course_comes_back_whole_and_nobody_elses_work_is_touched() {
         .await
         .unwrap();
 
-    let undo = engine
-        .start_recover_undo(None, &actor("alice"))
-        .await
-        .unwrap();
-    let undo = wait_for_job(&engine, undo.id).await;
+    let undo = undo(&engine).await;
     assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
     assert_eq!(
         contents(&lms, "public").await,
@@ -395,13 +397,7 @@ async fn a_unique_value_taken_since_blocks_the_plan_and_nothing_changes() {
         .unwrap();
     let before = contents(&lms, "public").await;
     preview(&engine, backup_id).await;
-    let plan = engine
-        .plan_recovery(
-            &request("public.courses", &format!("id={course}")),
-            &actor("alice"),
-        )
-        .await
-        .unwrap();
+    let plan = plan_of(&engine, request("public.courses", &format!("id={course}"))).await;
     assert_eq!(plan.blockers.len(), 1, "{plan:?}");
     let blocker = &plan.blockers[0];
     assert_eq!(blocker.table, "public.courses");
@@ -537,13 +533,7 @@ async fn a_schema_nobody_designed_for_it_recovers_and_undoes_exactly() {
     assert!(notes.differs);
     assert_eq!((notes.live_rows, notes.copy_rows), (Some(0), Some(3)));
 
-    let plan = engine
-        .plan_recovery(
-            &request("shop.customers", "region=eu,number=1"),
-            &actor("alice"),
-        )
-        .await
-        .unwrap();
+    let plan = plan_of(&engine, request("shop.customers", "region=eu,number=1")).await;
     assert!(plan.blockers.is_empty(), "{plan:?}");
     let by_table: BTreeMap<&str, i64> = plan
         .tables
@@ -600,11 +590,7 @@ async fn a_schema_nobody_designed_for_it_recovers_and_undoes_exactly() {
         .unwrap();
     assert_eq!(identity, 2);
 
-    let undo = engine
-        .start_recover_undo(None, &actor("alice"))
-        .await
-        .unwrap();
-    let undo = wait_for_job(&engine, undo.id).await;
+    let undo = undo(&engine).await;
     assert_eq!(undo.status, JobStatus::Succeeded, "{undo:?}");
     let undone = contents(&lms, "shop").await;
     for t in ["customers", "orders", "lines", "order_notes"] {
@@ -739,10 +725,7 @@ async fn a_check_the_live_database_added_since_blocks_the_plan_naming_the_row() 
     .await
     .unwrap();
     preview(&engine, backup_id).await;
-    let plan = engine
-        .plan_recovery(&request("courses", &id.to_string()), &actor("alice"))
-        .await
-        .unwrap();
+    let plan = plan_of(&engine, request("courses", &id.to_string())).await;
     assert_eq!(plan.blockers.len(), 1, "{plan:?}");
     let blocker = &plan.blockers[0];
     assert_eq!(blocker.table, "public.lessons");
