@@ -1,4 +1,4 @@
-"""What the drill and records benchmarks share: the scratch directory and
+"""What the drill, records and cost-curve benchmarks share: the scratch directory and
 environment of a server under test, the lms-admin and psql helpers, and a
 signed-in administrator of a server on the loopback who follows jobs.
 
@@ -87,7 +87,12 @@ class Console:
                 time.sleep(0.1)
                 continue
             break
-        self.call("POST", "/api/auth/login", {"username": "bench", "password": password})
+        self.password = password
+        self.login()
+
+    def login(self):
+        """Signs in (again: a restore signs everyone out)."""
+        self.call("POST", "/api/auth/login", {"username": "bench", "password": self.password})
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None

@@ -17,7 +17,14 @@
 #                      fingerprint of both sides) and the recovery of a deleted
 #                      course (plan, job, undo) at two sizes (bench/records.py;
 #                      BENCH_RECORDS_SCALES, default 1,40)
-# BENCH_ONLY=backup, load, scheduler, offsite, drill or records runs one of them (default: backup and load).
+#   BENCH_ONLY=curve:  the cost curve: backup job vs bare pg_dump -Fc and restore job vs
+#                      bare pg_restore at three sizes (BENCH_CURVE_SCALES, default
+#                      4,40,100: about 30 MB to 730 MB), with the maintenance window and
+#                      the server's peak RSS at each; pg_dump's gzip levels at two of
+#                      them (BENCH_LEVEL_SCALES, default 4,40); the chart of time
+#                      against size written to BENCH_CHART (default
+#                      docs/benchmarks/cost-curve.svg) (bench/curve.py)
+# BENCH_ONLY=backup, load, scheduler, offsite, drill, records or curve runs one of them (default: backup and load).
 # offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3), BENCH_S3 (moto, or
 #          s3s-fs: a Rust S3 server storing files, built once from crates.io).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
@@ -28,8 +35,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load|scheduler|offsite|drill|records) ;;
-  *) die "BENCH_ONLY is backup, load, scheduler, offsite, drill or records (or unset for backup and load), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler|offsite|drill|records|curve) ;;
+  *) die "BENCH_ONLY is backup, load, scheduler, offsite, drill, records or curve (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
@@ -56,6 +63,15 @@ if [ "$BENCH_ONLY" = records ]; then
   su_psql -c 'CREATE DATABASE lms_records OWNER lms_test'
   export DATABASE_URL="$APP_URL_BASE/lms_records"
   python3 "$ROOT/bench/records.py"
+  exit
+fi
+if [ "$BENCH_ONLY" = curve ]; then
+  su_psql -c 'CREATE DATABASE lms_curve OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_curve"
+  export BENCH_PG_DUMP="$PG_BIN/pg_dump" BENCH_PG_RESTORE="$PG_BIN/pg_restore"
+  export BENCH_CHART="${BENCH_CHART:-$ROOT/docs/benchmarks/cost-curve.svg}"
+  mkdir -p "$(dirname "$BENCH_CHART")"
+  python3 "$ROOT/bench/curve.py"
   exit
 fi
 if [ "$BENCH_ONLY" = scheduler ]; then

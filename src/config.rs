@@ -9,12 +9,18 @@ pub type SignOutEveryone =
     for<'a> fn(&'a sqlx::PgPool) -> futures::future::BoxFuture<'a, crate::Result<()>>;
 
 /// Engine settings (the binary fills them from the environment).
+/// pg_dump's gzip level unless `BACKUP_COMPRESSION` says otherwise: chosen
+/// from the measurements in docs/BENCHMARKS.md ("Compression").
+pub const DEFAULT_BACKUP_COMPRESSION: u8 = 1;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Where archives and their manifests live (`BACKUP_DIR`).
     pub backup_dir: PathBuf,
     /// Largest archive accepted, created or uploaded (`MAX_BACKUP_SIZE`).
     pub max_backup_size: u64,
+    /// pg_dump's gzip level for new backups, 0 to 9 (`BACKUP_COMPRESSION`).
+    pub backup_compression: u8,
     /// Completed backups kept by retention (`MAX_BACKUPS_TO_KEEP`).
     pub max_backups_to_keep: u32,
     /// Manual backups a user may start per hour; 0 disables the limit
@@ -91,6 +97,7 @@ impl EngineConfig {
         Self {
             backup_dir: backup_dir.into(),
             max_backup_size: 1 << 30,
+            backup_compression: DEFAULT_BACKUP_COMPRESSION,
             max_backups_to_keep: 10,
             backup_rate_limit: 1,
             max_notes_len: 500,

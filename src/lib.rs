@@ -67,7 +67,7 @@ pub mod tokens;
 pub mod users;
 
 pub use backup::Download;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, DEFAULT_BACKUP_COMPRESSION};
 pub use engine::{Engine, OperationStatus, StorageSummary};
 pub use error::{Error, Result};
 pub use postgres::databases::Databases;

@@ -80,6 +80,17 @@ pub struct BackupArgs {
     #[arg(long, env = "MAX_BACKUP_SIZE", default_value = "1GiB", value_parser = parse_size, global = true)]
     pub max_backup_size: u64,
 
+    /// pg_dump's gzip level for new backups: 0 (none) to 9 (smallest,
+    /// slowest). The default is chosen from measurements (docs/BENCHMARKS.md).
+    #[arg(
+        long,
+        env = "BACKUP_COMPRESSION",
+        default_value_t = lms_backup::DEFAULT_BACKUP_COMPRESSION,
+        value_parser = clap::value_parser!(u8).range(0..=9),
+        global = true
+    )]
+    pub backup_compression: u8,
+
     /// Completed backups kept; older ones are deleted after each backup
     /// (the newest good one is always kept).
     #[arg(long, env = "MAX_BACKUPS_TO_KEEP", default_value_t = 10, global = true)]
@@ -462,6 +473,7 @@ impl BackupArgs {
     pub fn engine_config(&self) -> lms_backup::EngineConfig {
         let mut config = lms_backup::EngineConfig::new(&self.backup_dir);
         config.max_backup_size = self.max_backup_size;
+        config.backup_compression = self.backup_compression;
         config.max_backups_to_keep = self.max_backups_to_keep;
         config.backup_rate_limit = self.backup_rate_limit;
         config.restore_keep_previous = self.restore_keep_previous;
@@ -989,6 +1001,7 @@ mod tests {
             "AGE_IDENTITY_FILE",
             "ENCRYPT_LOCAL",
             "PREPARED_COPY_IDLE_TIMEOUT",
+            "BACKUP_COMPRESSION",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::jobs::messages::failure_message;
 use crate::jobs::run::{Ending, JobRun};
 use crate::jobs::Job;
-use crate::postgres::archive::{self, ArchiveInfo, TableProgress};
+use crate::postgres::archive::{self, ArchiveInfo, Input, TableProgress};
 use crate::postgres::fingerprint::{self, Fingerprint, TableRef};
 use crate::postgres::process::follow_stderr;
 use crate::postgres::tools;
@@ -46,7 +46,7 @@ impl Engine {
                 let dumped = self.dump(&run, &partial, server_version, &room).await?;
                 let source = dumped.written.source(partial.clone());
                 let info = self
-                    .verify_archive(
+                    .check_new_archive(
                         &run,
                         &source,
                         &dumped.tables,
@@ -131,7 +131,11 @@ impl Engine {
     }
 
     /// Dumping: one exported snapshot, fingerprinted while pg_dump streams
-    /// it into the partial file (hashed on the way).
+    /// it into the partial file (hashed on the way), and read back in full
+    /// as it is written: every byte on its way to the file also goes to a
+    /// `pg_restore` reading the custom format from a pipe, so a truncated
+    /// or damaged archive fails here, in the same pass, not in a second
+    /// read after it.
     async fn dump(
         &self,
         run: &JobRun,
@@ -152,7 +156,12 @@ impl Engine {
 
         let connection = dbs.tool_connection(None).await?;
         let file = self.backup_dir().create_new(partial).await?;
-        let mut dump = archive::start_dump(&self.tools().pg_dump, &connection, &snapshot)?;
+        let mut dump = archive::start_dump(
+            &self.tools().pg_dump,
+            &connection,
+            &snapshot,
+            self.config().backup_compression,
+        )?;
         let stdout = dump.child().stdout.take().expect("stdout is piped");
         let stderr = dump.child().stderr.take().expect("stderr is piped");
         let progress = TableProgress::new(&tables);
@@ -160,9 +169,17 @@ impl Engine {
             let progress = progress.clone();
             follow_stderr(stderr, move |line| progress.on_line(line))
         };
+        // The plain archive, as pg_dump writes it, is what is read back.
+        let (archive, copy) = storage::tee(room.meter(stdout));
+        let read_back = TableProgress::new(&tables);
+        let read = archive::read_all(
+            &self.tools().pg_restore,
+            Input::Stream(Box::new(copy)),
+            &read_back,
+        );
         // Encrypted as it streams when files are kept encrypted.
         let write = storage::write(
-            room.meter(stdout),
+            archive,
             file,
             self.config().max_backup_size,
             None,
@@ -173,14 +190,16 @@ impl Engine {
                 write,
                 follower,
                 fingerprint::fingerprint(&mut snapshot_conn, &tables),
+                read,
             )
         };
-        let (written, stderr_tail, fingerprint) = run
+        let (written, stderr_tail, fingerprint, read) = run
             .run_phase(Phase::Dumping, || progress.fraction(), work)
             .await?;
         let written = written?;
         dump.wait(stderr_tail).await?;
         let fingerprint = fingerprint?;
+        read?;
         snapshot_conn.close().await?;
         Ok(Dumped {
             written,
@@ -190,11 +209,15 @@ impl Engine {
         })
     }
 
-    /// Verifying: the archive lists every table, and reads back in full.
-    /// An archive kept encrypted is read as it decrypts, with the one-off
-    /// key it was made with, and must decrypt to the archive pg_dump wrote
-    /// (`plain`: size and SHA-256).
-    async fn verify_archive(
+    /// Verifying: the archive lists every table. Its bytes were read in
+    /// full as they were written (see [`Self::dump`]); the file is fsynced
+    /// and its SHA-256 is of those same bytes, checked again wherever it is
+    /// read later (download, restore, off-site copy). Only a file kept
+    /// encrypted is read once more here, decrypted to its end with the
+    /// one-off key it was made with: its encrypted bytes were never read,
+    /// and must open to the archive pg_dump wrote (`plain`: size and
+    /// SHA-256).
+    async fn check_new_archive(
         &self,
         run: &JobRun,
         source: &ArchiveSource,
@@ -202,8 +225,7 @@ impl Engine {
         plain: (u64, &str),
     ) -> Result<ArchiveInfo> {
         run.enter(Phase::Verifying).await?;
-        let pg_restore = &self.tools().pg_restore;
-        let info = archive::list(pg_restore, source.input().await?).await?;
+        let info = source.list_checked(&self.tools().pg_restore, plain).await?;
         if let Some(missing) = tables
             .iter()
             .map(|t| format!("{}.{}", t.schema, t.name))
@@ -213,13 +235,6 @@ impl Engine {
                 "The archive does not contain table {missing}; the backup was discarded."
             )));
         }
-        let verify = TableProgress::new(tables);
-        run.run_phase(
-            Phase::Verifying,
-            || verify.fraction(),
-            source.read_all(pg_restore, &verify, plain),
-        )
-        .await??;
         Ok(info)
     }
 

@@ -381,14 +381,17 @@ pub async fn read_all(pg_restore: &Path, archive: Input, progress: &TableProgres
     tool.wait(tail).await
 }
 
-/// Starts pg_dump on `snapshot` with the connection in its environment.
+/// Starts pg_dump on `snapshot` with the connection in its environment,
+/// compressing the archive's data at gzip `compression` (0 to 9).
 pub fn start_dump(
     pg_dump: &Path,
     connection: &ToolConnection,
     snapshot: &str,
+    compression: u8,
 ) -> Result<ToolProcess> {
     let mut cmd = connection.command(pg_dump);
     cmd.args(["--format=custom", "--verbose", "--no-password"])
+        .arg(format!("--compress={compression}"))
         .arg(format!("--snapshot={snapshot}"));
     ToolProcess::spawn("pg_dump", cmd, Stdio::piped())
 }

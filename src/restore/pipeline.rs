@@ -23,6 +23,10 @@ use crate::postgres::process::follow_stderr;
 use crate::storage::{ArchiveSource, Manifest};
 use crate::{Error, Result};
 
+/// pg_restore's parallel jobs at most: one per core up to here; past it the
+/// copy's disk, not the CPU, is what a restore waits on.
+const MAX_RESTORE_JOBS: usize = 4;
+
 /// What the gates found, for the steps after them.
 struct Gates {
     source: ArchiveSource,
@@ -165,11 +169,9 @@ impl Engine {
         let input = gates.source.input().await?;
         // An archive kept encrypted reaches pg_restore as one stream, which
         // it reads with one job.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs_n = if input.is_seekable() {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .clamp(1, 4)
+            cores.clamp(1, MAX_RESTORE_JOBS)
         } else {
             1
         };
@@ -213,7 +215,14 @@ impl Engine {
             ))
             .await;
         }
-        if !input.is_seekable() {
+        if input.is_seekable() {
+            run.note(&format!(
+                "pg_restore loaded the copy with {jobs_n} parallel job{}: one per CPU core this \
+                 machine has ({cores}), at most {MAX_RESTORE_JOBS}.",
+                if jobs_n == 1 { "" } else { "s" }
+            ))
+            .await;
+        } else {
             run.note(
                 "The backup is kept encrypted, so pg_restore read it as it was decrypted, with one \
                  job rather than several.",

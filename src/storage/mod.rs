@@ -18,6 +18,7 @@ mod local;
 mod manifest;
 pub mod offsite;
 mod source;
+mod tee;
 mod verified;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use health::DirProblem;
 pub use local::{BackupDir, CheckedArchive};
 pub use manifest::Manifest;
 pub use source::{write, ArchiveSource, Key, Written};
+pub use tee::tee;
 pub use verified::{FileIdentity, VerifiedArchives};
 
 /// The subdirectory of the backup directory holding the manifests.

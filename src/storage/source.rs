@@ -150,6 +150,22 @@ impl ArchiveSource {
         Ok(head)
     }
 
+    /// The archive's table of contents ([`archive::list`]). One kept
+    /// encrypted is decrypted to its end on the way, and must decrypt to
+    /// the archive that was written, `plain` (size and SHA-256): the check
+    /// that the file on the disk opens, once its plain bytes were read in
+    /// full as they were written.
+    pub async fn list_checked(
+        &self,
+        pg_restore: &Path,
+        plain: (u64, &str),
+    ) -> Result<archive::ArchiveInfo> {
+        let (input, decrypted) = self.hashed_input().await?;
+        let info = archive::list(pg_restore, input).await?;
+        check_decrypted(decrypted, plain)?;
+        Ok(info)
+    }
+
     /// Reads every byte of the archive with pg_restore ([`archive::read_all`]);
     /// one kept encrypted must also decrypt to the archive that was written,
     /// `plain` (size and SHA-256).
@@ -159,20 +175,30 @@ impl ArchiveSource {
         progress: &TableProgress,
         plain: (u64, &str),
     ) -> Result<()> {
-        let (input, decrypted) = match self.input().await? {
+        let (input, decrypted) = self.hashed_input().await?;
+        archive::read_all(pg_restore, input, progress).await?;
+        check_decrypted(decrypted, plain)
+    }
+
+    /// [`Self::input`], hashed on the way when it is decrypted.
+    async fn hashed_input(&self) -> Result<(Input, Option<encryption::HashHandle>)> {
+        Ok(match self.input().await? {
             Input::Stream(stream) => {
                 let (stream, hash) = encryption::hashing(stream);
                 (Input::Stream(Box::new(stream)), Some(hash))
             }
             other => (other, None),
-        };
-        archive::read_all(pg_restore, input, progress).await?;
-        match decrypted {
-            Some(hash) if hash.result() != (plain.0, plain.1.to_owned()) => Err(Error::Invalid(
-                "The encrypted archive does not decrypt to the archive that was written.".into(),
-            )),
-            _ => Ok(()),
-        }
+        })
+    }
+}
+
+/// A decrypted stream read to its end must be the archive that was written.
+fn check_decrypted(decrypted: Option<encryption::HashHandle>, plain: (u64, &str)) -> Result<()> {
+    match decrypted {
+        Some(hash) if hash.result() != (plain.0, plain.1.to_owned()) => Err(Error::Invalid(
+            "The encrypted archive does not decrypt to the archive that was written.".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

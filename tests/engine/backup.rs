@@ -285,6 +285,59 @@ async fn pg_dump_killed_mid_run_leaves_nothing_behind() {
     backup_ok(&engine, None).await;
 }
 
+/// pg_dump says it succeeded, but the archive it wrote stops short: the
+/// read back, made as the archive is written, fails the backup, and nothing
+/// is kept.
+#[tokio::test]
+async fn an_archive_cut_short_while_dumping_fails_the_backup() {
+    let base = spawn_engine().await;
+    lms_backup::demo::seed(&base.dbs().lms, 2).await.unwrap();
+    let first = backup_ok(&base, None).await;
+    let before = files(&base);
+    let full = first.backup.size_bytes.unwrap() as usize;
+    // Past the table of contents, well before the end of the data.
+    let dir = lms_backup::testing::wrapped_pg_dump(
+        base.tools(),
+        &format!("\"$REAL\" \"$@\" | head -c {}\nexit 0", full / 2),
+    );
+    let engine = base.with_tools(pgtools::locate(Some(&dir)).await.unwrap());
+    let who = actor("alice");
+    let started = engine.start_backup(manual(&who, None)).await.unwrap();
+    let message = assert_clean_failure(&engine, started.job.id, &before).await;
+    assert!(message.contains("pg_restore"), "{message}");
+    let row = catalog::get_row(&engine.dbs().control, started.backup.id)
+        .await
+        .unwrap();
+    assert_eq!(row.status, BackupStatus::Failed);
+}
+
+/// `BACKUP_COMPRESSION` reaches pg_dump: no compression gives a larger
+/// archive than the highest level, and both are verified and restorable.
+#[tokio::test]
+async fn the_compression_level_is_the_configured_one() {
+    let mut sizes = Vec::new();
+    for level in [0u8, 9] {
+        let engine = spawn_engine_with(|c| c.backup_compression = level).await;
+        lms_backup::demo::seed(&engine.dbs().lms, 1).await.unwrap();
+        let detail = backup_ok(&engine, None).await;
+        let path = engine.config().backup_dir.join(&detail.backup.filename);
+        let info = lms_backup::postgres::archive::list(
+            &engine.tools().pg_restore,
+            lms_backup::postgres::archive::Input::Path(path),
+        )
+        .await
+        .unwrap();
+        assert!(info.tables.contains(&"public.courses".to_owned()));
+        sizes.push(detail.backup.size_bytes.unwrap());
+    }
+    assert!(
+        sizes[0] > sizes[1] * 2,
+        "uncompressed {} bytes, level 9 {} bytes",
+        sizes[0],
+        sizes[1]
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_database_password_fails_clearly() {
     let base = spawn_engine().await;
