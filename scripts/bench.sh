@@ -24,7 +24,10 @@
 #                      them (BENCH_LEVEL_SCALES, default 4,40); the chart of time
 #                      against size written to BENCH_CHART (default
 #                      docs/benchmarks/cost-curve.svg) (bench/curve.py)
-# BENCH_ONLY=backup, load, scheduler, offsite, drill, records or curve runs one of them (default: backup and load).
+#   BENCH_ONLY=page:   the console's page weight (each bundle file raw, gzip, brotli, as
+#                      sent) and the time to a hydrated console from a cold cache in
+#                      Chromium (bench/page.py, bench/page.mjs)
+# BENCH_ONLY=backup, load, scheduler, offsite, drill, records, curve or page runs one of them (default: backup and load).
 # offsite.py: BENCH_OFFSITE_MB (550), BENCH_OFFSITE_RUNS (3), BENCH_S3 (moto, or
 #          s3s-fs: a Rust S3 server storing files, built once from crates.io).
 # backup.py: BENCH_SCALE (default 40, about 290 MB), BENCH_RUNS (3), BENCH_DOWNLOAD_MB (520).
@@ -35,8 +38,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 BENCH_ONLY="${BENCH_ONLY:-}"
 case "$BENCH_ONLY" in
-  ""|backup|load|scheduler|offsite|drill|records|curve) ;;
-  *) die "BENCH_ONLY is backup, load, scheduler, offsite, drill, records or curve (or unset for backup and load), not '$BENCH_ONLY'" ;;
+  ""|backup|load|scheduler|offsite|drill|records|curve|page) ;;
+  *) die "BENCH_ONLY is backup, load, scheduler, offsite, drill, records, curve or page (or unset for backup and load), not '$BENCH_ONLY'" ;;
 esac
 build_release
 throwaway_cluster
@@ -72,6 +75,14 @@ if [ "$BENCH_ONLY" = curve ]; then
   export BENCH_CHART="${BENCH_CHART:-$ROOT/docs/benchmarks/cost-curve.svg}"
   mkdir -p "$(dirname "$BENCH_CHART")"
   python3 "$ROOT/bench/curve.py"
+  exit
+fi
+if [ "$BENCH_ONLY" = page ]; then
+  command -v chromium >/dev/null || apt_install chromium
+  su_psql -c 'CREATE DATABASE lms_page OWNER lms_test'
+  export DATABASE_URL="$APP_URL_BASE/lms_page"
+  "$LMS_ADMIN_BIN" migrate >/dev/null
+  python3 "$ROOT/bench/page.py"
   exit
 fi
 if [ "$BENCH_ONLY" = scheduler ]; then

@@ -143,7 +143,9 @@ build_release() {
   ensure_build_tools
   cd "$ROOT"
   log "building the site (wasm, CSS, assets)"
-  cargo leptos build --release --frontend-only
+  # With brotli and gzip copies of each asset, embedded beside it and sent
+  # as they are (no compression per request).
+  cargo leptos build --release --frontend-only --precompress
   log "building the lms-admin binary with the site embedded"
   cargo leptos build --release --server-only --bin-features embed-site
   LMS_ADMIN_BIN="$CARGO_TARGET_DIR/release/lms-admin"

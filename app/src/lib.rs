@@ -28,7 +28,7 @@ pub mod routes;
 pub mod ssr;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 use thaw::{ConfigProvider, Theme};
@@ -48,6 +48,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="thaw-ui-style" />
                 <components::ThawStyles theme_id=THEME_ID />
                 <link rel="icon" href="/favicon.ico" />
+                <link
+                    rel="stylesheet"
+                    id="leptos"
+                    href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
+                />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -72,7 +77,6 @@ pub fn App() -> impl IntoView {
     let theme = RwSignal::new(Theme::light());
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/lms-admin.css" />
         <Title text="LMS Admin — Backup & Restore" />
         <ConfigProvider theme theme_id=THEME_ID>
             <Router>

@@ -146,6 +146,9 @@ async fn serve(db: &DatabaseArgs, backups: &BackupArgs, args: ServeArgs) -> CliR
             "this binary was built without its site assets; build it with scripts/run.sh".into(),
         );
     }
+    if let Some(dir) = crate::assets::bundle_dir(&leptos_options.output_name) {
+        leptos_options.site_pkg_dir = dir.into();
+    }
 
     let store = crate::sessions::store(&engine.dbs().control)
         .await
