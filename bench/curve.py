@@ -91,7 +91,7 @@ def bare_restore(archive):
 
 
 def our_backup(console):
-    job, elapsed = console.follow(console.call("POST", "/api/admin/backup/create"))
+    job, elapsed = console.follow(console.call("POST", "/api/admin/backup/create")["job"])
     size = int(control(f"SELECT size_bytes FROM backup_history WHERE id = {int(job['backup_id'])}"))
     return elapsed, size, job["backup_id"]
 

@@ -15,7 +15,7 @@ bench.run("demo", "seed", "--scale", "1")
 console = Console(bench)
 # A few backups, so the console lists something.
 for _ in range(3):
-    console.follow(console.call("POST", "/api/admin/backup/create"))
+    console.follow(console.call("POST", "/api/admin/backup/create")["job"])
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 subprocess.run(["node", os.path.join(root, "bench", "page.mjs")], check=True,
                env=dict(os.environ, BENCH_BASE=console.base, BENCH_USER="bench",
