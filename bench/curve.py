@@ -244,4 +244,6 @@ def chart(path):
 
 if CHART:
     chart(CHART)
-subprocess.run(["rm", "-rf", bench.work])
+# With BENCH_LOG set, the servers' log (each phase's time) is kept.
+if "BENCH_LOG" not in os.environ:
+    subprocess.run(["rm", "-rf", bench.work])
