@@ -207,19 +207,32 @@ for p in points:
 def chart(path):
     """Time against database size, backup and restore side by side."""
     w, h, pad = 360, 260, 48
-    xmax = max(p["db"] for p in points) / 1048576 * 1.05
+
+    def nice(top):
+        """A round axis end and its step (1, 2 or 5 times a power of ten), four or five steps."""
+        for magnitude in (10 ** e for e in range(-2, 6)):
+            for step in (1 * magnitude, 2 * magnitude, 5 * magnitude):
+                if top / step <= 5:
+                    return step * -(-top // step), step
+        return top, top / 4
+
+    xmax, xstep = nice(max(p["db"] for p in points) / 1048576)
 
     def panel(x0, title, series):
-        ymax = max(max(p[k] for p in points) for k, _, _ in series) * 1.1
+        ymax, ystep = nice(max(max(p[k] for p in points) for k, _, _ in series))
         sx = lambda v: x0 + pad + v / xmax * (w - pad - 12)  # noqa: E731
         sy = lambda v: h - pad + 8 - v / ymax * (h - pad - 28)  # noqa: E731
         out = [f'<text x="{x0 + w / 2}" y="16" text-anchor="middle" font-weight="600">{title}</text>',
                f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(xmax)}" y2="{sy(0)}" stroke="#555"/>',
                f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(0)}" y2="{sy(ymax)}" stroke="#555"/>']
-        for i in range(5):
-            yv, xv = ymax * i / 4, xmax * i / 4
-            out.append(f'<text x="{sx(0) - 6}" y="{sy(yv) + 4}" text-anchor="end" font-size="10">{yv:.0f} s</text>')
-            out.append(f'<text x="{sx(xv)}" y="{sy(0) + 14}" text-anchor="middle" font-size="10">{xv:.0f}</text>')
+        for i in range(int(round(ymax / ystep)) + 1):
+            yv = ystep * i
+            out.append(f'<text x="{sx(0) - 6}" y="{sy(yv) + 4}" text-anchor="end" font-size="10">{yv:g} s</text>')
+            if i:
+                out.insert(0, f'<line x1="{sx(0)}" y1="{sy(yv)}" x2="{sx(xmax)}" y2="{sy(yv)}" stroke="#eee"/>')
+        for i in range(int(round(xmax / xstep)) + 1):
+            xv = xstep * i
+            out.append(f'<text x="{sx(xv)}" y="{sy(0) + 14}" text-anchor="middle" font-size="10">{xv:g}</text>')
         out.append(f'<text x="{x0 + w / 2}" y="{h - 6}" text-anchor="middle" font-size="11">database size (MB)</text>')
         for n, (key, label, colour) in enumerate(series):
             pts = " ".join(f"{sx(p['db'] / 1048576):.1f},{sy(p[key]):.1f}" for p in points)

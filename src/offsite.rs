@@ -322,7 +322,8 @@ impl Engine {
         };
         let (sent, encrypted) = match (manifest.kept_encrypted(), &self.config().encryption) {
             // The file as it is kept: plain, or kept encrypted here (proven
-            // when it was made, by decrypting it into pg_restore).
+            // when it was made: decrypted to its end, it hashes to the
+            // archive pg_restore read in full as it was written).
             (kept @ Some(_), _) | (kept @ None, None) => {
                 let kept = kept.cloned();
                 let sent = offsite

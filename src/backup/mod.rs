@@ -6,9 +6,10 @@
 //! 2. one REPEATABLE READ transaction exports a snapshot; the fingerprint is
 //!    computed in it while `pg_dump --snapshot` dumps it, so the fingerprint
 //!    describes exactly the dumped data;
-//! 3. pg_dump's output streams to `<name>.partial`, hashed on the way;
-//! 4. the archive is read back in full, fsynced, renamed, and the directory
-//!    fsynced;
+//! 3. pg_dump's output streams to `<name>.partial`, hashed on the way, and
+//!    in the same pass into a pg_restore that reads every byte of it;
+//! 4. the archive is listed (every table in it), fsynced, renamed, and the
+//!    directory fsynced;
 //! 5. the manifest is written (sidecar, then catalog row): only now is the
 //!    backup `completed`;
 //! 6. on any failure the job fails with a message a person can act on, and

@@ -71,6 +71,25 @@ impl Engine {
                     .execute(&mut admin)
                     .await?;
                 }
+                // A session told to end takes a moment to exit, and a rename
+                // meeting one waits a tenth of a second before it looks
+                // again: wait (a second at most) until they are gone.
+                let deadline = Instant::now() + Duration::from_secs(1);
+                loop {
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity a
+                         LEFT JOIN pg_roles r ON r.oid = a.usesysid
+                         WHERE a.datname = ANY($1) AND a.pid <> pg_backend_pid()
+                           AND a.backend_type = 'client backend' AND NOT coalesce(r.rolsuper, false)",
+                    )
+                    .bind([live.clone(), incoming.to_owned()])
+                    .fetch_one(&mut admin)
+                    .await?;
+                    if left == 0 || Instant::now() >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
                 let renamed = async {
                     let mut tx = admin.begin().await?;
                     sqlx::query(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(&live), quote_ident(&previous)))
