@@ -47,10 +47,6 @@ export DRILL_INTERVAL_HOURS=0
 mkdir -m 750 "$BACKUP_DIR"
 # A cap the browser-side size check can be shown against with a sparse file.
 export MAX_BACKUP_SIZE=200MiB
-# pg_dump's slowest gzip level: a backup of the demo database below then
-# lasts several seconds, long enough for the progress tests to watch its bar
-# move from two browsers (at the default level it is over in about two).
-export BACKUP_COMPRESSION=9
 export E2E_ADMIN_PASSWORD="$(random_password)" E2E_INSTRUCTOR_PASSWORD="$(random_password)"
 "$LMS_ADMIN_BIN" migrate
 # Large enough (over 100 MB) for a backup whose progress can be watched.
