@@ -79,15 +79,7 @@ def bare_dump(level=None):
 
 
 def bare_restore(archive):
-    name = "bench_bare_curve"
-    psql(f"DROP DATABASE IF EXISTS {name}")
-    psql(f"CREATE DATABASE {name}")
-    start = time.monotonic()
-    subprocess.run([PG_RESTORE, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={JOBS}",
-                    "-d", name, archive], env=pg_env, check=True)
-    elapsed = time.monotonic() - start
-    psql(f"DROP DATABASE {name}")
-    return elapsed
+    return bench.bare_restore(PG_RESTORE, archive, JOBS, "bench_bare_curve")
 
 
 def our_backup(console):

@@ -11,8 +11,6 @@ passes or fails nothing.
 
 import os
 import statistics
-import subprocess
-import time
 
 from harness import RUNS, Bench, Console, mb
 
@@ -22,19 +20,11 @@ JOBS = max(1, min(4, os.cpu_count() or 1))
 
 bench = Bench("drill")
 run, psql, control = bench.run, bench.psql, bench.control
-backups, pg_env = bench.backups, bench.pg_env
+backups = bench.backups
 
 
 def bare_restore(archive):
-    name = "bench_bare_drill"
-    psql(f"DROP DATABASE IF EXISTS {name}")
-    psql(f"CREATE DATABASE {name}")
-    start = time.monotonic()
-    subprocess.run([PG_RESTORE, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={JOBS}",
-                    "-d", name, archive], env=pg_env, check=True)
-    elapsed = time.monotonic() - start
-    psql(f"DROP DATABASE {name}")
-    return elapsed
+    return bench.bare_restore(PG_RESTORE, archive, JOBS, "bench_bare_drill")
 
 
 def drill(console, backup_id):

@@ -54,6 +54,19 @@ class Bench:
     def control(self, sql):
         return self.psql(sql, self.database() + "_control")
 
+    def bare_restore(self, pg_restore, archive, jobs, name):
+        """A bare `pg_restore --jobs=<jobs>` of `archive` into a new empty
+        database `name` (dropped after): its time, the peer the jobs are
+        compared with."""
+        self.psql(f"DROP DATABASE IF EXISTS {name}")
+        self.psql(f"CREATE DATABASE {name}")
+        start = time.monotonic()
+        subprocess.run([pg_restore, "--no-owner", "--no-acl", "--exit-on-error", f"--jobs={jobs}",
+                        "-d", name, archive], env=self.pg_env, check=True)
+        elapsed = time.monotonic() - start
+        self.psql(f"DROP DATABASE {name}")
+        return elapsed
+
 
 def mb(n):
     return f"{n / 1048576:.1f} MB"
