@@ -14,6 +14,13 @@ use crate::postgres::databases::quote_ident;
 use crate::postgres::names;
 use crate::{settings, Error, Result};
 
+/// The client sessions on the databases `$1` (a text array) this role may
+/// end: everyone's but a superuser's and its own.
+const ENDABLE_SESSIONS: &str = "FROM pg_stat_activity a
+     LEFT JOIN pg_roles r ON r.oid = a.usesysid
+     WHERE a.datname = ANY($1) AND a.pid <> pg_backend_pid()
+       AND a.backend_type = 'client backend' AND NOT coalesce(r.rolsuper, false)";
+
 impl Engine {
     /// Puts `incoming` in place of the LMS database, keeping the current one
     /// as `<db>_pre_restore_<timestamp>`. Seconds at most.
@@ -60,31 +67,20 @@ impl Engine {
                 // superuser, so ending them is refused) are stopped by the
                 // rename itself, and a superuser's own session cannot be
                 // ended by this role (the rename then refuses, below).
-                for db in [&live, &incoming.to_owned()] {
-                    sqlx::query(
-                        "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
-                         LEFT JOIN pg_roles r ON r.oid = a.usesysid
-                         WHERE a.datname = $1 AND a.pid <> pg_backend_pid()
-                           AND a.backend_type = 'client backend' AND NOT coalesce(r.rolsuper, false)",
-                    )
-                    .bind(db)
+                let both = [live.clone(), incoming.to_owned()];
+                sqlx::query(&format!("SELECT pg_terminate_backend(a.pid) {ENDABLE_SESSIONS}"))
+                    .bind(&both)
                     .execute(&mut admin)
                     .await?;
-                }
                 // A session told to end takes a moment to exit, and a rename
                 // meeting one waits a tenth of a second before it looks
                 // again: wait (a second at most) until they are gone.
                 let deadline = Instant::now() + Duration::from_secs(1);
                 loop {
-                    let left: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM pg_stat_activity a
-                         LEFT JOIN pg_roles r ON r.oid = a.usesysid
-                         WHERE a.datname = ANY($1) AND a.pid <> pg_backend_pid()
-                           AND a.backend_type = 'client backend' AND NOT coalesce(r.rolsuper, false)",
-                    )
-                    .bind([live.clone(), incoming.to_owned()])
-                    .fetch_one(&mut admin)
-                    .await?;
+                    let left: i64 = sqlx::query_scalar(&format!("SELECT count(*) {ENDABLE_SESSIONS}"))
+                        .bind(&both)
+                        .fetch_one(&mut admin)
+                        .await?;
                     if left == 0 || Instant::now() >= deadline {
                         break;
                     }
