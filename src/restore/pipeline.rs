@@ -541,8 +541,15 @@ async fn fingerprint_as_loaded(
         };
         let began = std::time::Instant::now();
         let result = async {
-            let mut conn = pool.acquire().await?;
-            fingerprint::table_fingerprint(&mut conn, &t, method).await
+            // One process per fingerprint: a parallel scan's workers would
+            // take the cores from pg_restore's jobs, which are still loading.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
+                .execute(&mut *tx)
+                .await?;
+            let f = fingerprint::table_fingerprint(&mut tx, &t, method).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(f)
         }
         .await;
         busy += began.elapsed();
