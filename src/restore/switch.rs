@@ -14,6 +14,14 @@ use crate::postgres::databases::quote_ident;
 use crate::postgres::names;
 use crate::{settings, Error, Result};
 
+/// How long each try of the renames may take. A session told to end can
+/// be gone from `pg_stat_activity` a moment before PostgreSQL stops
+/// counting it; a rename that meets one looks again only a tenth of a
+/// second later. So the first tries are cut short and made again at once;
+/// the last ones wait as long as PostgreSQL does ("0": no limit), so a slow
+/// server still switches.
+const RENAME_TIMEOUTS: [&str; 4] = ["20ms", "100ms", "0", "0"];
+
 /// The client sessions on the databases `$1` (a text array) this role may
 /// end: everyone's but a superuser's and its own.
 const ENDABLE_SESSIONS: &str = "FROM pg_stat_activity a
@@ -88,6 +96,10 @@ impl Engine {
                 }
                 let renamed = async {
                     let mut tx = admin.begin().await?;
+                    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                        .bind(RENAME_TIMEOUTS[attempt])
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(&live), quote_ident(&previous)))
                         .execute(&mut *tx)
                         .await?;
@@ -101,8 +113,15 @@ impl Engine {
                 .await;
                 match renamed {
                     Ok(()) => break,
+                    // A session still exiting: tried again at once.
+                    Err(sqlx::Error::Database(e))
+                        if e.code().as_deref() == Some("57014") && attempt + 1 < RENAME_TIMEOUTS.len() =>
+                    {
+                        tracing::debug!(attempt, "rename met a session still exiting; trying again");
+                        attempt += 1;
+                    }
                     // "being accessed by other users": a connection slipped in.
-                    Err(e) if attempt < 3 => {
+                    Err(e) if attempt + 1 < RENAME_TIMEOUTS.len() => {
                         tracing::warn!(error = %e, attempt, "rename refused; ending connections again");
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100)).await;
