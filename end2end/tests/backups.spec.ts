@@ -335,9 +335,11 @@ async function followLargeBackup(page: Page, browser: Browser, earlier: string, 
     const bar = target.getByRole('progressbar');
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const value = await bar.getAttribute('aria-valuenow', { timeout: 200 }).catch(() => null);
+      const value = await bar.getAttribute('aria-valuenow', { timeout: 1_000 }).catch(() => null);
       if (value) into.add(value);
-      else if (into.size > 0) return; // the panel is gone: the job ended
+      // A read that timed out on a machine busy with the backup is not the
+      // end: the panel going away is.
+      else if (into.size > 0 && (await target.isHidden())) return;
       await new Promise((r) => setTimeout(r, 100));
     }
   };
