@@ -233,6 +233,54 @@ pub async fn fingerprint_of(
     fingerprint
 }
 
+/// For how many tables the first comparison of each prepared copy took the
+/// copy's side from the sums made while it was restored, by copy.
+static COPY_SUMS_REUSED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn note_copy_sums_reused(copy: &str, tables: usize) {
+    COPY_SUMS_REUSED
+        .lock()
+        .unwrap()
+        .push((copy.to_owned(), tables));
+}
+
+/// For how many tables each comparison of the prepared copy `copy` so far
+/// reused the sums made while it was restored, in order.
+pub fn copy_sums_reused(copy: &str) -> Vec<usize> {
+    COPY_SUMS_REUSED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(c, _)| c == copy)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The current prepared copy compared with the live database afresh, both
+/// sides scanned (nothing kept from its restore); the result is not stored.
+pub async fn compare_prepared_afresh(engine: &crate::Engine) -> Vec<lms_types::records::TableDiff> {
+    let copy = engine
+        .prepared_copy()
+        .await
+        .expect("read the prepared copy")
+        .expect("a prepared copy");
+    let (live, pool) = engine
+        .prepared_pools(&copy.database_name)
+        .await
+        .expect("pools on both sides");
+    let (diff, reused) = crate::records::diff::compare(&live, &pool, None)
+        .await
+        .expect("compare");
+    assert_eq!(reused, 0);
+    live.close().await;
+    pool.close().await;
+    engine
+        .close_restore_role()
+        .await
+        .expect("close the restore role");
+    diff
+}
+
 /// The fingerprint of an engine's live LMS database.
 pub async fn live_fingerprint(engine: &crate::Engine) -> crate::postgres::fingerprint::Fingerprint {
     fingerprint_of(&engine.dbs().lms_options).await

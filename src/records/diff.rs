@@ -4,11 +4,15 @@
 //! (changed since).
 //!
 //! Set-based, never row by row: each side first sums its rows' content
-//! hashes into buckets of the key's hash (one `GROUP BY` per side, run at
-//! once on both databases, about the cost of a fingerprint); only the
+//! hashes into buckets (ranges of a one-column integer key, else the key's
+//! hash; one `GROUP BY` per side, run at once on both databases); only the
 //! buckets whose count or sum differ are then read key by key, so a few
-//! thousand changed rows in a table of millions cost a second scan that
+//! thousand changed rows in a table of millions cost a second read that
 //! sends those rows' keys and hashes alone.
+//!
+//! A preview's copy is summed by key ranges while it is restored, in the
+//! scans that fingerprint it anyway ([`CopySums`]), so its comparison reads
+//! only the live side of those tables.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,7 +21,8 @@ use sqlx::PgPool;
 
 use super::schema::{Schema, Table};
 use super::words;
-use crate::postgres::databases::quote_ident;
+use crate::postgres::databases::{quote_ident, quote_literal};
+use crate::postgres::fingerprint::{BucketSums, KeyRanges, HASH_BUCKETS_IN_MEMORY};
 use crate::Result;
 
 /// Rows of each kind described per table.
@@ -25,18 +30,85 @@ pub(crate) const SAMPLES: usize = 5;
 /// Deleted rows offered for recovery per table.
 const RECOVERABLE: usize = 200;
 /// Buckets a table's rows are summed into at most: their hash table (about
-/// 330 bytes a bucket at 65,536) stays within [`BUCKET_SUMS_WORK_MEM`].
+/// 330 bytes a bucket at 65,536) stays within the `work_mem` of
+/// [`HASH_BUCKETS_IN_MEMORY`].
 const MAX_BUCKETS: i64 = 1 << 16;
-/// The memory each side's bucket sums may use (`work_mem`; PostgreSQL lets
-/// a hash table have twice that). With the default 4 MB, 65,536 buckets
-/// of 800,000 rows spill to disk in 33 batches.
-const BUCKET_SUMS_WORK_MEM: &str = "32MB";
 /// Rows read by key in one go at most (the buckets are read in groups of
 /// about this many rows), so memory stays flat whatever changed.
 const ROWS_PER_READ: i64 = 400_000;
 
-/// Compares every table of `live` with the same table of `copy`.
-pub(crate) async fn compare(live: &PgPool, copy: &PgPool) -> Result<Vec<TableDiff>> {
+/// A prepared copy's side of its first comparison, taken while it was
+/// restored: the key ranges its tables were summed by ("schema.name"), and
+/// the sums of those that could be (every column hashed natively, summed
+/// before any migration changed the copy).
+#[derive(Debug, Default)]
+pub(crate) struct CopySums {
+    pub ranges: HashMap<String, KeyRanges>,
+    pub sums: HashMap<String, BucketSums>,
+}
+
+impl CopySums {
+    /// The ranges and sums of `copy_t`, when its comparison with `live_t`
+    /// over `columns` can use them: the same one-column integer key, and
+    /// every column of the copy compared (the sums hashed them all).
+    fn for_table(
+        &self,
+        live_t: &Table,
+        copy_t: &Table,
+        columns: &[String],
+    ) -> Option<(&KeyRanges, &BucketSums)> {
+        let name = copy_t.qualified();
+        let ranges = self.ranges.get(&name)?;
+        let key = integer_key(copy_t)?;
+        let every_column =
+            columns.len() == copy_t.columns.len() && copy_t.columns.iter().all(|c| c.native_hash);
+        (integer_key(live_t) == Some(key) && ranges.column == key && every_column).then_some(())?;
+        Some((ranges, self.sums.get(&name)?))
+    }
+}
+
+/// The key ranges each live table with a one-column integer key would be
+/// compared by, now: what a preview sums its copy by as it restores it. A
+/// table that cannot be planned is left out (compared as any other).
+pub(crate) async fn plan_ranges(live: &PgPool) -> HashMap<String, KeyRanges> {
+    let schema = async { Schema::read(&mut *live.acquire().await?).await };
+    let schema = match schema.await {
+        Ok(schema) => schema,
+        Err(e) => {
+            tracing::debug!(error = %e, "no key ranges planned for the copy");
+            return HashMap::new();
+        }
+    };
+    let mut out = HashMap::new();
+    for table in schema.tables.values() {
+        if !table.columns.iter().all(|c| c.native_hash) {
+            continue;
+        }
+        let planned = async {
+            let count = bucket_count(row_estimate(live, table).await?);
+            Buckets::choose(live, None, table, count).await
+        };
+        match planned.await {
+            Ok(Buckets::Ranges(ranges)) => {
+                out.insert(table.qualified(), ranges);
+            }
+            Ok(Buckets::Hashed { .. }) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, table = %table.qualified(), "no key ranges planned")
+            }
+        }
+    }
+    out
+}
+
+/// Compares every table of `live` with the same table of `copy` (whose
+/// side is taken from `sums` where they have it). Also says for how many
+/// tables it was.
+pub(crate) async fn compare(
+    live: &PgPool,
+    copy: &PgPool,
+    sums: Option<&CopySums>,
+) -> Result<(Vec<TableDiff>, usize)> {
     let (live_schema, copy_schema) = tokio::try_join!(
         async { Schema::read(&mut *live.acquire().await?).await },
         async { Schema::read(&mut *copy.acquire().await?).await },
@@ -48,10 +120,15 @@ pub(crate) async fn compare(live: &PgPool, copy: &PgPool) -> Result<Vec<TableDif
         .cloned()
         .collect();
     let mut out = Vec::with_capacity(names.len());
+    let mut reused = 0;
     for name in names {
         let began = std::time::Instant::now();
         let diff = match (live_schema.table(&name), copy_schema.table(&name)) {
-            (Some(l), Some(c)) => compare_table(live, copy, l, c).await?,
+            (Some(l), Some(c)) => {
+                let (diff, copy_side_reused) = compare_table(live, copy, l, c, sums).await?;
+                reused += usize::from(copy_side_reused);
+                diff
+            }
             (Some(l), None) => one_side(live, l, true).await?,
             (None, Some(c)) => one_side(copy, c, false).await?,
             (None, None) => continue,
@@ -66,7 +143,7 @@ pub(crate) async fn compare(live: &PgPool, copy: &PgPool) -> Result<Vec<TableDif
         );
         out.push(diff);
     }
-    Ok(out)
+    Ok((out, reused))
 }
 
 fn empty(table: &Table) -> TableDiff {
@@ -109,7 +186,8 @@ async fn compare_table(
     copy: &PgPool,
     live_t: &Table,
     copy_t: &Table,
-) -> Result<TableDiff> {
+    sums: Option<&CopySums>,
+) -> Result<(TableDiff, bool)> {
     // The columns both have, alike (a column added since the backup is
     // left out of the content hash, not reported as every row changed).
     let columns: Vec<String> = live_t
@@ -123,38 +201,48 @@ async fn compare_table(
         .map(|c| c.name.clone())
         .collect();
     let keyed = live_t.key.is_some() && live_t.key == copy_t.key;
-    let estimate = row_estimate(live, live_t).await?;
-    let count = if keyed { bucket_count(estimate) } else { 1 };
-    let buckets = Buckets::choose(live, copy, live_t, count).await?;
-    let buckets_sql = |t: &Table| {
+    let cached = sums
+        .filter(|_| keyed)
+        .and_then(|s| s.for_table(live_t, copy_t, &columns));
+    let (buckets, count) = match cached {
+        Some((ranges, _)) => (Buckets::Ranges(ranges.clone()), 0),
+        None => {
+            let estimate = row_estimate(live, live_t).await?;
+            let count = if keyed { bucket_count(estimate) } else { 1 };
+            (
+                Buckets::choose(live, Some(copy), live_t, count).await?,
+                count,
+            )
+        }
+    };
+    let buckets_sql = |t: &Table, filter: &str| {
         let bucket = if keyed {
             buckets.of_row(t)
         } else {
             "0".to_owned()
         };
-        let row_hash = format!(
-            "hash_record_extended(ROW({}), 0)",
-            t.hashed_columns("t", &columns).join(", ")
-        );
-        // Rows of a keyed table are distinct, so an exclusive or of their
-        // hashes says as much as a sum, and costs far less than summing
-        // into numeric; without a key, identical rows would cancel out.
-        let combined = if keyed {
-            format!("coalesce(bit_xor({row_hash}), 0)::text")
-        } else {
-            format!("coalesce(sum({row_hash}), 0)::text")
-        };
+        // A sum, as the fingerprint's: an exclusive or would cost no less,
+        // and identical rows (no key) would cancel out.
         format!(
-            "SELECT ({bucket})::int8, count(*)::int8, {combined} FROM {} t GROUP BY 1",
+            "SELECT ({bucket})::int8, count(*)::int8,
+                    coalesce(sum(hash_record_extended(ROW({}), 0)), 0)::text
+             FROM {} t {filter} GROUP BY 1",
+            t.hashed_columns("t", &columns).join(", "),
             t.sql_name()
         )
     };
     let began = std::time::Instant::now();
-    let (live_sql, copy_sql) = (buckets_sql(live_t), buckets_sql(copy_t));
-    let (live_buckets, copy_buckets) = tokio::try_join!(
-        fetch_planned::<(i64, i64, String)>(live, &live_sql, &[], Grouping::Hashed),
-        fetch_planned::<(i64, i64, String)>(copy, &copy_sql, &[], Grouping::Hashed),
-    )?;
+    let (live_sql, copy_sql) = (buckets_sql(live_t, ""), buckets_sql(copy_t, ""));
+    let (live_buckets, copy_buckets) = match cached {
+        Some((_, copy_buckets)) => (
+            sums_in_halves(live, live_t, |filter| buckets_sql(live_t, filter)).await?,
+            copy_buckets.clone(),
+        ),
+        None => tokio::try_join!(
+            fetch_planned::<(i64, i64, String)>(live, &live_sql, &[], Grouping::Hashed),
+            fetch_planned::<(i64, i64, String)>(copy, &copy_sql, &[], Grouping::Hashed),
+        )?,
+    };
     let live_map: HashMap<i64, (i64, String)> = live_buckets
         .into_iter()
         .map(|(b, n, h)| (b, (n, h)))
@@ -179,15 +267,17 @@ async fn compare_table(
         })
         .collect();
     let summed = began.elapsed();
+    let count = count.max(live_map.len().max(copy_map.len()) as i64);
     tracing::debug!(
         table = %live_t.qualified(),
         ms = summed.as_millis() as u64,
         buckets = count,
         differing = differing.len(),
+        copy_summed_while_restored = cached.is_some(),
         "summed the buckets of both sides"
     );
     if differing.is_empty() {
-        return Ok(diff);
+        return Ok((diff, cached.is_some()));
     }
     if !keyed {
         // No key to say which rows: the counts and that the content differs.
@@ -195,7 +285,7 @@ async fn compare_table(
         let (l, c) = (diff.live_rows.unwrap_or(0), diff.copy_rows.unwrap_or(0));
         diff.added = (l - c).max(0);
         diff.deleted = (c - l).max(0);
-        return Ok(diff);
+        return Ok((diff, cached.is_some()));
     }
     differing.sort_unstable();
     let mut added = Vec::new();
@@ -207,7 +297,7 @@ async fn compare_table(
     // differ are spelled as JSON (building a JSON key for every row read
     // cost a third of the read).
     let integer_key = match &buckets {
-        Buckets::Ranges { column, .. } => Some(column.as_str()),
+        Buckets::Ranges(ranges) => Some(ranges.column.as_str()),
         Buckets::Hashed { .. } => None,
     };
     for group in groups(&differing, ROWS_PER_READ) {
@@ -289,62 +379,62 @@ async fn compare_table(
             words,
         })
         .collect();
-    Ok(diff)
+    Ok((diff, cached.is_some()))
 }
 
 /// How a keyed table's rows are put into buckets.
 enum Buckets {
-    /// A one-column integer key: ranges of `width` keys from `low`, which
-    /// the second read finds through the primary key's index.
-    Ranges {
-        column: String,
-        low: i64,
-        width: i64,
-    },
+    /// A one-column integer key: ranges of it, which the second read finds
+    /// through the primary key's index.
+    Ranges(KeyRanges),
     /// Any other key: its hash, masked.
     Hashed { mask: i64 },
 }
 
+/// The column of a one-column integer primary key.
+fn integer_key(table: &Table) -> Option<&str> {
+    match table.key.as_deref() {
+        Some([only]) => table
+            .column(only)
+            .filter(|c| matches!(c.type_sql.as_str(), "bigint" | "integer" | "smallint"))
+            .map(|c| c.name.as_str()),
+        _ => None,
+    }
+}
+
 impl Buckets {
-    /// Ranges for a one-column integer key, hashes otherwise; about
-    /// `count` buckets.
-    async fn choose(live: &PgPool, copy: &PgPool, table: &Table, count: i64) -> Result<Self> {
-        let integer = match table.key.as_deref() {
-            Some([only]) => table
-                .column(only)
-                .filter(|c| matches!(c.type_sql.as_str(), "bigint" | "integer" | "smallint"))
-                .map(|c| c.name.clone()),
-            _ => None,
-        };
-        let Some(column) = integer else {
+    /// Ranges for a one-column integer key (over the keys of `live` and
+    /// `copy`), hashes otherwise; about `count` buckets.
+    async fn choose(
+        live: &PgPool,
+        copy: Option<&PgPool>,
+        table: &Table,
+        count: i64,
+    ) -> Result<Self> {
+        let Some(column) = integer_key(table) else {
             return Ok(Buckets::Hashed { mask: count - 1 });
         };
         let sql = format!(
             "SELECT min({c})::int8, max({c})::int8 FROM {}",
             table.sql_name(),
-            c = quote_ident(&column)
+            c = quote_ident(column)
         );
-        let (a, b) = tokio::try_join!(
-            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(live),
-            sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(copy),
-        )?;
+        let span = |pool| sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(pool);
+        let (a, b) = match copy {
+            Some(copy) => tokio::try_join!(span(live), span(copy))?,
+            None => (span(live).await?, (None, None)),
+        };
         let low = a.0.into_iter().chain(b.0).min().unwrap_or(0);
         let high = a.1.into_iter().chain(b.1).max().unwrap_or(0);
-        let span = high as i128 - low as i128 + 1;
-        if span > i64::MAX as i128 {
-            // Keys spread over the whole range: `key - low` would overflow.
-            return Ok(Buckets::Hashed { mask: count - 1 });
-        }
-        let width = ((span.max(1) + count as i128 - 1) / count as i128).max(1) as i64;
-        Ok(Buckets::Ranges { column, low, width })
+        Ok(Buckets::Ranges(KeyRanges::spanning(
+            column, low, high, count,
+        )))
     }
 
     /// The bucket of a row of `t`.
     fn of_row(&self, t: &Table) -> String {
         match self {
-            Buckets::Ranges { column, low, width } => {
-                format!("(t.{}::int8 - ({low})) / {width}", quote_ident(column))
-            }
+            Buckets::Ranges(ranges) => ranges.bucket_of("t"),
             Buckets::Hashed { mask } => format!(
                 "hash_record_extended(ROW({}), 0) & {mask}",
                 t.hashed_key("t").unwrap_or_default().join(", ")
@@ -356,15 +446,9 @@ impl Buckets {
     /// numbers, or their first and last keys.
     fn binds(&self, group: &[i64]) -> Vec<Vec<i64>> {
         match self {
-            Buckets::Ranges { low, width, .. } => {
-                let first = |n: i64| low.saturating_add(n.saturating_mul(*width));
-                vec![
-                    group.iter().map(|&n| first(n)).collect(),
-                    group
-                        .iter()
-                        .map(|&n| first(n).saturating_add(width - 1))
-                        .collect(),
-                ]
+            Buckets::Ranges(ranges) => {
+                let (first, last) = group.iter().map(|&n| ranges.keys_of(n)).unzip();
+                vec![first, last]
             }
             Buckets::Hashed { .. } => vec![group.to_vec()],
         }
@@ -373,8 +457,8 @@ impl Buckets {
     /// The rows of the buckets given by [`Self::binds`] (after `FROM t`).
     fn filter(&self, t: &Table) -> String {
         match self {
-            Buckets::Ranges { column, .. } => {
-                let c = format!("t.{}", quote_ident(column));
+            Buckets::Ranges(ranges) => {
+                let c = format!("t.{}", quote_ident(&ranges.column));
                 format!(
                     "JOIN unnest($1::int8[], $2::int8[]) AS b(lo, hi) ON {c} BETWEEN b.lo AND b.hi"
                 )
@@ -410,14 +494,86 @@ fn classify<K: std::hash::Hash + Eq>(
 enum Grouping {
     /// As the planner likes.
     Planned,
-    /// Always by hashing, in memory, one process a side: for the bucket
-    /// sums, whose number of groups PostgreSQL cannot estimate from an
-    /// expression. It takes them for as many as rows and sorts every row,
-    /// to disk, rather than hash into the few thousand buckets there are
-    /// (at 800,000 rows: 0.9 s for both sides against 0.55 s). Both sides
-    /// run at once already, so parallel workers would only add processes
-    /// fighting for the same cores (0.65 s against 0.58 s).
+    /// Always by hashing, in memory, one process a side: the bucket sums
+    /// (see [`HASH_BUCKETS_IN_MEMORY`]).
     Hashed,
+}
+
+/// A table's blocks below which its sums are not split ([`sums_in_halves`]).
+const SPLIT_FROM_BLOCKS: i64 = 1024;
+
+/// One side's bucket sums of a table when the other side's are already
+/// known (summed while the copy was restored), so this is the only query
+/// running: the table's blocks in two halves, each summed by a process of
+/// its own in one shared snapshot (as pg_dump's parallel jobs share one),
+/// the halves' sums added here. PostgreSQL's own parallel workers would
+/// only scan (it takes an expression's groups for as many as rows, so it
+/// sends every row to one process to be grouped). `sql` gives the sums'
+/// query for a filter of rows.
+async fn sums_in_halves(
+    pool: &PgPool,
+    table: &Table,
+    sql: impl Fn(&str) -> String,
+) -> Result<Vec<(i64, i64, String)>> {
+    let mut first = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *first)
+        .await?;
+    let (snapshot, blocks, version): (String, i64, i32) = sqlx::query_as(
+        "SELECT pg_export_snapshot(),
+                pg_relation_size($1::regclass) / current_setting('block_size')::int8,
+                current_setting('server_version_num')::int4",
+    )
+    .bind(table.sql_name())
+    .fetch_one(&mut *first)
+    .await?;
+    sqlx::query(HASH_BUCKETS_IN_MEMORY)
+        .execute(&mut *first)
+        .await?;
+    // Block ranges are read as such (a TID range scan) from PostgreSQL 14.
+    if blocks < SPLIT_FROM_BLOCKS || version < 140_000 {
+        let rows = sqlx::query_as(&sql("")).fetch_all(&mut *first).await?;
+        first.commit().await?;
+        return Ok(rows);
+    }
+    let mut second = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *second)
+        .await?;
+    sqlx::query(&format!(
+        "SET TRANSACTION SNAPSHOT {}",
+        quote_literal(&snapshot)
+    ))
+    .execute(&mut *second)
+    .await?;
+    sqlx::query(HASH_BUCKETS_IN_MEMORY)
+        .execute(&mut *second)
+        .await?;
+    let half = blocks / 2;
+    let (lower, upper) = (
+        sql(&format!("WHERE t.ctid < '({half},0)'::tid")),
+        sql(&format!("WHERE t.ctid >= '({half},0)'::tid")),
+    );
+    let (a, b) = tokio::try_join!(
+        sqlx::query_as::<_, (i64, i64, String)>(&lower).fetch_all(&mut *first),
+        sqlx::query_as::<_, (i64, i64, String)>(&upper).fetch_all(&mut *second),
+    )?;
+    first.commit().await?;
+    second.commit().await?;
+    let mut merged: HashMap<i64, (i64, i128)> = HashMap::with_capacity(a.len().max(b.len()));
+    for (bucket, rows, sum) in a.into_iter().chain(b) {
+        // A sum of 64-bit hashes over fewer than 2^63 rows fits in 128 bits.
+        let sum: i128 = sum.parse().map_err(|_| {
+            crate::Error::Io(std::io::Error::other(format!("a bucket's sum {sum:?}")))
+        })?;
+        let entry = merged.entry(bucket).or_default();
+        entry.0 += rows;
+        entry.1 += sum;
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(bucket, (rows, sum))| (bucket, rows, sum.to_string()))
+        .collect())
 }
 
 /// Runs a comparison query (`binds` are its parameters), in a transaction
@@ -435,18 +591,11 @@ where
     O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('jit', 'off', true)")
-        .execute(&mut *tx)
-        .await?;
-    if grouping == Grouping::Hashed {
-        sqlx::query(
-            "SELECT set_config('enable_sort', 'off', true), set_config('work_mem', $1, true),
-                    set_config('max_parallel_workers_per_gather', '0', true)",
-        )
-        .bind(BUCKET_SUMS_WORK_MEM)
-        .execute(&mut *tx)
-        .await?;
-    }
+    let settings = match grouping {
+        Grouping::Planned => "SELECT set_config('jit', 'off', true)",
+        Grouping::Hashed => HASH_BUCKETS_IN_MEMORY,
+    };
+    sqlx::query(settings).execute(&mut *tx).await?;
     let mut query = sqlx::query_as::<_, O>(sql);
     for b in binds {
         query = query.bind(b);

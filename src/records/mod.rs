@@ -313,7 +313,7 @@ impl Engine {
         let Ok(Some(copy)) = self.prepared_copy().await else {
             return;
         };
-        if let Err(e) = self.compare_prepared(&copy.database_name).await {
+        if let Err(e) = self.compare_prepared(&copy.database_name, None).await {
             tracing::warn!(error = %e, "could not compare the prepared copy again");
         }
         if let Err(e) = self.close_restore_role().await {

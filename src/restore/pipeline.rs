@@ -16,10 +16,13 @@ use crate::catalog::{self, Backup};
 use crate::engine::Engine;
 use crate::jobs::run::JobRun;
 use crate::postgres::archive::{DataLoadWatcher, Reading, TableProgress};
-use crate::postgres::fingerprint::{self, Fingerprint, HashMethod, TableFingerprint, TableRef};
+use crate::postgres::fingerprint::{
+    self, BucketSums, Fingerprint, HashMethod, KeyRanges, TableFingerprint, TableRef,
+};
 use crate::postgres::grants;
 use crate::postgres::names::{copy_name, drill_name, prepared_name};
 use crate::postgres::process::follow_stderr;
+use crate::records::diff::CopySums;
 use crate::storage::{ArchiveSource, Manifest};
 use crate::{Error, Result};
 
@@ -47,6 +50,10 @@ struct Copy {
     expected: Option<Fingerprint>,
     /// Tables fingerprinted while pg_restore was still working on others.
     early: HashMap<String, TableFingerprint>,
+    /// Tables to sum by ranges of their key as they are fingerprinted
+    /// ("schema.name"; a preview's, for its comparison), and those summed.
+    ranges: HashMap<String, KeyRanges>,
+    sums: HashMap<String, BucketSums>,
     /// pg_restore's parallel jobs (and the checks' connections).
     jobs: usize,
 }
@@ -64,7 +71,9 @@ impl Engine {
         let shadow = copy_name(self.dbs().lms_name(), run.job().id);
         run.enter(Phase::Restoring).await?;
         self.create_copy(&shadow).await?;
-        let copy = self.restore_into_copy(run, &gates, shadow).await?;
+        let copy = self
+            .restore_into_copy(run, &gates, shadow, HashMap::new())
+            .await?;
         self.check_copy(run, backup, copy, &gates.profile).await
     }
 
@@ -130,7 +139,13 @@ impl Engine {
     /// (just created, empty) filled by
     /// pg_restore; each table is fingerprinted as soon as its data is in,
     /// while pg_restore goes on with the others and with the indexes.
-    async fn restore_into_copy(&self, run: &JobRun, gates: &Gates, shadow: String) -> Result<Copy> {
+    async fn restore_into_copy(
+        &self,
+        run: &JobRun,
+        gates: &Gates,
+        shadow: String,
+        ranges: HashMap<String, KeyRanges>,
+    ) -> Result<Copy> {
         let dbs = self.dbs();
         let manifest = gates.manifest.as_ref();
         let login = self.open_restore_role().await?;
@@ -186,6 +201,7 @@ impl Engine {
             shadow_pool.clone(),
             expected.clone(),
             loaded_rx,
+            ranges.clone(),
         ));
         let connection = dbs
             .tool_connection_as(&login.user, &login.password, Some(&shadow))
@@ -254,7 +270,7 @@ impl Engine {
         if let Some(outgrown) = self.copy_outgrew(&shadow, gates.room).await {
             return Err(outgrown);
         }
-        let early = early
+        let (early, sums) = early
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         Ok(Copy {
@@ -262,6 +278,8 @@ impl Engine {
             pool: shadow_pool,
             expected,
             early,
+            ranges,
+            sums,
             jobs: jobs_n,
         })
     }
@@ -299,7 +317,9 @@ impl Engine {
         created?;
         let gated = began.elapsed();
         run.enter(Phase::Restoring).await?;
-        let copy = self.restore_into_copy(run, &gates, shadow).await?;
+        let copy = self
+            .restore_into_copy(run, &gates, shadow, HashMap::new())
+            .await?;
         let restored = began.elapsed();
         let since = std::time::Instant::now();
         let smoke = run
@@ -307,7 +327,7 @@ impl Engine {
                 Phase::Checking,
                 || time_share(since.elapsed(), CHECKS_USUALLY_TAKE),
                 async {
-                    let (_, pool) = self.verify_copy(backup, copy).await?;
+                    let (_, pool, _) = self.verify_copy(backup, copy).await?;
                     let verified = began.elapsed();
                     let smoke = super::drill::smoke_queries(&pool).await;
                     pool.close().await;
@@ -330,16 +350,30 @@ impl Engine {
     /// that is kept (`<db>_prepared_<job>`), checked against the backup and
     /// migrated as a restore's copy is. Returns its name; the caller records
     /// it and compares it with the live database (in the checking phase).
-    pub(super) async fn preview_pipeline(&self, run: &JobRun, backup: &Backup) -> Result<String> {
-        let gates = self.restore_gates(run, backup).await?;
+    pub(super) async fn preview_pipeline(
+        &self,
+        run: &JobRun,
+        backup: &Backup,
+    ) -> Result<(String, CopySums)> {
+        // The copy's side of the comparison is summed as the copy is
+        // fingerprinted, in the same scans, by ranges of the keys the live
+        // tables have now (see `records::diff::CopySums`).
+        let (gates, ranges) = tokio::join!(self.restore_gates(run, backup), async {
+            let live = self.live_pool_in_utc(1);
+            let ranges = crate::records::diff::plan_ranges(&live).await;
+            live.close().await;
+            ranges
+        },);
+        let gates = gates?;
         let name = prepared_name(self.dbs().lms_name(), run.job().id);
         run.enter(Phase::Restoring).await?;
         self.create_copy(&name).await?;
-        let copy = self.restore_into_copy(run, &gates, name).await?;
+        let copy = self.restore_into_copy(run, &gates, name, ranges).await?;
         run.enter(Phase::Checking).await?;
-        let (name, pool) = self.verify_copy(backup, copy).await?;
+        let ranges = copy.ranges.clone();
+        let (name, pool, sums) = self.verify_copy(backup, copy).await?;
         pool.close().await;
-        Ok(name)
+        Ok((name, CopySums { ranges, sums }))
     }
 
     /// Switching to a prepared copy: checked once more against the backup
@@ -368,6 +402,8 @@ impl Engine {
             pool,
             expected,
             early: HashMap::new(),
+            ranges: HashMap::new(),
+            sums: HashMap::new(),
             jobs: 2,
         };
         let profile = self.live_database_profile().await?;
@@ -410,7 +446,7 @@ impl Engine {
         copy: Copy,
         profile: &DatabaseProfile,
     ) -> Result<String> {
-        let (shadow, shadow_pool) = self.verify_copy(backup, copy).await?;
+        let (shadow, shadow_pool, _) = self.verify_copy(backup, copy).await?;
         shadow_pool.close().await;
         self.take_over_copy(&shadow).await?;
         self.carry_to_copy(&shadow, profile).await?;
@@ -419,13 +455,21 @@ impl Engine {
 
     /// The copy equals the backup (what was not fingerprinted during the
     /// restore is now) and its schema is brought up to date by the app's
-    /// migrations. Returns its name and a pool on it (as the restore role).
-    async fn verify_copy(&self, backup: &Backup, copy: Copy) -> Result<(String, PgPool)> {
+    /// migrations. Returns its name, a pool on it (as the restore role) and
+    /// the sums of the tables it was asked to sum by ranges (none when a
+    /// migration changed the copy after they were taken).
+    async fn verify_copy(
+        &self,
+        backup: &Backup,
+        copy: Copy,
+    ) -> Result<(String, PgPool, HashMap<String, BucketSums>)> {
         let Copy {
             name: shadow,
             pool: shadow_pool,
             expected,
             mut early,
+            ranges,
+            mut sums,
             jobs: jobs_n,
         } = copy;
         let actual = {
@@ -440,9 +484,15 @@ impl Engine {
                 after = rest.len(),
                 "fingerprinting the copy"
             );
-            let mut late =
-                fingerprint::fingerprint_quiescent(&shadow_pool, &rest, expected.as_ref(), jobs_n)
-                    .await?;
+            let (mut late, late_sums) = fingerprint::fingerprint_quiescent_summed(
+                &shadow_pool,
+                &rest,
+                expected.as_ref(),
+                jobs_n,
+                &ranges,
+            )
+            .await?;
+            sums.extend(late_sums);
             let mut late_tables = late.tables.drain(..);
             let all = tables
                 .iter()
@@ -475,8 +525,24 @@ impl Engine {
             // An uploaded archive: its fingerprint is what its first restore produced.
             None => self.record_fingerprint(backup, &actual).await?,
         }
+        let applied = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations")
+                .fetch_one(&shadow_pool)
+                .await
+                .ok()
+        };
+        let before = if sums.is_empty() {
+            None
+        } else {
+            applied().await
+        };
         self.dbs().migrate_lms_copy(&shadow_pool).await?;
-        Ok((shadow, shadow_pool))
+        if before.is_none() || before != applied().await {
+            // Migrated (or of unknown migrations): what was summed may
+            // have changed since.
+            sums.clear();
+        }
+        Ok((shadow, shadow_pool, sums))
     }
 
     /// Stores a fingerprint in a backup's manifest (catalog and sidecar).
@@ -514,7 +580,11 @@ async fn fingerprint_as_loaded(
     pool: sqlx::PgPool,
     expected: Option<Fingerprint>,
     mut loaded: tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> HashMap<String, TableFingerprint> {
+    ranges: HashMap<String, KeyRanges>,
+) -> (
+    HashMap<String, TableFingerprint>,
+    HashMap<String, BucketSums>,
+) {
     let methods: Option<HashMap<String, HashMethod>> = expected.map(|e| {
         e.tables
             .into_iter()
@@ -522,6 +592,7 @@ async fn fingerprint_as_loaded(
             .collect()
     });
     let mut done = HashMap::new();
+    let mut sums = HashMap::new();
     let mut busy = std::time::Duration::ZERO;
     while let Some(table) = loaded.recv().await {
         let method = match &methods {
@@ -547,14 +618,18 @@ async fn fingerprint_as_loaded(
             sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
                 .execute(&mut *tx)
                 .await?;
-            let f = fingerprint::table_fingerprint(&mut tx, &t, method).await?;
+            let f = fingerprint::table_fingerprint_summed(&mut tx, &t, method, ranges.get(&table))
+                .await?;
             tx.commit().await?;
             Ok::<_, Error>(f)
         }
         .await;
         busy += began.elapsed();
         match result {
-            Ok(f) => {
+            Ok((f, summed)) => {
+                if let Some(summed) = summed {
+                    sums.insert(table.clone(), summed);
+                }
                 done.insert(table, f);
             }
             Err(e) => tracing::debug!(error = %e, %table, "left for the check after the restore"),
@@ -565,7 +640,7 @@ async fn fingerprint_as_loaded(
         ms = busy.as_millis() as u64,
         "fingerprinted tables while the restore went on"
     );
-    done
+    (done, sums)
 }
 
 #[cfg(test)]

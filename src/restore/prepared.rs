@@ -23,6 +23,7 @@ use crate::jobs::messages::failure_message;
 use crate::jobs::run::{Ending, JobRun};
 use crate::jobs::Job;
 use crate::postgres::names::prepared_name;
+use crate::records::diff::CopySums;
 use crate::{Error, Result};
 
 /// The prepared copy, as the control database records it.
@@ -74,7 +75,7 @@ impl Engine {
     ) -> Result<Vec<TableDiff>> {
         // One at a time: the one before goes first (its disk space too).
         self.drop_prepared_copy().await?;
-        let name = self.preview_pipeline(run, backup).await?;
+        let (name, sums) = self.preview_pipeline(run, backup).await?;
         sqlx::query(
             "INSERT INTO prepared_copies (database_name, job_id, backup_id, backup_name, prepared_by)
              VALUES ($1, $2, $3, $4, $5)",
@@ -86,24 +87,32 @@ impl Engine {
         .bind(&actor.name)
         .execute(&self.dbs().control)
         .await?;
-        self.compare_prepared(&name).await
+        self.compare_prepared(&name, Some(&sums)).await
     }
 
     /// Compares the prepared copy `name` with the live database and keeps
-    /// the result with it.
-    pub(crate) async fn compare_prepared(&self, name: &str) -> Result<Vec<TableDiff>> {
+    /// the result with it. `sums`: the copy's side, summed as it was
+    /// restored (and unchanged since).
+    pub(crate) async fn compare_prepared(
+        &self,
+        name: &str,
+        sums: Option<&CopySums>,
+    ) -> Result<Vec<TableDiff>> {
         let (live, copy) = self.prepared_pools(name).await?;
         let began = Instant::now();
-        let diff = crate::records::diff::compare(&live, &copy).await;
+        let diff = crate::records::diff::compare(&live, &copy, sums).await;
         let took = began.elapsed();
         live.close().await;
         copy.close().await;
-        let diff = diff?;
+        let (diff, reused) = diff?;
         tracing::info!(
             ms = took.as_millis() as u64,
             tables = diff.len(),
+            copy_summed_while_restored = reused,
             "compared the prepared copy with the live database"
         );
+        #[cfg(feature = "testing")]
+        crate::testing::note_copy_sums_reused(name, reused);
         sqlx::query(
             "UPDATE prepared_copies SET diff = $2, compared_at = now(), compare_ms = $3,
                     last_used_at = now()

@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lms_backup::records::{RecordKey, RecordRequest};
-use lms_backup::testing::{actor, spawn_engine, start_manual_backup, wait_for_job};
+use lms_backup::testing::{
+    actor, compare_prepared_afresh, copy_sums_reused, spawn_engine, start_manual_backup,
+    wait_for_job,
+};
 use lms_backup::Engine;
 use lms_types::records::Preview;
 use lms_types::JobStatus;
@@ -207,6 +210,15 @@ async fn a_preview_counts_what_a_restore_would_bring_back_lose_and_revert() {
         preview.would_be_lost().unwrap(),
         "5 rows would be lost (2 courses, 3 enrollments)"
     );
+
+    // The copy's side was summed by key ranges while it was restored, for
+    // every table with a one-column integer key and natively hashed columns
+    // (all the LMS's), so the comparison scanned only the live side of
+    // them; a comparison that scans both sides afresh finds the same.
+    let reused = copy_sums_reused(&preview.database);
+    assert_eq!(reused.len(), 1, "one comparison so far");
+    assert!(reused[0] >= 6, "{reused:?}");
+    assert_eq!(compare_prepared_afresh(&engine).await, preview.tables);
 
     // One at a time: a second preview replaces the first.
     let second = self::preview(&engine, backup_id).await;
@@ -753,7 +765,9 @@ async fn rows_are_told_apart_by_any_kind_of_key_in_a_table_of_thousands() {
          INSERT INTO tags SELECT 'tag-' || g, g FROM generate_series(1, 5000) g;
          CREATE TABLE readings (id BIGINT PRIMARY KEY, value DOUBLE PRECISION NOT NULL);
          INSERT INTO readings SELECT 9000000000000 + g * 7, g / 3.0 FROM generate_series(1, 5000) g;
-         ANALYZE tags; ANALYZE readings;",
+         CREATE TABLE offsets (id INT PRIMARY KEY, note TEXT NOT NULL);
+         INSERT INTO offsets SELECT g, 'n' || g FROM generate_series(-3000, 3000) g;
+         ANALYZE tags; ANALYZE readings; ANALYZE offsets;",
     )
     .execute(&lms)
     .await
@@ -765,7 +779,10 @@ async fn rows_are_told_apart_by_any_kind_of_key_in_a_table_of_thousands() {
          INSERT INTO tags VALUES ('brand new', 1);
          DELETE FROM readings WHERE id = 9000000000000 + 7 * 77;
          UPDATE readings SET value = 0.5 WHERE id = 9000000000000 + 7 * 4321;
-         INSERT INTO readings VALUES (9000000000000 + 7 * 5001, 1), (9000000000000 + 7 * 5002, 2);",
+         INSERT INTO readings VALUES (9000000000000 + 7 * 5001, 1), (9000000000000 + 7 * 5002, 2);
+         DELETE FROM offsets WHERE id IN (-3000, -1, 0, 3000);
+         UPDATE offsets SET note = 'since' WHERE id IN (-2999, -32, 31);
+         INSERT INTO offsets VALUES (-3001, 'below');",
     )
     .execute(&lms)
     .await
@@ -792,4 +809,64 @@ async fn rows_are_told_apart_by_any_kind_of_key_in_a_table_of_thousands() {
         readings.recoverable[0].key,
         (9000000000000i64 + 7 * 77).to_string()
     );
+    // Keys below zero, and past the end of the live keys (the ranges the
+    // copy was summed by were planned from the live keys).
+    let offsets = table(&preview, "offsets");
+    assert_eq!(
+        (offsets.added, offsets.deleted, offsets.changed),
+        (1, 4, 3),
+        "{offsets:?}"
+    );
+    let back: Vec<&str> = offsets.recoverable.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(back, ["-1", "-3000", "0", "3000"], "{offsets:?}");
+    // Readings and offsets were compared against the sums made while the
+    // copy was restored, tags (a text key) by scanning both sides; all
+    // alike when both sides are scanned afresh.
+    assert!(copy_sums_reused(&preview.database)[0] >= 2);
+    assert_eq!(compare_prepared_afresh(&engine).await, preview.tables);
+}
+
+#[tokio::test]
+async fn a_large_tables_live_side_is_summed_in_two_halves_of_one_snapshot() {
+    let engine = spawn_engine().await;
+    let lms = engine.dbs().lms.clone();
+    // Rows of about 1,900 bytes, stored as they are (under the size from
+    // which PostgreSQL compresses a row): four a block, so 6,000 rows make
+    // a table past the size from which the comparison sums the live side
+    // in two halves when the copy's side was summed while it was restored.
+    sqlx::raw_sql(
+        "CREATE TABLE pages (id BIGINT PRIMARY KEY, body TEXT NOT NULL);
+         INSERT INTO pages SELECT g, rpad(md5(g::text), 1900, md5((g * 7)::text))
+           FROM generate_series(1, 6000) g;
+         ANALYZE pages;",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    let blocks: i64 = sqlx::query_scalar("SELECT pg_relation_size('pages') / 8192")
+        .fetch_one(&lms)
+        .await
+        .unwrap();
+    assert!(blocks >= 1024, "{blocks} blocks");
+    let backup_id = backup(&engine).await;
+    // Changes in both halves of the table's blocks, and past its end.
+    sqlx::raw_sql(
+        "DELETE FROM pages WHERE id IN (1, 3000, 6000);
+         UPDATE pages SET body = 'since' WHERE id IN (2, 5999);
+         INSERT INTO pages VALUES (6001, 'new');",
+    )
+    .execute(&lms)
+    .await
+    .unwrap();
+    let preview = preview(&engine, backup_id).await;
+    let pages = table(&preview, "pages");
+    assert_eq!(
+        (pages.added, pages.deleted, pages.changed),
+        (1, 3, 2),
+        "{pages:?}"
+    );
+    assert_eq!(pages.live_rows, Some(5998));
+    assert_eq!(pages.copy_rows, Some(6000));
+    assert!(copy_sums_reused(&preview.database)[0] >= 1);
+    assert_eq!(compare_prepared_afresh(&engine).await, preview.tables);
 }
