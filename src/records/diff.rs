@@ -67,9 +67,15 @@ impl CopySums {
     }
 }
 
+/// Buckets a preview keeps of its copy's sums at most, over all tables
+/// (some 70 bytes each: 18 MB), the largest tables first; the others are
+/// compared by scanning both sides.
+const COPY_SUMS_BUDGET: i64 = 1 << 18;
+
 /// The key ranges each live table with a one-column integer key would be
-/// compared by, now: what a preview sums its copy by as it restores it. A
-/// table that cannot be planned is left out (compared as any other).
+/// compared by, now: what a preview sums its copy by as it restores it
+/// (within [`COPY_SUMS_BUDGET`]). A table that cannot be planned is left
+/// out (compared as any other).
 pub(crate) async fn plan_ranges(live: &PgPool) -> HashMap<String, KeyRanges> {
     let schema = async { Schema::read(&mut *live.acquire().await?).await };
     let schema = match schema.await {
@@ -79,23 +85,30 @@ pub(crate) async fn plan_ranges(live: &PgPool) -> HashMap<String, KeyRanges> {
             return HashMap::new();
         }
     };
-    let mut out = HashMap::new();
+    let mut planned = Vec::new();
     for table in schema.tables.values() {
-        if !table.columns.iter().all(|c| c.native_hash) {
+        if !table.columns.iter().all(|c| c.native_hash) || integer_key(table).is_none() {
             continue;
         }
-        let planned = async {
+        let plan = async {
             let count = bucket_count(row_estimate(live, table).await?);
-            Buckets::choose(live, None, table, count).await
+            Ok::<_, crate::Error>((count, Buckets::choose(live, None, table, count).await?))
         };
-        match planned.await {
-            Ok(Buckets::Ranges(ranges)) => {
-                out.insert(table.qualified(), ranges);
-            }
-            Ok(Buckets::Hashed { .. }) => {}
+        match plan.await {
+            Ok((count, Buckets::Ranges(ranges))) => planned.push((count, table, ranges)),
+            Ok((_, Buckets::Hashed { .. })) => {}
             Err(e) => {
                 tracing::debug!(error = %e, table = %table.qualified(), "no key ranges planned")
             }
+        }
+    }
+    planned.sort_by_key(|(count, _, _)| std::cmp::Reverse(*count));
+    let mut budget = COPY_SUMS_BUDGET;
+    let mut out = HashMap::new();
+    for (count, table, ranges) in planned {
+        if count <= budget {
+            budget -= count;
+            out.insert(table.qualified(), ranges);
         }
     }
     out
