@@ -136,7 +136,7 @@ pub struct Sent {
 }
 
 /// Parts sent at once: each is held in memory until the target has it.
-const PARTS_IN_FLIGHT: usize = 2;
+const PARTS_IN_FLIGHT: usize = 4;
 
 /// The part size for an archive of `size` bytes: the target's smallest,
 /// or larger when that many parts would pass its limit. So an upload
