@@ -38,16 +38,25 @@ const MAX_BUCKETS: i64 = 1 << 16;
 const ROWS_PER_READ: i64 = 400_000;
 
 /// A prepared copy's side of its first comparison, taken while it was
-/// restored: the key ranges its tables were summed by ("schema.name"), and
-/// the sums of those that could be (every column hashed natively, summed
-/// before any migration changed the copy).
+/// restored: by table ("schema.name"), the key ranges it was summed by and
+/// its sums, for the tables that could be (every column hashed natively,
+/// summed before any migration changed the copy).
 #[derive(Debug, Default)]
-pub(crate) struct CopySums {
-    pub ranges: HashMap<String, KeyRanges>,
-    pub sums: HashMap<String, BucketSums>,
-}
+pub(crate) struct CopySums(HashMap<String, (KeyRanges, BucketSums)>);
 
 impl CopySums {
+    /// The sums of the tables planned in `ranges` that were summed.
+    pub fn new(mut ranges: HashMap<String, KeyRanges>, sums: HashMap<String, BucketSums>) -> Self {
+        CopySums(
+            sums.into_iter()
+                .filter_map(|(table, sums)| {
+                    let ranges = ranges.remove(&table)?;
+                    Some((table, (ranges, sums)))
+                })
+                .collect(),
+        )
+    }
+
     /// The ranges and sums of `copy_t`, when its comparison with `live_t`
     /// over `columns` can use them: the same one-column integer key, and
     /// every column of the copy compared (the sums hashed them all).
@@ -57,13 +66,12 @@ impl CopySums {
         copy_t: &Table,
         columns: &[String],
     ) -> Option<(&KeyRanges, &BucketSums)> {
-        let name = copy_t.qualified();
-        let ranges = self.ranges.get(&name)?;
+        let (ranges, sums) = self.0.get(&copy_t.qualified())?;
         let key = integer_key(copy_t)?;
-        let every_column =
-            columns.len() == copy_t.columns.len() && copy_t.columns.iter().all(|c| c.native_hash);
-        (integer_key(live_t) == Some(key) && ranges.column == key && every_column).then_some(())?;
-        Some((ranges, self.sums.get(&name)?))
+        (integer_key(live_t) == Some(key)
+            && ranges.column == key
+            && columns.len() == copy_t.columns.len())
+        .then_some((ranges, sums))
     }
 }
 
@@ -87,16 +95,18 @@ pub(crate) async fn plan_ranges(live: &PgPool) -> HashMap<String, KeyRanges> {
     };
     let mut planned = Vec::new();
     for table in schema.tables.values() {
-        if !table.columns.iter().all(|c| c.native_hash) || integer_key(table).is_none() {
+        let Some(column) = integer_key(table) else {
+            continue;
+        };
+        if !table.columns.iter().all(|c| c.native_hash) {
             continue;
         }
         let plan = async {
             let count = bucket_count(row_estimate(live, table).await?);
-            Ok::<_, crate::Error>((count, Buckets::choose(live, None, table, count).await?))
+            Ok::<_, crate::Error>((count, key_ranges(live, None, table, column, count).await?))
         };
         match plan.await {
-            Ok((count, Buckets::Ranges(ranges))) => planned.push((count, table, ranges)),
-            Ok((_, Buckets::Hashed { .. })) => {}
+            Ok((count, ranges)) => planned.push((count, table, ranges)),
             Err(e) => {
                 tracing::debug!(error = %e, table = %table.qualified(), "no key ranges planned")
             }
@@ -214,18 +224,13 @@ async fn compare_table(
         .map(|c| c.name.clone())
         .collect();
     let keyed = live_t.key.is_some() && live_t.key == copy_t.key;
-    let cached = sums
-        .filter(|_| keyed)
-        .and_then(|s| s.for_table(live_t, copy_t, &columns));
+    let cached = sums.and_then(|s| s.for_table(live_t, copy_t, &columns));
     let (buckets, count) = match cached {
         Some((ranges, _)) => (Buckets::Ranges(ranges.clone()), 0),
         None => {
             let estimate = row_estimate(live, live_t).await?;
             let count = if keyed { bucket_count(estimate) } else { 1 };
-            (
-                Buckets::choose(live, Some(copy), live_t, count).await?,
-                count,
-            )
+            (Buckets::choose(live, copy, live_t, count).await?, count)
         }
     };
     let buckets_sql = |t: &Table, filter: &str| {
@@ -245,16 +250,18 @@ async fn compare_table(
         )
     };
     let began = std::time::Instant::now();
-    let (live_sql, copy_sql) = (buckets_sql(live_t, ""), buckets_sql(copy_t, ""));
     let (live_buckets, copy_buckets) = match cached {
         Some((_, copy_buckets)) => (
             sums_in_halves(live, live_t, |filter| buckets_sql(live_t, filter)).await?,
             copy_buckets.clone(),
         ),
-        None => tokio::try_join!(
-            fetch_planned::<(i64, i64, String)>(live, &live_sql, &[], Grouping::Hashed),
-            fetch_planned::<(i64, i64, String)>(copy, &copy_sql, &[], Grouping::Hashed),
-        )?,
+        None => {
+            let (live_sql, copy_sql) = (buckets_sql(live_t, ""), buckets_sql(copy_t, ""));
+            tokio::try_join!(
+                fetch_planned::<(i64, i64, String)>(live, &live_sql, &[], Grouping::Hashed),
+                fetch_planned::<(i64, i64, String)>(copy, &copy_sql, &[], Grouping::Hashed),
+            )?
+        }
     };
     let live_map: HashMap<i64, (i64, String)> = live_buckets
         .into_iter()
@@ -404,6 +411,30 @@ enum Buckets {
     Hashed { mask: i64 },
 }
 
+/// About `count` ranges of `column` (a one-column integer key) over its
+/// keys in `live` and, given, `copy`.
+async fn key_ranges(
+    live: &PgPool,
+    copy: Option<&PgPool>,
+    table: &Table,
+    column: &str,
+    count: i64,
+) -> Result<KeyRanges> {
+    let sql = format!(
+        "SELECT min({c})::int8, max({c})::int8 FROM {}",
+        table.sql_name(),
+        c = quote_ident(column)
+    );
+    let span = |pool| sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(pool);
+    let (a, b) = match copy {
+        Some(copy) => tokio::try_join!(span(live), span(copy))?,
+        None => (span(live).await?, (None, None)),
+    };
+    let low = a.0.into_iter().chain(b.0).min().unwrap_or(0);
+    let high = a.1.into_iter().chain(b.1).max().unwrap_or(0);
+    Ok(KeyRanges::spanning(column, low, high, count))
+}
+
 /// The column of a one-column integer primary key.
 fn integer_key(table: &Table) -> Option<&str> {
     match table.key.as_deref() {
@@ -418,30 +449,13 @@ fn integer_key(table: &Table) -> Option<&str> {
 impl Buckets {
     /// Ranges for a one-column integer key (over the keys of `live` and
     /// `copy`), hashes otherwise; about `count` buckets.
-    async fn choose(
-        live: &PgPool,
-        copy: Option<&PgPool>,
-        table: &Table,
-        count: i64,
-    ) -> Result<Self> {
-        let Some(column) = integer_key(table) else {
-            return Ok(Buckets::Hashed { mask: count - 1 });
-        };
-        let sql = format!(
-            "SELECT min({c})::int8, max({c})::int8 FROM {}",
-            table.sql_name(),
-            c = quote_ident(column)
-        );
-        let span = |pool| sqlx::query_as::<_, (Option<i64>, Option<i64>)>(&sql).fetch_one(pool);
-        let (a, b) = match copy {
-            Some(copy) => tokio::try_join!(span(live), span(copy))?,
-            None => (span(live).await?, (None, None)),
-        };
-        let low = a.0.into_iter().chain(b.0).min().unwrap_or(0);
-        let high = a.1.into_iter().chain(b.1).max().unwrap_or(0);
-        Ok(Buckets::Ranges(KeyRanges::spanning(
-            column, low, high, count,
-        )))
+    async fn choose(live: &PgPool, copy: &PgPool, table: &Table, count: i64) -> Result<Self> {
+        match integer_key(table) {
+            Some(column) => Ok(Buckets::Ranges(
+                key_ranges(live, Some(copy), table, column, count).await?,
+            )),
+            None => Ok(Buckets::Hashed { mask: count - 1 }),
+        }
     }
 
     /// The bucket of a row of `t`.

@@ -373,7 +373,7 @@ impl Engine {
         let ranges = copy.ranges.clone();
         let (name, pool, sums) = self.verify_copy(backup, copy).await?;
         pool.close().await;
-        Ok((name, CopySums { ranges, sums }))
+        Ok((name, CopySums::new(ranges, sums)))
     }
 
     /// Switching to a prepared copy: checked once more against the backup
