@@ -241,24 +241,34 @@ pub fn encrypt(
 }
 
 /// Reads `source` on an async task into a channel a blocking thread reads
-/// (with [`ChannelRead`]); a read error is passed on.
+/// (with [`ChannelRead`]), in chunks of `CHUNK` bytes but the last (a
+/// response body comes in pieces of a few KiB: each would be a message and
+/// a wake-up of the thread); a read error is passed on.
 fn pump(source: impl AsyncRead + Unpin + Send + 'static) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     tokio::spawn(async move {
         let mut source = source;
         loop {
             let mut buf = bytes::BytesMut::with_capacity(CHUNK);
-            match source.read_buf(&mut buf).await {
-                Ok(0) => return,
-                Ok(_) => {
-                    if tx.send(Ok(buf.freeze())).await.is_err() {
+            let mut ended = false;
+            while buf.len() < CHUNK {
+                match source.read_buf(&mut buf).await {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
                         return;
                     }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
+            }
+            if !buf.is_empty() && tx.send(Ok(buf.freeze())).await.is_err() {
+                return;
+            }
+            if ended {
+                return;
             }
         }
     });
@@ -290,8 +300,10 @@ async fn decrypt_with(
                 return;
             }
         };
-        let mut sink = ChannelWriter { tx: out_tx.clone() };
-        if let Err(e) = io::copy(&mut plain, &mut sink) {
+        // Whole chunks: unbuffered, the copy would send (and wake the
+        // reader for) every 8 KiB.
+        let mut sink = io::BufWriter::with_capacity(CHUNK, ChannelWriter { tx: out_tx.clone() });
+        if let Err(e) = io::copy(&mut plain, &mut sink).and_then(|_| sink.flush()) {
             let _ = out_tx.blocking_send(Err(e));
         }
     });
@@ -472,6 +484,48 @@ mod tests {
     use super::*;
     use age::secrecy::ExposeSecret;
 
+    /// A reader giving `data` in pieces of `piece` bytes, then `error` if any.
+    fn in_pieces(
+        data: &[u8],
+        piece: usize,
+        error: Option<io::Error>,
+    ) -> impl AsyncRead + Unpin + Send + 'static {
+        let mut items: Vec<io::Result<Bytes>> = data
+            .chunks(piece)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        items.extend(error.map(Err));
+        tokio_util::io::StreamReader::new(futures::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn small_pieces_are_passed_on_in_whole_chunks_and_an_error_after_them() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut rx = pump(in_pieces(&data, 1000, None));
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(message) = rx.recv().await {
+            let bytes = message.unwrap();
+            sizes.push(bytes.len());
+            got.extend_from_slice(&bytes);
+        }
+        assert_eq!(got, data);
+        let (last, whole) = sizes.split_last().unwrap();
+        assert!(whole.iter().all(|&n| n >= CHUNK), "{sizes:?}");
+        assert!(*last > 0);
+
+        let failing = in_pieces(&data[..100_000], 1000, Some(io::Error::other("cut")));
+        let mut rx = pump(failing);
+        let mut messages = Vec::new();
+        while let Some(message) = rx.recv().await {
+            messages.push(message);
+        }
+        let error = messages.pop().unwrap().unwrap_err();
+        assert_eq!(error.to_string(), "cut");
+        let before: usize = messages.iter().map(|m| m.as_ref().unwrap().len()).sum();
+        assert!(before <= 100_000);
+    }
+
     #[tokio::test]
     async fn what_is_encrypted_decrypts_to_the_same_bytes() {
         let key = age::x25519::Identity::generate();
@@ -488,9 +542,10 @@ mod tests {
         assert!(encrypted.starts_with(b"age-encryption.org/v1"));
         assert!(encrypted.len() as u64 <= encrypted_size_bound(plain.len() as u64));
 
-        // The one-off key opens it, and so does the configured one.
+        // The one-off key opens it (the ciphertext coming in pieces, as a
+        // response body does), and so does the configured one.
         let mut out = Vec::new();
-        decrypt_for_check(std::io::Cursor::new(encrypted.clone()), &verifier, |e| {
+        decrypt_for_check(in_pieces(&encrypted, 1500, None), &verifier, |e| {
             Error::Invalid(e.to_string())
         })
         .await
