@@ -135,8 +135,21 @@ pub struct Sent {
     pub took: Duration,
 }
 
-/// Parts sent at once: each is held in memory until the target has it.
+/// Parts sent at once at most: each is held in memory until the target
+/// has it.
 const PARTS_IN_FLIGHT: usize = 4;
+
+/// Bytes of parts in flight at most (four parts of the smallest size):
+/// parts grow past 5 MiB for archives over 50 GB (10,000 parts at most),
+/// and then fewer go at once, so memory grows with such an archive twice
+/// (a part in flight and the next one read) rather than five times over.
+const BYTES_IN_FLIGHT: u64 = PARTS_IN_FLIGHT as u64 * (5 << 20);
+
+/// How many parts of `part_size` bytes are sent at once: as many as fit
+/// in [`BYTES_IN_FLIGHT`], between one and [`PARTS_IN_FLIGHT`].
+pub fn parts_in_flight(part_size: u64) -> usize {
+    (BYTES_IN_FLIGHT / part_size.max(1)).clamp(1, PARTS_IN_FLIGHT as u64) as usize
+}
 
 /// The part size for an archive of `size` bytes: the target's smallest,
 /// or larger when that many parts would pass its limit. So an upload
@@ -260,8 +273,8 @@ impl Offsite {
         }
     }
 
-    /// Sends an archive (multipart, `PARTS_IN_FLIGHT` parts in memory at
-    /// most), then its manifest. A failed upload is aborted, so no
+    /// Sends an archive (multipart, [`parts_in_flight`] parts in flight
+    /// and the one being read in memory at most), then its manifest. A failed upload is aborted, so no
     /// incomplete upload is left behind when the target can still be
     /// told. `sent` counts the archive's bytes as they go;
     /// `before_complete` is given the size and SHA-256 of what was sent and
@@ -276,6 +289,7 @@ impl Offsite {
     ) -> Result<Sent> {
         let started = std::time::Instant::now();
         let part_size = part_size(size_bound, self.config.min_part_size, self.config.max_parts);
+        let at_once = parts_in_flight(part_size);
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         let path = self.archive_path(name);
@@ -318,7 +332,7 @@ impl Offsite {
                 in_flight.push(tokio::spawn(
                     upload.put_part(PutPayload::from(part.freeze())),
                 ));
-                while in_flight.len() >= PARTS_IN_FLIGHT {
+                while in_flight.len() >= at_once {
                     let done = in_flight.next().await.expect("a part is in flight");
                     self.part_sent(done)?;
                 }
@@ -584,6 +598,27 @@ mod tests {
         }
         assert_eq!(part_size(100, 1, 10), 10);
         assert_eq!(part_size(101, 1, 10), 11);
+    }
+
+    #[test]
+    fn larger_parts_go_fewer_at_once() {
+        let min = 5 << 20;
+        assert_eq!(parts_in_flight(min), 4);
+        assert_eq!(parts_in_flight(64 << 10), 4);
+        // 100 GiB: parts of 10.24 MiB, one at once (and the next read).
+        assert_eq!(parts_in_flight(part_size(100 << 30, min, 10_000)), 1);
+        assert_eq!(parts_in_flight(10 << 20), 2);
+        assert_eq!(parts_in_flight(7 << 20), 2);
+        // 5 TiB: parts of 525 MiB, one at once.
+        assert_eq!(parts_in_flight(part_size(5 << 40, min, 10_000)), 1);
+        assert_eq!(parts_in_flight(0), 4);
+        for part in [min, 6 << 20, 10 << 20, 21 << 20, 525 << 20] {
+            let bytes = parts_in_flight(part) as u64 * part;
+            assert!(
+                bytes <= BYTES_IN_FLIGHT || parts_in_flight(part) == 1,
+                "{part}"
+            );
+        }
     }
 
     #[test]
