@@ -157,8 +157,31 @@ sql(f"""INSERT INTO bench_blobs
 age_key = subprocess.run(["age-keygen"], check=True, capture_output=True, text=True)
 recipient = re.search(r"age1[0-9a-z]+", age_key.stderr + age_key.stdout).group(0)
 
+def newest_archive():
+    backups = os.path.join(work, "backups")
+    return max((os.path.join(backups, f) for f in os.listdir(backups) if f.endswith(".dump")),
+               key=os.path.getmtime)
+
+
+def peer_run(run):
+    """boto3's upload_file of the newest archive to a bucket of its own."""
+    bucket = f"bench-peer-{run}-{os.getpid()}"
+    make_bucket(bucket)
+    result = boto3_upload(newest_archive(), bucket)
+    empty_bucket(bucket)
+    print(f"  run {run + 1} boto3    : upload_file {result[0]:5.1f} s, with read-back {result[1]:5.1f} s",
+          flush=True)
+    return result
+
+
+# boto3's uploads take turns with the product's runs (first in one round,
+# last in the next), so a server that slows as the bench goes on weighs on
+# both sides alike.
 results = {"local": [], "offsite": [], "encrypted": []}
+peer = []
 for run in range(RUNS):
+    if run % 2 == 1:
+        peer.append(peer_run(run))
     for kind in results:
         extra = {}
         if kind != "local":
@@ -173,16 +196,8 @@ for run in range(RUNS):
         wall, phase, size, rss, _ = results[kind][-1]
         print(f"  run {run + 1} {kind:9}: {wall:6.1f} s (off-site phase {phase or 0:5.1f} s), "
               f"archive {size / 1e6:6.1f} MB, peak RSS {rss:5.1f} MB", flush=True)
-
-backups = os.path.join(work, "backups")
-archive = max((os.path.join(backups, f) for f in os.listdir(backups) if f.endswith(".dump")),
-              key=os.path.getmtime)
-peer = []
-for run in range(RUNS):
-    bucket = f"bench-peer-{run}-{os.getpid()}"
-    make_bucket(bucket)
-    peer.append(boto3_upload(archive, bucket))
-    empty_bucket(bucket)
+    if run % 2 == 0:
+        peer.append(peer_run(run))
 
 size_mb = results["local"][0][2] / 1e6
 local = median(r[0] for r in results["local"])
