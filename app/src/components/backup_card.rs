@@ -430,14 +430,21 @@ fn CreateButton(
     };
     view! {
         <Transition fallback=move || button(None)>
+            // The summary is awaited, as everywhere else, not read with
+            // `get()`: one resource read synchronously in one boundary and
+            // awaited in another (the summary line) is a pattern with reports
+            // in Leptos's tracker of server-rendered streams that never end.
             {move || {
-                let limit = console
-                    .summary
-                    .get()
-                    .and_then(Result::ok)
-                    .and_then(|s| s.next_manual_backup_at)
-                    .filter(|at| *at > now.get());
-                button(limit)
+                let now = now.get();
+                Suspend::new(async move {
+                    let limit = console
+                        .summary
+                        .await
+                        .ok()
+                        .and_then(|s| s.next_manual_backup_at)
+                        .filter(|at| *at > now);
+                    button(limit)
+                })
             }}
         </Transition>
     }

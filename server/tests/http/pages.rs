@@ -108,8 +108,16 @@ async fn pages_rendered_at_once_are_whole_and_styled() {
                         let text = String::from_utf8_lossy(&body);
                         let tail =
                             &text[text.floor_char_boundary(text.len().saturating_sub(400))..];
+                        // Which boundaries had been sent: the one missing is
+                        // the one whose data never came.
+                        let sent: Vec<&str> = text
+                            .split("<template id=\"")
+                            .skip(1)
+                            .filter_map(|rest| rest.split('"').next())
+                            .collect();
                         panic!(
-                            "the page stalled after {} bytes; it ended with: {tail}",
+                            "the page stalled after {} bytes, with the boundaries {sent:?} \
+                             sent; it ended with: {tail}",
                             body.len()
                         )
                     }
