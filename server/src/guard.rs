@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use app::error::AppError;
+use app::models::CurrentUser;
 use app::ssr::{current_user, Access, AppState, ClientIp, SessionUser, VerifiedToken};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -207,7 +208,7 @@ const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta cha
 pub async fn pages(
     State(Gates { state, .. }): State<Gates>,
     session: Session,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if request.method() != Method::GET {
@@ -225,9 +226,14 @@ pub async fn pages(
         ("/", _) => Redirect::to("/admin").into_response(),
         ("/admin", None) => Redirect::to("/login").into_response(),
         ("/login", Some(_)) => Redirect::to("/admin").into_response(),
-        ("/admin", Some(user)) if user.role != Role::Admin => {
+        ("/admin", Some(user)) => {
+            let admin = user.role == Role::Admin;
+            // The page is drawn for the user found here (see `AdminPage`).
+            request.extensions_mut().insert(CurrentUser::from(user));
             let mut response = next.run(request).await;
-            *response.status_mut() = StatusCode::FORBIDDEN;
+            if !admin {
+                *response.status_mut() = StatusCode::FORBIDDEN;
+            }
             response
         }
         _ => next.run(request).await,

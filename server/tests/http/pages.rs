@@ -77,13 +77,14 @@ async fn pages_are_compressed_for_browsers_that_ask() {
     assert_eq!(res.headers()["content-encoding"], "gzip");
 }
 
-/// Pages rendered side by side all finish, each with thaw's CSS in its head.
-/// thaw's server-side CSS collector used to be shared by the whole page and
-/// panicked when two parts of it were rendered on two threads at once; the
-/// page then stopped streaming half way. A page counts as stalled when no
-/// byte of it arrives for two minutes: generous, so that a busy machine is
-/// not mistaken for a stall, and the failure says where the page stopped.
-#[tokio::test]
+/// Pages rendered side by side all finish, each with thaw's CSS in its head,
+/// on a runtime with several threads as the server's. thaw's server-side
+/// CSS collector used to be shared by the whole page and panicked when two
+/// parts of it were rendered on two threads at once; the page then stopped
+/// streaming half way. A page counts as stalled when no byte of it arrives
+/// for two minutes: generous, so that a busy machine is not mistaken for a
+/// stall, and the failure says where the page stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_rendered_at_once_are_whole_and_styled() {
     const STALL: std::time::Duration = std::time::Duration::from_secs(120);
     let app = spawn_app().await;
