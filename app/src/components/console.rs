@@ -10,6 +10,11 @@ use crate::error::AppError;
 use crate::functions::get_storage_summary;
 use crate::models::{JobInfo, JobStatus, Operation, OperationStatus, StorageSummary};
 
+/// How long before the page was drawn a job must have ended for the page to
+/// count as showing its outcome: a margin for the database's clock, which
+/// stamps the job's end, against the web server's, which stamps the page.
+const ENDED_BEFORE_DRAWN: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
 /// What the pieces of the card share: the live operation status, the
 /// storage summary, a way to reload what is listed, and toasts.
 #[derive(Clone, Copy)]
@@ -46,11 +51,23 @@ impl Console {
     /// everything below (call it inside a `ToasterProvider`).
     pub fn provide(status: ReadSignal<Option<OperationStatus>>) -> Self {
         let version = RwSignal::new(0u64);
-        // Everything listed reloads when an operation starts or ends.
+        // When the server drew the page (sent with it, so the browser has
+        // the same instant).
+        let drawn_at = SharedValue::new(super::time::browser::now).into_inner();
+        // Everything listed reloads when an operation starts or ends. The
+        // page is drawn before any status is known, and the first status
+        // names the newest job even long after it ended: one that had ended
+        // well before the page was drawn is already in what it lists, and
+        // counts as none rather than reloading everything on every visit.
         let operation = Memo::new(move |_| {
             status.with(|s| {
                 s.as_ref()
-                    .and_then(|s| s.job.as_ref().map(|j| (j.id.clone(), j.status)))
+                    .and_then(|s| s.job.as_ref())
+                    .filter(|j| {
+                        j.finished_at
+                            .is_none_or(|at| at + ENDED_BEFORE_DRAWN > drawn_at)
+                    })
+                    .map(|j| (j.id.clone(), j.status))
             })
         });
         let summary = Resource::new(
