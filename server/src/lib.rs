@@ -37,7 +37,7 @@ use app::ssr::AppState;
 use app::{shell, App};
 use axum::http::{header, HeaderValue};
 use axum::{Extension, Router};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -45,10 +45,22 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 use tower_sessions_sqlx_store::PostgresStore;
 
+/// The pages' routes, found once per process by drawing the app.
+///
+/// While Leptos draws the app to find its routes, it holds back the loading
+/// of every resource in the process, not only of the drawing's own: a page
+/// another router was streaming at that moment would wait forever for data
+/// that never starts loading. Found once, before the first router serves,
+/// the list is never drawn again while pages stream.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP application. Tests build it too, so everything the binary
 /// serves is reachable from them.
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let options = state.leptos_options.clone();
     let gates = guard::Gates::new(state.clone());
     let token_gate = gates.token_gate();

@@ -31,6 +31,8 @@ pub struct TestApp {
     pub base: String,
     pub dbs: Databases,
     pub engine: Engine,
+    /// What the router serving `base` was built from.
+    pub state: AppState,
 }
 
 impl TestApp {
@@ -130,7 +132,7 @@ async fn serve_with(engine: Engine, trusted_proxies: TrustedProxies) -> TestApp 
                 .unwrap(),
         }),
     };
-    let router = server::router(state, server::sessions::layer(store, false));
+    let router = server::router(state.clone(), server::sessions::layer(store, false));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -145,5 +147,6 @@ async fn serve_with(engine: Engine, trusted_proxies: TrustedProxies) -> TestApp 
         base: format!("http://{addr}"),
         dbs,
         engine,
+        state,
     }
 }
