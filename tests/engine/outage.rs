@@ -195,7 +195,8 @@ async fn wait_for_end(engine: &Engine, job: uuid::Uuid) -> jobs::Job {
     .await
 }
 
-/// A marker file a fake tool leaves once the real one has exited.
+/// A marker file a fake tool leaves once the real one has exited, beside
+/// the fake tool's process id, written as it starts.
 struct Exited(PathBuf);
 
 impl Exited {
@@ -203,17 +204,45 @@ impl Exited {
         Exited(lms_backup::testing::scratch_dir("exited").join("exited"))
     }
 
-    /// Shell lines that run `command`, leave the marker, and exit with the
-    /// command's status.
+    fn pid_file(&self) -> PathBuf {
+        self.0.with_extension("pid")
+    }
+
+    /// Shell lines that note the fake tool's process id, run `command`,
+    /// leave the marker, and exit with the command's status.
     fn after(&self, command: &str) -> String {
         format!(
-            "{command}\nstatus=$?\ntouch '{}'\nexit $status",
+            "echo $$ > '{}'\n{command}\nstatus=$?\ntouch '{}'\nexit $status",
+            self.pid_file().display(),
             self.0.display()
         )
     }
 
+    /// Waits until the real tool has exited, or the fake one is gone. The
+    /// job can find the server gone before the tool does (its own
+    /// connection ends first on a busy machine); it then fails and kills the
+    /// tool's process group, and no marker is left.
     async fn wait(&self, what: &str) {
-        wait_until(what, async || self.0.exists().then_some(())).await
+        wait_until(what, async || {
+            (self.0.exists() || self.tool_gone()).then_some(())
+        })
+        .await
+    }
+
+    /// Whether the fake tool has started and is no longer running (exited
+    /// or killed, reaped or not).
+    fn tool_gone(&self) -> bool {
+        let Ok(pid) = std::fs::read_to_string(self.pid_file()) else {
+            return false;
+        };
+        match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+            Err(_) => true,
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
     }
 }
 
@@ -376,9 +405,8 @@ async fn postgres_crashing_mid_restore_leaves_the_live_database_and_the_next_res
     let tools = wrapped(
         "pg_restore",
         &format!(
-            "case \"$*\" in *--dbname=*)\n{}\n{}\n;; esac\nexec \"$REAL\" \"$@\"",
-            load.shell(),
-            exited.after("\"$REAL\" \"$@\"")
+            "case \"$*\" in *--dbname=*)\n{}\n;; esac\nexec \"$REAL\" \"$@\"",
+            exited.after(&format!("{}\n\"$REAL\" \"$@\"", load.shell()))
         ),
     )
     .await;
