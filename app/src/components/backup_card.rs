@@ -405,8 +405,13 @@ fn CreateButton(
             on_cleanup(move || handle.clear());
         }
     });
+    // Made here, not in what the boundary draws: the boundary's owner is
+    // cleaned up as soon as it starts drawing anew, while the button it
+    // drew stays on the page until the new one is ready, and that button's
+    // attributes still follow `busy` in between.
+    let limited = Signal::from(true);
     let button = move |limit: Option<chrono::DateTime<chrono::Utc>>| {
-        let disabled = Signal::derive(move || busy.get() || limit.is_some());
+        let disabled = if limit.is_some() { limited } else { busy };
         view! {
             <span class="action" title=move || reason.get().unwrap_or_default()>
                 <Button

@@ -39,10 +39,17 @@ pub fn BackupList() -> impl IntoView {
     let restore = RwSignal::new(None::<BackupSummary>);
     let delete = RwSignal::new(None::<BackupSummary>);
     let details = RwSignal::new(None::<BackupSummary>);
+    // Made here, not in the rows: the list's boundary cleans up what its
+    // last drawing made as soon as it draws anew (a reload), while the rows
+    // it drew stay on the page until the new ones are ready, and their
+    // buttons still follow the status in between.
+    let reason = Signal::derive(move || console.busy_reason());
     let actions = RowActions {
         restore,
         delete,
         details,
+        reason,
+        busy: Signal::derive(move || reason.with(Option::is_some)),
     };
     view! {
         <Transition
@@ -95,6 +102,9 @@ struct RowActions {
     restore: RwSignal<Option<BackupSummary>>,
     delete: RwSignal<Option<BackupSummary>>,
     details: RwSignal<Option<BackupSummary>>,
+    /// Why no restore can start now, if so.
+    reason: Signal<Option<String>>,
+    busy: Signal<bool>,
 }
 
 #[component]
@@ -190,7 +200,6 @@ fn status_color(status: BackupStatus) -> BadgeColor {
 
 #[component]
 fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
-    let console = Console::expect();
     // A backup whose file is gone here but whose off-site copy is verified
     // is downloaded and restored from that copy.
     let completed = backup.status == BackupStatus::Completed
@@ -201,7 +210,7 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                 .is_some_and(|c| c.state == OffsiteState::Verified));
     let deletable = backup.status != BackupStatus::Running;
     let id = backup.id;
-    let reason = Signal::derive(move || console.busy_reason());
+    let reason = actions.reason;
     let download = completed.then(|| {
         view! {
             <a
@@ -279,7 +288,7 @@ fn BackupRow(backup: BackupSummary, actions: RowActions) -> impl IntoView {
                                 <span title=move || reason.get().unwrap_or_default()>
                                     <Button
                                         size=ButtonSize::Small
-                                        disabled=Signal::derive(move || reason.get().is_some())
+                                        disabled=actions.busy
                                         on_click=move |_| actions.restore.set(Some(for_restore.clone()))
                                         attr:aria-label=format!("Restore {name}")
                                     >
