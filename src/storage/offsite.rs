@@ -190,6 +190,10 @@ impl Offsite {
         let (store, prefix, description): (Arc<dyn ObjectStore>, String, TargetDescription) =
             match &config.target {
                 TargetConfig::S3(s3) => {
+                    // No additional checksum (x-amz-checksum-*) is declared:
+                    // some S3-compatible servers refuse those headers. Each
+                    // part's SHA-256 is in its signed request, and the copy
+                    // is read back in full against the manifest.
                     let mut builder = AmazonS3Builder::new()
                         .with_bucket_name(&s3.bucket)
                         .with_region(&s3.region)
